@@ -1,0 +1,103 @@
+/**
+ * One EC2 host of a role: IMDSv2 only, encrypted gp3 root, a fixed private IP from the
+ * address plan, the DESIGN.md tags, and optionally an encrypted data volume that outlives it.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { HostSlot } from "./addressing";
+import type { StackConfig } from "./config";
+import { baseTags, type Tags } from "./naming";
+
+/** Where the data volume is attached; on Nitro instances it appears as an NVMe device. */
+export const DATA_DEVICE_NAME = "/dev/sdf";
+
+export interface HostArgs {
+  readonly config: StackConfig;
+  readonly slot: HostSlot;
+  readonly ami: pulumi.Input<string>;
+  readonly subnetId: pulumi.Input<string>;
+  readonly availabilityZone: pulumi.Input<string>;
+  readonly securityGroupId: pulumi.Input<string>;
+  readonly keyName: pulumi.Input<string>;
+  readonly instanceProfile?: pulumi.Input<string>;
+  readonly dataVolumeSizeGb?: number;
+  readonly userData?: pulumi.Input<string>;
+}
+
+export function hostTags(config: StackConfig, slot: HostSlot): Tags {
+  return { ...baseTags(config, slot.name), Role: slot.role, Scrape: "true" };
+}
+
+export class Host extends pulumi.ComponentResource {
+  readonly instance: aws.ec2.Instance;
+  readonly dataVolume?: aws.ebs.Volume;
+  readonly slot: HostSlot;
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("titan:infra:Host", name, {}, opts);
+    const { config, slot } = args;
+    this.slot = slot;
+    const parent = { parent: this };
+    const tags = hostTags(config, slot);
+
+    this.instance = new aws.ec2.Instance(
+      name,
+      {
+        ami: args.ami,
+        instanceType: config.instanceTypes[slot.role],
+        availabilityZone: args.availabilityZone,
+        subnetId: args.subnetId,
+        privateIp: slot.privateIp,
+        associatePublicIpAddress: true,
+        vpcSecurityGroupIds: [args.securityGroupId],
+        keyName: args.keyName,
+        iamInstanceProfile: args.instanceProfile,
+        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+        rootBlockDevice: {
+          volumeType: "gp3",
+          volumeSize: config.rootVolumeSizeGb,
+          encrypted: true,
+          deleteOnTermination: true,
+          tags: { ...tags, Name: `${tags.Name}-root` },
+        },
+        userData: args.userData,
+        // User data only bootstraps; a change to it must rebuild the host, not reboot it half-done.
+        userDataReplaceOnChange: true,
+        tags,
+      },
+      {
+        ...parent,
+        // The fixed private IP cannot be held by two instances at once.
+        deleteBeforeReplace: true,
+        // A newer image in the SSM parameter must not silently replace running hosts.
+        ignoreChanges: ["ami"],
+      },
+    );
+
+    if (args.dataVolumeSizeGb !== undefined) {
+      this.dataVolume = new aws.ebs.Volume(
+        `${name}-data`,
+        {
+          availabilityZone: args.availabilityZone,
+          size: args.dataVolumeSizeGb,
+          type: "gp3",
+          encrypted: true,
+          tags: { ...baseTags(config, `${slot.name}-data`), Role: slot.role },
+        },
+        parent,
+      );
+      new aws.ec2.VolumeAttachment(
+        `${name}-data-attachment`,
+        {
+          deviceName: DATA_DEVICE_NAME,
+          volumeId: this.dataVolume.id,
+          instanceId: this.instance.id,
+          stopInstanceBeforeDetaching: true,
+        },
+        { ...parent, deleteBeforeReplace: true },
+      );
+    }
+
+    this.registerOutputs({ publicIp: this.instance.publicIp, privateIp: this.instance.privateIp });
+  }
+}

@@ -1,0 +1,116 @@
+/** Wires the components of the stack together and returns what index.ts exports. */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { addressPlan } from "./addressing";
+import type { StackConfig } from "./config";
+import { Host } from "./host";
+import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
+import { LokiBucket } from "./lokiBucket";
+import { Network } from "./network";
+import { physicalName } from "./naming";
+import { availabilityZone, imageId } from "./placement";
+import { SecurityGroups } from "./securityGroups";
+import { SshKey } from "./sshKey";
+import { SERVICES, type Role } from "./topology";
+
+export interface HostOutput {
+  readonly role: Role;
+  readonly publicIp: pulumi.Output<string>;
+  readonly privateIp: pulumi.Output<string>;
+  readonly ssh: pulumi.Output<string>;
+}
+
+export interface StackOutputs {
+  readonly grafanaUrl: pulumi.Output<string>;
+  readonly prometheusUrl: pulumi.Output<string>;
+  readonly appUrls: pulumi.Output<string[]>;
+  readonly hosts: Record<string, HostOutput>;
+  readonly lokiBucket: pulumi.Output<string>;
+  readonly grafanaAdminUser: string;
+  readonly grafanaAdminPassword: pulumi.Output<string>;
+  readonly sshKeyFile: string;
+  readonly sshPrivateKey?: pulumi.Output<string>;
+  /** For the configuration push of later stages. */
+  readonly components: {
+    readonly hosts: readonly Host[];
+    readonly sshKey: SshKey;
+    readonly slackWebhookUrl?: pulumi.Output<string>;
+  };
+}
+
+export function defineStack(config: StackConfig): StackOutputs {
+  const plan = addressPlan(config.vpcCidr, config.webCount);
+  const zone = availabilityZone(config);
+  const ami = imageId(config);
+
+  const network = new Network("network", { config, subnetCidr: plan.subnetCidr, availabilityZone: zone });
+  const groups = new SecurityGroups("security", { config, vpcId: network.vpc.id });
+  const bucket = new LokiBucket("loki-chunks", { config });
+  const profiles: Partial<Record<Role, HostInstanceProfile>> = {
+    prometheus: new HostInstanceProfile("prometheus", {
+      config,
+      role: "prometheus",
+      statements: prometheusStatements(),
+    }),
+    loki: new HostInstanceProfile("loki", {
+      config,
+      role: "loki",
+      statements: bucket.bucket.arn.apply(lokiStatements),
+    }),
+  };
+  const sshKey = new SshKey("deploy-key", { config });
+
+  const hosts = plan.hosts.map(
+    (slot) =>
+      new Host(slot.name, {
+        config,
+        slot,
+        ami,
+        subnetId: network.subnet.id,
+        availabilityZone: zone,
+        securityGroupId: groups.byRole[slot.role].id,
+        keyName: sshKey.keyPair.keyName,
+        instanceProfile: profiles[slot.role]?.profile.name,
+        dataVolumeSizeGb:
+          slot.role === "prometheus" || slot.role === "grafana" ? config.dataVolumeSizeGb[slot.role] : undefined,
+      }),
+  );
+
+  const grafanaPassword = new random.RandomPassword("grafana-admin-password", { length: 32, special: false });
+
+  const sshKeyFile = `~/.ssh/${physicalName(config, "deploy")}.pem`;
+  const hostOutputs: Record<string, HostOutput> = {};
+  for (const host of hosts) {
+    hostOutputs[host.slot.name] = {
+      role: host.slot.role,
+      publicIp: host.instance.publicIp,
+      privateIp: host.instance.privateIp,
+      ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.instance.publicIp}`,
+    };
+  }
+  const urlOf = (role: Role, port: number) => {
+    const host = hosts.find((h) => h.slot.role === role) as Host;
+    return pulumi.interpolate`http://${host.instance.publicIp}:${port}`;
+  };
+
+  return {
+    grafanaUrl: urlOf("grafana", SERVICES.grafana.port),
+    prometheusUrl: urlOf("prometheus", SERVICES.prometheus.port),
+    appUrls: pulumi.all(
+      hosts
+        .filter((h) => h.slot.role === "web")
+        .map((h) => pulumi.interpolate`http://${h.instance.publicIp}:${SERVICES.titan.port}`),
+    ),
+    hosts: hostOutputs,
+    lokiBucket: bucket.bucket.bucket,
+    grafanaAdminUser: config.grafanaAdminUser,
+    grafanaAdminPassword: pulumi.secret(grafanaPassword.result),
+    sshKeyFile,
+    sshPrivateKey: sshKey.generated ? sshKey.privateKey : undefined,
+    components: {
+      hosts,
+      sshKey,
+      slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/** Runs the program under mocks in a fresh process per configuration and returns what it declared. */
+import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { PROJECT, type ProgramInput, type RecordedResource, type Snapshot } from "./mockProgram";
+
+const run = promisify(execFile);
+
+export interface TimedSnapshot extends Snapshot {
+  readonly elapsedMs: number;
+  readonly peakRssKb: number;
+}
+
+/** The smallest valid configuration: what deploy.sh sets on first use. */
+export const BASE_CONFIG: Readonly<Record<string, string>> = {
+  [`${PROJECT}:allowedCidrs`]: '["203.0.113.7/32"]',
+  "aws:region": "us-east-1",
+};
+
+export const key = (name: string) => (name.includes(":") ? name : `${PROJECT}:${name}`);
+
+/** `overrides` uses bare project keys (webCount) or namespaced ones (aws:region). */
+export async function snapshot(
+  overrides: Record<string, string> = {},
+  options: { secretKeys?: string[]; stack?: string; replaceBase?: boolean } = {},
+): Promise<TimedSnapshot> {
+  const config: Record<string, string> = options.replaceBase ? {} : { ...BASE_CONFIG };
+  for (const [k, v] of Object.entries(overrides)) config[key(k)] = v;
+  const input: ProgramInput = {
+    config,
+    secretKeys: (options.secretKeys ?? []).map(key),
+    stack: options.stack,
+  };
+  const { stdout } = await run(process.execPath, [path.join(__dirname, "snapshotCli.js")], {
+    env: { ...process.env, SNAPSHOT_INPUT: JSON.stringify(input), AWS_REGION: "", AWS_DEFAULT_REGION: "" },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as TimedSnapshot;
+}
+
+export const ofType = (snap: Snapshot, type: string): RecordedResource[] =>
+  snap.resources.filter((r) => r.type === type);
+
+export function one(snap: Snapshot, type: string, name: string): RecordedResource {
+  const found = snap.resources.filter((r) => r.type === type && r.name === name);
+  if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+  return found[0];
+}

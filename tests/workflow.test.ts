@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import YAML from "yaml";
+import { ROOT } from "./support/files";
+
+const dir = path.join(ROOT, ".github/workflows");
+const validator = path.join(ROOT, "node_modules/.bin/action-validator");
+
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+}
+interface Workflow {
+  on: Record<string, unknown>;
+  jobs: Record<string, { permissions?: Record<string, string>; steps: Step[]; needs?: string }>;
+}
+
+describe("GitHub workflows", () => {
+  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
+
+  it("pass action-validator", () => {
+    assert.ok(files.length > 0);
+    for (const file of files) {
+      const result = spawnSync(validator, [path.join(dir, file)], { encoding: "utf8" });
+      assert.equal(result.status, 0, `${file}: ${result.stdout}${result.stderr}`);
+    }
+  });
+
+  it("test every pull request with the README's test command and comment a pulumi preview", () => {
+    const wf = YAML.parse(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8")) as Workflow;
+    assert.ok("pull_request" in wf.on);
+    assert.ok(wf.jobs.test.steps.some((s) => s.run === "npm test"));
+    const preview = wf.jobs.preview;
+    assert.equal(preview.needs, "test");
+    assert.equal(preview.permissions?.["id-token"], "write", "AWS credentials come from OIDC");
+    assert.equal(preview.permissions?.["pull-requests"], "write");
+    const aws = preview.steps.find((s) => s.uses?.startsWith("aws-actions/configure-aws-credentials@"));
+    assert.match(String(aws?.with?.["role-to-assume"]), /secrets\./);
+    assert.equal(aws?.with?.["aws-access-key-id"], undefined, "no long-lived keys");
+    const run = preview.steps.find((s) => s.with?.command === "preview");
+    assert.match(String(run?.uses), /^pulumi\/actions@v7$/);
+    assert.equal(run?.with?.["comment-on-pr"], true);
+    assert.match(String(run?.with?.["cloud-url"]), /secrets\.PULUMI_BACKEND_URL/);
+    assert.match(JSON.stringify(preview), /secrets\.PULUMI_CONFIG_PASSPHRASE/);
+  });
+});

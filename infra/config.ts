@@ -40,7 +40,8 @@ export interface StackConfig {
 /** Raw access to the stack's configuration: strings exactly as Pulumi stores them. */
 export interface ConfigSource {
   get(key: string): string | undefined;
-  isSecret(key: string): boolean;
+  /** Whether the key was stored encrypted; undefined when the engine did not say. */
+  isSecret(key: string): boolean | undefined;
 }
 
 type Problem = { readonly expected: string };
@@ -274,13 +275,17 @@ export class ConfigError extends pulumi.RunError {
 
 /** The running stack's configuration, raw: secrets decrypted, not yet wrapped as outputs. */
 export function pulumiConfigSource(project: string): ConfigSource {
-  // Pulumi's secret-key lookup is exported but not part of the typed API.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // Which keys are secret is known to Pulumi's runtime but not part of its typed API: the
+  // engine passes the list in PULUMI_CONFIG_SECRET_KEYS, which the runtime keeps in its store.
+  /* eslint-disable @typescript-eslint/no-require-imports */
   const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (key: string) => boolean };
+  const state = require("@pulumi/pulumi/runtime/state") as { getStore?: () => { config: Record<string, string> } };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const secretKeysKnown = () => Boolean(state.getStore?.().config.PULUMI_CONFIG_SECRET_KEYS);
   const fullKey = (key: string) => (key.includes(":") ? key : `${project}:${key}`);
   return {
     get: (key) => pulumi.runtime.getConfig(fullKey(key)),
-    isSecret: (key) => runtimeConfig.isConfigSecret?.(fullKey(key)) ?? true,
+    isSecret: (key) => (runtimeConfig.isConfigSecret?.(fullKey(key)) ? true : secretKeysKnown() ? false : undefined),
   };
 }
 
@@ -301,7 +306,7 @@ export function loadConfig(source: ConfigSource, ctx: { project: string; stack: 
       const fallback = check(String(spec.default));
       return isProblem(fallback) ? undefined : fallback;
     }
-    if (spec.secret && !source.isSecret(key)) {
+    if (spec.secret && source.isSecret(key) === false) {
       problems.push(`${key} is stored in plain text: set it with \`pulumi config set --secret ${key} ...\``);
     }
     const value = check(raw);

@@ -202,6 +202,14 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("trusts the webhook when the engine does not say which keys are secret", () => {
+    const unknown: ConfigSource = {
+      get: (key) => ({ ...valid, slackWebhookUrl: "https://hooks.slack.com/services/T/B/X" })[key],
+      isSecret: () => undefined,
+    };
+    assert.equal(loadConfig(unknown, ctx).slackWebhookUrl, "https://hooks.slack.com/services/T/B/X");
+  });
+
   it("requires an environment when the stack name is not a valid one", () => {
     assert.throws(
       () => loadConfig(source(valid), { project: "titan-observability", stack: "My_Stack" }),

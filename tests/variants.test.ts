@@ -83,6 +83,13 @@ describe("program variants", () => {
     for (const r of snap.resources) assert.ok(!JSON.stringify(r.inputs).includes("SENTINELwebhook"), r.name);
   });
 
+  it("refuses a webhook stored in plain text, before creating anything", async () => {
+    const snap = await snapshot({ slackWebhookUrl: "https://hooks.slack.com/services/T0000/B0000/SENTINELwebhook" });
+    assert.match(snap.error ?? "", /slackWebhookUrl is stored in plain text/);
+    assert.ok(!(snap.error ?? "").includes("SENTINELwebhook"));
+    assert.equal(snap.resources.length, 0);
+  });
+
   it("names and tags resources after the stack and environment", async () => {
     const snap = await snapshot({ environment: "demo" }, { stack: "staging" });
     const tags = one(snap, INSTANCE, "grafana").inputs.tags as Record<string, string>;

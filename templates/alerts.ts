@@ -1,0 +1,155 @@
+/**
+ * The alert definitions: one table that renders into Grafana's alert-rule provisioning and
+ * into the Prometheus rule file that `promtool test rules` exercises. Thresholds come from the
+ * stack config, so a threshold changed there changes both.
+ *
+ * Every expression yields one series per (instance) with the value the threshold is compared
+ * against; the alert fires when `value <op> threshold` holds for `for`.
+ */
+import type { StackConfig } from "../infra/config";
+
+export type Severity = "critical" | "warning";
+
+export interface AlertDefinition {
+  /** Grafana rule uid and Prometheus alert name source: letters, digits, '-', at most 40. */
+  readonly uid: string;
+  /** Alert name (Prometheus `alert:`, Grafana `title`). */
+  readonly name: string;
+  readonly severity: Severity;
+  /** PromQL giving the compared value, one series per instance (and job where relevant). */
+  readonly expr: string;
+  readonly op: ">" | "<";
+  readonly threshold: number;
+  /** Unit of the value, for humans: "%", "s", "ratio", "". */
+  readonly unit: string;
+  /** Pending period as Prometheus/Grafana duration, e.g. "5m". */
+  readonly for: string;
+  readonly summary: string;
+  /** Mentions the value and the host; `{{ $value }}` and `{{ $labels.instance }}` are filled in by the renderers. */
+  readonly description: string;
+  /** Anchor of the runbook section in README.md. */
+  readonly runbook: string;
+  /** Dashboard uid the alert links to. */
+  readonly dashboardUid: string;
+  /** What the rule does with no data and on query errors (deliberate, per alert). */
+  readonly noDataState: "OK" | "NoData" | "Alerting";
+  readonly execErrState: "OK" | "Error" | "Alerting";
+}
+
+/** Fixed thresholds that are not stack config. */
+export const APP_ERROR_RATIO_WARNING = 0.05;
+export const APP_P95_LATENCY_WARNING_SECONDS = 0.5;
+
+export const DASHBOARD_UIDS = { system: "titan-system", application: "titan-application", logs: "titan-logs" } as const;
+
+/** Root filesystem, as node_exporter reports it on Debian (ext4 on /). */
+const ROOT_FS = 'mountpoint="/",fstype!~"tmpfs|rootfs"';
+
+export function alertDefinitions(config: StackConfig): AlertDefinition[] {
+  const t = config.thresholds;
+  return [
+    {
+      uid: "titan-root-disk-critical",
+      name: "RootDiskAlmostFull",
+      severity: "critical",
+      expr: `100 * (1 - node_filesystem_avail_bytes{${ROOT_FS}} / node_filesystem_size_bytes{${ROOT_FS}})`,
+      op: ">",
+      threshold: t.rootDiskCriticalPercent,
+      unit: "%",
+      for: "1m",
+      summary: `Root disk above ${t.rootDiskCriticalPercent}% on {{ $labels.instance }}`,
+      description: `The root filesystem of {{ $labels.instance }} is {{ $value }}% used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
+      runbook: "root-disk-almost-full",
+      dashboardUid: DASHBOARD_UIDS.system,
+      // No data means node_exporter is gone: TargetDown reports that, not this rule.
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-cpu-high",
+      name: "HighCpuUsage",
+      severity: "warning",
+      expr: '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))',
+      op: ">",
+      threshold: t.cpuWarningPercent,
+      unit: "%",
+      for: "5m",
+      summary: `CPU above ${t.cpuWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
+      description: `CPU utilisation on {{ $labels.instance }} is {{ $value }}% (threshold ${t.cpuWarningPercent}%, sustained 5 minutes).`,
+      runbook: "high-cpu-usage",
+      dashboardUid: DASHBOARD_UIDS.system,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-memory-high",
+      name: "HighMemoryUsage",
+      severity: "warning",
+      expr: "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+      op: ">",
+      threshold: t.memoryWarningPercent,
+      unit: "%",
+      for: "5m",
+      summary: `Memory above ${t.memoryWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
+      description: `Memory used on {{ $labels.instance }} is {{ $value }}% (threshold ${t.memoryWarningPercent}%, sustained 5 minutes).`,
+      runbook: "high-memory-usage",
+      dashboardUid: DASHBOARD_UIDS.system,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-target-down",
+      name: "TargetDown",
+      severity: "critical",
+      expr: "up",
+      op: "<",
+      threshold: 1,
+      unit: "",
+      for: "2m",
+      summary: "{{ $labels.job }} on {{ $labels.instance }} is down",
+      description: "Prometheus has failed to scrape {{ $labels.job }} on {{ $labels.instance }} for 2 minutes (up = {{ $value }}).",
+      runbook: "target-down",
+      dashboardUid: DASHBOARD_UIDS.system,
+      // No `up` series at all means Prometheus itself is unreachable: that is an alert.
+      noDataState: "Alerting",
+      execErrState: "Alerting",
+    },
+    {
+      uid: "titan-app-error-ratio",
+      name: "AppHighErrorRatio",
+      severity: "warning",
+      expr:
+        'sum by (instance) (rate(http_requests_total{job="titan",status=~"5.."}[5m])) / sum by (instance) (rate(http_requests_total{job="titan"}[5m]))',
+      op: ">",
+      threshold: APP_ERROR_RATIO_WARNING,
+      unit: "ratio",
+      for: "5m",
+      summary: "Titan answers more than 5% of requests with 5xx on {{ $labels.instance }}",
+      description: `{{ $value }} of the requests to Titan on {{ $labels.instance }} failed with 5xx over 5 minutes (threshold ${APP_ERROR_RATIO_WARNING}).`,
+      runbook: "app-high-error-ratio",
+      dashboardUid: DASHBOARD_UIDS.application,
+      // No traffic means no ratio; TargetDown covers a dead app.
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-app-latency-p95",
+      name: "AppHighLatencyP95",
+      severity: "warning",
+      expr: 'histogram_quantile(0.95, sum by (instance, le) (rate(http_request_duration_seconds_bucket{job="titan"}[5m])))',
+      op: ">",
+      threshold: APP_P95_LATENCY_WARNING_SECONDS,
+      unit: "s",
+      for: "5m",
+      summary: `Titan p95 latency above ${APP_P95_LATENCY_WARNING_SECONDS}s on {{ $labels.instance }}`,
+      description: `The 95th percentile of Titan's request duration on {{ $labels.instance }} is {{ $value }}s (threshold ${APP_P95_LATENCY_WARNING_SECONDS}s, sustained 5 minutes).`,
+      runbook: "app-high-latency-p95",
+      dashboardUid: DASHBOARD_UIDS.application,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+  ];
+}
+
+/** The group every rule lives in, evaluated every minute. */
+export const ALERT_GROUP = { name: "titan", folder: "Titan", interval: "1m" } as const;

@@ -20,12 +20,15 @@ export interface AlertDefinition {
   readonly expr: string;
   readonly op: ">" | "<";
   readonly threshold: number;
-  /** Unit of the value, for humans: "%", "s", "ratio", "". */
-  readonly unit: string;
+  /** How the value reads: a percentage 0-100, seconds, a 0-1 ratio, or a plain number. */
+  readonly unit: "percent" | "seconds" | "ratio" | "none";
   /** Pending period as Prometheus/Grafana duration, e.g. "5m". */
   readonly for: string;
   readonly summary: string;
-  /** Mentions the value and the host; `{{ $value }}` and `{{ $labels.instance }}` are filled in by the renderers. */
+  /**
+   * Mentions the value and the host. `{{ $value }}` stands for the value formatted in `unit`
+   * (each renderer writes its own formatting) and `{{ $labels.x }}` for a label.
+   */
   readonly description: string;
   /** Anchor of the runbook section in README.md. */
   readonly runbook: string;
@@ -55,10 +58,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       expr: `100 * (1 - node_filesystem_avail_bytes{${ROOT_FS}} / node_filesystem_size_bytes{${ROOT_FS}})`,
       op: ">",
       threshold: t.rootDiskCriticalPercent,
-      unit: "%",
+      unit: "percent",
       for: "1m",
       summary: `Root disk above ${t.rootDiskCriticalPercent}% on {{ $labels.instance }}`,
-      description: `The root filesystem of {{ $labels.instance }} is {{ $value }}% used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
+      description: `The root filesystem of {{ $labels.instance }} is {{ $value }} used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
       runbook: "root-disk-almost-full",
       dashboardUid: DASHBOARD_UIDS.system,
       // No data means node_exporter is gone: TargetDown reports that, not this rule.
@@ -72,10 +75,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       expr: '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))',
       op: ">",
       threshold: t.cpuWarningPercent,
-      unit: "%",
+      unit: "percent",
       for: "5m",
       summary: `CPU above ${t.cpuWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
-      description: `CPU utilisation on {{ $labels.instance }} is {{ $value }}% (threshold ${t.cpuWarningPercent}%, sustained 5 minutes).`,
+      description: `CPU utilisation on {{ $labels.instance }} is {{ $value }} (threshold ${t.cpuWarningPercent}%, sustained 5 minutes).`,
       runbook: "high-cpu-usage",
       dashboardUid: DASHBOARD_UIDS.system,
       noDataState: "OK",
@@ -88,10 +91,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       expr: "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
       op: ">",
       threshold: t.memoryWarningPercent,
-      unit: "%",
+      unit: "percent",
       for: "5m",
       summary: `Memory above ${t.memoryWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
-      description: `Memory used on {{ $labels.instance }} is {{ $value }}% (threshold ${t.memoryWarningPercent}%, sustained 5 minutes).`,
+      description: `Memory used on {{ $labels.instance }} is {{ $value }} (threshold ${t.memoryWarningPercent}%, sustained 5 minutes).`,
       runbook: "high-memory-usage",
       dashboardUid: DASHBOARD_UIDS.system,
       noDataState: "OK",
@@ -104,10 +107,11 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       expr: "up",
       op: "<",
       threshold: 1,
-      unit: "",
+      unit: "none",
       for: "2m",
       summary: "{{ $labels.job }} on {{ $labels.instance }} is down",
-      description: "Prometheus has failed to scrape {{ $labels.job }} on {{ $labels.instance }} for 2 minutes (up = {{ $value }}).",
+      description:
+        "Prometheus has failed to scrape {{ $labels.job }} on {{ $labels.instance }} for 2 minutes (up = {{ $value }}).",
       runbook: "target-down",
       dashboardUid: DASHBOARD_UIDS.system,
       // No `up` series at all means Prometheus itself is unreachable: that is an alert.
@@ -118,14 +122,13 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-app-error-ratio",
       name: "AppHighErrorRatio",
       severity: "warning",
-      expr:
-        'sum by (instance) (rate(http_requests_total{job="titan",status=~"5.."}[5m])) / sum by (instance) (rate(http_requests_total{job="titan"}[5m]))',
+      expr: 'sum by (instance) (rate(http_requests_total{job="titan",status=~"5.."}[5m])) / sum by (instance) (rate(http_requests_total{job="titan"}[5m]))',
       op: ">",
       threshold: APP_ERROR_RATIO_WARNING,
       unit: "ratio",
       for: "5m",
       summary: "Titan answers more than 5% of requests with 5xx on {{ $labels.instance }}",
-      description: `{{ $value }} of the requests to Titan on {{ $labels.instance }} failed with 5xx over 5 minutes (threshold ${APP_ERROR_RATIO_WARNING}).`,
+      description: `{{ $value }} of the requests to Titan on {{ $labels.instance }} failed with 5xx over 5 minutes (threshold ${APP_ERROR_RATIO_WARNING * 100}%).`,
       runbook: "app-high-error-ratio",
       dashboardUid: DASHBOARD_UIDS.application,
       // No traffic means no ratio; TargetDown covers a dead app.
@@ -139,10 +142,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       expr: 'histogram_quantile(0.95, sum by (instance, le) (rate(http_request_duration_seconds_bucket{job="titan"}[5m])))',
       op: ">",
       threshold: APP_P95_LATENCY_WARNING_SECONDS,
-      unit: "s",
+      unit: "seconds",
       for: "5m",
       summary: `Titan p95 latency above ${APP_P95_LATENCY_WARNING_SECONDS}s on {{ $labels.instance }}`,
-      description: `The 95th percentile of Titan's request duration on {{ $labels.instance }} is {{ $value }}s (threshold ${APP_P95_LATENCY_WARNING_SECONDS}s, sustained 5 minutes).`,
+      description: `The 95th percentile of Titan's request duration on {{ $labels.instance }} is {{ $value }} (threshold ${APP_P95_LATENCY_WARNING_SECONDS}s, sustained 5 minutes).`,
       runbook: "app-high-latency-p95",
       dashboardUid: DASHBOARD_UIDS.application,
       noDataState: "OK",

@@ -1,0 +1,238 @@
+/**
+ * Synthetic series for `promtool test rules`, built from each alert's own threshold: host-a
+ * sits just above it and then recovers, host-b sits just below it throughout. Each test checks
+ * quiet before the pending period ends, firing for host-a only after it, and resolved.
+ */
+import type { AlertDefinition } from "../alerts";
+import { toYaml } from "../yaml";
+import type { RuleTestFile } from "./model";
+import { RUNBOOK_BASE } from "./rules";
+
+const PHASE = 20; // samples (minutes) per phase: breach, then recovery
+
+interface Scenario {
+  readonly series: { readonly series: string; readonly values: string }[];
+  /** Labels of the firing alert besides alertname and severity. */
+  readonly labels: Record<string, string>;
+  /** host-a's value when the alert fires, as the description must show it. */
+  readonly valueText: string;
+  readonly quietAt: string;
+  readonly firingAt: string;
+  readonly resolvedAt: string;
+}
+
+const labelText = (labels: Record<string, string>) =>
+  `{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",")}}`;
+
+/** A gauge: `breach` for PHASE minutes, then `recovered` for PHASE minutes. */
+const gauge = (breach: number, recovered: number) => `${breach}x${PHASE} ${recovered}x${PHASE}`;
+/** A counter growing by `breach` a minute, then by `recovered` a minute. */
+const counter = (breach: number, recovered: number) =>
+  `0+${breach}x${PHASE} ${breach * PHASE + recovered}+${recovered}x${PHASE}`;
+
+type Builder = (def: AlertDefinition) => Scenario;
+
+const hosts = { above: "host-a", below: "host-b" } as const;
+
+const SCENARIOS: Record<string, Builder> = {
+  "titan-root-disk-critical": ({ threshold: t }) => {
+    const fs = (instance: string) => ({
+      job: "node",
+      instance,
+      device: "/dev/nvme0n1p1",
+      fstype: "ext4",
+      mountpoint: "/",
+    });
+    // Size 10000: avail = 100 * (100 - used%) stays whole for whole and half percents.
+    const avail = (usedPercent: number) => 100 * (100 - usedPercent);
+    return {
+      series: [
+        { series: `node_filesystem_size_bytes${labelText(fs(hosts.above))}`, values: `10000x${2 * PHASE}` },
+        {
+          series: `node_filesystem_avail_bytes${labelText(fs(hosts.above))}`,
+          values: gauge(avail(t + 1), avail(t - 5)),
+        },
+        { series: `node_filesystem_size_bytes${labelText(fs(hosts.below))}`, values: `10000x${2 * PHASE}` },
+        {
+          series: `node_filesystem_avail_bytes${labelText(fs(hosts.below))}`,
+          values: gauge(avail(t - 0.5), avail(t - 0.5)),
+        },
+        // A tmpfs above the threshold must not count as the root disk.
+        {
+          series: `node_filesystem_avail_bytes${labelText({ ...fs(hosts.below), fstype: "tmpfs", mountpoint: "/run" })}`,
+          values: `0x${2 * PHASE}`,
+        },
+      ],
+      labels: fs(hosts.above),
+      valueText: `${(t + 1).toFixed(1)}%`,
+      quietAt: "0m",
+      firingAt: "3m",
+      resolvedAt: "25m",
+    };
+  },
+  "titan-cpu-high": ({ threshold: t }) => {
+    const idle = (instance: string) => ({ job: "node", instance, cpu: "0", mode: "idle" });
+    // Idle seconds gained per minute at a given utilisation %.
+    const idlePerMinute = (util: number) => (60 * (100 - util)) / 100;
+    return {
+      series: [
+        { series: `node_cpu_seconds_total${labelText(idle(hosts.above))}`, values: counter(idlePerMinute(t + 2), 60) },
+        {
+          series: `node_cpu_seconds_total${labelText(idle(hosts.below))}`,
+          values: counter(idlePerMinute(t - 2), idlePerMinute(t - 2)),
+        },
+      ],
+      labels: { instance: hosts.above },
+      valueText: `${(t + 2).toFixed(1)}%`,
+      quietAt: "4m",
+      firingAt: "10m",
+      resolvedAt: "30m",
+    };
+  },
+  "titan-memory-high": ({ threshold: t }) => {
+    const mem = (instance: string) => ({ job: "node", instance });
+    const available = (used: number) => 100 * (100 - used);
+    return {
+      series: [
+        { series: `node_memory_MemTotal_bytes${labelText(mem(hosts.above))}`, values: `10000x${2 * PHASE}` },
+        {
+          series: `node_memory_MemAvailable_bytes${labelText(mem(hosts.above))}`,
+          values: gauge(available(t + 1), 10000),
+        },
+        { series: `node_memory_MemTotal_bytes${labelText(mem(hosts.below))}`, values: `10000x${2 * PHASE}` },
+        {
+          series: `node_memory_MemAvailable_bytes${labelText(mem(hosts.below))}`,
+          values: gauge(available(t - 1), available(t - 1)),
+        },
+      ],
+      labels: mem(hosts.above),
+      valueText: `${(t + 1).toFixed(1)}%`,
+      quietAt: "3m",
+      firingAt: "10m",
+      resolvedAt: "25m",
+    };
+  },
+  "titan-target-down": () => ({
+    series: [
+      { series: `up${labelText({ job: "titan", instance: hosts.above })}`, values: gauge(0, 1) },
+      { series: `up${labelText({ job: "titan", instance: hosts.below })}`, values: gauge(1, 1) },
+    ],
+    labels: { job: "titan", instance: hosts.above },
+    valueText: "0",
+    quietAt: "1m",
+    firingAt: "5m",
+    resolvedAt: "25m",
+  }),
+  "titan-app-error-ratio": ({ threshold: t }) => {
+    const requests = (instance: string, status: string) => ({
+      job: "titan",
+      instance,
+      method: "GET",
+      endpoint: "/process",
+      status,
+    });
+    // 1000 requests a minute; errors at twice and at 80% of the threshold ratio.
+    const above = Math.round(1000 * t * 2);
+    const below = Math.round(1000 * t * 0.8);
+    return {
+      series: [
+        { series: `http_requests_total${labelText(requests(hosts.above, "500"))}`, values: counter(above, 0) },
+        {
+          series: `http_requests_total${labelText(requests(hosts.above, "200"))}`,
+          values: counter(1000 - above, 1000),
+        },
+        { series: `http_requests_total${labelText(requests(hosts.below, "500"))}`, values: counter(below, below) },
+        {
+          series: `http_requests_total${labelText(requests(hosts.below, "200"))}`,
+          values: counter(1000 - below, 1000 - below),
+        },
+      ],
+      labels: { instance: hosts.above },
+      valueText: `${(above / 10).toString()}%`,
+      quietAt: "4m",
+      firingAt: "10m",
+      resolvedAt: "30m",
+    };
+  },
+  "titan-app-latency-p95": ({ threshold: t }) => {
+    const bucket = (instance: string, le: string) => ({
+      job: "titan",
+      instance,
+      method: "GET",
+      endpoint: "/process",
+      le,
+    });
+    // Cumulative counts a minute for buckets t/2, t, 2t, +Inf (100 requests a minute).
+    // host-a: 90 within t, so p95 interpolates to 1.5t; host-b: 97 within t, p95 about 0.94t.
+    const les = [String(t / 2), String(t), String(2 * t), "+Inf"];
+    const aboveCounts = [80, 90, 100, 100];
+    const belowCounts = [80, 97, 100, 100];
+    return {
+      series: les.flatMap((le, i) => [
+        {
+          series: `http_request_duration_seconds_bucket${labelText(bucket(hosts.above, le))}`,
+          values: counter(aboveCounts[i], 100),
+        },
+        {
+          series: `http_request_duration_seconds_bucket${labelText(bucket(hosts.below, le))}`,
+          values: counter(belowCounts[i], belowCounts[i]),
+        },
+      ]),
+      labels: { instance: hosts.above },
+      valueText: 1.5 * t < 1 ? `${1500 * t}ms` : `${1.5 * t}s`,
+      quietAt: "4m",
+      firingAt: "10m",
+      resolvedAt: "30m",
+    };
+  },
+};
+
+/** A definition's text with the scenario's labels and value filled in. */
+function expand(text: string, labels: Record<string, string>, valueText: string): string {
+  return text
+    .replaceAll("{{ $value }}", valueText)
+    .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name] ?? "");
+}
+
+export const hasScenario = (def: AlertDefinition): boolean => def.uid in SCENARIOS;
+
+export function ruleTestFile(defs: readonly AlertDefinition[], ruleFileName: string): RuleTestFile {
+  return {
+    rule_files: [ruleFileName],
+    evaluation_interval: "1m",
+    tests: defs.map((def) => {
+      const build = SCENARIOS[def.uid];
+      if (!build) throw new Error(`alert ${def.uid} has no promtool scenario in templates/prometheus/ruleTests.ts`);
+      const scenario = build(def);
+      const firing = { ...scenario.labels, severity: def.severity };
+      return {
+        name: `${def.name}: quiet below ${def.threshold}, fires above it after ${def.for}, resolves`,
+        interval: "1m",
+        input_series: scenario.series,
+        alert_rule_test: [
+          { eval_time: scenario.quietAt, alertname: def.name, exp_alerts: [] },
+          {
+            eval_time: scenario.firingAt,
+            alertname: def.name,
+            exp_alerts: [
+              {
+                exp_labels: firing,
+                exp_annotations: {
+                  summary: expand(def.summary, scenario.labels, scenario.valueText),
+                  description: expand(def.description, scenario.labels, scenario.valueText),
+                  runbook_url: `${RUNBOOK_BASE}${def.runbook}`,
+                },
+              },
+            ],
+          },
+          { eval_time: scenario.resolvedAt, alertname: def.name, exp_alerts: [] },
+        ],
+      };
+    }),
+  };
+}
+
+export const renderRuleTestFile = (defs: readonly AlertDefinition[], ruleFileName: string): string =>
+  toYaml(ruleTestFile(defs, ruleFileName));

@@ -1,0 +1,43 @@
+/**
+ * The alert definitions as a Prometheus rule file. Production alerting is Grafana-managed;
+ * this file exists so `promtool check rules` and `promtool test rules` can prove every
+ * expression fires at its threshold after its pending period, stays quiet below, and resolves.
+ */
+import { ALERT_GROUP, type AlertDefinition } from "../alerts";
+import { toYaml } from "../yaml";
+import type { AlertingRule, RuleFile } from "./model";
+
+export const RUNBOOK_BASE = "README.md#";
+
+export const ruleExpression = (def: AlertDefinition): string => `${def.expr} ${def.op} ${def.threshold}`;
+
+/** How Prometheus' template language prints the value in each unit. */
+const VALUE_FORMAT: Record<AlertDefinition["unit"], string> = {
+  percent: '{{ printf "%.1f" $value }}%',
+  ratio: "{{ humanizePercentage $value }}",
+  seconds: "{{ humanizeDuration $value }}",
+  none: "{{ $value }}",
+};
+
+const prometheusTemplate = (def: AlertDefinition, text: string) =>
+  text.replaceAll("{{ $value }}", VALUE_FORMAT[def.unit]);
+
+export function alertingRule(def: AlertDefinition): AlertingRule {
+  return {
+    alert: def.name,
+    expr: ruleExpression(def),
+    for: def.for,
+    labels: { severity: def.severity },
+    annotations: {
+      summary: prometheusTemplate(def, def.summary),
+      description: prometheusTemplate(def, def.description),
+      runbook_url: `${RUNBOOK_BASE}${def.runbook}`,
+    },
+  };
+}
+
+export function ruleFile(defs: readonly AlertDefinition[]): RuleFile {
+  return { groups: [{ name: ALERT_GROUP.name, interval: ALERT_GROUP.interval, rules: defs.map(alertingRule) }] };
+}
+
+export const renderRuleFile = (defs: readonly AlertDefinition[]): string => toYaml(ruleFile(defs));

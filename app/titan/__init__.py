@@ -1,0 +1,1 @@
+"""Titan: a small Flask application that produces realistic metrics and logs."""

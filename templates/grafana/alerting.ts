@@ -1,0 +1,254 @@
+/**
+ * Grafana-managed alerting, file-provisioned: the rule group rendered from the alert
+ * definitions table (templates/alerts.ts), the Slack contact point, its notification
+ * template, and the notification policy tree.
+ *
+ * Interpolation rules that shape this file (Grafana provisioning): `$NAME` and `${NAME}` in
+ * plain values (titles, labels, contact point settings, policies) are replaced from Grafana's
+ * environment; annotations, query models and notification templates are not interpolated.
+ * So `$labels`/`$values` appear only in annotations and templates, and the contact point
+ * settings carry no `$` except the webhook reference.
+ */
+import type { StackConfig } from "../../infra/config";
+import { ALERT_GROUP, alertDefinitions, type AlertDefinition } from "../alerts";
+import {
+  DATASOURCE_UIDS,
+  DEFAULT_RECEIVER,
+  EXPRESSION_DS,
+  GRAFANA_ORG_ID,
+  NOTIFICATION_TEMPLATE_NAME,
+  PROMETHEUS_DS,
+  RUNBOOK_BASE_URL,
+  SLACK_CONTACT_POINT,
+  SLACK_TEXT_TEMPLATE,
+  SLACK_TITLE_TEMPLATE,
+  SLACK_WEBHOOK_ENV,
+} from "./constants";
+import type { AlertPanel } from "./dashboards";
+import type {
+  AlertingFile,
+  AlertRule,
+  AlertRuleGroup,
+  ContactPoint,
+  NotificationPolicy,
+  NotificationTemplate,
+  Route,
+} from "./model";
+
+/** Grafana's limit on rule uids. */
+export const RULE_UID_PATTERN = /^[A-Za-z0-9_-]{1,40}$/;
+
+/** refIds of the three steps: the PromQL query, its last value, and the threshold. */
+export const REF = { query: "A", value: "B", condition: "C" } as const;
+
+/** How far back the rule's query looks: enough for the 5m rate windows in the definitions. */
+const QUERY_RANGE_SECONDS = 600;
+
+export function assertRuleUid(uid: string): string {
+  if (!RULE_UID_PATTERN.test(uid)) {
+    throw new Error(`alert rule uid ${JSON.stringify(uid)} must be 1-40 letters, digits, '-' or '_'`);
+  }
+  return uid;
+}
+
+const VALUE = `$values.${REF.value}.Value`;
+
+/** How Grafana's annotation templates print the reduced value in each unit (as the Prometheus rules do). */
+export const VALUE_FORMAT: Readonly<Record<AlertDefinition["unit"], string>> = {
+  percent: `{{ printf "%.1f" ${VALUE} }}%`,
+  ratio: `{{ humanizePercentage ${VALUE} }}`,
+  seconds: `{{ humanizeDuration ${VALUE} }}`,
+  none: `{{ ${VALUE} }}`,
+};
+
+/**
+ * Turns a definition's text into a Grafana annotation template: `{{ $value }}` becomes the
+ * reduced value formatted in the definition's unit (Grafana's own `$value` is a string
+ * listing every query's values); `{{ $labels.x }}` means the same in both.
+ */
+export function grafanaAnnotation(text: string, unit: AlertDefinition["unit"]): string {
+  return text.replaceAll("{{ $value }}", VALUE_FORMAT[unit]);
+}
+
+export function alertRule(alert: AlertDefinition, panel: AlertPanel): AlertRule {
+  return {
+    uid: assertRuleUid(alert.uid),
+    title: alert.name,
+    condition: REF.condition,
+    data: [
+      {
+        refId: REF.query,
+        relativeTimeRange: { from: QUERY_RANGE_SECONDS, to: 0 },
+        datasourceUid: DATASOURCE_UIDS.prometheus,
+        model: {
+          refId: REF.query,
+          datasource: PROMETHEUS_DS,
+          expr: alert.expr,
+          instant: true,
+          range: false,
+          editorMode: "code",
+          legendFormat: "__auto",
+          intervalMs: 1000,
+          maxDataPoints: 43200,
+        },
+      },
+      {
+        refId: REF.value,
+        datasourceUid: EXPRESSION_DS.uid,
+        model: { refId: REF.value, datasource: EXPRESSION_DS, type: "reduce", expression: REF.query, reducer: "last" },
+      },
+      {
+        refId: REF.condition,
+        datasourceUid: EXPRESSION_DS.uid,
+        model: {
+          refId: REF.condition,
+          datasource: EXPRESSION_DS,
+          type: "threshold",
+          expression: REF.value,
+          conditions: [{ evaluator: { type: alert.op === ">" ? "gt" : "lt", params: [alert.threshold] } }],
+        },
+      },
+    ],
+    dashboardUid: panel.dashboardUid,
+    panelId: panel.panelId,
+    noDataState: alert.noDataState,
+    execErrState: alert.execErrState,
+    for: alert.for,
+    annotations: {
+      summary: grafanaAnnotation(alert.summary, alert.unit),
+      description: grafanaAnnotation(alert.description, alert.unit),
+      value: VALUE_FORMAT[alert.unit],
+      runbook_url: `${RUNBOOK_BASE_URL}#${alert.runbook}`,
+      // Both or neither: Grafana links the rule to this dashboard panel.
+      __dashboardUid__: panel.dashboardUid,
+      __panelId__: String(panel.panelId),
+    },
+    labels: { severity: alert.severity },
+    isPaused: false,
+  };
+}
+
+export function alertRuleGroup(config: StackConfig, alertPanels: ReadonlyMap<string, AlertPanel>): AlertRuleGroup {
+  return {
+    orgId: GRAFANA_ORG_ID,
+    name: ALERT_GROUP.name,
+    folder: ALERT_GROUP.folder,
+    interval: ALERT_GROUP.interval,
+    rules: alertDefinitions(config).map((alert) => {
+      const panel = alertPanels.get(alert.uid);
+      if (!panel) throw new Error(`alert ${alert.uid} has no panel on dashboard ${alert.dashboardUid}`);
+      return alertRule(alert, panel);
+    }),
+  };
+}
+
+/**
+ * The Slack message. One notification holds a group of alerts (same alertname and host):
+ * the title says firing or resolved with counts, the text lists every alert with severity,
+ * host, summary, description, value, start (and end) time and links.
+ */
+export const NOTIFICATION_TEMPLATE = `{{ define "${SLACK_TITLE_TEMPLATE}" -}}
+{{ if eq .Status "firing" }}:rotating_light: FIRING{{ else }}:white_check_mark: RESOLVED{{ end -}}
+{{ if gt (len .Alerts.Firing) 0 }} ({{ len .Alerts.Firing }} firing{{ if gt (len .Alerts.Resolved) 0 }}, {{ len .Alerts.Resolved }} resolved{{ end }}){{ end -}}
+{{ with .CommonLabels.severity }} [{{ toUpper . }}]{{ end }} {{ .CommonLabels.alertname -}}
+{{ with .CommonLabels.instance }} on {{ . }}{{ end }}
+{{- end }}
+
+{{ define "titan.slack.alert" -}}
+{{ if eq .Status "firing" }}:red_circle: *Firing*{{ else }}:large_green_circle: *Resolved*{{ end }} · *{{ .Labels.alertname }}* · severity *{{ .Labels.severity }}* · host \`{{ or .Labels.instance "n/a" }}\`
+*Summary:* {{ .Annotations.summary }}
+*Details:* {{ .Annotations.description }}
+{{ with .Annotations.value }}*Value{{ if eq $.Status "resolved" }} (last evaluation){{ end }}:* {{ . }}
+{{ end }}*Since:* {{ .StartsAt.Format "2006-01-02 15:04:05 MST" }}{{ if eq .Status "resolved" }} · *Resolved:* {{ .EndsAt.Format "2006-01-02 15:04:05 MST" }}{{ end }}
+{{ if .DashboardURL }}<{{ .DashboardURL }}|Dashboard>{{ end }}{{ if .PanelURL }} · <{{ .PanelURL }}|Panel>{{ end }}{{ with .Annotations.runbook_url }} · <{{ . }}|Runbook>{{ end }}{{ if and (eq .Status "firing") .SilenceURL }} · <{{ .SilenceURL }}|Silence>{{ end }}
+{{- end }}
+
+{{ define "${SLACK_TEXT_TEMPLATE}" -}}
+{{ range .Alerts.Firing }}{{ template "titan.slack.alert" . }}
+
+{{ end }}{{ range .Alerts.Resolved }}{{ template "titan.slack.alert" . }}
+
+{{ end }}
+{{- end }}
+`;
+
+export function notificationTemplate(): NotificationTemplate {
+  return { orgId: GRAFANA_ORG_ID, name: NOTIFICATION_TEMPLATE_NAME, template: NOTIFICATION_TEMPLATE };
+}
+
+export function slackContactPoint(): ContactPoint {
+  return {
+    orgId: GRAFANA_ORG_ID,
+    name: SLACK_CONTACT_POINT.name,
+    receivers: [
+      {
+        uid: SLACK_CONTACT_POINT.uid,
+        type: "slack",
+        settings: {
+          // Grafana reads the URL from its environment when it provisions; the secret is in
+          // the environment file the delivery stage writes, never in this file.
+          url: `\${${SLACK_WEBHOOK_ENV}}`,
+          title: `{{ template "${SLACK_TITLE_TEMPLATE}" . }}`,
+          text: `{{ template "${SLACK_TEXT_TEMPLATE}" . }}`,
+        },
+        // Resolved notifications on: the channel sees every incident close.
+        disableResolveMessage: false,
+      },
+    ],
+  };
+}
+
+/**
+ * The whole policy tree (provisioning replaces it). Alerts are grouped per alert and host, so
+ * one notification speaks of one problem on one machine; critical alerts are announced
+ * faster and repeated hourly, warnings every four hours.
+ *
+ * Without a webhook every route ends at Grafana's built-in `grafana-default-email` contact
+ * point: the tree must name a receiver that exists, no Slack contact point is provisioned,
+ * and the default one is always there. Alerts still evaluate and show in Grafana's alerting
+ * UI; with no SMTP configured nobody is notified (the README says so).
+ */
+export function notificationPolicy(slackWebhookConfigured: boolean): NotificationPolicy {
+  const receiver = slackWebhookConfigured ? SLACK_CONTACT_POINT.name : DEFAULT_RECEIVER;
+  const route = (severity: string, timing: Pick<Route, "group_wait" | "group_interval" | "repeat_interval">) => ({
+    receiver,
+    object_matchers: [["severity", "=", severity] as const],
+    ...timing,
+    continue: false,
+  });
+  return {
+    orgId: GRAFANA_ORG_ID,
+    receiver,
+    group_by: ["grafana_folder", "alertname", "instance"],
+    group_wait: "30s",
+    group_interval: "5m",
+    repeat_interval: "4h",
+    routes: [
+      route("critical", { group_wait: "10s", group_interval: "1m", repeat_interval: "1h" }),
+      route("warning", { group_wait: "30s", group_interval: "5m", repeat_interval: "4h" }),
+    ],
+  };
+}
+
+export function alertRulesFile(config: StackConfig, alertPanels: ReadonlyMap<string, AlertPanel>): AlertingFile {
+  return { apiVersion: 1, groups: [alertRuleGroup(config, alertPanels)] };
+}
+
+export function notificationTemplatesFile(): AlertingFile {
+  return { apiVersion: 1, templates: [notificationTemplate()] };
+}
+
+/**
+ * With a webhook: the Slack contact point. Without: an instruction to delete it, so turning
+ * the webhook off later removes the stored contact point (and its copy of the URL). The
+ * policy tree is provisioned before deletions run, so it no longer references it by then.
+ */
+export function contactPointsFile(slackWebhookConfigured: boolean): AlertingFile {
+  return slackWebhookConfigured
+    ? { apiVersion: 1, contactPoints: [slackContactPoint()] }
+    : { apiVersion: 1, deleteContactPoints: [{ orgId: GRAFANA_ORG_ID, uid: SLACK_CONTACT_POINT.uid }] };
+}
+
+export function notificationPoliciesFile(slackWebhookConfigured: boolean): AlertingFile {
+  return { apiVersion: 1, policies: [notificationPolicy(slackWebhookConfigured)] };
+}

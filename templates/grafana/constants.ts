@@ -1,0 +1,78 @@
+/**
+ * Names, UIDs and paths of the Grafana host's provisioning. Other stages read these (the
+ * delivery stage writes the webhook into Grafana's environment under SLACK_WEBHOOK_ENV and
+ * creates the dashboards directory; the verification stage looks data sources and
+ * dashboards up by UID), so each lives here once.
+ */
+import type { DataSourceRef } from "./model";
+
+/** Grafana interpolates `${NAME}` in provisioning files from its own environment. */
+export const SLACK_WEBHOOK_ENV = "TITAN_SLACK_WEBHOOK_URL";
+
+export const GRAFANA_ORG_ID = 1;
+
+export const PROVISIONING_DIR = "/etc/grafana/provisioning";
+/**
+ * Dashboard JSON files. Under /etc, not /var/lib/grafana: they are rendered configuration,
+ * replaced on every push, while /var/lib/grafana is the data volume holding Grafana's database.
+ */
+export const DASHBOARDS_DIR = "/etc/grafana/dashboards/titan";
+
+export const GRAFANA_PATHS = {
+  datasources: `${PROVISIONING_DIR}/datasources/titan.yaml`,
+  dashboardProvider: `${PROVISIONING_DIR}/dashboards/titan.yaml`,
+  alertRules: `${PROVISIONING_DIR}/alerting/titan-rules.yaml`,
+  notificationTemplates: `${PROVISIONING_DIR}/alerting/titan-templates.yaml`,
+  contactPoints: `${PROVISIONING_DIR}/alerting/titan-contact-points.yaml`,
+  notificationPolicies: `${PROVISIONING_DIR}/alerting/titan-policies.yaml`,
+} as const;
+
+export const DATASOURCE_UIDS = { prometheus: "titan-prometheus", loki: "titan-loki" } as const;
+
+export const PROMETHEUS_DS: DataSourceRef = { type: "prometheus", uid: DATASOURCE_UIDS.prometheus };
+export const LOKI_DS: DataSourceRef = { type: "loki", uid: DATASOURCE_UIDS.loki };
+/** Server-side expressions (reduce, threshold) in alert rules. */
+export const EXPRESSION_DS: DataSourceRef = { type: "__expr__", uid: "__expr__" };
+
+/** Folder title shared by the dashboards and the alert rules (ALERT_GROUP.folder). */
+export const DASHBOARD_FOLDER = "Titan";
+export const DASHBOARD_TAG = "titan";
+
+/**
+ * Where the alert runbooks live: README.md's runbook sections, by anchor. Every rule's
+ * runbook_url is this base plus the definition's `runbook` anchor.
+ * The lead must confirm the repository path; it is the one place to change it.
+ */
+export const RUNBOOK_BASE_URL = "https://github.com/titan-observability/titan-observability/blob/main/README.md";
+
+/** The Slack contact point; its uid is also listed for deletion when no webhook is set. */
+export const SLACK_CONTACT_POINT = { name: "titan-slack", uid: "titan-slack" } as const;
+
+/**
+ * Grafana's own default contact point, present in every new Grafana. Without a webhook the
+ * policy tree routes here: provisioning a policy replaces the whole tree, so the receiver
+ * must exist, and this is the only one that always does.
+ */
+export const DEFAULT_RECEIVER = "grafana-default-email";
+
+export const NOTIFICATION_TEMPLATE_NAME = "titan";
+export const SLACK_TITLE_TEMPLATE = "titan.slack.title";
+export const SLACK_TEXT_TEMPLATE = "titan.slack.text";
+
+/** Prometheus' scrape interval (templates/prometheus), the lowest useful query step. */
+export const PROMETHEUS_SCRAPE_INTERVAL = "15s";
+
+/**
+ * Loki stream labels the dashboards' LogQL uses. The Alloy pipeline must set each of them
+ * (contract: job = "titan" for the app's files, host = the Prometheus `instance` value, i.e.
+ * the Name tag, environment = the stack's environment, level = info|warning|error from the
+ * logfmt `level` key).
+ */
+export const LOKI_LABELS = ["job", "host", "environment", "level"] as const;
+export type LokiLabel = (typeof LOKI_LABELS)[number];
+
+/** Log levels the Titan app writes (app/titan/logfmt.py LEVELS). */
+export const LOG_LEVELS = ["info", "warning", "error"] as const;
+
+/** Loki `job` of the app's log files. */
+export const LOKI_APP_JOB = "titan";

@@ -1,0 +1,149 @@
+/**
+ * The bootstrap script each host runs once from its user data: verified package sources,
+ * pinned packages, users and directories, then the services enabled. It is idempotent, logs
+ * every step to the console, and stops at the first error with the line that failed.
+ * No secret and no other host's address ever appears here (DESIGN.md decision 1).
+ */
+import type { Role } from "../../infra/topology";
+import { GRAFANA_APT, VERSIONS, type PinnedPackage } from "../versions";
+import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
+
+export const BOOTSTRAP_PATH = "/usr/local/sbin/titan-bootstrap";
+/** Written last: the configuration push waits for it (and for cloud-init) before copying files. */
+export const BOOTSTRAP_DONE = "/var/lib/titan/bootstrap.done";
+
+export interface BootstrapPlan {
+  readonly role: Role;
+  /** Pinned packages: installed at exactly their pinned version, then checked. */
+  readonly pinned: readonly PinnedPackage[];
+  /** Unpinned Debian packages the role needs (libraries, tools). */
+  readonly extras: readonly string[];
+  readonly services: readonly string[];
+}
+
+const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg"];
+
+export function bootstrapPlan(role: Role): BootstrapPlan {
+  const pinned: Record<Role, PinnedPackage[]> = {
+    web: [VERSIONS.alloy, VERSIONS.nodeExporter],
+    prometheus: [VERSIONS.prometheus, VERSIONS.nodeExporter],
+    loki: [VERSIONS.loki, VERSIONS.nodeExporter],
+    grafana: [VERSIONS.grafana, VERSIONS.nodeExporter],
+  };
+  const extras: Record<Role, string[]> = {
+    // The same Debian packages the app's tests run against on the build machine.
+    web: ["python3-flask", "python3-prometheus-client", "gunicorn", "logrotate"],
+    prometheus: [],
+    loki: [],
+    grafana: [],
+  };
+  return { role, pinned: pinned[role], extras: [...BASE_EXTRAS, ...extras[role]], services: servicesFor(role) };
+}
+
+const SAFE = /^[A-Za-z0-9@%+=:,./*~_-]+$/;
+/** Values spliced into the script are constants of this repository; refuse anything shell-active. */
+function word(value: string): string {
+  if (!SAFE.test(value)) throw new Error(`refusing to put ${JSON.stringify(value)} in a shell script`);
+  return value;
+}
+
+function installSpec(p: PinnedPackage): string {
+  // Grafana's repository keeps every version: ask for it exactly. Debian's archive keeps only
+  // the current revision, which the preferences glob selects.
+  return p.origin === "grafana" ? `${word(p.package)}=${word(p.aptPin)}` : word(p.package);
+}
+
+export function renderBootstrapScript(plan: BootstrapPlan): string {
+  const needsGrafanaRepo = plan.pinned.some((p) => p.origin === "grafana");
+  const lines: string[] = [
+    "#!/bin/bash",
+    `# Bootstrap of a ${plan.role} host, rendered by templates/host/bootstrap.ts.`,
+    "set -Eeuo pipefail",
+    "export DEBIAN_FRONTEND=noninteractive",
+    "",
+    'log() { printf "titan-bootstrap: %s\\n" "$*"; }',
+    "trap 'log \"FAILED at line ${LINENO} (exit $?)\"' ERR",
+    "",
+    "# apt may race unattended-upgrades on a fresh boot: retry with backoff.",
+    "retry() {",
+    "  local attempt",
+    "  for attempt in 1 2 3 4 5; do",
+    '    "$@" && return 0',
+    '    log "attempt ${attempt} of: $* failed; retrying"',
+    "    sleep $((attempt * 10))",
+    "  done",
+    "  return 1",
+    "}",
+    "",
+    'log "refreshing Debian package lists"',
+    "retry apt-get update -q",
+    `retry apt-get install -y -q --no-install-recommends ${plan.extras.map(word).join(" ")}`,
+  ];
+  if (needsGrafanaRepo) {
+    lines.push(
+      "",
+      "# Grafana's APT key, accepted only with the pinned fingerprint.",
+      `keyring=${word(GRAFANA_APT.keyringPath)}`,
+      'if [[ ! -s "$keyring" ]]; then',
+      '  log "fetching Grafana\'s APT signing key"',
+      "  key=$(mktemp)",
+      `  retry curl -fsSL --max-time 60 -o "$key" ${word(GRAFANA_APT.keyUrl)}`,
+      '  fingerprint=$(gpg --batch --show-keys --with-colons "$key" | awk -F: \'$1 == "fpr" { print $10; exit }\')',
+      `  if [[ "$fingerprint" != "${word(GRAFANA_APT.keyFingerprint)}" ]]; then`,
+      `    log "Grafana APT key has fingerprint '\${fingerprint}', expected ${word(GRAFANA_APT.keyFingerprint)}: refusing it"`,
+      "    exit 1",
+      "  fi",
+      `  install -d -m 0755 "$(dirname "$keyring")"`,
+      '  gpg --batch --yes --dearmor -o "$keyring" "$key"',
+      '  chmod 0644 "$keyring"',
+      '  rm -f "$key"',
+      "fi",
+      `echo "deb [signed-by=$keyring] ${word(GRAFANA_APT.uri)} ${word(GRAFANA_APT.suite)} ${GRAFANA_APT.components.map(word).join(" ")}" >/etc/apt/sources.list.d/grafana.list`,
+      "retry apt-get update -q",
+    );
+  }
+  lines.push(
+    "",
+    'log "installing pinned packages"',
+    `retry apt-get install -y -q --no-install-recommends ${plan.pinned.map(installSpec).join(" ")}`,
+    "# The pins in /etc/apt/preferences.d must have won: check every installed version.",
+    "check_version() {",
+    "  local installed",
+    "  installed=$(dpkg-query -W -f='${Version}' \"$1\")",
+    "  # shellcheck disable=SC2053 # the pin is a glob on purpose",
+    '  if [[ "$installed" != $2 ]]; then log "$1 is $installed, pinned $2"; exit 1; fi',
+    '  log "$1 $installed"',
+    "}",
+    ...plan.pinned.map((p) => `check_version ${word(p.package)} '${word(p.aptPin)}'`),
+  );
+  if (plan.role === "web") {
+    lines.push(
+      "",
+      "# The app's user; Alloy joins its group to read /var/log/titan and nothing else.",
+      `id -u ${TITAN_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/titan --shell /usr/sbin/nologin ${TITAN_USER}`,
+      `usermod -a -G ${TITAN_USER} alloy`,
+      `install -d -m 0755 -o root -g root ${word(TITAN_APP_DIR)}`,
+    );
+  }
+  if (plan.role === "loki") {
+    lines.push(
+      "",
+      "# Loki's package makes a system user in nogroup: give it a group for its config, and its data dir.",
+      "getent group loki >/dev/null || groupadd --system loki",
+      "usermod -g loki loki",
+      "install -d -m 0750 -o loki -g loki /var/lib/loki",
+    );
+  }
+  lines.push(
+    "",
+    'log "enabling services"',
+    "systemctl daemon-reload",
+    `systemctl enable ${plan.services.map(word).join(" ")}`,
+    `systemctl restart ${plan.services.map(word).join(" ")}`,
+    "",
+    `install -d -m 0755 "$(dirname ${word(BOOTSTRAP_DONE)})"`,
+    `date --utc +%FT%TZ >${word(BOOTSTRAP_DONE)}`,
+    'log "done"',
+  );
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,46 @@
+/**
+ * Each role's cloud-init user data: the apt pins, systemd units and drop-ins, logrotate policy
+ * and the bootstrap script, run once at first boot. It depends on the role alone, so a
+ * changed threshold, dashboard or peer address never touches it (and never replaces a host).
+ */
+import type { Role } from "../../infra/topology";
+import { readProjectFile } from "../projectFiles";
+import { APT_PREFERENCES_PATH, renderAptPreferences } from "../versions";
+import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "./bootstrap";
+import { renderCloudConfig, type CloudConfig, type WriteFile } from "./cloudInit";
+import { unitsFor } from "./units";
+
+/** EC2's limit on user data, before base64. */
+export const USER_DATA_LIMIT = 16 * 1024;
+
+const file = (path: string, content: string, permissions = "0644"): WriteFile => ({
+  path,
+  content,
+  permissions,
+  owner: "root:root",
+});
+
+export function cloudConfigFor(role: Role): CloudConfig {
+  const plan = bootstrapPlan(role);
+  const files: WriteFile[] = [
+    file(APT_PREFERENCES_PATH, renderAptPreferences(plan.pinned)),
+    ...unitsFor(role).map((unit) => file(unit.path, unit.content)),
+  ];
+  if (role === "web") files.push(file("/etc/logrotate.d/titan", readProjectFile("app/packaging/titan.logrotate")));
+  files.push(file(BOOTSTRAP_PATH, renderBootstrapScript(plan), "0755"));
+  return {
+    package_update: false,
+    package_upgrade: false,
+    write_files: files,
+    runcmd: [[BOOTSTRAP_PATH]],
+    output: { all: "| tee -a /var/log/cloud-init-output.log" },
+  };
+}
+
+export function renderUserData(role: Role): string {
+  const text = renderCloudConfig(cloudConfigFor(role));
+  if (Buffer.byteLength(text) > USER_DATA_LIMIT) {
+    throw new Error(`user data of the ${role} role is ${Buffer.byteLength(text)} bytes, over EC2's ${USER_DATA_LIMIT}`);
+  }
+  return text;
+}

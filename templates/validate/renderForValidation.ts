@@ -1,0 +1,60 @@
+/**
+ * Renders the Loki and Alloy configs of a sample stack into a directory, for CI to check them
+ * with the real binaries at the pinned versions (.github/workflows/validate-configs.yml):
+ *
+ *   node build/templates/validate/renderForValidation.js <dir>
+ *
+ * writes <dir>/loki/config.yml and <dir>/alloy/config.alloy (world-readable: the containers
+ * run as their own users, and the sample holds no secret).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { addressPlan } from "../../infra/addressing";
+import { loadConfig } from "../../infra/config";
+import { renderAlloyFiles } from "../alloy/config";
+import { renderLokiConfig } from "../loki/config";
+import type { TemplateContext } from "../types";
+
+export const SAMPLE_STACK = { project: "titan-observability", stack: "ci" } as const;
+const SAMPLE_VALUES: Readonly<Record<string, string>> = {
+  allowedCidrs: '["203.0.113.7/32"]',
+  "aws:region": "us-east-1",
+  webCount: "2",
+};
+
+export function sampleContext(): TemplateContext {
+  const config = loadConfig({ get: (key) => SAMPLE_VALUES[key], isSecret: () => undefined }, SAMPLE_STACK);
+  return {
+    config,
+    plan: addressPlan(config.vpcCidr, config.webCount),
+    lokiBucket: `${SAMPLE_STACK.project}-${SAMPLE_STACK.stack}-loki-example`,
+  };
+}
+
+/** Writes the files; returns the paths written, relative to `dir`. */
+export function renderForValidation(dir: string, ctx: TemplateContext = sampleContext()): string[] {
+  const web = ctx.plan.hosts.find((h) => h.role === "web");
+  if (!web) throw new Error("the sample plan has no web host");
+  const alloyConfig = renderAlloyFiles(ctx, web).find((f) => f.path.endsWith(".alloy"));
+  if (!alloyConfig) throw new Error("renderAlloyFiles produced no .alloy file");
+  const files: Record<string, string> = {
+    "loki/config.yml": renderLokiConfig(ctx).content,
+    "alloy/config.alloy": alloyConfig.content,
+  };
+  for (const [rel, content] of Object.entries(files)) {
+    const target = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(target, content, { mode: 0o644 });
+    fs.chmodSync(target, 0o644);
+  }
+  return Object.keys(files);
+}
+
+if (require.main === module) {
+  const dir = process.argv[2];
+  if (!dir) {
+    console.error("usage: node build/templates/validate/renderForValidation.js <output-dir>");
+    process.exit(2);
+  }
+  for (const rel of renderForValidation(dir)) console.log(path.join(dir, rel));
+}

@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import YAML from "yaml";
+import { addressPlan } from "../infra/addressing";
+import { loadConfig } from "../infra/config";
+import { SERVICES } from "../infra/topology";
+import {
+  LOKI_CONFIG_PATH,
+  LOKI_SCHEMA_FROM,
+  lokiConfig,
+  lokiRetentionHours,
+  renderLokiConfig,
+} from "../templates/loki/config";
+import { LOKI_AWS_KEYS, LOKI_BLOCK_KEYS, LOKI_TOP_LEVEL_KEYS } from "../templates/loki/model";
+import type { TemplateContext } from "../templates/types";
+
+const BUCKET = "titan-observability-dev-loki-0123abcd";
+
+function context(values: Record<string, string> = {}): TemplateContext {
+  const all: Record<string, string> = { allowedCidrs: '["203.0.113.7/32"]', "aws:region": "eu-west-1", ...values };
+  const config = loadConfig(
+    { get: (key) => all[key], isSecret: () => undefined },
+    { project: "titan-observability", stack: "dev" },
+  );
+  return { config, plan: addressPlan(config.vpcCidr, config.webCount), lokiBucket: BUCKET };
+}
+
+type Doc = Record<string, Record<string, unknown>> & Record<string, unknown>;
+const rendered = (ctx = context()): Doc => YAML.parse(renderLokiConfig(ctx).content) as Doc;
+const keysOf = (value: unknown): string[] => Object.keys(value as Record<string, unknown>);
+
+describe("Loki config", () => {
+  it("lands at the path the Debian package's unit reads, readable by group loki only", () => {
+    const file = renderLokiConfig(context());
+    assert.equal(file.path, LOKI_CONFIG_PATH);
+    assert.equal(file.path, "/etc/loki/config.yml");
+    assert.deepEqual([file.owner, file.group, file.mode], ["root", "loki", 0o640]);
+  });
+
+  it("has exactly the allowed top-level keys and no unknown key in any block", () => {
+    const doc = rendered();
+    assert.deepEqual(keysOf(doc), [...LOKI_TOP_LEVEL_KEYS]);
+    for (const [blockName, allowed] of Object.entries(LOKI_BLOCK_KEYS)) {
+      const unknown = keysOf(doc[blockName]).filter((k) => !(allowed as readonly string[]).includes(k));
+      assert.deepEqual(unknown, [], `unknown keys in ${blockName}`);
+    }
+    assert.deepEqual(keysOf(doc.storage_config.aws), [...LOKI_AWS_KEYS]);
+  });
+
+  it("runs as one single binary without auth, and says why that is safe", () => {
+    const doc = rendered();
+    assert.equal(doc.target, "all");
+    assert.equal(doc.auth_enabled, false);
+    assert.match(renderLokiConfig(context()).content, /^# .*security group.*\n(# .*\n)*auth_enabled: false$/m);
+    assert.deepEqual(doc.common, {
+      path_prefix: "/var/lib/loki",
+      replication_factor: 1,
+      ring: { instance_addr: "127.0.0.1", kvstore: { store: "inmemory" } },
+    });
+  });
+
+  it("listens on the topology's Loki port", () => {
+    const server = rendered().server;
+    assert.equal(server.http_listen_port, SERVICES.loki.port);
+    assert.equal(server.http_listen_port, 3100);
+    assert.equal(typeof server.grpc_listen_port, "number");
+    assert.notEqual(server.grpc_listen_port, server.http_listen_port);
+  });
+
+  it("stores in the stack's bucket and region through the instance profile, with no keys", () => {
+    const ctx = context();
+    const doc = rendered(ctx);
+    const storage = doc.storage_config as { use_thanos_objstore: boolean; aws: Record<string, unknown> };
+    assert.equal(storage.use_thanos_objstore, false, "the 3.7 line's legacy aws block, said explicitly");
+    assert.equal(storage.aws.bucketnames, BUCKET);
+    assert.equal(storage.aws.region, "eu-west-1");
+    const text = renderLokiConfig(ctx).content;
+    for (const secret of ["access_key_id", "secret_access_key", "session_token", "s3://", "AKIA"]) {
+      assert.ok(!text.includes(secret), `found ${secret} in the Loki config`);
+    }
+    const other = rendered({ ...context({ "aws:region": "ap-southeast-2" }), lokiBucket: "other-bucket" });
+    assert.deepEqual(other.storage_config.aws, {
+      bucketnames: "other-bucket",
+      region: "ap-southeast-2",
+      s3forcepathstyle: false,
+    });
+  });
+
+  it("uses one tsdb/v13 schema with a daily index from the fixed date", () => {
+    const { configs } = rendered().schema_config as { configs: Record<string, unknown>[] };
+    assert.equal(configs.length, 1);
+    assert.deepEqual(configs[0], {
+      from: LOKI_SCHEMA_FROM,
+      store: "tsdb",
+      object_store: "s3",
+      schema: "v13",
+      index: { prefix: "index_", period: "24h" },
+    });
+    assert.match(LOKI_SCHEMA_FROM, /^\d{4}-\d{2}-\d{2}$/);
+  });
+
+  it("enables retention in the compactor, with the delete-request store it requires", () => {
+    const compactor = rendered().compactor;
+    assert.equal(compactor.retention_enabled, true);
+    assert.equal(compactor.delete_request_store, "s3");
+    assert.match(String(compactor.retention_delete_delay), /^\d+[hm]$/);
+    assert.match(String(compactor.working_directory), /^\/var\/lib\/loki\//);
+  });
+
+  it("keeps lokiRetentionDays x 24 hours, following the config", () => {
+    assert.equal(rendered().limits_config.retention_period, "168h");
+    assert.equal(rendered(context({ lokiRetentionDays: "30" })).limits_config.retention_period, "720h");
+    assert.equal(rendered(context({ lokiRetentionDays: "1" })).limits_config.retention_period, "24h");
+    assert.equal(lokiRetentionHours(7), 168);
+    assert.throws(() => lokiRetentionHours(0));
+    assert.throws(() => lokiRetentionHours(1.5));
+  });
+
+  it("sets limits sized for one small host", () => {
+    const limits = rendered().limits_config;
+    assert.equal(limits.reject_old_samples, true);
+    for (const key of [
+      "ingestion_rate_mb",
+      "ingestion_burst_size_mb",
+      "max_global_streams_per_user",
+      "max_query_series",
+      "max_query_parallelism",
+    ]) {
+      assert.equal(typeof limits[key], "number", key);
+      assert.ok((limits[key] as number) > 0, key);
+    }
+    assert.ok((limits.ingestion_burst_size_mb as number) >= (limits.ingestion_rate_mb as number));
+    assert.ok((limits.max_global_streams_per_user as number) <= 10_000, "a small host, not a cluster");
+    assert.deepEqual(limits.discover_service_name, [], "no service_name label beyond the Alloy contract");
+  });
+
+  it("turns usage reporting off", () => {
+    assert.deepEqual(rendered().analytics, { reporting_enabled: false });
+  });
+
+  it("renders the model as is (the YAML is a faithful image of lokiConfig)", () => {
+    const ctx = context({ lokiRetentionDays: "14" });
+    assert.deepEqual(rendered(ctx), JSON.parse(JSON.stringify(lokiConfig(ctx))));
+  });
+});

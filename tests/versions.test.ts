@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import YAML from "yaml";
+import {
+  GRAFANA_APT,
+  IMAGES,
+  VERSIONS,
+  grafanaSourcesLine,
+  renderAptPreferences,
+  type PinnedPackage,
+} from "../templates/versions";
+import { ROOT } from "./support/files";
+
+const WORKFLOW = path.join(ROOT, ".github/workflows/validate-configs.yml");
+
+/** apt_preferences(5) stanzas as field maps. */
+function parseStanzas(text: string): Record<string, string>[] {
+  return text
+    .trim()
+    .split(/\n\n/)
+    .map((stanza) =>
+      Object.fromEntries(
+        stanza.split("\n").map((line) => {
+          const m = /^([A-Za-z-]+): (.+)$/.exec(line);
+          assert.ok(m, `not a "Field: value" line: ${JSON.stringify(line)}`);
+          return [m[1], m[2]];
+        }),
+      ),
+    );
+}
+
+describe("versions table", () => {
+  const packages: PinnedPackage[] = Object.values(VERSIONS);
+
+  it("has semver-like upstream versions and pins that match them", () => {
+    for (const p of packages) {
+      assert.match(p.version, /^\d+\.\d+\.\d+(\+[a-z0-9.]+)?$/, p.package);
+      assert.ok(p.aptPin.startsWith(p.version), `${p.package}: pin ${p.aptPin} is not version ${p.version}`);
+      if (p.origin === "debian") assert.match(p.aptPin, /-\*$/, `${p.package}: Debian revisions change, pin a glob`);
+      else assert.doesNotMatch(p.aptPin, /\*/, `${p.package}: Grafana's repository versions are exact`);
+    }
+  });
+
+  it("pins the decided major lines and the Debian 12 packages the tests run against", () => {
+    assert.match(VERSIONS.grafana.version, /^12\./);
+    assert.match(VERSIONS.loki.version, /^3\./);
+    assert.match(VERSIONS.alloy.version, /^1\./);
+    assert.equal(VERSIONS.prometheus.aptPin, "2.42.0+ds-*");
+    assert.equal(VERSIONS.nodeExporter.package, "prometheus-node-exporter");
+    assert.equal(VERSIONS.nodeExporter.aptPin, "1.5.0-*");
+    assert.equal(
+      VERSIONS.loki.package,
+      "loki",
+      "Grafana's loki, not Debian's genetics tool: pinned to apt.grafana.com",
+    );
+    assert.equal(VERSIONS.loki.origin, "grafana");
+  });
+
+  it("records Grafana's repository with a full 40-hex-digit key fingerprint", () => {
+    assert.match(GRAFANA_APT.keyFingerprint, /^[0-9A-F]{40}$/);
+    assert.equal(GRAFANA_APT.keyFingerprint, "B53AE77BADB630A683046005963FA27710458545");
+    assert.equal(GRAFANA_APT.keyUrl, "https://apt.grafana.com/gpg.key");
+    assert.equal(GRAFANA_APT.suite, "stable");
+    assert.deepEqual(GRAFANA_APT.components, ["main"]);
+    assert.equal(
+      grafanaSourcesLine(),
+      "deb [signed-by=/etc/apt/keyrings/grafana.gpg] https://apt.grafana.com stable main\n",
+    );
+  });
+
+  it("derives the container tags from the table", () => {
+    assert.equal(IMAGES.grafana, `grafana/grafana:${VERSIONS.grafana.version}`);
+    assert.equal(IMAGES.loki, `grafana/loki:${VERSIONS.loki.version}`);
+    assert.equal(IMAGES.alloy, `grafana/alloy:v${VERSIONS.alloy.version}`);
+  });
+});
+
+describe("apt preferences", () => {
+  it("renders one priority-1001 stanza per package, pinning the table's version", () => {
+    const stanzas = parseStanzas(renderAptPreferences());
+    assert.equal(stanzas.length, Object.keys(VERSIONS).length);
+    for (const p of Object.values(VERSIONS) as PinnedPackage[]) {
+      const stanza = stanzas.find((s) => s.Package === p.package);
+      assert.ok(stanza, `no stanza for ${p.package}`);
+      assert.equal(stanza["Pin"], `version ${p.aptPin}`);
+      assert.equal(stanza["Pin-Priority"], "1001");
+      assert.match(stanza["Explanation"], new RegExp(p.origin === "grafana" ? "apt\\.grafana\\.com" : "Debian 12"));
+    }
+    assert.ok(renderAptPreferences().endsWith("\n") && !renderAptPreferences().endsWith("\n\n"));
+  });
+
+  it("follows the table when it changes", () => {
+    const text = renderAptPreferences([{ package: "loki", version: "3.9.0", aptPin: "3.9.0", origin: "grafana" }]);
+    assert.deepEqual(parseStanzas(text), [
+      {
+        Explanation: "loki 3.9.0 from https://apt.grafana.com (stable)",
+        Package: "loki",
+        Pin: "version 3.9.0",
+        "Pin-Priority": "1001",
+      },
+    ]);
+  });
+
+  it("refuses what would corrupt the file", () => {
+    assert.throws(() =>
+      renderAptPreferences([{ package: "loki\nPin: version *", version: "1.0.0", aptPin: "1.0.0", origin: "grafana" }]),
+    );
+    assert.throws(() =>
+      renderAptPreferences([
+        { package: "loki", version: "1.0.0", aptPin: "1.0.0\nPin-Priority: -1", origin: "grafana" },
+      ]),
+    );
+  });
+});
+
+describe("validate-configs workflow", () => {
+  const text = fs.readFileSync(WORKFLOW, "utf8");
+
+  it("runs on pull requests and pushes to main", () => {
+    const wf = YAML.parse(text) as { on: { pull_request?: unknown; push?: { branches?: string[] } } };
+    assert.ok("pull_request" in wf.on);
+    assert.deepEqual(wf.on.push?.branches, ["main"]);
+  });
+
+  it("uses exactly the image tags of the versions table", () => {
+    const used = new Set([...text.matchAll(/grafana\/(?:grafana|loki|alloy):[^\s"']+/g)].map((m) => m[0]));
+    const pinned: string[] = Object.values(IMAGES);
+    for (const tag of used) assert.ok(pinned.includes(tag), `${tag} is not in IMAGES (${pinned.join(", ")})`);
+    assert.ok(used.has(IMAGES.loki) && used.has(IMAGES.alloy), `expected ${IMAGES.loki} and ${IMAGES.alloy}`);
+  });
+
+  it("renders with the validation CLI, then runs loki -verify-config and alloy validate", () => {
+    assert.match(text, /node build\/templates\/validate\/renderForValidation\.js /);
+    assert.match(text, /"\$LOKI_IMAGE" -config\.file=\/etc\/loki\/config\.yml -verify-config/);
+    assert.match(text, /"\$ALLOY_IMAGE" validate \/etc\/alloy\/config\.alloy/);
+  });
+
+  it("passes action-validator", () => {
+    const result = spawnSync(path.join(ROOT, "node_modules/.bin/action-validator"), [WORKFLOW], { encoding: "utf8" });
+    assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+  });
+});

@@ -3,6 +3,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { configTable } from "../infra/configDocs";
+import { alertDefinitions } from "../templates/alerts";
+import { runbookMarkdown } from "../templates/docs";
+import { testConfig } from "./support/render";
 import { ROLES, portsOf } from "../infra/topology";
 import { ROOT } from "./support/files";
 
@@ -30,6 +33,12 @@ const cells = (table: string) =>
 describe("README", () => {
   it("carries the configuration reference rendered from infra/config.ts", () => {
     assert.deepEqual(cells(between("<!-- config-table:start -->", "<!-- config-table:end -->")), cells(configTable()));
+  });
+
+  it("carries a runbook section for every alert, rendered from the alert table", () => {
+    assert.equal(between("<!-- runbooks:start -->", "<!-- runbooks:end -->"), runbookMarkdown(testConfig()));
+    const anchors = [...readme.matchAll(/^### (.+)$/gm)].map((m) => m[1].toLowerCase().replace(/ /g, "-"));
+    for (const def of alertDefinitions(testConfig())) assert.ok(anchors.includes(def.runbook), def.runbook);
   });
 
   it("names the test command that .ci/run and package.json run", () => {

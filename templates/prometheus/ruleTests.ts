@@ -6,7 +6,6 @@
 import type { AlertDefinition } from "../alerts";
 import { toYaml } from "../yaml";
 import type { RuleTestFile } from "./model";
-import { RUNBOOK_BASE } from "./rules";
 
 const PHASE = 20; // samples (minutes) per phase: breach, then recovery
 
@@ -222,7 +221,7 @@ export function ruleTestFile(defs: readonly AlertDefinition[], ruleFileName: str
                 exp_annotations: {
                   summary: expand(def.summary, scenario.labels, scenario.valueText),
                   description: expand(def.description, scenario.labels, scenario.valueText),
-                  runbook_url: `${RUNBOOK_BASE}${def.runbook}`,
+                  runbook: def.runbookSteps,
                 },
               },
             ],

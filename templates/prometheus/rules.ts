@@ -7,8 +7,6 @@ import { ALERT_GROUP, type AlertDefinition } from "../alerts";
 import { toYaml } from "../yaml";
 import type { AlertingRule, RuleFile } from "./model";
 
-export const RUNBOOK_BASE = "README.md#";
-
 export const ruleExpression = (def: AlertDefinition): string => `${def.expr} ${def.op} ${def.threshold}`;
 
 /** How Prometheus' template language prints the value in each unit. */
@@ -31,7 +29,7 @@ export function alertingRule(def: AlertDefinition): AlertingRule {
     annotations: {
       summary: prometheusTemplate(def, def.summary),
       description: prometheusTemplate(def, def.description),
-      runbook_url: `${RUNBOOK_BASE}${def.runbook}`,
+      runbook: def.runbookSteps,
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * One EC2 host of a role: IMDSv2 only, encrypted gp3 root, a fixed private IP from the
- * address plan, the DESIGN.md tags, and optionally an encrypted data volume that outlives it.
+ * address plan, the DESIGN.md tags, its bootstrap user data, and optionally an encrypted data
+ * volume that outlives it.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -21,7 +22,8 @@ export interface HostArgs {
   readonly keyName: pulumi.Input<string>;
   readonly instanceProfile?: pulumi.Input<string>;
   readonly dataVolumeSizeGb?: number;
-  readonly userData?: pulumi.Input<string>;
+  /** The host's cloud-init user data, given the id of its data volume (if it has one). */
+  readonly userData: (dataVolumeId: string | undefined) => string;
 }
 
 export function hostTags(config: StackConfig, slot: HostSlot): Tags {
@@ -31,6 +33,7 @@ export function hostTags(config: StackConfig, slot: HostSlot): Tags {
 export class Host extends pulumi.ComponentResource {
   readonly instance: aws.ec2.Instance;
   readonly dataVolume?: aws.ebs.Volume;
+  readonly dataAttachment?: aws.ec2.VolumeAttachment;
   readonly slot: HostSlot;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -39,6 +42,25 @@ export class Host extends pulumi.ComponentResource {
     this.slot = slot;
     const parent = { parent: this };
     const tags = hostTags(config, slot);
+
+    // The volume exists before the instance: its id is part of the user data, so the bootstrap
+    // mounts exactly this volume and never formats one that already holds data.
+    if (args.dataVolumeSizeGb !== undefined) {
+      this.dataVolume = new aws.ebs.Volume(
+        `${name}-data`,
+        {
+          availabilityZone: args.availabilityZone,
+          size: args.dataVolumeSizeGb,
+          type: "gp3",
+          encrypted: true,
+          tags: { ...baseTags(config, `${slot.name}-data`), Role: slot.role },
+        },
+        parent,
+      );
+    }
+    const userData = this.dataVolume
+      ? this.dataVolume.id.apply((id) => args.userData(id))
+      : pulumi.output(args.userData(undefined));
 
     this.instance = new aws.ec2.Instance(
       name,
@@ -60,7 +82,7 @@ export class Host extends pulumi.ComponentResource {
           deleteOnTermination: true,
           tags: { ...tags, Name: `${tags.Name}-root` },
         },
-        userData: args.userData,
+        userData,
         // User data only bootstraps; a change to it must rebuild the host, not reboot it half-done.
         userDataReplaceOnChange: true,
         tags,
@@ -74,19 +96,8 @@ export class Host extends pulumi.ComponentResource {
       },
     );
 
-    if (args.dataVolumeSizeGb !== undefined) {
-      this.dataVolume = new aws.ebs.Volume(
-        `${name}-data`,
-        {
-          availabilityZone: args.availabilityZone,
-          size: args.dataVolumeSizeGb,
-          type: "gp3",
-          encrypted: true,
-          tags: { ...baseTags(config, `${slot.name}-data`), Role: slot.role },
-        },
-        parent,
-      );
-      new aws.ec2.VolumeAttachment(
+    if (this.dataVolume) {
+      this.dataAttachment = new aws.ec2.VolumeAttachment(
         `${name}-data-attachment`,
         {
           deviceName: DATA_DEVICE_NAME,

@@ -12,6 +12,7 @@ import { availabilityZone, imageId } from "./placement";
 import { SecurityGroups } from "./securityGroups";
 import { SshKey } from "./sshKey";
 import { SERVICES, type Role } from "./topology";
+import { renderUserData } from "../templates/host/userData";
 
 export interface HostOutput {
   readonly role: Role;
@@ -73,6 +74,7 @@ export function defineStack(config: StackConfig): StackOutputs {
         instanceProfile: profiles[slot.role]?.profile.name,
         dataVolumeSizeGb:
           slot.role === "prometheus" || slot.role === "grafana" ? config.dataVolumeSizeGb[slot.role] : undefined,
+        userData: (dataVolumeId) => renderUserData({ role: slot.role, dataVolumeId }),
       }),
   );
 

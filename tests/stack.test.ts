@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { addressPlan } from "../infra/addressing";
 import { ruleSpecs } from "../infra/securityGroups";
+import { renderUserData } from "../templates/host/userData";
 import { FLOWS, ROLES, SERVICES, portsOf, type Role } from "../infra/topology";
-import { MOCK_AMI, MOCK_PASSWORD, MOCK_PRIVATE_KEY, type RecordedResource } from "./support/mockProgram";
+import { MOCK_AMI, MOCK_PASSWORD, MOCK_PRIVATE_KEY, mockVolumeId, type RecordedResource } from "./support/mockProgram";
 import { ofType, one, snapshot, type TimedSnapshot } from "./support/snapshots";
 
 const INSTANCE = "aws:ec2/instance:Instance";
@@ -99,6 +100,14 @@ describe("hosts", () => {
     }
   });
 
+  it("boots each host with its role's user data, naming its own data volume", () => {
+    for (const host of ofType(snap, INSTANCE)) {
+      const role = (host.inputs.tags as Record<string, string>).Role as Role;
+      const volume = role === "prometheus" || role === "grafana" ? mockVolumeId(`${role}-data`) : undefined;
+      assert.equal(host.inputs.userData, renderUserData({ role, dataVolumeId: volume }), host.name);
+    }
+  });
+
   it("creates hosts in parallel: no host depends on another", () => {
     const hostUrns = ofType(snap, INSTANCE).map((h) => `::${h.name}`);
     for (const host of ofType(snap, INSTANCE)) {
@@ -120,7 +129,7 @@ describe("hosts", () => {
     for (const role of ["prometheus", "grafana"]) {
       const attachment = one(snap, "aws:ec2/volumeAttachment:VolumeAttachment", `${role}-data-attachment`);
       assert.equal(attachment.inputs.instanceId, `${role}-id`);
-      assert.equal(attachment.inputs.volumeId, `${role}-data-id`);
+      assert.equal(attachment.inputs.volumeId, mockVolumeId(`${role}-data`));
       assert.equal(attachment.deleteBeforeReplace, true);
       assert.equal(one(snap, "aws:ebs/volume:Volume", `${role}-data`).inputs.availabilityZone, "us-east-1b");
     }

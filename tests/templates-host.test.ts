@@ -6,14 +6,24 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { ROLES } from "../infra/topology";
-import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "../templates/host/bootstrap";
+import { ROLES, type Role } from "../infra/topology";
+import {
+  BOOTSTRAP_PATH,
+  bootstrapPlan as planOf,
+  DATA_MOUNTS,
+  renderBootstrapScript,
+} from "../templates/host/bootstrap";
 import type { CloudConfig } from "../templates/host/cloudInit";
 import { environment, HARDENING, renderUnit } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
 import { GRAFANA_APT, VERSIONS } from "../templates/versions";
 import { ROOT } from "./support/files";
+
+const VOLUME = "vol-0123456789abcdef0";
+const volumeOf = (role: Role) => (DATA_MOUNTS[role] ? VOLUME : undefined);
+const input = (role: Role) => ({ role, dataVolumeId: volumeOf(role) });
+const bootstrapPlan = (role: Role) => planOf(role, volumeOf(role));
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-host-"));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -27,7 +37,7 @@ function tool(command: string, args: string[]) {
 describe("user data", () => {
   for (const role of ROLES) {
     it(`${role}: valid cloud-config under EC2's size limit`, () => {
-      const text = renderUserData(role);
+      const text = renderUserData(input(role));
       assert.ok(text.startsWith("#cloud-config\n"));
       assert.ok(Buffer.byteLength(text) < USER_DATA_LIMIT);
       const file = path.join(work, `${role}.yaml`);
@@ -38,7 +48,7 @@ describe("user data", () => {
     });
 
     it(`${role}: the bootstrap script passes shellcheck and is what runcmd runs`, () => {
-      const config = YAML.parse(renderUserData(role)) as CloudConfig;
+      const config = YAML.parse(renderUserData(input(role))) as CloudConfig;
       const script = config.write_files.find((f) => f.path === BOOTSTRAP_PATH);
       assert.ok(script);
       assert.equal(script.permissions, "0755");
@@ -50,12 +60,39 @@ describe("user data", () => {
     });
 
     it(`${role}: carries no address, secret or per-stack value`, () => {
-      const text = renderUserData(role);
+      const text = renderUserData(input(role));
       assert.doesNotMatch(text, /\b10\.\d+\.\d+\.\d+\b/, "no private address: hosts never wait for each other");
       assert.doesNotMatch(text, /hooks\.slack\.com|password|BEGIN .*PRIVATE KEY/i);
       assert.doesNotMatch(text, /titan-observability/, "no project or stack name: one user data per role");
     });
   }
+
+  it("mounts the data volume of Prometheus and Grafana before any package writes to it", () => {
+    for (const role of ["prometheus", "grafana"] as const) {
+      const script = renderBootstrapScript(bootstrapPlan(role));
+      const mount = DATA_MOUNTS[role]?.mountPoint ?? "";
+      assert.ok(script.includes("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"), role);
+      assert.match(
+        script,
+        /if ! blkid "\$device" >\/dev\/null 2>&1; then\n {2}log "formatting blank data volume \$device"\n {2}mkfs\.ext4/,
+      );
+      assert.ok(script.indexOf(`mount ${mount}`) < script.indexOf("apt-get update"), "mounted before packages install");
+      assert.ok(script.includes(`chown -R ${role}:${role} ${mount}`));
+      assert.match(script, new RegExp(`echo "UUID=\\$uuid ${mount} ext4 defaults,nofail 0 2"`));
+    }
+    assert.throws(() => planOf("prometheus"), /keeps its data on a volume/);
+    assert.throws(() => planOf("web", VOLUME), /has no data volume/);
+    assert.throws(() => renderBootstrapScript(planOf("grafana", "vol-$(reboot)")), /not an EBS volume id/);
+    assert.ok(!renderBootstrapScript(bootstrapPlan("web")).includes("mkfs"));
+  });
+
+  it("changes only with the data volume, never with the stack's config", () => {
+    assert.notEqual(
+      renderUserData({ role: "grafana", dataVolumeId: VOLUME }),
+      renderUserData({ role: "grafana", dataVolumeId: "vol-0fedcba9876543210" }),
+    );
+    assert.equal(renderUserData(input("web")), renderUserData(input("web")));
+  });
 
   it("installs each role's pinned packages exactly, and checks them afterwards", () => {
     const expected = {
@@ -69,7 +106,7 @@ describe("user data", () => {
       assert.ok(script.includes(`--no-install-recommends ${expected[role].join(" ")}\n`), role);
       for (const p of bootstrapPlan(role).pinned)
         assert.ok(script.includes(`check_version ${p.package} '${p.aptPin}'`));
-      const prefs = cloudConfigFor(role).write_files.find((f) => f.path.startsWith("/etc/apt/preferences.d/"));
+      const prefs = cloudConfigFor(input(role)).write_files.find((f) => f.path.startsWith("/etc/apt/preferences.d/"));
       for (const p of bootstrapPlan(role).pinned)
         assert.ok(prefs?.content.includes(`Package: ${p.package}\nPin: version ${p.aptPin}\n`));
     }
@@ -101,7 +138,7 @@ describe("user data", () => {
   });
 
   it("ships the app's logrotate policy on web hosts", () => {
-    const logrotate = cloudConfigFor("web").write_files.find((f) => f.path === "/etc/logrotate.d/titan");
+    const logrotate = cloudConfigFor(input("web")).write_files.find((f) => f.path === "/etc/logrotate.d/titan");
     assert.equal(logrotate?.content, fs.readFileSync(path.join(ROOT, "app/packaging/titan.logrotate"), "utf8"));
   });
 });

@@ -90,6 +90,23 @@ describe("program variants", () => {
     assert.equal(snap.resources.length, 0);
   });
 
+  it("keeps every host's user data when only thresholds, retention or the webhook change", async () => {
+    const base = await snapshot();
+    const changed = await snapshot(
+      {
+        rootDiskCriticalPercent: "80",
+        cpuWarningPercent: "70",
+        prometheusRetentionDays: "30",
+        slackWebhookUrl: "https://hooks.slack.com/services/T/B/X",
+      },
+      { secretKeys: ["slackWebhookUrl"] },
+    );
+    const userData = (snap: typeof base) =>
+      Object.fromEntries(ofType(snap, INSTANCE).map((h) => [h.name, h.inputs.userData]));
+    assert.deepEqual(userData(changed), userData(base));
+    for (const data of Object.values(userData(base))) assert.match(String(data), /^#cloud-config\n/);
+  });
+
   it("names and tags resources after the stack and environment", async () => {
     const snap = await snapshot({ environment: "demo" }, { stack: "staging" });
     const tags = one(snap, INSTANCE, "grafana").inputs.tags as Record<string, string>;

@@ -5,9 +5,10 @@
  *
  * Interpolation rules that shape this file (Grafana provisioning): `$NAME` and `${NAME}` in
  * plain values (titles, labels, contact point settings, policies) are replaced from Grafana's
- * environment; annotations, query models and notification templates are not interpolated.
- * So `$labels`/`$values` appear only in annotations and templates, and the contact point
- * settings carry no `$` except the webhook reference.
+ * environment; query models and notification templates are read raw, and annotations expand
+ * at most the braced `${NAME}` form (newer versions). So `$labels`/`$values` appear only in
+ * annotations and templates, annotations never contain `${`, and the contact point settings
+ * carry no `$` except the webhook reference (the tests check all three).
  */
 import type { StackConfig } from "../../infra/config";
 import { ALERT_GROUP, alertDefinitions, type AlertDefinition } from "../alerts";
@@ -18,7 +19,6 @@ import {
   GRAFANA_ORG_ID,
   NOTIFICATION_TEMPLATE_NAME,
   PROMETHEUS_DS,
-  RUNBOOK_BASE_URL,
   SLACK_CONTACT_POINT,
   SLACK_TEXT_TEMPLATE,
   SLACK_TITLE_TEMPLATE,
@@ -70,7 +70,19 @@ export function grafanaAnnotation(text: string, unit: AlertDefinition["unit"]): 
   return text.replaceAll("{{ $value }}", VALUE_FORMAT[unit]);
 }
 
-export function alertRule(alert: AlertDefinition, panel: AlertPanel): AlertRule {
+/**
+ * The runbook link, when the README has a known public address: `<base>#<anchor>`. The stack
+ * does not know its repository's URL, so by default rules carry the runbook steps themselves
+ * (`runbook`) and no link.
+ */
+export function runbookUrl(runbookBaseUrl: string, alert: Pick<AlertDefinition, "runbook">): string {
+  if (!/^https?:\/\/[^\s#]+$/.test(runbookBaseUrl)) {
+    throw new Error(`runbookBaseUrl ${JSON.stringify(runbookBaseUrl)} must be an http(s) URL without a fragment`);
+  }
+  return `${runbookBaseUrl}#${alert.runbook}`;
+}
+
+export function alertRule(alert: AlertDefinition, panel: AlertPanel, runbookBaseUrl?: string): AlertRule {
   return {
     uid: assertRuleUid(alert.uid),
     title: alert.name,
@@ -118,7 +130,8 @@ export function alertRule(alert: AlertDefinition, panel: AlertPanel): AlertRule 
       summary: grafanaAnnotation(alert.summary, alert.unit),
       description: grafanaAnnotation(alert.description, alert.unit),
       value: VALUE_FORMAT[alert.unit],
-      runbook_url: `${RUNBOOK_BASE_URL}#${alert.runbook}`,
+      runbook: alert.runbookSteps,
+      ...(runbookBaseUrl === undefined ? {} : { runbook_url: runbookUrl(runbookBaseUrl, alert) }),
       // Both or neither: Grafana links the rule to this dashboard panel.
       __dashboardUid__: panel.dashboardUid,
       __panelId__: String(panel.panelId),
@@ -128,7 +141,11 @@ export function alertRule(alert: AlertDefinition, panel: AlertPanel): AlertRule 
   };
 }
 
-export function alertRuleGroup(config: StackConfig, alertPanels: ReadonlyMap<string, AlertPanel>): AlertRuleGroup {
+export function alertRuleGroup(
+  config: StackConfig,
+  alertPanels: ReadonlyMap<string, AlertPanel>,
+  runbookBaseUrl?: string,
+): AlertRuleGroup {
   return {
     orgId: GRAFANA_ORG_ID,
     name: ALERT_GROUP.name,
@@ -137,7 +154,7 @@ export function alertRuleGroup(config: StackConfig, alertPanels: ReadonlyMap<str
     rules: alertDefinitions(config).map((alert) => {
       const panel = alertPanels.get(alert.uid);
       if (!panel) throw new Error(`alert ${alert.uid} has no panel on dashboard ${alert.dashboardUid}`);
-      return alertRule(alert, panel);
+      return alertRule(alert, panel, runbookBaseUrl);
     }),
   };
 }
@@ -159,7 +176,8 @@ export const NOTIFICATION_TEMPLATE = `{{ define "${SLACK_TITLE_TEMPLATE}" -}}
 *Summary:* {{ .Annotations.summary }}
 *Details:* {{ .Annotations.description }}
 {{ with .Annotations.value }}*Value{{ if eq $.Status "resolved" }} (last evaluation){{ end }}:* {{ . }}
-{{ end }}*Since:* {{ .StartsAt.Format "2006-01-02 15:04:05 MST" }}{{ if eq .Status "resolved" }} · *Resolved:* {{ .EndsAt.Format "2006-01-02 15:04:05 MST" }}{{ end }}
+{{ end }}{{ if eq .Status "firing" }}{{ with .Annotations.runbook }}*What to do:* {{ . }}
+{{ end }}{{ end }}*Since:* {{ .StartsAt.Format "2006-01-02 15:04:05 MST" }}{{ if eq .Status "resolved" }} · *Resolved:* {{ .EndsAt.Format "2006-01-02 15:04:05 MST" }}{{ end }}
 {{ if .DashboardURL }}<{{ .DashboardURL }}|Dashboard>{{ end }}{{ if .PanelURL }} · <{{ .PanelURL }}|Panel>{{ end }}{{ with .Annotations.runbook_url }} · <{{ . }}|Runbook>{{ end }}{{ if and (eq .Status "firing") .SilenceURL }} · <{{ .SilenceURL }}|Silence>{{ end }}
 {{- end }}
 
@@ -230,8 +248,12 @@ export function notificationPolicy(slackWebhookConfigured: boolean): Notificatio
   };
 }
 
-export function alertRulesFile(config: StackConfig, alertPanels: ReadonlyMap<string, AlertPanel>): AlertingFile {
-  return { apiVersion: 1, groups: [alertRuleGroup(config, alertPanels)] };
+export function alertRulesFile(
+  config: StackConfig,
+  alertPanels: ReadonlyMap<string, AlertPanel>,
+  runbookBaseUrl?: string,
+): AlertingFile {
+  return { apiVersion: 1, groups: [alertRuleGroup(config, alertPanels, runbookBaseUrl)] };
 }
 
 export function notificationTemplatesFile(): AlertingFile {

@@ -38,13 +38,6 @@ export const EXPRESSION_DS: DataSourceRef = { type: "__expr__", uid: "__expr__" 
 export const DASHBOARD_FOLDER = "Titan";
 export const DASHBOARD_TAG = "titan";
 
-/**
- * Where the alert runbooks live: README.md's runbook sections, by anchor. Every rule's
- * runbook_url is this base plus the definition's `runbook` anchor.
- * The lead must confirm the repository path; it is the one place to change it.
- */
-export const RUNBOOK_BASE_URL = "https://github.com/titan-observability/titan-observability/blob/main/README.md";
-
 /** The Slack contact point; its uid is also listed for deletion when no webhook is set. */
 export const SLACK_CONTACT_POINT = { name: "titan-slack", uid: "titan-slack" } as const;
 
@@ -58,9 +51,6 @@ export const DEFAULT_RECEIVER = "grafana-default-email";
 export const NOTIFICATION_TEMPLATE_NAME = "titan";
 export const SLACK_TITLE_TEMPLATE = "titan.slack.title";
 export const SLACK_TEXT_TEMPLATE = "titan.slack.text";
-
-/** Prometheus' scrape interval (templates/prometheus), the lowest useful query step. */
-export const PROMETHEUS_SCRAPE_INTERVAL = "15s";
 
 /**
  * Loki stream labels the dashboards' LogQL uses. The Alloy pipeline must set each of them

@@ -1,13 +1,8 @@
 /** Data source and dashboard-provider provisioning for the grafana host. */
 import { SERVICES } from "../../infra/topology";
 import { addressOf, type TemplateContext } from "../types";
-import {
-  DASHBOARD_FOLDER,
-  DASHBOARDS_DIR,
-  DATASOURCE_UIDS,
-  GRAFANA_ORG_ID,
-  PROMETHEUS_SCRAPE_INTERVAL,
-} from "./constants";
+import { DASHBOARD_FOLDER, DASHBOARDS_DIR, DATASOURCE_UIDS, GRAFANA_ORG_ID } from "./constants";
+import { SCRAPE_INTERVAL } from "../prometheus/config";
 import type { DashboardProvidersFile, DataSourcesFile } from "./model";
 
 export function dataSourcesFile(ctx: TemplateContext): DataSourcesFile {
@@ -29,7 +24,7 @@ export function dataSourcesFile(ctx: TemplateContext): DataSourcesFile {
         editable: false,
         jsonData: {
           httpMethod: "POST",
-          timeInterval: PROMETHEUS_SCRAPE_INTERVAL,
+          timeInterval: SCRAPE_INTERVAL,
           prometheusType: "Prometheus",
           manageAlerts: false,
         },

@@ -4,7 +4,7 @@
  * same context and options always give the same files, and the set of paths does not depend
  * on the options (so the delivery stage never has to remove a file we stopped rendering).
  */
-import YAML from "yaml";
+import { toYaml as sharedToYaml } from "../yaml";
 import type { RenderedFile, TemplateContext } from "../types";
 import { alertRulesFile, contactPointsFile, notificationPoliciesFile, notificationTemplatesFile } from "./alerting";
 import { DASHBOARDS_DIR, GRAFANA_PATHS } from "./constants";
@@ -20,6 +20,7 @@ export {
   NOTIFICATION_TEMPLATE,
   REF,
   RULE_UID_PATTERN,
+  runbookUrl,
   VALUE_FORMAT,
 } from "./alerting";
 export { buildDashboards, DASHBOARD_SCHEMA_VERSION, type AlertPanel, type BuiltDashboards } from "./dashboards";
@@ -28,6 +29,11 @@ export type * from "./model";
 export interface GrafanaRenderOptions {
   /** Whether the stack has a Slack webhook; its value reaches Grafana only through its environment. */
   readonly slackWebhookConfigured: boolean;
+  /**
+   * Public address of README.md (e.g. its page on the repository host). When given, each rule
+   * links to its runbook section; rules always carry the runbook steps themselves.
+   */
+  readonly runbookBaseUrl?: string;
 }
 
 export const GRAFANA_FILE_MODE = 0o640;
@@ -36,10 +42,10 @@ export const GRAFANA_FILE_GROUP = "grafana";
 
 const HEADER = "# Rendered by templates/grafana (Pulumi); changes made on the host are overwritten.\n";
 
-/** YAML without line folding, so long PromQL and templates stay on their own lines. */
+/** The shared YAML rendering, under a header (and an optional comment). */
 export function toYaml(value: unknown, comment?: string): string {
   const note = comment ? comment.replace(/^/gm, "# ") + "\n" : "";
-  return HEADER + note + YAML.stringify(value, { lineWidth: 0, aliasDuplicateObjects: false });
+  return HEADER + note + sharedToYaml(value);
 }
 
 /** Dashboard JSON: key order as built, 2-space indent, final newline. */
@@ -66,7 +72,7 @@ export function renderGrafanaFiles(ctx: TemplateContext, opts: GrafanaRenderOpti
     file(GRAFANA_PATHS.datasources, toYaml(dataSourcesFile(ctx))),
     file(GRAFANA_PATHS.dashboardProvider, toYaml(dashboardProvidersFile())),
     ...dashboards.map((d) => file(dashboardPath(d), toJson(d))),
-    file(GRAFANA_PATHS.alertRules, toYaml(alertRulesFile(ctx.config, alertPanels))),
+    file(GRAFANA_PATHS.alertRules, toYaml(alertRulesFile(ctx.config, alertPanels, opts.runbookBaseUrl))),
     file(GRAFANA_PATHS.notificationTemplates, toYaml(notificationTemplatesFile())),
     file(
       GRAFANA_PATHS.contactPoints,

@@ -12,8 +12,26 @@ export const BOOTSTRAP_PATH = "/usr/local/sbin/titan-bootstrap";
 /** Written last: the configuration push waits for it (and for cloud-init) before copying files. */
 export const BOOTSTRAP_DONE = "/var/lib/titan/bootstrap.done";
 
+/** An EBS volume that outlives the host, mounted where the role keeps its state. */
+export interface DataVolume {
+  readonly volumeId: string;
+  readonly mountPoint: string;
+  /** Owner of the mounted tree once the package has created its user. */
+  readonly owner: string;
+}
+
+/** Where each stateful role keeps its data (the package's own state directory). */
+export const DATA_MOUNTS: Partial<Record<Role, { mountPoint: string; owner: string }>> = {
+  prometheus: { mountPoint: "/var/lib/prometheus", owner: "prometheus" },
+  grafana: { mountPoint: "/var/lib/grafana", owner: "grafana" },
+};
+
+/** Device names the attachment can show up as when there is no NVMe serial link (Xen). */
+const FALLBACK_DEVICES = ["/dev/xvdf", "/dev/sdf"];
+
 export interface BootstrapPlan {
   readonly role: Role;
+  readonly dataVolume?: DataVolume;
   /** Pinned packages: installed at exactly their pinned version, then checked. */
   readonly pinned: readonly PinnedPackage[];
   /** Unpinned Debian packages the role needs (libraries, tools). */
@@ -23,7 +41,10 @@ export interface BootstrapPlan {
 
 const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg"];
 
-export function bootstrapPlan(role: Role): BootstrapPlan {
+export function bootstrapPlan(role: Role, dataVolumeId?: string): BootstrapPlan {
+  const mount = DATA_MOUNTS[role];
+  if (mount && !dataVolumeId) throw new Error(`the ${role} role keeps its data on a volume: pass its id`);
+  if (!mount && dataVolumeId) throw new Error(`the ${role} role has no data volume`);
   const pinned: Record<Role, PinnedPackage[]> = {
     web: [VERSIONS.alloy, VERSIONS.nodeExporter],
     prometheus: [VERSIONS.prometheus, VERSIONS.nodeExporter],
@@ -37,7 +58,13 @@ export function bootstrapPlan(role: Role): BootstrapPlan {
     loki: [],
     grafana: [],
   };
-  return { role, pinned: pinned[role], extras: [...BASE_EXTRAS, ...extras[role]], services: servicesFor(role) };
+  return {
+    role,
+    dataVolume: mount && dataVolumeId ? { volumeId: dataVolumeId, ...mount } : undefined,
+    pinned: pinned[role],
+    extras: [...BASE_EXTRAS, ...extras[role]],
+    services: servicesFor(role),
+  };
 }
 
 const SAFE = /^[A-Za-z0-9@%+=:,./*~_-]+$/;
@@ -55,6 +82,9 @@ function installSpec(p: PinnedPackage): string {
 
 export function renderBootstrapScript(plan: BootstrapPlan): string {
   const needsGrafanaRepo = plan.pinned.some((p) => p.origin === "grafana");
+  const volume = plan.dataVolume;
+  if (volume && !/^vol-[0-9a-f]{8,17}$/.test(volume.volumeId))
+    throw new Error(`not an EBS volume id: ${volume.volumeId}`);
   const lines: string[] = [
     "#!/bin/bash",
     `# Bootstrap of a ${plan.role} host, rendered by templates/host/bootstrap.ts.`,
@@ -75,6 +105,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     "  return 1",
     "}",
     "",
+    ...(volume ? dataVolumeLines(volume) : []),
     'log "refreshing Debian package lists"',
     "retry apt-get update -q",
     `retry apt-get install -y -q --no-install-recommends ${plan.extras.map(word).join(" ")}`,
@@ -134,6 +165,13 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
       "install -d -m 0750 -o loki -g loki /var/lib/loki",
     );
   }
+  if (volume) {
+    lines.push(
+      "",
+      "# The package created its user now: hand it the volume (uids differ between hosts).",
+      `chown -R ${word(volume.owner)}:${word(volume.owner)} ${word(volume.mountPoint)}`,
+    );
+  }
   lines.push(
     "",
     'log "enabling services"',
@@ -146,4 +184,34 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     'log "done"',
   );
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Waits for the data volume (attached after the instance starts), formats it only when it has
+ * no filesystem, and mounts it by UUID before any package writes to the mount point.
+ */
+function dataVolumeLines(volume: DataVolume): string[] {
+  // On Nitro instances the NVMe serial is the volume id without its dash.
+  const byId = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${word(volume.volumeId.replace("-", ""))}`;
+  return [
+    `log "waiting for data volume ${word(volume.volumeId)}"`,
+    "device=",
+    "for _ in $(seq 1 90); do",
+    `  for candidate in ${byId} ${FALLBACK_DEVICES.join(" ")}; do`,
+    '    if [[ -b "$candidate" ]]; then device=$(readlink -f "$candidate"); break 2; fi',
+    "  done",
+    "  sleep 2",
+    "done",
+    `if [[ -z "$device" ]]; then log "data volume ${word(volume.volumeId)} never appeared"; exit 1; fi`,
+    'if ! blkid "$device" >/dev/null 2>&1; then',
+    '  log "formatting blank data volume $device"',
+    '  mkfs.ext4 -q -L titan-data "$device"',
+    "fi",
+    'uuid=$(blkid -s UUID -o value "$device")',
+    `install -d -m 0755 ${word(volume.mountPoint)}`,
+    `grep -q "^UUID=$uuid " /etc/fstab || echo "UUID=$uuid ${word(volume.mountPoint)} ext4 defaults,nofail 0 2" >>/etc/fstab`,
+    `mountpoint -q ${word(volume.mountPoint)} || mount ${word(volume.mountPoint)}`,
+    `log "data volume $device mounted on ${word(volume.mountPoint)}"`,
+    "",
+  ];
 }

@@ -1,7 +1,8 @@
 /**
  * Each role's cloud-init user data: the apt pins, systemd units and drop-ins, logrotate policy
- * and the bootstrap script, run once at first boot. It depends on the role alone, so a
- * changed threshold, dashboard or peer address never touches it (and never replaces a host).
+ * and the bootstrap script, run once at first boot. It depends on the role (and the id of the
+ * role's data volume) alone, so a changed threshold, dashboard or peer address never touches
+ * it and never replaces a host.
  */
 import type { Role } from "../../infra/topology";
 import { readProjectFile } from "../projectFiles";
@@ -20,8 +21,14 @@ const file = (path: string, content: string, permissions = "0644"): WriteFile =>
   owner: "root:root",
 });
 
-export function cloudConfigFor(role: Role): CloudConfig {
-  const plan = bootstrapPlan(role);
+/** Everything user data may depend on: the role, and the id of its data volume if it has one. */
+export interface UserDataInput {
+  readonly role: Role;
+  readonly dataVolumeId?: string;
+}
+
+export function cloudConfigFor({ role, dataVolumeId }: UserDataInput): CloudConfig {
+  const plan = bootstrapPlan(role, dataVolumeId);
   const files: WriteFile[] = [
     file(APT_PREFERENCES_PATH, renderAptPreferences(plan.pinned)),
     ...unitsFor(role).map((unit) => file(unit.path, unit.content)),
@@ -37,8 +44,9 @@ export function cloudConfigFor(role: Role): CloudConfig {
   };
 }
 
-export function renderUserData(role: Role): string {
-  const text = renderCloudConfig(cloudConfigFor(role));
+export function renderUserData(input: UserDataInput): string {
+  const { role } = input;
+  const text = renderCloudConfig(cloudConfigFor(input));
   if (Buffer.byteLength(text) > USER_DATA_LIMIT) {
     throw new Error(`user data of the ${role} role is ${Buffer.byteLength(text)} bytes, over EC2's ${USER_DATA_LIMIT}`);
   }

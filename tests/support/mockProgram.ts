@@ -50,6 +50,15 @@ export interface ProgramInput {
 
 let publicIpCounter = 0;
 
+/** EBS volume ids are validated where they are used (the bootstrap), so the mock makes real-looking ones. */
+export function mockVolumeId(name: string): string {
+  let hash = 0;
+  for (const c of name) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  return `vol-0${hash.toString(16).padStart(8, "0")}${"0".repeat(8)}`;
+}
+
+const idFor = (type: string, name: string) => (type === "aws:ebs/volume:Volume" ? mockVolumeId(name) : `${name}-id`);
+
 function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (type) {
     case "aws:ec2/instance:Instance":
@@ -115,7 +124,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
         const inputs = args.inputs as Record<string, unknown>;
         const key = `${type}::${name}`;
         resources.push({ ...(options.get(key) ?? defaultsFor(type, name, custom ?? false)), inputs });
-        return { id: `${name}-id`, state: computedState(type, name, inputs) };
+        return { id: idFor(type, name), state: computedState(type, name, inputs) };
       },
       call: (args) => {
         const { token } = args;

@@ -33,6 +33,8 @@ export interface StackConfig {
   /** Operator-supplied key pair; when absent the stack generates one. */
   readonly sshKey?: Readonly<{ publicKey: string; privateKey: string }>;
   readonly grafanaAdminUser: string;
+  /** Where the alert runbooks are published (e.g. this README on your Git host); optional. */
+  readonly runbookBaseUrl?: string;
   /** Plain text here; index.ts wraps it with pulumi.secret before any resource sees it. */
   readonly slackWebhookUrl?: string;
 }
@@ -135,6 +137,16 @@ function slackWebhook(raw: string): string | Problem {
     : expected("an https://hooks.slack.com/... incoming-webhook URL");
 }
 
+function httpsUrl(raw: string): string | Problem {
+  try {
+    const url = new URL(raw);
+    if (url.protocol === "https:" && !url.hash) return raw;
+  } catch {
+    // reported below
+  }
+  return expected("an https:// URL without a #fragment");
+}
+
 const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( .*)?$/;
 const SSH_PRIVATE_KEY =
   /^-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----[\s\S]+-----END (OPENSSH|RSA|EC) PRIVATE KEY-----\s*$/;
@@ -190,6 +202,12 @@ export const CONFIG_KEYS = [
     secret: true,
     description:
       "Slack incoming-webhook URL for alert notifications (set with --secret). Optional: without it alerts show only in Grafana.",
+  },
+  {
+    key: "runbookBaseUrl",
+    type: "string",
+    description:
+      "Optional https URL of this README as published (e.g. on your Git host); alerts then link to its runbook sections. The steps travel in every alert either way.",
   },
   {
     key: "rootDiskCriticalPercent",
@@ -402,6 +420,7 @@ export function loadConfig(source: ConfigSource, ctx: { project: string; stack: 
     grafanaAdminUser:
       read("grafanaAdminUser", pattern(/^[A-Za-z0-9_.@-]{1,64}$/, "1-64 letters, digits or _.@-")) ?? "",
     slackWebhookUrl: read("slackWebhookUrl", slackWebhook),
+    runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -175,6 +175,11 @@ describe("loadConfig", () => {
       { sshPublicKey: "ssh-ed25519 AAAAC3Nza me@laptop" },
       /^sshPublicKey and sshPrivateKey: expected both or neither/,
     ],
+    [
+      "plain-http runbook URL",
+      { runbookBaseUrl: "http://git.example.com/README.md" },
+      /^runbookBaseUrl = "http:\/\/git\.example\.com\/README\.md": expected an https:\/\/ URL/,
+    ],
     ["bad SSH user", { sshUser: "Admin User" }, /^sshUser = "Admin User": expected a Unix user name/],
   ];
   for (const [what, values, message] of badInputs) {

@@ -4,14 +4,16 @@
  *
  *   node build/templates/validate/renderForValidation.js <dir>
  *
- * writes <dir>/loki/config.yml and <dir>/alloy/config.alloy (world-readable: the containers
- * run as their own users, and the sample holds no secret).
+ * writes <dir>/loki/config.yml, <dir>/alloy/config.alloy and Grafana's provisioning and
+ * dashboards under <dir>/grafana/ (the tree under /etc/grafana), world-readable: the
+ * containers run as their own users, and the sample holds no secret.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { addressPlan } from "../../infra/addressing";
 import { loadConfig } from "../../infra/config";
 import { renderAlloyFiles } from "../alloy/config";
+import { DASHBOARDS_DIR, PROVISIONING_DIR, renderGrafanaFiles } from "../grafana";
 import { renderLokiConfig } from "../loki/config";
 import type { TemplateContext } from "../types";
 
@@ -41,6 +43,12 @@ export function renderForValidation(dir: string, ctx: TemplateContext = sampleCo
     "loki/config.yml": renderLokiConfig(ctx).content,
     "alloy/config.alloy": alloyConfig.content,
   };
+  // With a webhook, so the Slack contact point and its environment reference are exercised too.
+  for (const file of renderGrafanaFiles(ctx, { slackWebhookConfigured: true })) {
+    const under = [PROVISIONING_DIR, DASHBOARDS_DIR].find((dir) => file.path.startsWith(`${dir}/`));
+    if (!under) throw new Error(`unexpected Grafana file ${file.path}`);
+    files[path.posix.join("grafana", path.posix.relative("/etc/grafana", file.path))] = file.content;
+  }
   for (const [rel, content] of Object.entries(files)) {
     const target = path.join(dir, rel);
     fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });

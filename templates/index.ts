@@ -1,0 +1,40 @@
+/**
+ * Every configuration file each host receives from the configuration push, by role. User data
+ * (templates/host/userData.ts) is separate: it bootstraps once and never carries these.
+ */
+import type { HostSlot } from "../infra/addressing";
+import { renderAlloyFiles } from "./alloy/config";
+import { DASHBOARD_UIDS } from "./alerts";
+import { dashboardPath, renderGrafanaFiles } from "./grafana";
+import { renderGrafanaServerFiles } from "./host/grafanaServer";
+import { renderLokiConfig } from "./loki/config";
+import { renderPrometheusFiles } from "./prometheus/config";
+import type { RenderedFile, TemplateContext } from "./types";
+
+export interface HostRenderOptions {
+  readonly slackWebhookConfigured: boolean;
+  /** Grafana's public URL, for links in notifications. */
+  readonly grafanaRootUrl?: string;
+}
+
+export function renderHostFiles(ctx: TemplateContext, host: HostSlot, options: HostRenderOptions): RenderedFile[] {
+  switch (host.role) {
+    case "web":
+      return renderAlloyFiles(ctx, host);
+    case "prometheus":
+      return renderPrometheusFiles(ctx);
+    case "loki":
+      return [renderLokiConfig(ctx)];
+    case "grafana":
+      return [
+        ...renderGrafanaFiles(ctx, {
+          slackWebhookConfigured: options.slackWebhookConfigured,
+          runbookBaseUrl: ctx.config.runbookBaseUrl,
+        }),
+        ...renderGrafanaServerFiles(ctx, {
+          rootUrl: options.grafanaRootUrl,
+          homeDashboardPath: dashboardPath({ uid: DASHBOARD_UIDS.system }),
+        }),
+      ];
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Golden files: every file the templates render for a sample stack, as it lands on each host,
+ * so any change to what a host receives shows up in review. Regenerate after an intended
+ * change with `UPDATE_GOLDEN=1 node --test build/tests/golden.test.js`.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { DATA_MOUNTS } from "../templates/host/bootstrap";
+import { renderUserData } from "../templates/host/userData";
+import { renderHostFiles } from "../templates/index";
+import { alertDefinitions } from "../templates/alerts";
+import { renderRuleFile } from "../templates/prometheus/rules";
+import { renderRuleTestFile } from "../templates/prometheus/ruleTests";
+import { ROOT } from "./support/files";
+import { testContext } from "./support/render";
+
+const GOLDEN = path.join(ROOT, "tests/golden");
+const update = process.env.UPDATE_GOLDEN === "1";
+
+/** Every rendered file of the sample stack (webCount 2, with a webhook), keyed by golden path. */
+function renderAll(): Map<string, string> {
+  const ctx = testContext({ webCount: "2" });
+  const files = new Map<string, string>();
+  for (const host of ctx.plan.hosts) {
+    const rendered = renderHostFiles(ctx, host, {
+      slackWebhookConfigured: true,
+      grafanaRootUrl: "http://198.51.100.4:3000",
+    });
+    for (const file of rendered) {
+      const mode = `${file.owner}:${file.group} ${file.mode.toString(8).padStart(4, "0")}`;
+      files.set(path.join(host.name, file.path), `# golden: ${mode}\n${file.content}`);
+    }
+  }
+  for (const role of ["web", "prometheus", "loki", "grafana"] as const) {
+    const dataVolumeId = DATA_MOUNTS[role] ? "vol-0123456789abcdef0" : undefined;
+    files.set(path.join("user-data", `${role}.yaml`), renderUserData({ role, dataVolumeId }));
+  }
+  const defs = alertDefinitions(ctx.config);
+  files.set("promtool/rules.yml", renderRuleFile(defs));
+  files.set("promtool/tests.yml", renderRuleTestFile(defs, "rules.yml"));
+  return files;
+}
+
+function existing(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(GOLDEN, path.join(e.parentPath ?? e.path, e.name)));
+}
+
+describe("golden files", () => {
+  const rendered = renderAll();
+
+  if (update) {
+    fs.rmSync(GOLDEN, { recursive: true, force: true });
+    for (const [rel, content] of rendered) {
+      fs.mkdirSync(path.dirname(path.join(GOLDEN, rel)), { recursive: true });
+      fs.writeFileSync(path.join(GOLDEN, rel), content);
+    }
+  }
+
+  it("cover exactly the rendered files", () => {
+    assert.deepEqual(existing(GOLDEN).sort(), [...rendered.keys()].sort());
+  });
+
+  for (const [rel, content] of rendered) {
+    it(`${rel} matches`, () => {
+      const file = path.join(GOLDEN, rel);
+      assert.ok(fs.existsSync(file), `missing golden file ${rel}: run UPDATE_GOLDEN=1`);
+      assert.equal(content, fs.readFileSync(file, "utf8"), `${rel} changed: review, then UPDATE_GOLDEN=1`);
+    });
+  }
+
+  it("contain no placeholder and no secret", () => {
+    for (const [rel, content] of rendered) {
+      assert.doesNotMatch(content, /\b(TODO|FIXME|CHANGEME|REPLACE_ME|example\.com)\b/i, rel);
+      assert.doesNotMatch(content, /hooks\.slack\.com\/services|BEGIN [A-Z ]*PRIVATE KEY/, rel);
+    }
+  });
+});

@@ -16,3 +16,4 @@ export const grafanaAdminUser = stack.grafanaAdminUser;
 export const grafanaAdminPassword = stack.grafanaAdminPassword;
 export const sshKeyFile = stack.sshKeyFile;
 export const sshPrivateKey = stack.sshPrivateKey;
+export const verification = stack.verification;

@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { addressPlan } from "./addressing";
+import { deliver, type Delivery } from "./delivery/pipeline";
 import type { StackConfig } from "./config";
 import { Host } from "./host";
 import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
@@ -31,11 +32,13 @@ export interface StackOutputs {
   readonly grafanaAdminPassword: pulumi.Output<string>;
   readonly sshKeyFile: string;
   readonly sshPrivateKey?: pulumi.Output<string>;
+  /** What the post-deploy verification checked, and how long each check took. */
+  readonly verification: pulumi.Output<unknown>;
   /** For the configuration push of later stages. */
   readonly components: {
     readonly hosts: readonly Host[];
     readonly sshKey: SshKey;
-    readonly slackWebhookUrl?: pulumi.Output<string>;
+    readonly delivery: Delivery;
   };
 }
 
@@ -79,6 +82,16 @@ export function defineStack(config: StackConfig): StackOutputs {
   );
 
   const grafanaPassword = new random.RandomPassword("grafana-admin-password", { length: 32, special: false });
+  const slackWebhookUrl = config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl);
+  const delivery = deliver({
+    config,
+    plan,
+    hosts,
+    privateKey: sshKey.privateKey,
+    lokiBucket: bucket.bucket.bucket,
+    grafanaAdminPassword: pulumi.secret(grafanaPassword.result),
+    slackWebhookUrl,
+  });
 
   const sshKeyFile = `~/.ssh/${physicalName(config, "deploy")}.pem`;
   const hostOutputs: Record<string, HostOutput> = {};
@@ -109,10 +122,17 @@ export function defineStack(config: StackConfig): StackOutputs {
     grafanaAdminPassword: pulumi.secret(grafanaPassword.result),
     sshKeyFile,
     sshPrivateKey: sshKey.generated ? sshKey.privateKey : undefined,
-    components: {
-      hosts,
-      sshKey,
-      slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
-    },
+    verification: delivery.verification.stdout.apply(parseReport),
+    components: { hosts, sshKey, delivery },
   };
+}
+
+/** The verification's JSON report (absent in a preview, where nothing ran). */
+function parseReport(stdout: string | undefined): unknown {
+  if (!stdout) return undefined;
+  try {
+    return JSON.parse(stdout) as unknown;
+  } catch {
+    return { raw: stdout };
+  }
 }

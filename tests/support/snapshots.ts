@@ -46,3 +46,12 @@ export function one(snap: Snapshot, type: string, name: string): RecordedResourc
   if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
   return found[0];
 }
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** A resource's inputs as JSON with every secret-wrapped value replaced: what state keeps in plain text. */
+export function plainInputs(resource: RecordedResource): string {
+  return JSON.stringify(resource.inputs, (_key, value: unknown) =>
+    typeof value === "object" && value !== null && SECRET_SIG in value ? "<secret>" : value,
+  );
+}

@@ -1,0 +1,240 @@
+/**
+ * Delivery for the whole stack: one ConfigPush per host, a marker line written on every web
+ * host, and the verification that proves the pipeline once everything is pushed.
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { alertDefinitions, DASHBOARD_UIDS } from "../../templates/alerts";
+import { TITAN_JOB } from "../../templates/alloy/config";
+import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT, SLACK_WEBHOOK_ENV } from "../../templates/grafana";
+import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../../templates/host/grafanaServer";
+import { TITAN_APP_DIR, TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
+import { renderHostFiles } from "../../templates/index";
+import { projectRoot } from "../../templates/projectFiles";
+import { SCRAPE_JOBS, SELF_JOB } from "../../templates/scrapeJobs";
+import type { TemplateContext } from "../../templates/types";
+import type { AddressPlan } from "../addressing";
+import type { StackConfig } from "../config";
+import type { Host } from "../host";
+import { physicalName } from "../naming";
+import { SERVICES, type Role } from "../topology";
+import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
+import { appFiles } from "./appFiles";
+import { ConfigPush, digest } from "./configPush";
+import type { InstallPlan } from "./scripts";
+import { stagingDir } from "./scripts";
+
+/** What each role's files set in motion when they change. */
+const ACTIONS: Record<Role, InstallPlan["actions"]> = {
+  prometheus: [
+    // SIGHUP for a new prometheus.yml; new flags need a restart.
+    { prefix: "/etc/prometheus/", then: { service: "prometheus", action: "reload" } },
+    { prefix: "/etc/default/prometheus", then: { service: "prometheus", action: "restart" } },
+  ],
+  loki: [{ prefix: "/etc/loki/", then: { service: "loki", action: "restart" } }],
+  web: [
+    { prefix: "/etc/alloy/", then: { service: "alloy", action: "restart" } },
+    { prefix: "/etc/default/alloy", then: { service: "alloy", action: "restart" } },
+    { prefix: `${TITAN_APP_DIR}/`, then: { service: "titan", action: "restart" } },
+    { prefix: `${TITAN_APP_DIR}/`, then: { service: "titan-traffic", action: "restart" } },
+  ],
+  grafana: [
+    { prefix: "/etc/grafana/", then: { service: "grafana-server", action: "restart" } },
+    { prefix: "/etc/systemd/system/grafana-server", then: { service: "grafana-server", action: "restart" } },
+  ],
+};
+
+/** Staged app code replaces the installed copy only when it differs. */
+function appSyncLines(staging: string): string[] {
+  const staged = `${staging}/app`;
+  return [
+    `if ! sudo diff -rq ${staged} ${TITAN_APP_DIR} >/dev/null 2>&1; then`,
+    `  sudo rm -rf ${TITAN_APP_DIR}.new && sudo cp -r ${staged} ${TITAN_APP_DIR}.new`,
+    `  sudo chown -R root:root ${TITAN_APP_DIR}.new && sudo chmod -R u=rwX,go=rX ${TITAN_APP_DIR}.new`,
+    `  sudo chmod 0755 ${TITAN_APP_DIR}.new/bin/titan-serve ${TITAN_APP_DIR}.new/demo/*.sh`,
+    `  sudo rm -rf ${TITAN_APP_DIR} && sudo mv ${TITAN_APP_DIR}.new ${TITAN_APP_DIR}`,
+    `  changed="$changed ${TITAN_APP_DIR}/"`,
+    "fi",
+  ];
+}
+
+/** Reads the admin password and the optional webhook from stdin into root-only files. */
+const GRAFANA_SECRET_LINES = [
+  "IFS= read -r admin_password || true",
+  "IFS= read -r slack_webhook || true",
+  "sudo install -d -m 0750 -o root -g grafana /etc/grafana/secrets",
+  "secret() { # target owner group mode, content on stdin",
+  "  tmp=$(sudo mktemp -p /etc/grafana/secrets)",
+  '  sudo tee "$tmp" >/dev/null',
+  '  if sudo cmp -s "$tmp" "$1"; then sudo rm -f "$tmp"; return; fi',
+  '  sudo chown "$2:$3" "$tmp" && sudo chmod "$4" "$tmp" && sudo mv "$tmp" "$1"',
+  '  changed="$changed $1"',
+  "}",
+  `printf '%s' "$admin_password" | secret ${GRAFANA_ADMIN_PASSWORD_PATH} grafana grafana 0400`,
+  'if [ -n "$slack_webhook" ]; then',
+  `  printf '${SLACK_WEBHOOK_ENV}=%s\\n' "$slack_webhook" | secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600`,
+  `elif sudo test -e ${GRAFANA_SECRETS_ENV_PATH}; then`,
+  `  sudo rm -f ${GRAFANA_SECRETS_ENV_PATH} && changed="$changed ${GRAFANA_SECRETS_ENV_PATH}"`,
+  "fi",
+];
+
+/**
+ * Grafana applies its admin password only when it creates its database; after a change (and on
+ * the first push, when the bootstrap already started Grafana) it is set explicitly.
+ */
+const GRAFANA_POST_LINES = [
+  `case "$changed" in *" ${GRAFANA_ADMIN_PASSWORD_PATH}"*)`,
+  "  for _ in $(seq 1 30); do curl -fsS http://127.0.0.1:3000/api/health >/dev/null 2>&1 && break; sleep 2; done",
+  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | sudo -u grafana grafana cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini admin reset-admin-password --password-from-stdin >/dev/null`,
+  '  echo "grafana admin password set" ;;',
+  "esac",
+];
+
+export interface DeliveryArgs {
+  readonly config: StackConfig;
+  readonly plan: AddressPlan;
+  readonly hosts: readonly Host[];
+  readonly privateKey: pulumi.Output<string>;
+  readonly lokiBucket: pulumi.Output<string>;
+  readonly grafanaAdminPassword: pulumi.Output<string>;
+  readonly slackWebhookUrl?: pulumi.Output<string>;
+}
+
+export interface Delivery {
+  readonly pushes: Record<string, ConfigPush>;
+  readonly verification: command.local.Command;
+}
+
+/** Every target Prometheus must report up, from the scrape table and the address plan. */
+export function expectedTargets(config: StackConfig, plan: AddressPlan): ExpectedTarget[] {
+  const targets: ExpectedTarget[] = [
+    { job: SELF_JOB, instance: physicalName(config, "prometheus"), role: "prometheus" },
+  ];
+  for (const job of SCRAPE_JOBS) {
+    for (const host of plan.hosts.filter((h) => (job.roles as readonly Role[]).includes(h.role))) {
+      targets.push({ job: job.job, instance: physicalName(config, host.name), role: host.role });
+    }
+  }
+  return targets;
+}
+
+export function deliver(args: DeliveryArgs): Delivery {
+  const { config, plan } = args;
+  const parent = new pulumi.ComponentResource("titan:delivery:Pipeline", "delivery", {});
+  const grafanaHost = args.hosts.find((h) => h.slot.role === "grafana") as Host;
+  const grafanaUrl = pulumi.interpolate`http://${grafanaHost.instance.publicIp}:${SERVICES.grafana.port}`;
+  const ctx = args.lokiBucket.apply((lokiBucket): TemplateContext => ({ config, plan, lokiBucket }));
+  const slackConfigured = args.slackWebhookUrl !== undefined;
+  const appRoot = path.join(projectRoot(), "app");
+  const app = appFiles(appRoot);
+  const appDigest = digest(...app.flatMap((f) => [f, fs.readFileSync(path.join(appRoot, f), "utf8")]));
+
+  const pushes: Record<string, ConfigPush> = {};
+  for (const host of args.hosts) {
+    const slot = host.slot;
+    const staging = stagingDir(config.sshUser);
+    const connection = {
+      host: host.instance.publicIp,
+      user: config.sshUser,
+      privateKey: args.privateKey,
+      // A fresh instance needs a minute or two before sshd answers; an unreachable one fails in minutes.
+      dialErrorLimit: 30,
+      perDialTimeout: 10,
+    };
+    const isWeb = slot.role === "web";
+    const isGrafana = slot.role === "grafana";
+    pushes[slot.name] = new ConfigPush(
+      `${slot.name}-push`,
+      {
+        host,
+        connection,
+        sshUser: config.sshUser,
+        files: pulumi
+          .all([ctx, grafanaUrl])
+          .apply(([c, url]) =>
+            renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
+          ),
+        actions: ACTIONS[slot.role],
+        owned: isGrafana ? [DASHBOARDS_DIR] : undefined,
+        extraAssets: isWeb
+          ? Object.fromEntries(app.map((f) => [`app/${f}`, new pulumi.asset.FileAsset(path.join(appRoot, f))]))
+          : undefined,
+        extraDigest: isWeb ? appDigest : undefined,
+        extraLines: isWeb ? appSyncLines(staging) : isGrafana ? GRAFANA_SECRET_LINES : undefined,
+        post: isGrafana ? GRAFANA_POST_LINES : undefined,
+        stdin: isGrafana
+          ? pulumi.secret(
+              pulumi
+                .all([args.grafanaAdminPassword, args.slackWebhookUrl ?? ""])
+                .apply(([password, webhook]) => `${password}\n${webhook}\n`),
+            )
+          : undefined,
+      },
+      { parent },
+    );
+  }
+
+  // A fresh marker per run: each web host logs it, and Loki must return it with its labels.
+  const runId = new Date().toISOString();
+  const marker = `titan-verify-${digest(runId).slice(0, 12)}`;
+  const webHosts = args.hosts.filter((h) => h.slot.role === "web");
+  const markers = webHosts.map(
+    (host) =>
+      new command.remote.Command(
+        `${host.slot.name}-log-marker`,
+        {
+          connection: {
+            host: host.instance.publicIp,
+            user: config.sshUser,
+            privateKey: args.privateKey,
+            dialErrorLimit: 30,
+            perDialTimeout: 10,
+          },
+          create:
+            `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
+            ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`,
+          triggers: [runId],
+        },
+        { parent, dependsOn: [pushes[host.slot.name].install] },
+      ),
+  );
+
+  const spec: pulumi.Output<VerificationSpec> = pulumi
+    .all([grafanaHost.instance.publicIp, hostIp("prometheus")])
+    .apply(([grafanaIp, prometheusIp]) => ({
+      prometheusUrl: `http://${prometheusIp}:${SERVICES.prometheus.port}`,
+      grafanaUrl: `http://${grafanaIp}:${SERVICES.grafana.port}`,
+      grafanaUser: config.grafanaAdminUser,
+      environment: config.environment,
+      targets: expectedTargets(config, plan),
+      logMarker: { marker, job: TITAN_JOB, hosts: webHosts.map((h) => physicalName(config, h.slot.name)) },
+      grafana: {
+        datasourceUids: Object.values(DATASOURCE_UIDS),
+        dashboardUids: Object.values(DASHBOARD_UIDS),
+        ruleUids: alertDefinitions(config).map((d) => d.uid),
+        contactPoint: slackConfigured ? SLACK_CONTACT_POINT.name : undefined,
+      },
+      timeoutMs: 5 * 60 * 1000,
+      intervalMs: 5000,
+    }));
+  function hostIp(role: Role): pulumi.Output<string> {
+    return (args.hosts.find((h) => h.slot.role === role) as Host).instance.publicIp;
+  }
+
+  const verification = new command.local.Command(
+    "verify-pipeline",
+    {
+      create: "node --require ts-node/register/transpile-only infra/verify/cli.ts",
+      dir: projectRoot(),
+      environment: { VERIFY_SPEC: spec.apply((s) => JSON.stringify(s)) },
+      stdin: pulumi.secret(args.grafanaAdminPassword),
+      // The readable report goes to the log (stderr); the JSON report becomes a stack output.
+      logging: "stderr",
+      triggers: [runId],
+    },
+    { parent, dependsOn: [...Object.values(pushes).map((p) => p.install), ...markers] },
+  );
+  return { pushes, verification };
+}

@@ -1,0 +1,96 @@
+/**
+ * The shell the configuration push runs on a host: wait until the host is ready, then install
+ * staged files with their owner and mode and restart or reload only the services whose files
+ * changed. Rendered here so shellcheck sees exactly what runs (tests/delivery.test.ts).
+ */
+import type { RenderedFile } from "../../templates/types";
+import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
+
+/** Staging directory in the SSH user's home: CopyToRemote writes over SFTP as that user. */
+export const stagingDir = (user: string) => `/home/${user}/titan-staging`;
+
+const SAFE = /^[A-Za-z0-9@%+=:,./_-]+$/;
+function word(value: string): string {
+  if (!SAFE.test(value)) throw new Error(`refusing to put ${JSON.stringify(value)} in a shell command`);
+  return value;
+}
+
+/**
+ * Waits for cloud-init and the bootstrap. `cloud-init status --wait` exits 2 for "recoverable
+ * errors" (deprecated keys and the like): that is tolerated; anything else fails with the log.
+ */
+export function waitReadyScript(): string {
+  return [
+    "set -u",
+    "rc=0",
+    "cloud-init status --wait >/dev/null || rc=$?",
+    'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then',
+    '  echo "cloud-init failed (exit $rc); the end of its log:" >&2',
+    "  sudo tail -n 40 /var/log/cloud-init-output.log >&2",
+    "  exit 1",
+    "fi",
+    `if [ ! -f ${word(BOOTSTRAP_DONE)} ]; then`,
+    '  echo "the bootstrap did not finish; the end of its log:" >&2',
+    "  sudo tail -n 40 /var/log/cloud-init-output.log >&2",
+    "  exit 1",
+    "fi",
+    'echo "ready"',
+  ].join("\n");
+}
+
+/** What to do with a service after its files change. */
+export interface ServiceAction {
+  readonly service: string;
+  readonly action: "restart" | "reload";
+}
+
+export interface InstallPlan {
+  readonly staging: string;
+  /** Files as rendered: the staged copy is at staging + path. */
+  readonly files: readonly RenderedFile[];
+  /** Which service each changed file concerns (matched by path prefix). */
+  readonly actions: readonly { readonly prefix: string; readonly then: ServiceAction }[];
+  /** Directories whose files are exactly the rendered ones: stale files are removed. */
+  readonly owned?: readonly string[];
+  /** Extra lines run after the files are in place (secrets from stdin, app sync). */
+  readonly extra?: readonly string[];
+  /** Lines run last, once the services have restarted. */
+  readonly post?: readonly string[];
+}
+
+export function installScript(plan: InstallPlan): string {
+  const lines = [
+    "set -eu",
+    `staging=${word(plan.staging)}`,
+    "changed=''",
+    "place() { # staged-path target owner group mode",
+    '  if ! sudo cmp -s "$1" "$2"; then',
+    '    sudo install -D -o "$3" -g "$4" -m "$5" "$1" "$2"',
+    '    changed="$changed $2"',
+    "  fi",
+    "}",
+  ];
+  for (const f of plan.files) {
+    const mode = f.mode.toString(8).padStart(4, "0");
+    lines.push(`place "$staging${word(f.path)}" ${word(f.path)} ${word(f.owner)} ${word(f.group)} ${mode}`);
+  }
+  for (const dir of plan.owned ?? []) {
+    const keep = plan.files.filter((f) => f.path.startsWith(`${dir}/`)).map((f) => word(f.path));
+    lines.push(
+      `keep=" ${keep.join(" ")} "`,
+      `for old in $(sudo find ${word(dir)} -type f 2>/dev/null); do`,
+      '  case "$keep" in *" $old "*) ;; *) sudo rm -f "$old"; changed="$changed $old" ;; esac',
+      "done",
+    );
+  }
+  lines.push(...(plan.extra ?? []));
+  lines.push('case "$changed" in *" /etc/systemd/"*) sudo systemctl daemon-reload ;; esac');
+  for (const { prefix, then } of plan.actions) {
+    lines.push(
+      `case "$changed" in *" ${word(prefix)}"*) sudo systemctl ${then.action} ${word(then.service)}; echo "${then.action}ed ${word(then.service)}" ;; esac`,
+    );
+  }
+  lines.push(...(plan.post ?? []));
+  lines.push('echo "installed:${changed:- nothing changed}"');
+  return lines.join("\n");
+}

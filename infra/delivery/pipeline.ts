@@ -131,18 +131,20 @@ export function deliver(args: DeliveryArgs): Delivery {
   const app = appFiles(appRoot);
   const appDigest = digest(...app.flatMap((f) => [f, fs.readFileSync(path.join(appRoot, f), "utf8")]));
 
+  const connectionTo = (host: Host) => ({
+    host: host.instance.publicIp,
+    user: config.sshUser,
+    privateKey: args.privateKey,
+    // A fresh instance needs a minute or two before sshd answers; an unreachable one fails in minutes.
+    dialErrorLimit: 30,
+    perDialTimeout: 10,
+  });
+
   const pushes: Record<string, ConfigPush> = {};
   for (const host of args.hosts) {
     const slot = host.slot;
     const staging = stagingDir(config.sshUser);
-    const connection = {
-      host: host.instance.publicIp,
-      user: config.sshUser,
-      privateKey: args.privateKey,
-      // A fresh instance needs a minute or two before sshd answers; an unreachable one fails in minutes.
-      dialErrorLimit: 30,
-      perDialTimeout: 10,
-    };
+    const connection = connectionTo(host);
     const isWeb = slot.role === "web";
     const isGrafana = slot.role === "grafana";
     pushes[slot.name] = new ConfigPush(
@@ -185,13 +187,7 @@ export function deliver(args: DeliveryArgs): Delivery {
       new command.remote.Command(
         `${host.slot.name}-log-marker`,
         {
-          connection: {
-            host: host.instance.publicIp,
-            user: config.sshUser,
-            privateKey: args.privateKey,
-            dialErrorLimit: 30,
-            perDialTimeout: 10,
-          },
+          connection: connectionTo(host),
           create:
             `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
             ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`,

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { expectedTargets } from "../infra/delivery/pipeline";
-import { installScript, stagingDir, waitReadyScript } from "../infra/delivery/scripts";
+import { installScript, stagingRoot, waitReadyScript } from "../infra/delivery/scripts";
 import { appFiles } from "../infra/delivery/appFiles";
 import type { VerificationSpec } from "../infra/verify/checks";
 import { renderHostFiles } from "../templates/index";
@@ -51,7 +51,11 @@ describe("configuration push", () => {
       assert.ok(dependsOn(ready, host), `${host}: ready waits for the instance`);
       assert.ok(dependsOn(files, `${host}-push-ready`), `${host}: copy after ready`);
       assert.ok(dependsOn(install, `${host}-push-files`), `${host}: install after copy`);
-      assert.equal(files.inputs.remotePath, stagingDir("admin"));
+      assert.match(String(files.inputs.remotePath), /^\/home\/admin\/titan-staging\/[0-9a-f]{16}$/);
+      assert.ok(
+        String(install.inputs.create).includes(`staging=${String(files.inputs.remotePath)}\n`),
+        "installs what was copied",
+      );
       assert.equal(install.inputs.logging, "stderr");
       assert.match(install.parent, /titan:delivery:ConfigPush::/);
     }
@@ -72,6 +76,15 @@ describe("configuration push", () => {
       assert.equal(connection.dialErrorLimit, 30);
       assert.equal(connection.perDialTimeout, 10);
     }
+  });
+
+  it("stages each content in its own directory, so a copy never lands inside an older one", () => {
+    const remote = (snap: TimedSnapshot) => String(one(snap, COPY, "grafana-push-files").inputs.remotePath);
+    assert.notEqual(remote(base), remote(threshold));
+    assert.equal(
+      String(one(base, COPY, "loki-push-files").inputs.remotePath),
+      String(one(threshold, COPY, "loki-push-files").inputs.remotePath),
+    );
   });
 
   it("re-pushes only Grafana when an alert threshold changes, and replaces no host", () => {
@@ -165,7 +178,7 @@ describe("remote scripts", () => {
   }
 
   it("pass shellcheck, for every role's install script as rendered", () => {
-    shellcheck("wait-ready", waitReadyScript());
+    shellcheck("wait-ready", waitReadyScript(stagingRoot("admin")));
     for (const snap of [base, webhook]) {
       for (const host of HOSTS)
         shellcheck(`${host}-install`, String(one(snap, REMOTE, `${host}-push-install`).inputs.create));
@@ -192,7 +205,9 @@ describe("remote scripts", () => {
   });
 
   it("runs the install script for real against a staged tree (no sudo needed as root)", () => {
-    const staging = path.join(work, "staging");
+    const staging = path.join(work, "titan-staging", "0123456789abcdef");
+    const older = path.join(work, "titan-staging", "fedcba9876543210");
+    fs.mkdirSync(older, { recursive: true });
     const target = path.join(work, "target");
     const file = { path: `${target}/etc/demo.conf`, content: "a=1\n", mode: 0o640, owner: "root", group: "root" };
     fs.mkdirSync(path.dirname(path.join(staging, file.path)), { recursive: true });
@@ -208,6 +223,8 @@ describe("remote scripts", () => {
     assert.match(first.stdout, new RegExp(`installed: ${file.path}`));
     assert.equal(fs.readFileSync(file.path, "utf8"), "a=1\n");
     assert.equal(fs.statSync(file.path).mode & 0o777, 0o640);
+    assert.ok(!fs.existsSync(older), "an earlier push's staging directory is removed");
+    assert.ok(fs.existsSync(staging));
     const second = spawnSync("sh", ["-c", script], { encoding: "utf8", env });
     assert.match(second.stdout, /installed: nothing changed/);
   });

@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import type { RenderedFile } from "../../templates/types";
 import type { Host } from "../host";
-import { installScript, stagingDir, waitReadyScript, type InstallPlan } from "./scripts";
+import { installScript, stagingDir, stagingRoot, waitReadyScript, type InstallPlan } from "./scripts";
 
 export interface ConfigPushArgs {
   readonly host: Host;
@@ -47,15 +47,15 @@ export class ConfigPush extends pulumi.ComponentResource {
   constructor(name: string, args: ConfigPushArgs, opts?: pulumi.ComponentResourceOptions) {
     super("titan:delivery:ConfigPush", name, {}, opts);
     const { host } = args;
-    const staging = stagingDir(args.sshUser);
     const files = pulumi.output(args.files);
     const contentDigest = files.apply((f) => digest(filesDigest(f), args.extraDigest ?? ""));
+    const staging = contentDigest.apply((d) => stagingDir(args.sshUser, d));
 
     this.ready = new command.remote.Command(
       `${name}-ready`,
       {
         connection: args.connection,
-        create: waitReadyScript(),
+        create: waitReadyScript(stagingRoot(args.sshUser)),
         // A replaced host must be waited for again.
         triggers: [host.instance.id],
       },
@@ -79,9 +79,9 @@ export class ConfigPush extends pulumi.ComponentResource {
       `${name}-install`,
       {
         connection: args.connection,
-        create: files.apply((list) =>
+        create: pulumi.all([files, staging]).apply(([list, stagingPath]) =>
           installScript({
-            staging,
+            staging: stagingPath,
             files: list,
             actions: args.actions,
             owned: args.owned,

@@ -24,7 +24,6 @@ import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import type { InstallPlan } from "./scripts";
-import { stagingDir } from "./scripts";
 
 /** What each role's files set in motion when they change. */
 const ACTIONS: Record<Role, InstallPlan["actions"]> = {
@@ -47,8 +46,8 @@ const ACTIONS: Record<Role, InstallPlan["actions"]> = {
 };
 
 /** Staged app code replaces the installed copy only when it differs. */
-function appSyncLines(staging: string): string[] {
-  const staged = `${staging}/app`;
+function appSyncLines(): string[] {
+  const staged = '"$staging/app"';
   return [
     `if ! sudo diff -rq ${staged} ${TITAN_APP_DIR} >/dev/null 2>&1; then`,
     `  sudo rm -rf ${TITAN_APP_DIR}.new && sudo cp -r ${staged} ${TITAN_APP_DIR}.new`,
@@ -143,7 +142,6 @@ export function deliver(args: DeliveryArgs): Delivery {
   const pushes: Record<string, ConfigPush> = {};
   for (const host of args.hosts) {
     const slot = host.slot;
-    const staging = stagingDir(config.sshUser);
     const connection = connectionTo(host);
     const isWeb = slot.role === "web";
     const isGrafana = slot.role === "grafana";
@@ -164,7 +162,7 @@ export function deliver(args: DeliveryArgs): Delivery {
           ? Object.fromEntries(app.map((f) => [`app/${f}`, new pulumi.asset.FileAsset(path.join(appRoot, f))]))
           : undefined,
         extraDigest: isWeb ? appDigest : undefined,
-        extraLines: isWeb ? appSyncLines(staging) : isGrafana ? GRAFANA_SECRET_LINES : undefined,
+        extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_SECRET_LINES : undefined,
         post: isGrafana ? GRAFANA_POST_LINES : undefined,
         stdin: isGrafana
           ? pulumi.secret(

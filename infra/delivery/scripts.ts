@@ -6,8 +6,13 @@
 import type { RenderedFile } from "../../templates/types";
 import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
 
-/** Staging directory in the SSH user's home: CopyToRemote writes over SFTP as that user. */
-export const stagingDir = (user: string) => `/home/${user}/titan-staging`;
+/**
+ * Staging root in the SSH user's home: CopyToRemote writes over SFTP as that user. Each push
+ * stages into a fresh subdirectory named by its content digest, because CopyToRemote copies
+ * *into* a remote path that already exists rather than over it.
+ */
+export const stagingRoot = (user: string) => `/home/${user}/titan-staging`;
+export const stagingDir = (user: string, contentDigest: string) => `${stagingRoot(user)}/${contentDigest.slice(0, 16)}`;
 
 const SAFE = /^[A-Za-z0-9@%+=:,./_-]+$/;
 function word(value: string): string {
@@ -19,9 +24,10 @@ function word(value: string): string {
  * Waits for cloud-init and the bootstrap. `cloud-init status --wait` exits 2 for "recoverable
  * errors" (deprecated keys and the like): that is tolerated; anything else fails with the log.
  */
-export function waitReadyScript(): string {
+export function waitReadyScript(stagingRootDir: string): string {
   return [
     "set -u",
+    `mkdir -p ${word(stagingRootDir)}`,
     "rc=0",
     "cloud-init status --wait >/dev/null || rc=$?",
     'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then',
@@ -91,6 +97,11 @@ export function installScript(plan: InstallPlan): string {
     );
   }
   lines.push(...(plan.post ?? []));
+  // Earlier pushes' staging directories are done with.
+  lines.push(
+    'root=$(dirname "$staging")',
+    'case "$root" in */titan-staging) find "$root" -mindepth 1 -maxdepth 1 ! -path "$staging" -exec rm -rf {} + ;; esac',
+  );
   lines.push('echo "installed:${changed:- nothing changed}"');
   return lines.join("\n");
 }

@@ -12,7 +12,7 @@ import {
   DEFAULT_RECEIVER,
   GRAFANA_PATHS,
   LOG_LEVELS,
-  LOKI_LABELS,
+  LOKI_QUERY_LABELS,
   renderGrafanaFiles,
   SLACK_CONTACT_POINT,
   SLACK_TEXT_TEMPLATE,
@@ -686,7 +686,10 @@ describe("Grafana dashboards", () => {
     for (const { where, expr } of logQueries) {
       const parts = analyseLogQl(expr);
       for (const label of parts.labels) {
-        assert.ok((LOKI_LABELS as readonly string[]).includes(label), `${where}: label ${label} not in LOKI_LABELS`);
+        assert.ok(
+          (LOKI_QUERY_LABELS as readonly string[]).includes(label),
+          `${where}: label ${label} not in LOKI_QUERY_LABELS`,
+        );
         used.add(label);
       }
       assert.ok(parts.jobs.size > 0, `${where}: no job matcher`);
@@ -696,8 +699,8 @@ describe("Grafana dashboards", () => {
       }
       assert.ok(!/\binstance\s*=/.test(expr), `${where}: Loki streams carry host, not instance`);
     }
-    for (const label of LOKI_LABELS) assert.ok(ALLOY_LABEL_CONTRACT.has(label), `${label} is not set by Alloy`);
-    assert.deepEqual([...used].sort(), [...LOKI_LABELS].sort(), "LOKI_LABELS lists labels no query uses");
+    for (const label of LOKI_QUERY_LABELS) assert.ok(ALLOY_LABEL_CONTRACT.has(label), `${label} is not set by Alloy`);
+    assert.deepEqual([...used].sort(), [...LOKI_QUERY_LABELS].sort(), "LOKI_QUERY_LABELS lists labels no query uses");
   });
 
   it("use Grafana's interval variables for range windows", () => {

@@ -4,6 +4,7 @@
  * creates the dashboards directory; the verification stage looks data sources and
  * dashboards up by UID), so each lives here once.
  */
+import { TITAN_JOB, TITAN_LOG_RULES, type LokiLabel } from "../alloy/config";
 import type { DataSourceRef } from "./model";
 
 /** Grafana interpolates `${NAME}` in provisioning files from its own environment. */
@@ -58,11 +59,10 @@ export const SLACK_TEXT_TEMPLATE = "titan.slack.text";
  * the Name tag, environment = the stack's environment, level = info|warning|error from the
  * logfmt `level` key).
  */
-export const LOKI_LABELS = ["job", "host", "environment", "level"] as const;
-export type LokiLabel = (typeof LOKI_LABELS)[number];
+export const LOKI_QUERY_LABELS = ["job", "host", "environment", "level"] as const satisfies readonly LokiLabel[];
 
-/** Log levels the Titan app writes (app/titan/logfmt.py LEVELS). */
-export const LOG_LEVELS = ["info", "warning", "error"] as const;
+/** Log levels the Titan app writes, as the Alloy pipeline accepts them. */
+export const LOG_LEVELS = TITAN_LOG_RULES.levels;
 
 /** Loki `job` of the app's log files. */
-export const LOKI_APP_JOB = "titan";
+export const LOKI_APP_JOB = TITAN_JOB;

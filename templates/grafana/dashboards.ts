@@ -44,7 +44,7 @@ export interface BuiltDashboards {
 
 // ---------------------------------------------------------------------------------------
 // Selectors. Prometheus targets carry job, instance (the Name tag), role and environment;
-// Loki streams carry job, host (= instance), environment and level (constants.LOKI_LABELS).
+// Loki streams carry job, host (= instance), environment and level (constants.LOKI_QUERY_LABELS).
 
 const NODE = 'job="node", environment=~"$environment", instance=~"$instance"';
 const ROOT_FS = 'mountpoint="/", fstype!~"tmpfs|rootfs"';
@@ -741,7 +741,7 @@ function logsSpecs(alerts: readonly AlertDefinition[]): Spec[] {
     }),
     logs({
       title: "System journal",
-      description: "systemd journal of the selected hosts (gunicorn, Alloy, Grafana, Loki, Prometheus units).",
+      description: "systemd journal of the selected web hosts (titan, titan-traffic, Alloy, node_exporter units).",
       expr: `{${JOURNAL}}${search}`,
       w: 24,
       h: 10,
@@ -782,7 +782,8 @@ export function buildDashboards(config: StackConfig): BuiltDashboards {
     build(
       DASHBOARD_UIDS.logs,
       "The app's logs from Loki next to its error rate, for incidents.",
-      [environmentVariable, instanceVariable, levelVariable, searchVariable],
+      // Only web hosts ship logs (Alloy runs there), so only they are offered.
+      [environmentVariable, appInstanceVariable, levelVariable, searchVariable],
       logsSpecs(alerts),
     ),
   ];

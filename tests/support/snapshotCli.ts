@@ -24,7 +24,11 @@ async function main(): Promise<void> {
   const snapshot = await runProgram(input);
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
   const peakRssKb = process.resourceUsage().maxRSS;
-  process.stdout.write(JSON.stringify({ ...snapshot, elapsedMs, peakRssKb }));
+  // Exit only once the whole document is flushed: stdout to a pipe is asynchronous, and
+  // Pulumi's runtime keeps handles open that would otherwise hold the process.
+  await new Promise<void>((resolve) =>
+    process.stdout.write(JSON.stringify({ ...snapshot, elapsedMs, peakRssKb }), () => resolve()),
+  );
 }
 
 main().then(

@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { addressPlan } from "./addressing";
-import { deliver, type Delivery } from "./delivery/pipeline";
+import { deliver } from "./delivery/pipeline";
 import type { StackConfig } from "./config";
 import { Host } from "./host";
 import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
@@ -34,12 +34,6 @@ export interface StackOutputs {
   readonly sshPrivateKey?: pulumi.Output<string>;
   /** What the post-deploy verification checked, and how long each check took. */
   readonly verification: pulumi.Output<unknown>;
-  /** For the configuration push of later stages. */
-  readonly components: {
-    readonly hosts: readonly Host[];
-    readonly sshKey: SshKey;
-    readonly delivery: Delivery;
-  };
 }
 
 export function defineStack(config: StackConfig): StackOutputs {
@@ -81,16 +75,25 @@ export function defineStack(config: StackConfig): StackOutputs {
       }),
   );
 
+  const urlOf = (role: Role, port: number) => {
+    const host = hosts.find((h) => h.slot.role === role) as Host;
+    return pulumi.interpolate`http://${host.instance.publicIp}:${port}`;
+  };
+  const grafanaUrl = urlOf("grafana", SERVICES.grafana.port);
+  const prometheusUrl = urlOf("prometheus", SERVICES.prometheus.port);
+
   const grafanaPassword = new random.RandomPassword("grafana-admin-password", { length: 32, special: false });
-  const slackWebhookUrl = config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl);
+  const grafanaAdminPassword = pulumi.secret(grafanaPassword.result);
   const delivery = deliver({
     config,
     plan,
     hosts,
     privateKey: sshKey.privateKey,
     lokiBucket: bucket.bucket.bucket,
-    grafanaAdminPassword: pulumi.secret(grafanaPassword.result),
-    slackWebhookUrl,
+    grafanaUrl,
+    prometheusUrl,
+    grafanaAdminPassword,
+    slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
   });
 
   const sshKeyFile = `~/.ssh/${physicalName(config, "deploy")}.pem`;
@@ -103,14 +106,9 @@ export function defineStack(config: StackConfig): StackOutputs {
       ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.instance.publicIp}`,
     };
   }
-  const urlOf = (role: Role, port: number) => {
-    const host = hosts.find((h) => h.slot.role === role) as Host;
-    return pulumi.interpolate`http://${host.instance.publicIp}:${port}`;
-  };
-
   return {
-    grafanaUrl: urlOf("grafana", SERVICES.grafana.port),
-    prometheusUrl: urlOf("prometheus", SERVICES.prometheus.port),
+    grafanaUrl,
+    prometheusUrl,
     appUrls: pulumi.all(
       hosts
         .filter((h) => h.slot.role === "web")
@@ -119,11 +117,10 @@ export function defineStack(config: StackConfig): StackOutputs {
     hosts: hostOutputs,
     lokiBucket: bucket.bucket.bucket,
     grafanaAdminUser: config.grafanaAdminUser,
-    grafanaAdminPassword: pulumi.secret(grafanaPassword.result),
+    grafanaAdminPassword,
     sshKeyFile,
     sshPrivateKey: sshKey.generated ? sshKey.privateKey : undefined,
     verification: delivery.verification.stdout.apply(parseReport),
-    components: { hosts, sshKey, delivery },
   };
 }
 

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
+import { ROOT } from "./support/files";
 import {
   CONFIG_KEYS,
   ConfigError,
@@ -12,7 +13,6 @@ import {
   type ConfigSource,
 } from "../infra/config";
 
-const ROOT = path.resolve(__dirname, "../..");
 const ctx = { project: "titan-observability", stack: "dev" };
 
 function source(values: Record<string, string>, secretKeys: string[] = []): ConfigSource {

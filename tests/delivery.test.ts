@@ -14,13 +14,12 @@ import { appFiles } from "../infra/delivery/appFiles";
 import type { VerificationSpec } from "../infra/verify/checks";
 import { renderHostFiles } from "../templates/index";
 import { MOCK_PASSWORD, MOCK_PRIVATE_KEY, type RecordedResource } from "./support/mockProgram";
-import { one, ofType, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
+import { isSecretValue, one, ofType, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
 import { testContext } from "./support/render";
 
 const REMOTE = "command:remote:Command";
 const COPY = "command:remote:CopyToRemote";
 const LOCAL = "command:local:Command";
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const HOSTS = ["web-1", "prometheus", "loki", "grafana"];
 
 let base: TimedSnapshot;
@@ -38,8 +37,7 @@ before(async () => {
   for (const s of [base, threshold, webhook]) assert.equal(s.error, undefined, s.error);
 });
 
-const isSecret = (value: unknown) => typeof value === "object" && value !== null && SECRET_SIG in value;
-const unwrap = (value: unknown): unknown => (isSecret(value) ? (value as unknown as { value: unknown }).value : value);
+const unwrap = (value: unknown): unknown => (isSecretValue(value) ? (value as { value: unknown }).value : value);
 const dependsOn = (r: RecordedResource, name: string) => r.dependencies.some((d) => d.endsWith(`::${name}`));
 
 describe("configuration push", () => {
@@ -69,7 +67,7 @@ describe("configuration push", () => {
 
   it("connects as the image's user with the stack's key, kept secret, with bounded retries", () => {
     for (const r of [...ofType(base, REMOTE), ...ofType(base, COPY)]) {
-      assert.ok(isSecret(r.inputs.connection), `${r.name}: the connection carries the private key`);
+      assert.ok(isSecretValue(r.inputs.connection), `${r.name}: the connection carries the private key`);
       const connection = unwrap(r.inputs.connection) as Record<string, unknown>;
       assert.equal(connection.user, "admin");
       assert.equal(connection.privateKey, MOCK_PRIVATE_KEY);
@@ -104,12 +102,12 @@ describe("configuration push", () => {
 
   it("hands Grafana its secrets on stdin only, as a secret", () => {
     const install = one(webhook, REMOTE, "grafana-push-install");
-    assert.ok(isSecret(install.inputs.stdin));
+    assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
       `${MOCK_PASSWORD}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n`,
     );
-    assert.ok(isSecret(install.inputs.triggers), "a trigger derived from a secret stays secret");
+    assert.ok(isSecretValue(install.inputs.triggers), "a trigger derived from a secret stays secret");
     for (const r of webhook.resources)
       assert.ok(!plainInputs(r).includes("SENTINEL"), `${r.name} carries a secret in plain text`);
     const plainOutputs = JSON.stringify(Object.values(webhook.outputs).filter((o) => !o.secret));
@@ -129,7 +127,7 @@ describe("verification", () => {
     for (const host of HOSTS) assert.ok(dependsOn(verify, `${host}-push-install`), host);
     assert.ok(dependsOn(verify, "web-1-log-marker"));
     assert.ok(dependsOn(one(base, REMOTE, "web-1-log-marker"), "web-1-push-install"));
-    assert.ok(isSecret(verify.inputs.stdin));
+    assert.ok(isSecretValue(verify.inputs.stdin));
     assert.equal(unwrap(verify.inputs.stdin), MOCK_PASSWORD);
   });
 

@@ -19,7 +19,7 @@ import type { AddressPlan } from "../addressing";
 import type { StackConfig } from "../config";
 import type { Host } from "../host";
 import { physicalName } from "../naming";
-import { SERVICES, type Role } from "../topology";
+import type { Role } from "../topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
@@ -97,6 +97,9 @@ export interface DeliveryArgs {
   readonly hosts: readonly Host[];
   readonly privateKey: pulumi.Output<string>;
   readonly lokiBucket: pulumi.Output<string>;
+  /** Public URLs the verification polls (and Grafana's root URL for notification links). */
+  readonly grafanaUrl: pulumi.Output<string>;
+  readonly prometheusUrl: pulumi.Output<string>;
   readonly grafanaAdminPassword: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
 }
@@ -122,8 +125,7 @@ export function expectedTargets(config: StackConfig, plan: AddressPlan): Expecte
 export function deliver(args: DeliveryArgs): Delivery {
   const { config, plan } = args;
   const parent = new pulumi.ComponentResource("titan:delivery:Pipeline", "delivery", {});
-  const grafanaHost = args.hosts.find((h) => h.slot.role === "grafana") as Host;
-  const grafanaUrl = pulumi.interpolate`http://${grafanaHost.instance.publicIp}:${SERVICES.grafana.port}`;
+  const { grafanaUrl, prometheusUrl } = args;
   const ctx = args.lokiBucket.apply((lokiBucket): TemplateContext => ({ config, plan, lokiBucket }));
   const slackConfigured = args.slackWebhookUrl !== undefined;
   const appRoot = path.join(projectRoot(), "app");
@@ -196,10 +198,10 @@ export function deliver(args: DeliveryArgs): Delivery {
   );
 
   const spec: pulumi.Output<VerificationSpec> = pulumi
-    .all([grafanaHost.instance.publicIp, hostIp("prometheus")])
-    .apply(([grafanaIp, prometheusIp]) => ({
-      prometheusUrl: `http://${prometheusIp}:${SERVICES.prometheus.port}`,
-      grafanaUrl: `http://${grafanaIp}:${SERVICES.grafana.port}`,
+    .all([grafanaUrl, prometheusUrl])
+    .apply(([grafana, prometheus]) => ({
+      prometheusUrl: prometheus,
+      grafanaUrl: grafana,
       grafanaUser: config.grafanaAdminUser,
       environment: config.environment,
       targets: expectedTargets(config, plan),
@@ -213,9 +215,6 @@ export function deliver(args: DeliveryArgs): Delivery {
       timeoutMs: 5 * 60 * 1000,
       intervalMs: 5000,
     }));
-  function hostIp(role: Role): pulumi.Output<string> {
-    return (args.hosts.find((h) => h.slot.role === role) as Host).instance.publicIp;
-  }
 
   const verification = new command.local.Command(
     "verify-pipeline",

@@ -3,6 +3,7 @@
  * staged files with their owner and mode and restart or reload only the services whose files
  * changed. Rendered here so shellcheck sees exactly what runs (tests/delivery.test.ts).
  */
+import { shellWord } from "../../templates/shell";
 import type { RenderedFile } from "../../templates/types";
 import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
 
@@ -14,12 +15,6 @@ import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
 export const stagingRoot = (user: string) => `/home/${user}/titan-staging`;
 export const stagingDir = (user: string, contentDigest: string) => `${stagingRoot(user)}/${contentDigest.slice(0, 16)}`;
 
-const SAFE = /^[A-Za-z0-9@%+=:,./_-]+$/;
-function word(value: string): string {
-  if (!SAFE.test(value)) throw new Error(`refusing to put ${JSON.stringify(value)} in a shell command`);
-  return value;
-}
-
 /**
  * Waits for cloud-init and the bootstrap. `cloud-init status --wait` exits 2 for "recoverable
  * errors" (deprecated keys and the like): that is tolerated; anything else fails with the log.
@@ -27,7 +22,7 @@ function word(value: string): string {
 export function waitReadyScript(stagingRootDir: string): string {
   return [
     "set -u",
-    `mkdir -p ${word(stagingRootDir)}`,
+    `mkdir -p ${shellWord(stagingRootDir)}`,
     "rc=0",
     "cloud-init status --wait >/dev/null || rc=$?",
     'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then',
@@ -35,7 +30,7 @@ export function waitReadyScript(stagingRootDir: string): string {
     "  sudo tail -n 40 /var/log/cloud-init-output.log >&2",
     "  exit 1",
     "fi",
-    `if [ ! -f ${word(BOOTSTRAP_DONE)} ]; then`,
+    `if [ ! -f ${shellWord(BOOTSTRAP_DONE)} ]; then`,
     '  echo "the bootstrap did not finish; the end of its log:" >&2',
     "  sudo tail -n 40 /var/log/cloud-init-output.log >&2",
     "  exit 1",
@@ -67,7 +62,7 @@ export interface InstallPlan {
 export function installScript(plan: InstallPlan): string {
   const lines = [
     "set -eu",
-    `staging=${word(plan.staging)}`,
+    `staging=${shellWord(plan.staging)}`,
     "changed=''",
     "place() { # staged-path target owner group mode",
     '  if ! sudo cmp -s "$1" "$2"; then',
@@ -78,13 +73,15 @@ export function installScript(plan: InstallPlan): string {
   ];
   for (const f of plan.files) {
     const mode = f.mode.toString(8).padStart(4, "0");
-    lines.push(`place "$staging${word(f.path)}" ${word(f.path)} ${word(f.owner)} ${word(f.group)} ${mode}`);
+    lines.push(
+      `place "$staging${shellWord(f.path)}" ${shellWord(f.path)} ${shellWord(f.owner)} ${shellWord(f.group)} ${mode}`,
+    );
   }
   for (const dir of plan.owned ?? []) {
-    const keep = plan.files.filter((f) => f.path.startsWith(`${dir}/`)).map((f) => word(f.path));
+    const keep = plan.files.filter((f) => f.path.startsWith(`${dir}/`)).map((f) => shellWord(f.path));
     lines.push(
       `keep=" ${keep.join(" ")} "`,
-      `for old in $(sudo find ${word(dir)} -type f 2>/dev/null); do`,
+      `for old in $(sudo find ${shellWord(dir)} -type f 2>/dev/null); do`,
       '  case "$keep" in *" $old "*) ;; *) sudo rm -f "$old"; changed="$changed $old" ;; esac',
       "done",
     );
@@ -93,7 +90,7 @@ export function installScript(plan: InstallPlan): string {
   lines.push('case "$changed" in *" /etc/systemd/"*) sudo systemctl daemon-reload ;; esac');
   for (const { prefix, then } of plan.actions) {
     lines.push(
-      `case "$changed" in *" ${word(prefix)}"*) sudo systemctl ${then.action} ${word(then.service)}; echo "${then.action}ed ${word(then.service)}" ;; esac`,
+      `case "$changed" in *" ${shellWord(prefix)}"*) sudo systemctl ${then.action} ${shellWord(then.service)}; echo "${then.action}ed ${shellWord(then.service)}" ;; esac`,
     );
   }
   lines.push(...(plan.post ?? []));

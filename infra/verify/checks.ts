@@ -86,7 +86,7 @@ export function targetsProbe(fetcher: Fetch, spec: VerificationSpec): Probe {
   };
 }
 
-function basicAuth(user: string, password: string): Record<string, string> {
+export function basicAuth(user: string, password: string): Record<string, string> {
   return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
 }
 

@@ -5,6 +5,7 @@
  * No secret and no other host's address ever appears here (DESIGN.md decision 1).
  */
 import type { Role } from "../../infra/topology";
+import { shellGlob, shellWord } from "../shell";
 import { GRAFANA_APT, VERSIONS, type PinnedPackage } from "../versions";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 
@@ -67,17 +68,10 @@ export function bootstrapPlan(role: Role, dataVolumeId?: string): BootstrapPlan 
   };
 }
 
-const SAFE = /^[A-Za-z0-9@%+=:,./*~_-]+$/;
-/** Values spliced into the script are constants of this repository; refuse anything shell-active. */
-function word(value: string): string {
-  if (!SAFE.test(value)) throw new Error(`refusing to put ${JSON.stringify(value)} in a shell script`);
-  return value;
-}
-
 function installSpec(p: PinnedPackage): string {
   // Grafana's repository keeps every version: ask for it exactly. Debian's archive keeps only
   // the current revision, which the preferences glob selects.
-  return p.origin === "grafana" ? `${word(p.package)}=${word(p.aptPin)}` : word(p.package);
+  return p.origin === "grafana" ? `${shellWord(p.package)}=${shellWord(p.aptPin)}` : shellWord(p.package);
 }
 
 export function renderBootstrapScript(plan: BootstrapPlan): string {
@@ -108,20 +102,20 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     ...(volume ? dataVolumeLines(volume) : []),
     'log "refreshing Debian package lists"',
     "retry apt-get update -q",
-    `retry apt-get install -y -q --no-install-recommends ${plan.extras.map(word).join(" ")}`,
+    `retry apt-get install -y -q --no-install-recommends ${plan.extras.map(shellWord).join(" ")}`,
   ];
   if (needsGrafanaRepo) {
     lines.push(
       "",
       "# Grafana's APT key, accepted only with the pinned fingerprint.",
-      `keyring=${word(GRAFANA_APT.keyringPath)}`,
+      `keyring=${shellWord(GRAFANA_APT.keyringPath)}`,
       'if [[ ! -s "$keyring" ]]; then',
       '  log "fetching Grafana\'s APT signing key"',
       "  key=$(mktemp)",
-      `  retry curl -fsSL --max-time 60 -o "$key" ${word(GRAFANA_APT.keyUrl)}`,
+      `  retry curl -fsSL --max-time 60 -o "$key" ${shellWord(GRAFANA_APT.keyUrl)}`,
       '  fingerprint=$(gpg --batch --show-keys --with-colons "$key" | awk -F: \'$1 == "fpr" { print $10; exit }\')',
-      `  if [[ "$fingerprint" != "${word(GRAFANA_APT.keyFingerprint)}" ]]; then`,
-      `    log "Grafana APT key has fingerprint '\${fingerprint}', expected ${word(GRAFANA_APT.keyFingerprint)}: refusing it"`,
+      `  if [[ "$fingerprint" != "${shellWord(GRAFANA_APT.keyFingerprint)}" ]]; then`,
+      `    log "Grafana APT key has fingerprint '\${fingerprint}', expected ${shellWord(GRAFANA_APT.keyFingerprint)}: refusing it"`,
       "    exit 1",
       "  fi",
       `  install -d -m 0755 "$(dirname "$keyring")"`,
@@ -129,7 +123,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
       '  chmod 0644 "$keyring"',
       '  rm -f "$key"',
       "fi",
-      `echo "deb [signed-by=$keyring] ${word(GRAFANA_APT.uri)} ${word(GRAFANA_APT.suite)} ${GRAFANA_APT.components.map(word).join(" ")}" >/etc/apt/sources.list.d/grafana.list`,
+      `echo "deb [signed-by=$keyring] ${shellWord(GRAFANA_APT.uri)} ${shellWord(GRAFANA_APT.suite)} ${GRAFANA_APT.components.map(shellWord).join(" ")}" >/etc/apt/sources.list.d/grafana.list`,
       "retry apt-get update -q",
     );
   }
@@ -145,7 +139,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     '  if [[ "$installed" != $2 ]]; then log "$1 is $installed, pinned $2"; exit 1; fi',
     '  log "$1 $installed"',
     "}",
-    ...plan.pinned.map((p) => `check_version ${word(p.package)} '${word(p.aptPin)}'`),
+    ...plan.pinned.map((p) => `check_version ${shellWord(p.package)} '${shellGlob(p.aptPin)}'`),
   );
   if (plan.role === "web") {
     lines.push(
@@ -153,7 +147,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
       "# The app's user; Alloy joins its group to read /var/log/titan and nothing else.",
       `id -u ${TITAN_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/titan --shell /usr/sbin/nologin ${TITAN_USER}`,
       `usermod -a -G ${TITAN_USER} alloy`,
-      `install -d -m 0755 -o root -g root ${word(TITAN_APP_DIR)}`,
+      `install -d -m 0755 -o root -g root ${shellWord(TITAN_APP_DIR)}`,
     );
   }
   if (plan.role === "loki") {
@@ -169,18 +163,18 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     lines.push(
       "",
       "# The package created its user now: hand it the volume (uids differ between hosts).",
-      `chown -R ${word(volume.owner)}:${word(volume.owner)} ${word(volume.mountPoint)}`,
+      `chown -R ${shellWord(volume.owner)}:${shellWord(volume.owner)} ${shellWord(volume.mountPoint)}`,
     );
   }
   lines.push(
     "",
     'log "enabling services"',
     "systemctl daemon-reload",
-    `systemctl enable ${plan.services.map(word).join(" ")}`,
-    `systemctl restart ${plan.services.map(word).join(" ")}`,
+    `systemctl enable ${plan.services.map(shellWord).join(" ")}`,
+    `systemctl restart ${plan.services.map(shellWord).join(" ")}`,
     "",
-    `install -d -m 0755 "$(dirname ${word(BOOTSTRAP_DONE)})"`,
-    `date --utc +%FT%TZ >${word(BOOTSTRAP_DONE)}`,
+    `install -d -m 0755 "$(dirname ${shellWord(BOOTSTRAP_DONE)})"`,
+    `date --utc +%FT%TZ >${shellWord(BOOTSTRAP_DONE)}`,
     'log "done"',
   );
   return `${lines.join("\n")}\n`;
@@ -192,9 +186,9 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
  */
 function dataVolumeLines(volume: DataVolume): string[] {
   // On Nitro instances the NVMe serial is the volume id without its dash.
-  const byId = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${word(volume.volumeId.replace("-", ""))}`;
+  const byId = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${shellWord(volume.volumeId.replace("-", ""))}`;
   return [
-    `log "waiting for data volume ${word(volume.volumeId)}"`,
+    `log "waiting for data volume ${shellWord(volume.volumeId)}"`,
     "device=",
     "for _ in $(seq 1 90); do",
     `  for candidate in ${byId} ${FALLBACK_DEVICES.join(" ")}; do`,
@@ -202,16 +196,16 @@ function dataVolumeLines(volume: DataVolume): string[] {
     "  done",
     "  sleep 2",
     "done",
-    `if [[ -z "$device" ]]; then log "data volume ${word(volume.volumeId)} never appeared"; exit 1; fi`,
+    `if [[ -z "$device" ]]; then log "data volume ${shellWord(volume.volumeId)} never appeared"; exit 1; fi`,
     'if ! blkid "$device" >/dev/null 2>&1; then',
     '  log "formatting blank data volume $device"',
     '  mkfs.ext4 -q -L titan-data "$device"',
     "fi",
     'uuid=$(blkid -s UUID -o value "$device")',
-    `install -d -m 0755 ${word(volume.mountPoint)}`,
-    `grep -q "^UUID=$uuid " /etc/fstab || echo "UUID=$uuid ${word(volume.mountPoint)} ext4 defaults,nofail 0 2" >>/etc/fstab`,
-    `mountpoint -q ${word(volume.mountPoint)} || mount ${word(volume.mountPoint)}`,
-    `log "data volume $device mounted on ${word(volume.mountPoint)}"`,
+    `install -d -m 0755 ${shellWord(volume.mountPoint)}`,
+    `grep -q "^UUID=$uuid " /etc/fstab || echo "UUID=$uuid ${shellWord(volume.mountPoint)} ext4 defaults,nofail 0 2" >>/etc/fstab`,
+    `mountpoint -q ${shellWord(volume.mountPoint)} || mount ${shellWord(volume.mountPoint)}`,
+    `log "data volume $device mounted on ${shellWord(volume.mountPoint)}"`,
     "",
   ];
 }

@@ -6,7 +6,7 @@
  *
  *   node build/templates/validate/checkGrafana.js http://127.0.0.1:3000 <admin password>
  */
-import { grafanaProbes, type Fetch, type VerificationSpec } from "../../infra/verify/checks";
+import { basicAuth, grafanaProbes, type Fetch, type VerificationSpec } from "../../infra/verify/checks";
 import { alertDefinitions, DASHBOARD_UIDS } from "../alerts";
 import { DATASOURCE_UIDS, SLACK_CONTACT_POINT } from "../grafana";
 import { sampleContext } from "./renderForValidation";
@@ -28,7 +28,7 @@ export async function checkGrafana(grafanaUrl: string, password: string, fetcher
     timeoutMs: 0,
     intervalMs: 0,
   };
-  const auth = { Authorization: `Basic ${Buffer.from(`${spec.grafanaUser}:${password}`).toString("base64")}` };
+  const auth = basicAuth(spec.grafanaUser, password);
   const failures: string[] = [];
   for (const [name, probe] of grafanaProbes(fetcher, spec, password)) {
     if (name === "grafana data sources healthy") continue;

@@ -1,8 +1,9 @@
 /** Finding the project's own files, the same on a developer's tree and in CI's fresh clone. */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { projectRoot } from "../../templates/projectFiles";
 
-export const ROOT = path.resolve(__dirname, "../../..");
+export const ROOT = projectRoot();
 const SKIP = new Set(["node_modules", "build", ".git", ".pulumi-state", "__pycache__", ".pytest_cache"]);
 
 export function walk(dir: string = ROOT): string[] {

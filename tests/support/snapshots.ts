@@ -49,9 +49,11 @@ export function one(snap: Snapshot, type: string, name: string): RecordedResourc
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
+/** Whether a recorded input value is wrapped as a Pulumi secret. */
+export const isSecretValue = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && SECRET_SIG in value;
+
 /** A resource's inputs as JSON with every secret-wrapped value replaced: what state keeps in plain text. */
 export function plainInputs(resource: RecordedResource): string {
-  return JSON.stringify(resource.inputs, (_key, value: unknown) =>
-    typeof value === "object" && value !== null && SECRET_SIG in value ? "<secret>" : value,
-  );
+  return JSON.stringify(resource.inputs, (_key, value: unknown) => (isSecretValue(value) ? "<secret>" : value));
 }

@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["build/", "node_modules/", "app/"] },
+  { ignores: ["build/", "build-*/", "node_modules/", "app/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

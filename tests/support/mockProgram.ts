@@ -2,8 +2,19 @@
  * Runs the real program (index.ts) under Pulumi's mocks and records everything it declares:
  * each resource with its inputs and options, each invoke, and each stack output with its
  * secret flag. One program run per process: Pulumi's runtime state is global.
+ *
+ * Given the resources of an earlier run (`prior`), it plays the engine's part in an update:
+ * ignoreChanges keeps the old inputs, the provider's replacement rules
+ * (tests/support/replacementRules.ts) decide between same, update and replace, an updated
+ * resource keeps its id and computed outputs, and a replaced one gets new ones, so the change
+ * reaches every resource that depends on it exactly as it would in `pulumi up`.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { forcedReplacements } from "./replacementRules";
+
+// The runtime's own "every RPC answered" condition; internal, but the one the engine waits on.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 
 export const PROJECT = "titan-observability";
 export const MOCK_AMI = "ami-0123456789abcdef0";
@@ -12,22 +23,36 @@ export const MOCK_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-private-key\n-----END OPENSSH PRIVATE KEY-----\n";
 export const MOCK_PUBLIC_KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock generated";
-/** Zone a offers no t3 types in this fake region, so the program has to pick zone b. */
+/**
+ * Zone a offers no t3.small in this fake region, so the program has to pick zone b; an update
+ * to t3.micro would pick a, and c7i.large exists only in c.
+ */
 export const MOCK_OFFERINGS: Record<string, readonly string[]> = {
   "us-east-1a": ["t3.micro"],
   "us-east-1b": ["t3.micro", "t3.small", "t3.medium", "m6i.large", "t4g.small"],
-  "us-east-1c": ["t3.small", "t3.medium"],
+  "us-east-1c": ["t3.small", "t3.medium", "c7i.large"],
 };
+
+/** What an update does to a resource that an earlier run declared (or "create" when none did). */
+export type Action = "create" | "same" | "update" | "replace";
 
 export interface RecordedResource {
   readonly type: string;
   readonly name: string;
   readonly custom: boolean;
   readonly parent: string;
+  /** Inputs as the provider sees them (ignored properties already carry their old values). */
   readonly inputs: Record<string, unknown>;
   readonly deleteBeforeReplace: boolean;
   readonly ignoreChanges: string[];
   readonly dependencies: string[];
+  /** The id and every output the mock provider returned. */
+  readonly id?: string;
+  readonly state?: Record<string, unknown>;
+  readonly action?: Action;
+  /** Input paths that differ from the earlier run, and those of them that force a replacement. */
+  readonly changed?: string[];
+  readonly replacedBecause?: string[];
 }
 
 export interface RecordedOutput {
@@ -46,9 +71,13 @@ export interface ProgramInput {
   readonly config: Record<string, string>;
   readonly secretKeys?: readonly string[];
   readonly stack?: string;
+  /** The resources of the run this one updates. */
+  readonly prior?: readonly RecordedResource[];
 }
 
 let publicIpCounter = 0;
+/** Replaced resources get ids no earlier run used. */
+let replacements = 0;
 
 /** EBS volume ids are validated where they are used (the bootstrap), so the mock makes real-looking ones. */
 export function mockVolumeId(name: string): string {
@@ -57,7 +86,48 @@ export function mockVolumeId(name: string): string {
   return `vol-0${hash.toString(16).padStart(8, "0")}${"0".repeat(8)}`;
 }
 
-const idFor = (type: string, name: string) => (type === "aws:ebs/volume:Volume" ? mockVolumeId(name) : `${name}-id`);
+const idFor = (type: string, name: string, generation = 0) => {
+  const suffix = generation === 0 ? "" : `#${generation}`;
+  return type === "aws:ebs/volume:Volume" ? mockVolumeId(name + suffix) : `${name}-id${suffix}`;
+};
+
+/** Leaf paths (dotted; arrays compared whole) at which two input trees differ. */
+export function changedPaths(before: unknown, after: unknown, prefix = ""): string[] {
+  const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (isMap(before) && isMap(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.flatMap((k) => changedPaths(before[k], after[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [prefix];
+}
+
+interface Decision {
+  readonly inputs: Record<string, unknown>;
+  readonly action: Action;
+  readonly changed: string[];
+  readonly replacedBecause: string[];
+  readonly prior?: RecordedResource;
+}
+
+/** The engine's part of an update: apply ignoreChanges, diff, ask the provider's rules. */
+function decide(
+  type: string,
+  inputs: Record<string, unknown>,
+  ignoreChanges: readonly string[],
+  prior: RecordedResource | undefined,
+): Decision {
+  if (!prior) return { inputs, action: "create", changed: [], replacedBecause: [] };
+  const effective = { ...inputs };
+  for (const key of ignoreChanges) {
+    if (key.includes(".") || key.includes("[")) throw new Error(`mock: nested ignoreChanges path ${key} not modelled`);
+    if (key in prior.inputs) effective[key] = prior.inputs[key];
+    else delete effective[key];
+  }
+  const changed = changedPaths(prior.inputs, effective);
+  const replacedBecause = forcedReplacements(type, changed, effective);
+  const action: Action = replacedBecause.length > 0 ? "replace" : changed.length > 0 ? "update" : "same";
+  return { inputs: effective, action, changed, replacedBecause, prior };
+}
 
 function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (type) {
@@ -80,10 +150,18 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
   }
 }
 
+/** A value as the engine marks a secret on the wire (@pulumi/pulumi runtime/rpc.ts specialSigKey). */
+const secretValue = (value: unknown) => ({
+  "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+  value,
+});
+
 function invoke(token: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (token) {
     case "aws:ssm/getParameter:getParameter":
-      return { name: inputs.name, type: "String", value: MOCK_AMI, insecureValue: MOCK_AMI };
+      // terraform-provider-aws internal/service/ssm/parameter_data_source.go: `value` is
+      // Sensitive (the bridge returns it as a secret), `insecure_value` is not.
+      return { name: inputs.name, type: "String", value: secretValue(MOCK_AMI), insecureValue: MOCK_AMI };
     case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
       const filters = (inputs.filters ?? []) as { name: string; values: string[] }[];
       const wanted = filters.find((f) => f.name === "instance-type")?.values ?? [];
@@ -115,6 +193,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
   const resources: RecordedResource[] = [];
   const invokes: Snapshot["invokes"] = [];
   const options = new Map<string, Omit<RecordedResource, "inputs">>();
+  const prior = new Map((input.prior ?? []).map((r) => [`${r.type}::${r.name}`, r]));
 
   pulumi.runtime.setAllConfig(input.config, [...(input.secretKeys ?? [])]);
   await pulumi.runtime.setMocks(
@@ -123,8 +202,22 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
         const { type, name, custom } = args;
         const inputs = args.inputs as Record<string, unknown>;
         const key = `${type}::${name}`;
-        resources.push({ ...(options.get(key) ?? defaultsFor(type, name, custom ?? false)), inputs });
-        return { id: idFor(type, name), state: computedState(type, name, inputs) };
+        const recorded = options.get(key) ?? defaultsFor(type, name, custom ?? false);
+        const d = decide(type, inputs, recorded.ignoreChanges, prior.get(key));
+        const kept = d.action === "same" || d.action === "update";
+        const id = kept && d.prior?.id ? d.prior.id : idFor(type, name, d.action === "replace" ? ++replacements : 0);
+        // An updated resource keeps what the provider computed (its public IP, say); inputs win.
+        const state = kept && d.prior?.state ? { ...d.prior.state, ...d.inputs } : computedState(type, name, d.inputs);
+        resources.push({
+          ...recorded,
+          inputs: d.inputs,
+          id,
+          state,
+          action: d.action,
+          changed: d.changed,
+          replacedBecause: d.replacedBecause,
+        });
+        return { id, state };
       },
       call: (args) => {
         const { token } = args;
@@ -156,6 +249,18 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
     return register(req, cb);
   };
 
+  // An error inside an apply (a refused input, say) fails the program as it would fail
+  // `pulumi preview`; in this process it surfaces as an unhandled rejection.
+  let failure: string | undefined;
+  const failed = new Promise<void>((resolve) => {
+    const onFailure = (err: unknown) => {
+      failure ??= err instanceof Error ? err.message : String(err);
+      resolve();
+    };
+    process.on("unhandledRejection", onFailure);
+    process.on("uncaughtException", onFailure);
+  });
+
   let stackExports: Record<string, unknown>;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -165,30 +270,26 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
   }
 
   const outputs: Record<string, RecordedOutput> = {};
-  for (const [name, value] of Object.entries(stackExports)) {
-    if (value === undefined) continue;
-    const output = pulumi.output(value);
-    outputs[name] = {
-      value: await new Promise((resolve) => output.apply(resolve)),
-      secret: await pulumi.isSecret(output),
-    };
-  }
-  await settle(() => resources.length);
+  const resolveAll = async () => {
+    for (const [name, value] of Object.entries(stackExports)) {
+      if (value === undefined) continue;
+      const output = pulumi.output(value);
+      outputs[name] = {
+        value: await new Promise((resolve) => output.apply(resolve)),
+        secret: await pulumi.isSecret(output),
+      };
+    }
+    // Every registration is an RPC the runtime keeps alive until it is answered.
+    await waitForRPCs();
+  };
+  await Promise.race([resolveAll(), failed]);
+  if (failure !== undefined) return { resources, invokes, outputs, error: innermost(failure) };
   return { resources, invokes, outputs };
 }
 
+/** The runtime wraps an input's error once per enclosing property; the cause is what a user reads. */
+const innermost = (message: string) => message.replace(/^(error serializing property "[^"]+": )+/, "");
+
 function defaultsFor(type: string, name: string, custom: boolean): Omit<RecordedResource, "inputs"> {
   return { type, name, custom, parent: "", deleteBeforeReplace: false, ignoreChanges: [], dependencies: [] };
-}
-
-/** Resolves once registrations stop arriving: rules depend on group ids and land last. */
-async function settle(count: () => number): Promise<void> {
-  let last = -1;
-  let stable = 0;
-  while (stable < 5) {
-    await new Promise((r) => setTimeout(r, 20));
-    const now = count();
-    stable = now === last ? stable + 1 : 0;
-    last = now;
-  }
 }

@@ -1,11 +1,13 @@
 /**
  * Child-process entry point: runs the program once under mocks with the ProgramInput given as
- * JSON in SNAPSHOT_INPUT and prints the Snapshot as JSON, with the time the program itself
+ * JSON in the file SNAPSHOT_INPUT_FILE names and prints the Snapshot as JSON, with the time the program itself
  * took (provider SDKs are loaded before the clock starts) and the process' peak memory.
  */
 import * as aws from "@pulumi/aws";
+import * as fs from "node:fs";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
+import { VERSIONS } from "../../templates/versions";
 import { runProgram, type ProgramInput } from "./mockProgram";
 
 async function main(): Promise<void> {
@@ -20,7 +22,15 @@ async function main(): Promise<void> {
   ];
   void [random.RandomId, tls.PrivateKey];
   const started = process.hrtime.bigint();
-  const input = JSON.parse(process.env.SNAPSHOT_INPUT ?? "{}") as ProgramInput;
+  const input = JSON.parse(fs.readFileSync(process.env.SNAPSHOT_INPUT_FILE ?? "", "utf8")) as ProgramInput & {
+    versions?: Record<string, { version: string; aptPin: string }>;
+  };
+  // A pin change is a code change: make it before the program reads the table.
+  for (const [component, pin] of Object.entries(input.versions ?? {})) {
+    const entry = (VERSIONS as Record<string, object>)[component];
+    if (!entry) throw new Error(`no component ${component} in templates/versions.ts`);
+    Object.assign(entry, pin);
+  }
   const snapshot = await runProgram(input);
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
   const peakRssKb = process.resourceUsage().maxRSS;

@@ -7,7 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
-import { ROLES, type Role } from "./topology";
+import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
 
 export const DEFAULT_AMI_PARAMETER = "/aws/service/debian/release/12/latest/amd64";
 
@@ -21,7 +21,7 @@ export interface StackConfig {
   readonly webCount: number;
   readonly instanceTypes: Readonly<Record<Role, string>>;
   readonly rootVolumeSizeGb: number;
-  readonly dataVolumeSizeGb: Readonly<{ prometheus: number; grafana: number }>;
+  readonly dataVolumeSizeGb: Readonly<Record<DataVolumeRole, number>>;
   readonly thresholds: Readonly<{
     rootDiskCriticalPercent: number;
     cpuWarningPercent: number;
@@ -184,6 +184,12 @@ export const CONFIG_KEYS = [
     type: "integer",
     default: 20,
     description: "Encrypted gp3 volume for the Prometheus TSDB, in GiB (1-1000).",
+  },
+  {
+    key: "lokiDataVolumeSizeGb",
+    type: "integer",
+    default: 10,
+    description: "Encrypted gp3 volume for Loki's WAL, index cache and compactor state, in GiB (1-1000).",
   },
   {
     key: "grafanaDataVolumeSizeGb",
@@ -401,10 +407,11 @@ export function loadConfig(source: ConfigSource, ctx: { project: string; stack: 
     webCount: read("webCount", integer(1, 10)) ?? 0,
     instanceTypes: Object.freeze(instanceTypes as Record<Role, string>),
     rootVolumeSizeGb: read("rootVolumeSizeGb", integer(8, 500)) ?? 0,
-    dataVolumeSizeGb: Object.freeze({
-      prometheus: read("prometheusDataVolumeSizeGb", integer(1, 1000)) ?? 0,
-      grafana: read("grafanaDataVolumeSizeGb", integer(1, 1000)) ?? 0,
-    }),
+    dataVolumeSizeGb: Object.freeze(
+      Object.fromEntries(
+        DATA_VOLUME_ROLES.map((role) => [role, read(`${role}DataVolumeSizeGb`, integer(1, 1000)) ?? 0]),
+      ) as Record<DataVolumeRole, number>,
+    ),
     thresholds: Object.freeze({
       rootDiskCriticalPercent: read("rootDiskCriticalPercent", percent) ?? 0,
       cpuWarningPercent: read("cpuWarningPercent", percent) ?? 0,

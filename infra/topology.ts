@@ -7,6 +7,15 @@
 export const ROLES = ["web", "prometheus", "loki", "grafana"] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * Roles whose state lives on an EBS volume of its own, so a replaced host (a version bump, a
+ * new image) keeps its metrics, logs not yet in S3, and dashboards (DESIGN.md decision 5).
+ */
+export const DATA_VOLUME_ROLES = ["prometheus", "loki", "grafana"] as const satisfies readonly Role[];
+export type DataVolumeRole = (typeof DATA_VOLUME_ROLES)[number];
+export const hasDataVolume = (role: Role): role is DataVolumeRole =>
+  (DATA_VOLUME_ROLES as readonly Role[]).includes(role);
+
 export interface Service {
   readonly port: number;
   readonly description: string;

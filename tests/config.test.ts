@@ -53,7 +53,7 @@ describe("loadConfig", () => {
       grafana: "t3.small",
     });
     assert.equal(config.rootVolumeSizeGb, 20);
-    assert.deepEqual(config.dataVolumeSizeGb, { prometheus: 20, grafana: 5 });
+    assert.deepEqual(config.dataVolumeSizeGb, { prometheus: 20, loki: 10, grafana: 5 });
     assert.equal(config.sshUser, "admin");
     assert.equal(config.slackWebhookUrl, undefined);
     assert.equal(config.sshKey, undefined);

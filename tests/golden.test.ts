@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { DATA_MOUNTS } from "../templates/host/bootstrap";
+import { hasDataVolume, ROLES } from "../infra/topology";
 import { renderUserData } from "../templates/host/userData";
 import { renderHostFiles } from "../templates/index";
 import { alertDefinitions } from "../templates/alerts";
@@ -33,8 +33,8 @@ function renderAll(): Map<string, string> {
       files.set(path.join(host.name, file.path), `# golden: ${mode}\n${file.content}`);
     }
   }
-  for (const role of ["web", "prometheus", "loki", "grafana"] as const) {
-    const dataVolumeId = DATA_MOUNTS[role] ? "vol-0123456789abcdef0" : undefined;
+  for (const role of ROLES) {
+    const dataVolumeId = hasDataVolume(role) ? "vol-0123456789abcdef0" : undefined;
     files.set(path.join("user-data", `${role}.yaml`), renderUserData({ role, dataVolumeId }));
   }
   const defs = alertDefinitions(ctx.config);

@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { ROLES, type Role } from "../infra/topology";
+import { hasDataVolume, ROLES, type Role } from "../infra/topology";
 import {
   BOOTSTRAP_PATH,
   bootstrapPlan as planOf,
@@ -21,7 +21,7 @@ import { GRAFANA_APT, VERSIONS } from "../templates/versions";
 import { ROOT } from "./support/files";
 
 const VOLUME = "vol-0123456789abcdef0";
-const volumeOf = (role: Role) => (DATA_MOUNTS[role] ? VOLUME : undefined);
+const volumeOf = (role: Role) => (hasDataVolume(role) ? VOLUME : undefined);
 const input = (role: Role) => ({ role, dataVolumeId: volumeOf(role) });
 const bootstrapPlan = (role: Role) => planOf(role, volumeOf(role));
 
@@ -70,7 +70,7 @@ describe("user data", () => {
   it("mounts the data volume of Prometheus and Grafana before any package writes to it", () => {
     for (const role of ["prometheus", "grafana"] as const) {
       const script = renderBootstrapScript(bootstrapPlan(role));
-      const mount = DATA_MOUNTS[role]?.mountPoint ?? "";
+      const mount = hasDataVolume(role) ? DATA_MOUNTS[role].mountPoint : "";
       assert.ok(script.includes("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"), role);
       assert.match(
         script,

@@ -4,7 +4,8 @@
  * every step to the console, and stops at the first error with the line that failed.
  * No secret and no other host's address ever appears here (DESIGN.md decision 1).
  */
-import type { Role } from "../../infra/topology";
+import { hasDataVolume, type DataVolumeRole, type Role } from "../../infra/topology";
+import { LOKI_DATA_DIR } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
 import { GRAFANA_APT, VERSIONS, type PinnedPackage } from "../versions";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
@@ -21,9 +22,13 @@ export interface DataVolume {
   readonly owner: string;
 }
 
-/** Where each stateful role keeps its data (the package's own state directory). */
-export const DATA_MOUNTS: Partial<Record<Role, { mountPoint: string; owner: string }>> = {
+/**
+ * Where each stateful role keeps its data (the package's own state directory). Loki's is its
+ * `common.path_prefix` (templates/loki/config.ts): WAL, TSDB index cache, compactor state.
+ */
+export const DATA_MOUNTS: Readonly<Record<DataVolumeRole, { mountPoint: string; owner: string }>> = {
   prometheus: { mountPoint: "/var/lib/prometheus", owner: "prometheus" },
+  loki: { mountPoint: LOKI_DATA_DIR, owner: "loki" },
   grafana: { mountPoint: "/var/lib/grafana", owner: "grafana" },
 };
 
@@ -43,7 +48,7 @@ export interface BootstrapPlan {
 const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg"];
 
 export function bootstrapPlan(role: Role, dataVolumeId?: string): BootstrapPlan {
-  const mount = DATA_MOUNTS[role];
+  const mount = hasDataVolume(role) ? DATA_MOUNTS[role] : undefined;
   if (mount && !dataVolumeId) throw new Error(`the ${role} role keeps its data on a volume: pass its id`);
   if (!mount && dataVolumeId) throw new Error(`the ${role} role has no data volume`);
   const pinned: Record<Role, PinnedPackage[]> = {

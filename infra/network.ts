@@ -7,6 +7,7 @@ import { baseTags } from "./naming";
 export interface NetworkArgs {
   readonly config: StackConfig;
   readonly subnetCidr: string;
+  /** The zone a new stack starts in; an existing subnet keeps its own (see placement.ts). */
   readonly availabilityZone: pulumi.Input<string>;
 }
 
@@ -60,7 +61,9 @@ export class Network extends pulumi.ComponentResource {
         mapPublicIpOnLaunch: true,
         tags: baseTags(config, "public"),
       },
-      parent,
+      // availability_zone is ForceNew: a new pick (another instance type, say) would replace the
+      // subnet and, through the hosts' zone, the data volumes. The zone is chosen once.
+      { ...parent, ignoreChanges: ["availabilityZone"] },
     );
 
     this.routeTable = new aws.ec2.RouteTable(

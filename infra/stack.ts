@@ -9,10 +9,10 @@ import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam
 import { LokiBucket } from "./lokiBucket";
 import { Network } from "./network";
 import { physicalName } from "./naming";
-import { availabilityZone, imageId } from "./placement";
+import { imageId, initialZone, instanceTypeOfferings, keepZone } from "./placement";
 import { SecurityGroups } from "./securityGroups";
 import { SshKey } from "./sshKey";
-import { SERVICES, type Role } from "./topology";
+import { hasDataVolume, SERVICES, type Role } from "./topology";
 import { renderUserData } from "../templates/host/userData";
 
 export interface HostOutput {
@@ -38,10 +38,18 @@ export interface StackOutputs {
 
 export function defineStack(config: StackConfig): StackOutputs {
   const plan = addressPlan(config.vpcCidr, config.webCount);
-  const zone = availabilityZone(config);
   const ami = imageId(config);
+  const offerings = instanceTypeOfferings(config);
 
-  const network = new Network("network", { config, subnetCidr: plan.subnetCidr, availabilityZone: zone });
+  const network = new Network("network", {
+    config,
+    subnetCidr: plan.subnetCidr,
+    availabilityZone: initialZone(config, offerings),
+  });
+  // The subnet's own zone, not today's pick: hosts and volumes follow wherever the stack started.
+  const zone = pulumi
+    .all([network.subnet.availabilityZone, offerings])
+    .apply(([subnetZone, offered]) => keepZone(subnetZone, offered, config));
   const groups = new SecurityGroups("security", { config, vpcId: network.vpc.id });
   const bucket = new LokiBucket("loki-chunks", { config });
   const profiles: Partial<Record<Role, HostInstanceProfile>> = {
@@ -69,8 +77,7 @@ export function defineStack(config: StackConfig): StackOutputs {
         securityGroupId: groups.byRole[slot.role].id,
         keyName: sshKey.keyPair.keyName,
         instanceProfile: profiles[slot.role]?.profile.name,
-        dataVolumeSizeGb:
-          slot.role === "prometheus" || slot.role === "grafana" ? config.dataVolumeSizeGb[slot.role] : undefined,
+        dataVolumeSizeGb: hasDataVolume(slot.role) ? config.dataVolumeSizeGb[slot.role] : undefined,
         userData: (dataVolumeId) => renderUserData({ role: slot.role, dataVolumeId }),
       }),
   );

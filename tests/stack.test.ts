@@ -7,7 +7,7 @@ import { before, describe, it } from "node:test";
 import { addressPlan } from "../infra/addressing";
 import { ruleSpecs } from "../infra/securityGroups";
 import { renderUserData } from "../templates/host/userData";
-import { FLOWS, ROLES, SERVICES, portsOf, type Role } from "../infra/topology";
+import { FLOWS, hasDataVolume, ROLES, SERVICES, portsOf, type Role } from "../infra/topology";
 import { MOCK_AMI, MOCK_PASSWORD, MOCK_PRIVATE_KEY, mockVolumeId, type RecordedResource } from "./support/mockProgram";
 import { ofType, one, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
 
@@ -85,6 +85,7 @@ describe("hosts", () => {
       ["/aws/service/debian/release/12/latest/amd64"],
     );
     for (const host of ofType(snap, INSTANCE)) {
+      // A plain string: the SSM parameter's `value` is a secret and would show as [secret] in diffs.
       assert.equal(host.inputs.ami, MOCK_AMI);
       assert.equal(host.inputs.availabilityZone, "us-east-1b", "zone a lacks t3.small in the mock");
       assert.equal(host.inputs.instanceType, "t3.small");
@@ -103,7 +104,7 @@ describe("hosts", () => {
   it("boots each host with its role's user data, naming its own data volume", () => {
     for (const host of ofType(snap, INSTANCE)) {
       const role = (host.inputs.tags as Record<string, string>).Role as Role;
-      const volume = role === "prometheus" || role === "grafana" ? mockVolumeId(`${role}-data`) : undefined;
+      const volume = hasDataVolume(role) ? mockVolumeId(`${role}-data`) : undefined;
       assert.equal(host.inputs.userData, renderUserData({ role, dataVolumeId: volume }), host.name);
     }
   });
@@ -120,13 +121,14 @@ describe("hosts", () => {
     }
   });
 
-  it("attaches encrypted gp3 data volumes to Prometheus and Grafana only", () => {
+  it("attaches encrypted gp3 data volumes to Prometheus, Loki and Grafana only", () => {
     const volumes = ofType(snap, "aws:ebs/volume:Volume");
     assert.deepEqual(volumes.map((v) => [v.name, v.inputs.size, v.inputs.encrypted, v.inputs.type]).sort(), [
       ["grafana-data", 5, true, "gp3"],
+      ["loki-data", 10, true, "gp3"],
       ["prometheus-data", 20, true, "gp3"],
     ]);
-    for (const role of ["prometheus", "grafana"]) {
+    for (const role of ["prometheus", "loki", "grafana"]) {
       const attachment = one(snap, "aws:ec2/volumeAttachment:VolumeAttachment", `${role}-data-attachment`);
       assert.equal(attachment.inputs.instanceId, `${role}-id`);
       assert.equal(attachment.inputs.volumeId, mockVolumeId(`${role}-data`));

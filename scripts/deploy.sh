@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# One command from AWS credentials to a running stack: local state, the dev stack created if
-# missing, allowedCidrs set to your public IP on first use, then `pulumi up`.
-# Extra arguments go to `pulumi up` (e.g. --yes).
+# One command from AWS credentials to a running stack: the backend and secrets of the mode
+# (scripts/pulumi-env.sh), the stack created if missing, a check that your public IP is inside
+# allowedCidrs (set to it on first use in local mode), then `pulumi up`.
+# Extra arguments go to `pulumi up` (e.g. --yes). TITAN_OPERATOR_IP=<ip> skips the IP lookup.
 set -euo pipefail
 # shellcheck source=scripts/pulumi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
 
 [[ -d node_modules/@pulumi/pulumi ]] || npm ci --no-audit --no-fund
 
-pulumi stack select --create "$STACK"
+key_before=$(stack_file_value encryptedkey)
+select_stack create
+if [[ "$TITAN_MODE" == shared ]]; then
+  require_shared_stack_file
+  [[ -n "$key_before" ]] ||
+    say "created the shared stack $STACK: commit $stack_file now; its secretsprovider and encryptedkey (the stack's data key, encrypted by KMS) are the same for every operator and the pull-request preview needs them"
+fi
 
-if ! pulumi config get --stack "$STACK" allowedCidrs >/dev/null 2>&1; then
-  ip=$(curl -fsS --max-time 10 https://checkip.amazonaws.com | tr -d '[:space:]') ||
-    die "allowedCidrs is unset and your public IP could not be looked up; set it: pulumi config set --path 'allowedCidrs[0]' <your-ip>/32"
-  [[ "$ip" =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] ||
-    die "allowedCidrs is unset and the IP lookup answered '$ip', not an IPv4 address; set allowedCidrs yourself"
-  pulumi config set --stack "$STACK" --path 'allowedCidrs[0]' "$ip/32"
-  say "allowedCidrs was unset: set it to your public IP $ip/32 (SSH, Grafana, Prometheus and the app are open to it alone)"
+# SSH from here must be allowed, or the configuration push times out minutes into `pulumi up`.
+if [[ -n "${TITAN_OPERATOR_IP:-}" ]]; then
+  ip=$TITAN_OPERATOR_IP ip_source=TITAN_OPERATOR_IP
+else
+  ip_source=https://checkip.amazonaws.com
+  ip=$(curl -fsS --max-time 10 "$ip_source" | tr -d '[:space:]') ||
+    die "your public IP could not be looked up at $ip_source, and deploy.sh checks it against allowedCidrs before pulumi up; give it yourself: TITAN_OPERATOR_IP=<your-ip> npm run deploy"
+fi
+cidrs=$(pulumi config get --stack "$STACK" allowedCidrs 2>/dev/null) || cidrs=""
+first_cidr=$(node --require ts-node/register/transpile-only infra/operatorAccess.ts \
+  --ip "$ip" --ip-source "$ip_source" --allowed-cidrs "$cidrs" --stack "$STACK" --mode "$TITAN_MODE") || exit 1
+if [[ -n "$first_cidr" ]]; then
+  pulumi config set --stack "$STACK" --path 'allowedCidrs[0]' "$first_cidr"
+  say "allowedCidrs was unset: set it to your public IP $first_cidr (SSH, Grafana, Prometheus and the app are open to it alone)"
 fi
 
 pulumi up --stack "$STACK" "$@"

@@ -16,7 +16,10 @@ interface Step {
 }
 interface Workflow {
   on: Record<string, unknown>;
-  jobs: Record<string, { permissions?: Record<string, string>; steps: Step[]; needs?: string }>;
+  jobs: Record<
+    string,
+    { permissions?: Record<string, string>; steps: Step[]; needs?: string; if?: string; env?: Record<string, string> }
+  >;
 }
 
 describe("GitHub workflows", () => {
@@ -44,7 +47,26 @@ describe("GitHub workflows", () => {
     const run = preview.steps.find((s) => s.with?.command === "preview");
     assert.match(String(run?.uses), /^pulumi\/actions@v7$/);
     assert.equal(run?.with?.["comment-on-pr"], true);
-    assert.match(String(run?.with?.["cloud-url"]), /secrets\.PULUMI_BACKEND_URL/);
-    assert.match(JSON.stringify(preview), /secrets\.PULUMI_CONFIG_PASSPHRASE/);
+  });
+
+  it("previews against the shared backend and KMS key that deploy.sh uses, with the committed stack file", () => {
+    const text = fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8");
+    const preview = (YAML.parse(text) as Workflow).jobs.preview;
+    // The same variable names deploy.sh reads (scripts/pulumi-env.sh), from repository variables.
+    assert.equal(preview.env?.TITAN_BACKEND_URL, "${{ vars.TITAN_BACKEND_URL }}");
+    assert.equal(preview.env?.TITAN_SECRETS_PROVIDER, "${{ vars.TITAN_SECRETS_PROVIDER }}");
+    assert.match(String(preview.if), /vars\.TITAN_BACKEND_URL != ''/, "skipped where no shared backend exists");
+    const env = fs.readFileSync(path.join(ROOT, "scripts/pulumi-env.sh"), "utf8");
+    for (const name of ["TITAN_BACKEND_URL", "TITAN_SECRETS_PROVIDER"]) assert.match(env, new RegExp(`\\$\\{${name}`));
+    // deploy.sh's own checks select the stack, which must already exist.
+    const steps = preview.steps.map((s) => s.run ?? s.uses ?? "");
+    const select = steps.indexOf("scripts/ci-select-stack.sh");
+    const run = preview.steps.findIndex((s) => s.with?.command === "preview");
+    assert.ok(select >= 0 && select < run, "ci-select-stack.sh runs before the preview");
+    assert.equal(preview.steps[run].with?.["cloud-url"], "${{ env.TITAN_BACKEND_URL }}");
+    assert.equal(preview.steps[run].with?.["secrets-provider"], "${{ env.TITAN_SECRETS_PROVIDER }}");
+    assert.notEqual(preview.steps[run].with?.upsert, true, "a preview never creates the stack");
+    // No passphrase, no second backend, no config written in CI: the stack file is the committed one.
+    assert.doesNotMatch(text, /PULUMI_CONFIG_PASSPHRASE|PULUMI_BACKEND_URL|config set|config-map/);
   });
 });

@@ -8,8 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { alertDefinitions, DASHBOARD_UIDS } from "../../templates/alerts";
 import { TITAN_JOB } from "../../templates/alloy/config";
-import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT, SLACK_WEBHOOK_ENV } from "../../templates/grafana";
-import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../../templates/host/grafanaServer";
+import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT } from "../../templates/grafana";
 import { TITAN_APP_DIR, TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
 import { renderHostFiles } from "../../templates/index";
 import { projectRoot } from "../../templates/projectFiles";
@@ -23,6 +22,7 @@ import type { Role } from "../topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
+import { GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
 import type { InstallPlan } from "./scripts";
 
 /** What each role's files set in motion when they change. */
@@ -58,38 +58,6 @@ function appSyncLines(): string[] {
     "fi",
   ];
 }
-
-/** Reads the admin password and the optional webhook from stdin into root-only files. */
-const GRAFANA_SECRET_LINES = [
-  "IFS= read -r admin_password || true",
-  "IFS= read -r slack_webhook || true",
-  "sudo install -d -m 0750 -o root -g grafana /etc/grafana/secrets",
-  "secret() { # target owner group mode, content on stdin",
-  "  tmp=$(sudo mktemp -p /etc/grafana/secrets)",
-  '  sudo tee "$tmp" >/dev/null',
-  '  if sudo cmp -s "$tmp" "$1"; then sudo rm -f "$tmp"; return; fi',
-  '  sudo chown "$2:$3" "$tmp" && sudo chmod "$4" "$tmp" && sudo mv "$tmp" "$1"',
-  '  changed="$changed $1"',
-  "}",
-  `printf '%s' "$admin_password" | secret ${GRAFANA_ADMIN_PASSWORD_PATH} grafana grafana 0400`,
-  'if [ -n "$slack_webhook" ]; then',
-  `  printf '${SLACK_WEBHOOK_ENV}=%s\\n' "$slack_webhook" | secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600`,
-  `elif sudo test -e ${GRAFANA_SECRETS_ENV_PATH}; then`,
-  `  sudo rm -f ${GRAFANA_SECRETS_ENV_PATH} && changed="$changed ${GRAFANA_SECRETS_ENV_PATH}"`,
-  "fi",
-];
-
-/**
- * Grafana applies its admin password only when it creates its database; after a change (and on
- * the first push, when the bootstrap already started Grafana) it is set explicitly.
- */
-const GRAFANA_POST_LINES = [
-  `case "$changed" in *" ${GRAFANA_ADMIN_PASSWORD_PATH}"*)`,
-  "  for _ in $(seq 1 30); do curl -fsS http://127.0.0.1:3000/api/health >/dev/null 2>&1 && break; sleep 2; done",
-  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | sudo -u grafana grafana cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini admin reset-admin-password --password-from-stdin >/dev/null`,
-  '  echo "grafana admin password set" ;;',
-  "esac",
-];
 
 export interface DeliveryArgs {
   readonly config: StackConfig;
@@ -167,11 +135,7 @@ export function deliver(args: DeliveryArgs): Delivery {
         extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_SECRET_LINES : undefined,
         post: isGrafana ? GRAFANA_POST_LINES : undefined,
         stdin: isGrafana
-          ? pulumi.secret(
-              pulumi
-                .all([args.grafanaAdminPassword, args.slackWebhookUrl ?? ""])
-                .apply(([password, webhook]) => `${password}\n${webhook}\n`),
-            )
+          ? grafanaStdin({ adminPassword: args.grafanaAdminPassword, slackWebhookUrl: args.slackWebhookUrl })
           : undefined,
       },
       { parent },

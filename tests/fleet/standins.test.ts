@@ -1,0 +1,426 @@
+/**
+ * The stand-in vendor packages and their signed repository (tests/fleet/standins/): what dpkg
+ * sees in each package, what apt and gpgv accept, and each stand-in started as its packaged
+ * unit would start it, with the project's own rendered configuration, answering its health
+ * endpoint on loopback.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import YAML from "yaml";
+import { SERVICES } from "../../infra/topology";
+import { ALLOY_CONFIG_PATH, ALLOY_DEFAULTS_PATH, renderAlloyFiles } from "../../templates/alloy/config";
+import { GRAFANA_DROP_IN_PATH, grafanaEnvironment } from "../../templates/host/grafanaServer";
+import { servicesFor, unitsFor } from "../../templates/host/units";
+import { LOKI_CONFIG_PATH, lokiConfig, renderLokiYaml } from "../../templates/loki/config";
+import { GRAFANA_APT, VERSIONS } from "../../templates/versions";
+import { renderPostinst } from "./standins/packages";
+import { buildStandinRepository, fingerprintOf, KEY_FILE, type StandinRepository } from "./standins/repository";
+import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
+import { VENDOR_PACKAGES, type Daemon, type VendorPackage } from "./standins/vendor";
+import { testContext } from "../support/render";
+
+const DAEMONS = Object.keys(VENDOR_PACKAGES) as Daemon[];
+const sh = (cmd: string, args: string[], input?: string): string =>
+  execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+
+let tmp: string;
+let repo: StandinRepository;
+/** Each package unpacked (dpkg-deb -x) into its own root, as if installed there. */
+const roots = {} as Record<Daemon, string>;
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "standins-test-"));
+  repo = buildStandinRepository(path.join(tmp, "repo"));
+  for (const p of repo.packages) {
+    roots[p.daemon] = path.join(tmp, "root", p.daemon);
+    fs.mkdirSync(roots[p.daemon], { recursive: true });
+    sh("dpkg-deb", ["-x", p.file, roots[p.daemon]]);
+  }
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const pkgFile = (d: Daemon): string => {
+  const p = repo.packages.find((x) => x.daemon === d);
+  if (!p) throw new Error(`no ${d} package built`);
+  return p.file;
+};
+const field = (d: Daemon, name: string): string => sh("dpkg-deb", ["-f", pkgFile(d), name]).trim();
+const contents = (d: Daemon): Map<string, string> =>
+  new Map(
+    sh("dpkg-deb", ["-c", pkgFile(d)])
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const cols = line.split(/\s+/);
+        return [cols[5].replace(/^\./, ""), cols[0]] as [string, string];
+      }),
+  );
+
+describe("stand-in packages (dpkg-deb -I / -c)", () => {
+  for (const d of DAEMONS) {
+    const v = VENDOR_PACKAGES[d];
+    it(`${d}: the name and exact version the bootstrap installs, clearly a stand-in`, () => {
+      assert.equal(field(d, "Package"), VERSIONS[d].package);
+      assert.equal(field(d, "Version"), VERSIONS[d].aptPin);
+      assert.match(field(d, "Description"), /^STAND-IN for /);
+      const info = sh("dpkg-deb", ["-I", pkgFile(d)]);
+      assert.match(info, /not Grafana's build/);
+      assert.equal(field(d, "Depends"), v.depends.join(", "));
+    });
+
+    it(`${d}: ships the vendor's unit, binary and wrappers at the vendor's paths, executable`, () => {
+      const files = contents(d);
+      assert.equal(files.get(v.unit.path), "-rw-r--r--", `${v.unit.path} missing or wrong mode`);
+      assert.equal(files.get(v.binary), "-rwxr-xr-x", `${v.binary} missing or not executable`);
+      for (const w of v.wrappers) assert.equal(files.get(w.path), "-rwxr-xr-x", `${w.path} missing`);
+      if (v.defaults) assert.ok(files.has(v.defaults.path), `${v.defaults.path} missing`);
+      assert.equal(files.has(v.config.path), v.config.shipped);
+      assert.deepEqual(readControl(d, "conffiles").trim().split("\n"), [...v.conffiles]);
+    });
+
+    it(`${d}: its --version output says STAND-IN and what it cannot prove`, () => {
+      const out = sh("/usr/bin/python3", [path.join(roots[d], v.binary), "--version"]);
+      assert.match(out, new RegExp(`version ${VERSIONS[d].version.replace(/\./g, "\\.")} \\(STAND-IN`));
+      assert.match(out, /does not|has no/);
+    });
+
+    it(`${d}: the postinst is valid POSIX sh and makes the vendor's user`, () => {
+      const script = readControl(d, "postinst");
+      const check = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
+      assert.equal(check.status, 0, check.stdout);
+      assert.ok(script.includes(`|| ${v.postinst.user.tool === "adduser" ? "adduser" : "useradd"} `));
+      assert.match(script, new RegExp(` ${v.postinst.user.name}\\n`));
+    });
+  }
+
+  it("the units are the ones the project's bootstrap enables and its drop-ins extend", () => {
+    const enabled = new Set((["web", "loki", "grafana"] as const).flatMap((r) => servicesFor(r)));
+    const dropIns = [
+      ...["web", "loki"].flatMap((r) => unitsFor(r as "web" | "loki").map((u) => u.path)),
+      GRAFANA_DROP_IN_PATH,
+    ];
+    for (const d of DAEMONS) {
+      const unit = VENDOR_PACKAGES[d].unit.name;
+      assert.ok(enabled.has(unit.replace(/\.service$/, "")), `${unit} is not enabled by any role`);
+      assert.ok(
+        dropIns.some((p) => p.startsWith(`/etc/systemd/system/${unit}.d/`)),
+        `no project drop-in extends ${unit}`,
+      );
+    }
+    assert.equal(VENDOR_PACKAGES.loki.config.path, LOKI_CONFIG_PATH);
+    assert.equal(VENDOR_PACKAGES.alloy.config.path, ALLOY_CONFIG_PATH);
+    assert.equal(VENDOR_PACKAGES.alloy.defaults?.path, ALLOY_DEFAULTS_PATH);
+  });
+
+  it("the postinst runs the vendor's systemctl steps only on a first install, and each may fail", () => {
+    const script = renderPostinst("loki.service", VENDOR_PACKAGES.loki.postinst);
+    for (const verb of ["unmask loki", "preset loki", "enable loki", "restart loki"])
+      assert.ok(script.includes(`systemctl ${verb} || :`), verb);
+    assert.match(script, /if \[ -z "\$2" \]/);
+    // Alloy's and Grafana's postinsts never start the service on a first install.
+    for (const d of ["alloy", "grafana"] as const)
+      assert.doesNotMatch(readControl(d, "postinst"), /systemctl (enable|start)/);
+  });
+});
+
+function readControl(d: Daemon, member: string): string {
+  const dir = path.join(tmp, "control", d);
+  if (!fs.existsSync(dir)) {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    sh("dpkg-deb", ["-e", pkgFile(d), dir]);
+  }
+  return fs.readFileSync(path.join(dir, member), "utf8");
+}
+
+describe("the signed repository", () => {
+  it("has the shape of Grafana's: suite, component, keyring path, a key URL under its URI", () => {
+    assert.equal(repo.suite, GRAFANA_APT.suite);
+    assert.deepEqual(repo.components, GRAFANA_APT.components);
+    assert.equal(repo.keyringPath, GRAFANA_APT.keyringPath);
+    assert.equal(repo.keyUrl, `${repo.uri}/${KEY_FILE}`);
+    assert.match(repo.keyFingerprint, /^[0-9A-F]{40}$/);
+    assert.notEqual(repo.keyFingerprint, GRAFANA_APT.keyFingerprint);
+  });
+
+  it("exports the key it signs with: the fingerprint the bootstrap computes matches", () => {
+    const served = fs.readFileSync(path.join(repo.dir, KEY_FILE), "utf8");
+    assert.equal(served, repo.armoredKey);
+    assert.equal(fingerprintOf(served), repo.keyFingerprint);
+  });
+
+  it("InRelease verifies with the exported key, and not with another key", () => {
+    const keyring = path.join(tmp, "keyring.gpg");
+    fs.writeFileSync(keyring, execFileSync("gpg", ["--batch", "--dearmor"], { input: repo.armoredKey }));
+    const inRelease = path.join(repo.dir, "dists", repo.suite, "InRelease");
+    const ok = spawnSync("gpgv", ["--status-fd", "1", "--keyring", keyring, inRelease], { encoding: "utf8" });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`VALIDSIG ${repo.keyFingerprint}`));
+
+    const other = buildStandinRepository(path.join(tmp, "other-repo"));
+    const otherRing = path.join(tmp, "other.gpg");
+    fs.writeFileSync(otherRing, execFileSync("gpg", ["--batch", "--dearmor"], { input: other.armoredKey }));
+    assert.notEqual(other.keyFingerprint, repo.keyFingerprint, "each build must make its own key");
+    const bad = spawnSync("gpgv", ["--keyring", otherRing, inRelease], { encoding: "utf8" });
+    assert.notEqual(bad.status, 0);
+  });
+
+  it("apt, with the key as signed-by, accepts it and offers exactly the pinned versions", () => {
+    const apt = path.join(tmp, "apt");
+    for (const d of [
+      "state/lists/partial",
+      "cache/archives/partial",
+      "etc/apt.conf.d",
+      "etc/preferences.d",
+      "etc/sources.list.d",
+    ])
+      fs.mkdirSync(path.join(apt, d), { recursive: true });
+    fs.writeFileSync(path.join(apt, "status"), "");
+    const keyring = path.join(apt, "grafana.gpg");
+    fs.writeFileSync(keyring, execFileSync("gpg", ["--batch", "--dearmor"], { input: repo.armoredKey }));
+    fs.writeFileSync(
+      path.join(apt, "etc/sources.list"),
+      `deb [signed-by=${keyring}] ${repo.uri} ${repo.suite} ${repo.components.join(" ")}\n`,
+    );
+    const opts = [
+      `Dir::State=${apt}/state`,
+      `Dir::State::status=${apt}/status`,
+      `Dir::Cache=${apt}/cache`,
+      `Dir::Etc=${apt}/etc`,
+      `Dir::Etc::SourceList=${apt}/etc/sources.list`,
+      `Dir::Etc::SourceParts=${apt}/etc/sources.list.d`,
+      `Dir::Etc::Parts=${apt}/etc/apt.conf.d`,
+      `Dir::Etc::PreferencesParts=${apt}/etc/preferences.d`,
+      "APT::Sandbox::User=root",
+    ].flatMap((o) => ["-o", o]);
+    const update = spawnSync("apt-get", [...opts, "update"], { encoding: "utf8" });
+    assert.equal(update.status, 0, update.stderr);
+    assert.doesNotMatch(update.stdout + update.stderr, /NO_PUBKEY|not signed|^W:|^E:/m);
+    for (const d of DAEMONS) {
+      const policy = sh("apt-cache", [...opts, "policy", VERSIONS[d].package]);
+      assert.match(policy, new RegExp(`Candidate: ${VERSIONS[d].aptPin.replace(/[.+]/g, "\\$&")}\\n`), policy);
+    }
+  });
+});
+
+/** A port nobody listens on right now (the kernel picks it). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function get(url: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
+      })
+      .on("error", reject);
+  });
+}
+
+/** Polls until the URL answers 200; fails at once if the process exits first. */
+async function waitHealthy(child: ChildProcess, url: string, log: () => string, limitMs = 15000): Promise<string> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`stand-in exited (${child.exitCode ?? child.signalCode}) before ${url} answered:\n${log()}`);
+    try {
+      const res = await get(url);
+      if (res.status === 200) return res.body;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${limitMs} ms:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Host paths in argv/env moved under the package's unpacked root, as if it were `/`. */
+const under = (root: string, value: string): string =>
+  value.replace(/(^|=)(\/(?:etc|usr|var|run)\/[^\s]*)/g, (_, pre: string, p: string) => pre + path.join(root, p));
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly log: () => string;
+  readonly argv: readonly string[];
+}
+
+function startUnit(d: Daemon, env: Record<string, string>, patch: (argv: string[]) => string[] = (a) => a): Started {
+  const v: VendorPackage = VENDOR_PACKAGES[d];
+  const root = roots[d];
+  const exec = String(v.unit.file.Service?.ExecStart);
+  const argv = patch(expandExecStart(exec, env).map((a) => under(root, a)));
+  const workDir = v.unit.file.Service?.WorkingDirectory;
+  const cwd = workDir ? path.join(root, String(workDir)) : root;
+  fs.mkdirSync(cwd, { recursive: true });
+  // The binary's shebang is /usr/bin/python3; run it through that interpreter explicitly.
+  const child = spawn("/usr/bin/python3", argv, { cwd, env: { PATH: "/usr/bin:/bin", ...env }, stdio: "pipe" });
+  let out = "";
+  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (out += c.toString()));
+  return { child, log: () => out, argv };
+}
+
+async function stop(s: Started): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const exited = new Promise((r) => s.child.once("exit", r));
+  if (s.child.pid) process.kill(s.child.pid, "SIGTERM");
+  await exited;
+}
+
+function writeUnder(root: string, file: string, content: string): void {
+  const full = path.join(root, file);
+  fs.mkdirSync(path.dirname(full), { recursive: true });
+  fs.writeFileSync(full, content);
+}
+
+async function checkServes(s: Started, port: number, health: string): Promise<string> {
+  const body = await waitHealthy(s.child, `http://127.0.0.1:${port}${health}`, s.log);
+  const metrics = await get(`http://127.0.0.1:${port}/metrics`);
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.type, /^text\/plain; version=0\.0\.4/);
+  assert.match(metrics.body, /^# TYPE standin_info gauge$/m);
+  assert.match(metrics.body, /^standin_info\{daemon="[a-z]+",version="[^"]+"\} 1$/m);
+  const other = await get(`http://127.0.0.1:${port}/loki/api/v1/push`);
+  assert.equal(other.status, 404, "a stand-in must not pretend to serve the daemon's API");
+  return body;
+}
+
+describe("each stand-in, started as its unit starts it, with the project's rendered config", () => {
+  it("loki: reads /etc/loki/config.yml from -config.file and serves /ready on server.http_listen_port", async () => {
+    const root = roots.loki;
+    const port = await freePort();
+    const config = lokiConfig(testContext());
+    assert.equal(config.server.http_listen_port, SERVICES.loki.port);
+    // Loopback and a free port instead of :3100; the state dir inside the test's root.
+    const local = {
+      ...config,
+      server: { ...config.server, http_listen_port: port, http_listen_address: "127.0.0.1" },
+      common: { ...config.common, path_prefix: path.join(root, config.common.path_prefix) },
+    };
+    writeUnder(root, LOKI_CONFIG_PATH, renderLokiYaml(local));
+    const s = startUnit("loki", {});
+    try {
+      assert.deepEqual(s.argv.slice(1), ["-config.file", path.join(root, LOKI_CONFIG_PATH)]);
+      assert.equal(await checkServes(s, port, "/ready"), "ready\n");
+      assert.ok(fs.existsSync(path.join(local.common.path_prefix, "standin-was-here")), "path_prefix not written");
+    } finally {
+      await stop(s);
+    }
+    assert.equal(s.child.exitCode, 0, s.log());
+  });
+
+  it("alloy: takes $CUSTOM_ARGS and $CONFIG_FILE from the rendered /etc/default/alloy", async () => {
+    const root = roots.alloy;
+    const ctx = testContext();
+    const web = ctx.plan.hosts.find((h) => h.role === "web");
+    assert.ok(web);
+    const files = renderAlloyFiles(ctx, web);
+    for (const f of files) writeUnder(root, f.path, f.content);
+    const defaults = parseEnvironmentFile(files.find((f) => f.path === ALLOY_DEFAULTS_PATH)?.content ?? "");
+    const port = await freePort();
+    const rendered = `--server.http.listen-addr=0.0.0.0:${SERVICES.alloy.port}`;
+    const s = startUnit("alloy", { HOSTNAME: "web-1", ALLOY_DEPLOY_MODE: "deb", ...defaults }, (argv) => {
+      assert.ok(argv.includes(rendered), `the rendered args lack ${rendered}: ${argv.join(" ")}`);
+      return argv.map((a) => (a === rendered ? `--server.http.listen-addr=127.0.0.1:${port}` : a));
+    });
+    try {
+      assert.equal(s.argv[1], "run");
+      assert.equal(s.argv[s.argv.length - 1], path.join(root, ALLOY_CONFIG_PATH));
+      assert.ok(s.argv.includes("--disable-reporting"));
+      assert.equal(await checkServes(s, port, "/-/ready"), "Alloy is ready.\n");
+      assert.ok(fs.existsSync(path.join(root, "var/lib/alloy/data/standin-was-here")), "--storage.path not written");
+    } finally {
+      await stop(s);
+    }
+    assert.equal(s.child.exitCode, 0, s.log());
+  });
+
+  it("grafana: the unit's ${...} from /etc/default/grafana-server, the port from GF_SERVER_HTTP_PORT", async () => {
+    const root = roots.grafana;
+    const v = VENDOR_PACKAGES.grafana;
+    const env = parseEnvironmentFile(fs.readFileSync(path.join(root, v.defaults?.path ?? ""), "utf8"));
+    const gf = grafanaEnvironment(testContext());
+    assert.equal(gf.GF_SERVER_HTTP_PORT, String(SERVICES.grafana.port));
+    const port = await freePort();
+    // What the postinst would have done: the sample config in place, the runtime dir made by systemd.
+    writeUnder(
+      root,
+      "/etc/grafana/grafana.ini",
+      fs.readFileSync(path.join(root, "usr/share/grafana/conf/sample.ini"), "utf8"),
+    );
+    fs.mkdirSync(path.join(root, "var/run/grafana"), { recursive: true });
+    const s = startUnit("grafana", {
+      ...env,
+      ...gf,
+      GF_SERVER_HTTP_PORT: String(port),
+      GF_SERVER_HTTP_ADDR: "127.0.0.1",
+    });
+    try {
+      assert.ok(s.argv.includes("--packaging=deb"));
+      assert.ok(s.argv.includes(`--config=${path.join(root, "/etc/grafana/grafana.ini")}`));
+      const health = JSON.parse(await checkServes(s, port, "/api/health")) as Record<string, string>;
+      assert.equal(health.version, VERSIONS.grafana.version);
+      assert.equal(
+        fs.readFileSync(path.join(root, "var/run/grafana/grafana-server.pid"), "utf8").trim(),
+        String(s.child.pid),
+      );
+      assert.ok(fs.existsSync(path.join(root, "var/lib/grafana/standin-was-here")), "paths.data not written");
+    } finally {
+      await stop(s);
+    }
+    assert.equal(s.child.exitCode, 0, s.log());
+  });
+
+  for (const [d, missing] of [
+    ["loki", LOKI_CONFIG_PATH],
+    ["alloy", ALLOY_CONFIG_PATH],
+    ["grafana", "/etc/grafana/grafana.ini"],
+  ] as const) {
+    it(`${d}: fails like the daemon when the config file it is given is missing`, () => {
+      const root = fs.mkdtempSync(path.join(tmp, `empty-${d}-`));
+      const v = VENDOR_PACKAGES[d];
+      const binary = path.join(roots[d], v.binary);
+      const args: Record<Daemon, string[]> = {
+        loki: ["-config.file", path.join(root, missing)],
+        alloy: ["run", path.join(root, missing)],
+        grafana: [
+          "server",
+          `--homepath=${path.join(roots.grafana, "usr/share/grafana")}`,
+          `--config=${path.join(root, missing)}`,
+        ],
+      };
+      const r = spawnSync("/usr/bin/python3", [binary, ...args[d]], { encoding: "utf8", timeout: 10000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.ok(r.stderr.includes(path.join(root, missing)), r.stderr);
+    });
+  }
+
+  it("loki: refuses -verify-config rather than pass a config it cannot check", () => {
+    const cfg = path.join(tmp, "verify.yml");
+    fs.writeFileSync(cfg, YAML.stringify({ server: { http_listen_port: 1 } }));
+    const r = spawnSync(
+      "/usr/bin/python3",
+      [path.join(roots.loki, "/usr/bin/loki"), "-config.file", cfg, "-verify-config"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /cannot verify/);
+  });
+});

@@ -4,11 +4,11 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { alertDefinitions, DASHBOARD_UIDS } from "../../templates/alerts";
 import { TITAN_JOB } from "../../templates/alloy/config";
 import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT } from "../../templates/grafana";
+import { DATA_MOUNTS } from "../../templates/host/bootstrap";
 import { TITAN_APP_DIR, TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
 import { renderHostFiles } from "../../templates/index";
 import { projectRoot } from "../../templates/projectFiles";
@@ -18,7 +18,7 @@ import type { AddressPlan } from "../addressing";
 import type { StackConfig } from "../config";
 import type { Host } from "../host";
 import { physicalName } from "../naming";
-import type { Role } from "../topology";
+import { hasDataVolume, type Role } from "../topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
@@ -70,6 +70,8 @@ export interface DeliveryArgs {
   readonly prometheusUrl: pulumi.Output<string>;
   readonly grafanaAdminPassword: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
+  /** Where the local push trees are written (default: the project root). */
+  readonly root?: string;
 }
 
 export interface Delivery {
@@ -97,8 +99,7 @@ export function deliver(args: DeliveryArgs): Delivery {
   const ctx = args.lokiBucket.apply((lokiBucket): TemplateContext => ({ config, plan, lokiBucket }));
   const slackConfigured = args.slackWebhookUrl !== undefined;
   const appRoot = path.join(projectRoot(), "app");
-  const app = appFiles(appRoot);
-  const appDigest = digest(...app.flatMap((f) => [f, fs.readFileSync(path.join(appRoot, f), "utf8")]));
+  const app = appFiles(appRoot).map((f) => ({ path: `app/${f}`, from: path.join(appRoot, f) }));
 
   const connectionTo = (host: Host) => ({
     host: host.instance.publicIp,
@@ -121,6 +122,7 @@ export function deliver(args: DeliveryArgs): Delivery {
         host,
         connection,
         sshUser: config.sshUser,
+        root: args.root,
         files: pulumi
           .all([ctx, grafanaUrl])
           .apply(([c, url]) =>
@@ -128,10 +130,8 @@ export function deliver(args: DeliveryArgs): Delivery {
           ),
         actions: ACTIONS[slot.role],
         owned: isGrafana ? [DASHBOARDS_DIR] : undefined,
-        extraAssets: isWeb
-          ? Object.fromEntries(app.map((f) => [`app/${f}`, new pulumi.asset.FileAsset(path.join(appRoot, f))]))
-          : undefined,
-        extraDigest: isWeb ? appDigest : undefined,
+        extraFiles: isWeb ? app : undefined,
+        dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
         extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_SECRET_LINES : undefined,
         post: isGrafana ? GRAFANA_POST_LINES : undefined,
         stdin: isGrafana
@@ -155,6 +155,8 @@ export function deliver(args: DeliveryArgs): Delivery {
           create:
             `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
             ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`,
+          // Debian's sshd refuses PULUMI_COMMAND_STDOUT/STDERR (see configPush.ts).
+          addPreviousOutputInEnv: false,
           triggers: [runId],
         },
         { parent, dependsOn: [pushes[host.slot.name].install] },

@@ -8,12 +8,31 @@ import type { RenderedFile } from "../../templates/types";
 import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
 
 /**
- * Staging root in the SSH user's home: CopyToRemote writes over SFTP as that user. Each push
- * stages into a fresh subdirectory named by its content digest, because CopyToRemote copies
- * *into* a remote path that already exists rather than over it.
+ * Staging in the SSH user's home: CopyToRemote writes over SFTP as that user. Each push stages
+ * into a fresh subdirectory named by its content digest, because CopyToRemote copies *into* a
+ * remote path that already exists rather than over it. The push sends a local directory named
+ * STAGING_DIRNAME to stagingParent (infra/delivery/pushTree.ts), so both names live here.
  */
-export const stagingRoot = (user: string) => `/home/${user}/titan-staging`;
-export const stagingDir = (user: string, contentDigest: string) => `${stagingRoot(user)}/${contentDigest.slice(0, 16)}`;
+export const STAGING_DIRNAME = "titan-staging";
+export const stagingParent = (user: string) => `/home/${user}`;
+export const stagingRoot = (user: string) => `${stagingParent(user)}/${STAGING_DIRNAME}`;
+/** The staging subdirectory's name for a content digest. */
+export const stagingName = (contentDigest: string) => contentDigest.slice(0, 16);
+export const stagingDir = (user: string, contentDigest: string) => `${stagingRoot(user)}/${stagingName(contentDigest)}`;
+
+/**
+ * Grows the ext4 filesystem mounted at `mountPoint` to its device's size, so a larger data
+ * volume is used in full; resize2fs grows a mounted ext4 online and does nothing when the
+ * filesystem already fills the device, so this runs on every push.
+ */
+export function growFilesystemLines(mountPoint: string): string[] {
+  return [
+    `data_mount=${shellWord(mountPoint)}`,
+    'dev=$(findmnt -n -o SOURCE --mountpoint "$data_mount") || { echo "nothing is mounted at $data_mount" >&2; exit 1; }',
+    'if ! grown=$(sudo resize2fs "$dev" 2>&1); then echo "$grown" >&2; exit 1; fi',
+    'case "$grown" in *"Nothing to do"*) ;; *) echo "grew the filesystem on $dev" ;; esac',
+  ];
+}
 
 /**
  * Waits for cloud-init and the bootstrap. `cloud-init status --wait` exits 2 for "recoverable
@@ -57,6 +76,8 @@ export interface InstallPlan {
   readonly extra?: readonly string[];
   /** Lines run last, once the services have restarted. */
   readonly post?: readonly string[];
+  /** Mount point of the role's data volume: its filesystem is grown to the volume's size first. */
+  readonly growMount?: string;
 }
 
 export function installScript(plan: InstallPlan): string {
@@ -70,6 +91,7 @@ export function installScript(plan: InstallPlan): string {
     '    changed="$changed $2"',
     "  fi",
     "}",
+    ...(plan.growMount ? growFilesystemLines(plan.growMount) : []),
   ];
   for (const f of plan.files) {
     const mode = f.mode.toString(8).padStart(4, "0");

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { projectRoot } from "../../templates/projectFiles";
 
 export const ROOT = projectRoot();
-const SKIP = new Set(["node_modules", "build", ".git", ".pulumi-state", "__pycache__", ".pytest_cache"]);
+const SKIP = new Set(["node_modules", "build", ".git", ".pulumi-state", ".titan-push", "__pycache__", ".pytest_cache"]);
 
 export function walk(dir: string = ROOT): string[] {
   const found: string[] = [];

@@ -3,18 +3,34 @@
  * the content, so a changed threshold re-pushes Grafana alone; secrets travel only as secrets.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { expectedTargets } from "../infra/delivery/pipeline";
-import { installScript, stagingRoot, waitReadyScript } from "../infra/delivery/scripts";
+import * as pulumi from "@pulumi/pulumi";
+import { promisify } from "node:util";
+import { growFilesystemLines, installScript, stagingRoot, waitReadyScript } from "../infra/delivery/scripts";
 import { appFiles } from "../infra/delivery/appFiles";
+import { pushArchiveDir, writePushTree } from "../infra/delivery/pushTree";
+import { projectRoot } from "../templates/projectFiles";
+import { checkCommandResource } from "./support/commandProvider";
+import { providerCopy } from "./support/providerCopy";
+import type { HarnessResult } from "./support/pushHarness";
 import type { VerificationSpec } from "../infra/verify/checks";
 import { renderHostFiles } from "../templates/index";
-import { MOCK_PASSWORD, MOCK_PRIVATE_KEY, type RecordedResource } from "./support/mockProgram";
-import { isSecretValue, one, ofType, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
+import { MOCK_PASSWORD, MOCK_PRIVATE_KEY, MOCK_SECRET_KEY, type RecordedResource } from "./support/mockProgram";
+import {
+  actionOf,
+  isSecretValue,
+  one,
+  ofType,
+  plainInputs,
+  snapshot,
+  update,
+  type TimedSnapshot,
+} from "./support/snapshots";
 import { testContext } from "./support/render";
 
 const REMOTE = "command:remote:Command";
@@ -49,11 +65,10 @@ describe("configuration push", () => {
       assert.ok(dependsOn(ready, host), `${host}: ready waits for the instance`);
       assert.ok(dependsOn(files, `${host}-push-ready`), `${host}: copy after ready`);
       assert.ok(dependsOn(install, `${host}-push-files`), `${host}: install after copy`);
-      assert.match(String(files.inputs.remotePath), /^\/home\/admin\/titan-staging\/[0-9a-f]{16}$/);
-      assert.ok(
-        String(install.inputs.create).includes(`staging=${String(files.inputs.remotePath)}\n`),
-        "installs what was copied",
-      );
+      // The archive is the host's local titan-staging directory, copied into the user's home
+      // (where it lands is proven in "what lands on the host").
+      assert.equal(files.inputs.remotePath, "/home/admin");
+      assert.match(String(install.inputs.create), /^staging=\/home\/admin\/titan-staging\/[0-9a-f]{16}$/m);
       assert.equal(install.inputs.logging, "stderr");
       assert.match(install.parent, /titan:delivery:ConfigPush::/);
     }
@@ -77,12 +92,10 @@ describe("configuration push", () => {
   });
 
   it("stages each content in its own directory, so a copy never lands inside an older one", () => {
-    const remote = (snap: TimedSnapshot) => String(one(snap, COPY, "grafana-push-files").inputs.remotePath);
-    assert.notEqual(remote(base), remote(threshold));
-    assert.equal(
-      String(one(base, COPY, "loki-push-files").inputs.remotePath),
-      String(one(threshold, COPY, "loki-push-files").inputs.remotePath),
-    );
+    const staging = (snap: TimedSnapshot, host: string) =>
+      /^staging=(\S+)$/m.exec(String(one(snap, REMOTE, `${host}-push-install`).inputs.create))?.[1];
+    assert.notEqual(staging(base, "grafana"), staging(threshold, "grafana"));
+    assert.equal(staging(base, "loki"), staging(threshold, "loki"));
   });
 
   it("re-pushes only Grafana when an alert threshold changes, and replaces no host", () => {
@@ -105,7 +118,7 @@ describe("configuration push", () => {
     assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
-      `${MOCK_PASSWORD}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n`,
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n`,
     );
     assert.ok(isSecretValue(install.inputs.triggers), "a trigger derived from a secret stays secret");
     for (const r of webhook.resources)
@@ -115,7 +128,10 @@ describe("configuration push", () => {
   });
 
   it("does not push the webhook when none is configured", () => {
-    assert.equal(unwrap(one(base, REMOTE, "grafana-push-install").inputs.stdin), `${MOCK_PASSWORD}\n\n`);
+    assert.equal(
+      unwrap(one(base, REMOTE, "grafana-push-install").inputs.stdin),
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\n\n`,
+    );
     for (const host of ["web-1", "prometheus", "loki"])
       assert.equal(one(base, REMOTE, `${host}-push-install`).inputs.stdin, undefined);
   });
@@ -233,5 +249,231 @@ describe("remote scripts", () => {
       files.includes("bin/titan-serve") && files.includes("titan/app.py") && files.includes("gunicorn.conf.py"),
     );
     assert.ok(files.every((f) => !f.startsWith("tests/") && !f.startsWith("bench/") && !f.includes("__pycache__")));
+  });
+});
+
+/** Runs the delivery under mocks in a child process (tests/support/pushHarness.ts). */
+async function harness(mode: "up" | "preview", root: string): Promise<HarnessResult> {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(__dirname, "support/pushHarness.js")], {
+    env: { ...process.env, PUSH_HARNESS_MODE: mode, PUSH_HARNESS_ROOT: root },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as HarnessResult;
+}
+
+/** Every file under `dir`, relative path to content. */
+function tree(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (rel: string) => {
+    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const child = path.posix.join(rel, entry.name);
+      if (entry.isDirectory()) walk(child);
+      else found.set(child, fs.readFileSync(path.join(dir, child), "utf8"));
+    }
+  };
+  walk("");
+  return found;
+}
+
+describe("what pulumi-command accepts (its Check, tests/support/commandProvider.ts)", () => {
+  const connection = { host: "198.51.100.1", user: "admin", privateKey: "k" };
+  const copy = (source: unknown) => ({ connection, source, remotePath: "/home/admin" });
+  const COPY_TYPE = "command:remote:CopyToRemote";
+
+  it("refuses the old push: an AssetArchive of StringAssets, with the provider's message", () => {
+    const old = new pulumi.asset.AssetArchive({ "etc/a.conf": new pulumi.asset.StringAsset("a=1\n") });
+    assert.throws(
+      () => checkCommandResource(COPY_TYPE, "web-1-push-files", copy(old)),
+      /command:remote:CopyToRemote resource 'web-1-push-files's property 'archive' .*has a problem: archive must be a path to a file or directory/,
+    );
+    assert.throws(
+      () => checkCommandResource(COPY_TYPE, "x", copy(new pulumi.asset.RemoteAsset("https://example.com/a"))),
+      /asset must be a path-based file asset or a text asset/,
+    );
+  });
+
+  it("refuses an unknown source (a preview that cannot know it), a missing host, an unknown field", () => {
+    assert.throws(() => checkCommandResource(COPY_TYPE, "x", copy(undefined)), /either asset or archive must be set/);
+    assert.throws(
+      () => checkCommandResource(COPY_TYPE, "x", { ...copy(new pulumi.asset.FileArchive("d")), remotePath: undefined }),
+      /Missing required field 'remotePath'/,
+    );
+    assert.throws(
+      () => checkCommandResource("command:remote:Command", "x", { connection: { user: "admin" }, create: "true" }),
+      /property 'connection.host'.*Missing required field 'host'/,
+    );
+    assert.throws(
+      () => checkCommandResource("command:local:Command", "x", { create: "true", cwd: "/" }),
+      /unrecognized field 'cwd'/,
+    );
+    assert.doesNotThrow(() => checkCommandResource(COPY_TYPE, "x", copy(new pulumi.asset.FileArchive("d"))));
+    assert.doesNotThrow(() => checkCommandResource(COPY_TYPE, "x", copy(new pulumi.asset.StringAsset("text"))));
+  });
+
+  it("accepts every command resource the program declares (each snapshot ran the check)", () => {
+    for (const s of [base, threshold, webhook]) {
+      assert.equal(s.error, undefined);
+      assert.equal(ofType(s, COPY).length, HOSTS.length);
+    }
+  });
+
+  it("runs no remote command with the previous output in its environment (Debian's sshd refuses it)", () => {
+    const remote = ofType(base, REMOTE);
+    assert.ok(remote.length >= HOSTS.length * 2 + 1);
+    for (const r of remote) assert.equal(r.inputs.addPreviousOutputInEnv, false, r.name);
+  });
+});
+
+describe("what lands on the host", () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-push-"));
+  after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  it("is exactly the rendered tree, the app included, in the directory the install reads", async () => {
+    const root = path.join(work, "up");
+    fs.mkdirSync(root);
+    const result = await harness("up", root);
+    assert.equal(result.error, undefined, result.error);
+    const ctx = { ...testContext(), lokiBucket: "harness-bucket" };
+    const appRoot = path.join(projectRoot(), "app");
+    for (const slot of ctx.plan.hosts) {
+      const files = result.resources.find((r) => r.name === `${slot.name}-push-files`);
+      const install = result.resources.find((r) => r.name === `${slot.name}-push-install`);
+      assert.ok(files && install, slot.name);
+      assert.equal(files.source?.kind, "FileArchive", `${slot.name}: a path-based archive`);
+      const host = path.join(work, `remote-${slot.name}`);
+      // An earlier push's staging directory is already there, as on a host pushed before.
+      fs.mkdirSync(path.join(host, "home/admin/titan-staging/0123456789abcdef"), { recursive: true });
+      providerCopy(String(files.source.path), path.join(host, String(files.inputs.remotePath)), root);
+      const staging = /^staging=(\S+)$/m.exec(String(install.inputs.create))?.[1];
+      assert.ok(staging, `${slot.name}: the install names its staging directory`);
+
+      const expected = new Map<string, string>();
+      const rendered = renderHostFiles(ctx, slot, {
+        slackWebhookConfigured: false,
+        grafanaRootUrl: "http://198.51.100.9:3000",
+      });
+      for (const f of rendered) expected.set(f.path.replace(/^\//, ""), f.content);
+      if (slot.role === "web") {
+        for (const f of appFiles(appRoot)) expected.set(`app/${f}`, fs.readFileSync(path.join(appRoot, f), "utf8"));
+      }
+      assert.deepEqual(
+        [...tree(path.join(host, staging))].sort(),
+        [...expected].sort(),
+        `${slot.name}: the staging directory holds the rendered tree`,
+      );
+      for (const f of rendered) assert.ok(String(install.inputs.create).includes(`place "$staging${f.path}"`));
+    }
+  });
+
+  it("is still a path the provider accepts in a preview that cannot render the files yet, and nothing is written", async () => {
+    const root = path.join(work, "preview");
+    fs.mkdirSync(root);
+    const result = await harness("preview", root);
+    assert.equal(result.error, undefined, result.error);
+    for (const host of HOSTS) {
+      const files = result.resources.find((r) => r.name === `${host}-push-files`);
+      assert.equal(files?.source?.kind, "FileArchive", host);
+      assert.equal(files.source.path, pushArchiveDir(root, "harness", host).relative);
+      assert.equal(files.inputs.remotePath, "/home/admin");
+      assert.deepEqual(fs.readdirSync(path.join(root, String(files.source.path))), [], `${host}: no tree yet`);
+    }
+  });
+
+  it("keeps one tree per host locally, written once, and refuses a path outside it", () => {
+    const root = path.join(work, "local");
+    const write = (name: string, content: string) =>
+      writePushTree({ root, stack: "dev", host: "web-1", name, entries: [{ path: "/etc/a.conf", content }] });
+    const archive = write("aaaaaaaaaaaaaaaa", "a=1\n");
+    write("aaaaaaaaaaaaaaaa", "ignored: the name is the content's digest\n");
+    assert.equal(fs.readFileSync(path.join(archive.absolute, "aaaaaaaaaaaaaaaa/etc/a.conf"), "utf8"), "a=1\n");
+    write("bbbbbbbbbbbbbbbb", "a=2\n");
+    assert.deepEqual(fs.readdirSync(archive.absolute), ["bbbbbbbbbbbbbbbb"], "the older tree is pruned");
+    assert.throws(
+      () => writePushTree({ root, stack: "dev", host: "web-1", name: "c", entries: [{ path: "../x", content: "" }] }),
+      /file path "\.\.\/x" must name a file inside the tree/,
+    );
+    assert.deepEqual(fs.readdirSync(archive.absolute), ["bbbbbbbbbbbbbbbb"], "nothing half-written is left");
+    assert.throws(() => pushArchiveDir(root, "../dev", "web-1"), /stack "\.\.\/dev" must be one path segment/);
+  });
+});
+
+/** Whether this process may grow a mounted ext4 (CAP_SYS_RESOURCE, bit 24 of CapEff). */
+function canResizeOnline(): boolean {
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
+  return (BigInt(`0x${effective}`) >> 24n) % 2n === 1n;
+}
+
+describe("data volume growth", () => {
+  it("re-runs the push of a role whose data volume is resized, and only that one", async () => {
+    const snap = await update({}, { prometheusDataVolumeSizeGb: "40" });
+    assert.equal(snap.error, undefined, snap.error);
+    assert.equal(actionOf(snap, "aws:ebs/volume:Volume", "prometheus-data"), "update");
+    assert.equal(actionOf(snap, REMOTE, "prometheus-push-install"), "replace");
+    for (const host of ["web-1", "loki", "grafana"])
+      assert.equal(actionOf(snap, REMOTE, `${host}-push-install`), "same");
+    assert.match(String(one(snap, REMOTE, "prometheus-push-install").inputs.create), /resize2fs/);
+    assert.doesNotMatch(String(one(snap, REMOTE, "web-1-push-install").inputs.create), /resize2fs/);
+  });
+
+  it("grows a mounted ext4 filesystem to its grown device, and leaves one that fills it alone", () => {
+    assert.equal(process.getuid?.(), 0, "this test mounts a loop device: run it as root");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-grow-"));
+    const image = path.join(dir, "data.img");
+    const mnt = path.join(dir, "mnt");
+    const shim = path.join(dir, "bin");
+    let loop: string | undefined;
+    let mounted = false;
+    const run = (cmd: string, args: string[]) => {
+      const r = spawnSync(cmd, args, { encoding: "utf8" });
+      assert.equal(r.status, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    try {
+      fs.mkdirSync(mnt);
+      fs.mkdirSync(shim);
+      fs.writeFileSync(path.join(shim, "sudo"), '#!/bin/sh\nexec "$@"\n', { mode: 0o755 });
+      run("truncate", ["-s", "32M", image]);
+      run("mkfs.ext4", ["-q", "-F", image]);
+      loop = run("losetup", ["-f", "--show", image]);
+      run("mount", [loop, mnt]);
+      mounted = true;
+      const size = () => fs.statfsSync(mnt).blocks * fs.statfsSync(mnt).bsize;
+      const script = ["set -eu", ...growFilesystemLines(mnt)].join("\n");
+      const env = { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}` };
+      const push = () => spawnSync("sh", ["-c", script], { encoding: "utf8", env });
+
+      const untouched = push();
+      assert.equal(untouched.status, 0, untouched.stderr);
+      assert.equal(untouched.stdout, "", "a filesystem that fills its device is left alone");
+
+      const before = size();
+      run("truncate", ["-s", "96M", image]);
+      run("losetup", ["-c", loop]);
+      const grown = push();
+      if (canResizeOnline()) {
+        assert.equal(grown.status, 0, grown.stderr);
+        assert.match(grown.stdout, new RegExp(`grew the filesystem on ${loop}`));
+        assert.ok(size() > before * 2, `grown from ${before} to ${size()} bytes`);
+        const again = push();
+        assert.equal(again.status, 0, again.stderr);
+        assert.equal(again.stdout, "", "nothing to do once grown");
+      } else {
+        // The kernel grows a mounted ext4 only for CAP_SYS_RESOURCE, which a host's root has
+        // and this container's bounding set lacks: the push must then fail, saying why.
+        assert.notEqual(grown.status, 0);
+        assert.match(grown.stderr, /Permission denied to resize filesystem/);
+        assert.match(grown.stderr, new RegExp(`${loop} is mounted on ${mnt}`), "it resized the volume mounted there");
+      }
+      const elsewhere = spawnSync("sh", ["-c", ["set -eu", ...growFilesystemLines(dir)].join("\n")], {
+        encoding: "utf8",
+        env,
+      });
+      assert.notEqual(elsewhere.status, 0);
+      assert.match(elsewhere.stderr, new RegExp(`nothing is mounted at ${dir}`));
+    } finally {
+      if (mounted) spawnSync("umount", [mnt]);
+      if (loop) spawnSync("losetup", ["-d", loop]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

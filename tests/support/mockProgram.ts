@@ -10,6 +10,7 @@
  * reaches every resource that depends on it exactly as it would in `pulumi up`.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { checkCommandResource } from "./commandProvider";
 import { forcedReplacements } from "./replacementRules";
 
 // The runtime's own "every RPC answered" condition; internal, but the one the engine waits on.
@@ -201,6 +202,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
       newResource: (args) => {
         const { type, name, custom } = args;
         const inputs = args.inputs as Record<string, unknown>;
+        checkCommandResource(type, name, inputs); // the provider's Check(), as a preview runs it
         const key = `${type}::${name}`;
         const recorded = options.get(key) ?? defaultsFor(type, name, custom ?? false);
         const d = decide(type, inputs, recorded.ignoreChanges, prior.get(key));

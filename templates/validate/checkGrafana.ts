@@ -2,7 +2,8 @@
  * CI's Grafana boot check (.github/workflows/validate-configs.yml): against a Grafana started
  * with the rendered provisioning, the same probes the post-deploy verification runs, except
  * data source health (the sample stack's Prometheus and Loki do not exist in CI; the data
- * sources must exist all the same).
+ * sources must exist all the same). The probes log in as the sample's (non-default) admin with
+ * the password CI wrote; Grafana's default admin/admin must be refused.
  *
  *   node build/templates/validate/checkGrafana.js http://127.0.0.1:3000 <admin password>
  */
@@ -35,6 +36,9 @@ export async function checkGrafana(grafanaUrl: string, password: string, fetcher
     const problem = await probe().catch((err: Error) => err.message);
     if (problem !== undefined) failures.push(`${name}: ${problem}`);
   }
+  // Grafana's own default login must not exist: the first start used the configured admin.
+  const fallback = await fetcher(`${grafanaUrl}/api/user`, { headers: basicAuth("admin", "admin") });
+  if (fallback.ok) failures.push(`admin/admin: logged in (${fallback.status}); expected 401`);
   for (const uid of spec.grafana.datasourceUids) {
     const response = await fetcher(`${grafanaUrl}/api/datasources/uid/${uid}`, { headers: auth });
     if (!response.ok) failures.push(`data source ${uid}: ${response.status}`);

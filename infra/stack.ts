@@ -91,6 +91,8 @@ export function defineStack(config: StackConfig): StackOutputs {
 
   const grafanaPassword = new random.RandomPassword("grafana-admin-password", { length: 32, special: false });
   const grafanaAdminPassword = pulumi.secret(grafanaPassword.result);
+  // Never changes once created: a new key would leave what Grafana already encrypted unreadable.
+  const grafanaSecretKey = new random.RandomBytes("grafana-secret-key", { length: 32 });
   const delivery = deliver({
     config,
     plan,
@@ -100,6 +102,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     grafanaUrl,
     prometheusUrl,
     grafanaAdminPassword,
+    grafanaSecretKey: pulumi.secret(grafanaSecretKey.hex),
     slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
   });
 

@@ -3,53 +3,109 @@
  * standard input, the lines that write it into root-owned files, and the lines run after the
  * services have (re)started. Secrets never appear on a command line, in a rendered file or in
  * the logs.
+ *
+ * The unit cannot start before these files exist (templates/host/grafanaServer.ts, drop-in
+ * conditions), and the bootstrap never starts it: the push's restart is its first start, so
+ * Grafana creates its admin with the configured user and the generated password.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { SERVICES } from "../topology";
 import { SLACK_WEBHOOK_ENV } from "../../templates/grafana";
-import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../../templates/host/grafanaServer";
+import {
+  GRAFANA_ADMIN_PASSWORD_PATH,
+  GRAFANA_PACKAGE_PATHS,
+  GRAFANA_SECRETS_DIR,
+  GRAFANA_SECRETS_ENV_PATH,
+  GRAFANA_SERVICE,
+} from "../../templates/host/grafanaServer";
 
-/** Reads the admin password and the optional webhook from stdin into root-only files. */
+/** Read by systemd (as root) from GRAFANA_SECRETS_ENV_PATH; see grafanaServer.ts for why not `$__file{}`. */
+export const SECRET_KEY_ENV = "GF_SECURITY_SECRET_KEY";
+
+/** The order GRAFANA_SECRET_LINES reads standard input in, one value a line. */
+export const GRAFANA_STDIN_ORDER = ["adminPassword", "secretKey", "slackWebhookUrl"] as const;
+
+/** Reads the secrets from stdin into root-owned files; refuses to go on without the two that are required. */
 export const GRAFANA_SECRET_LINES: readonly string[] = [
   "IFS= read -r admin_password || true",
+  "IFS= read -r secret_key || true",
   "IFS= read -r slack_webhook || true",
-  "sudo install -d -m 0750 -o root -g grafana /etc/grafana/secrets",
+  'if [ -z "$admin_password" ] || [ -z "$secret_key" ]; then',
+  '  echo "the Grafana admin password and secret key must arrive on stdin" >&2',
+  "  exit 1",
+  "fi",
+  `sudo install -d -m 0750 -o root -g grafana ${GRAFANA_SECRETS_DIR}`,
   "secret() { # target owner group mode, content on stdin",
-  "  tmp=$(sudo mktemp -p /etc/grafana/secrets)",
+  `  tmp=$(sudo mktemp -p ${GRAFANA_SECRETS_DIR})`,
   '  sudo tee "$tmp" >/dev/null',
   '  if sudo cmp -s "$tmp" "$1"; then sudo rm -f "$tmp"; return; fi',
   '  sudo chown "$2:$3" "$tmp" && sudo chmod "$4" "$tmp" && sudo mv "$tmp" "$1"',
   '  changed="$changed $1"',
   "}",
-  `printf '%s' "$admin_password" | secret ${GRAFANA_ADMIN_PASSWORD_PATH} grafana grafana 0400`,
-  'if [ -n "$slack_webhook" ]; then',
-  `  printf '${SLACK_WEBHOOK_ENV}=%s\\n' "$slack_webhook" | secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600`,
-  `elif sudo test -e ${GRAFANA_SECRETS_ENV_PATH}; then`,
-  `  sudo rm -f ${GRAFANA_SECRETS_ENV_PATH} && changed="$changed ${GRAFANA_SECRETS_ENV_PATH}"`,
-  "fi",
+  // Grafana (user grafana) reads the password itself; root owns it.
+  `printf '%s' "$admin_password" | secret ${GRAFANA_ADMIN_PASSWORD_PATH} root grafana 0440`,
+  "{",
+  `  printf '${SECRET_KEY_ENV}=%s\\n' "$secret_key"`,
+  `  if [ -n "$slack_webhook" ]; then printf '${SLACK_WEBHOOK_ENV}=%s\\n' "$slack_webhook"; fi`,
+  `} | secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600`,
 ];
 
+const GRAFANA_CLI = [
+  "sudo -u grafana grafana cli",
+  `--homepath ${GRAFANA_PACKAGE_PATHS.home}`,
+  `--config ${GRAFANA_PACKAGE_PATHS.config}`,
+  // The CLI sees no unit environment: point it at the database the service uses, not <homepath>/data.
+  `--configOverrides 'cfg:default.paths.data=${GRAFANA_PACKAGE_PATHS.data} cfg:default.paths.logs=${GRAFANA_PACKAGE_PATHS.logs} cfg:default.paths.plugins=${GRAFANA_PACKAGE_PATHS.plugins}'`,
+].join(" ");
+
 /**
- * Grafana applies its admin password only when it creates its database; after a change (and on
- * the first push, when the bootstrap already started Grafana) it is set explicitly.
+ * After the restart: Grafana must answer (a unit condition skips a start silently, so a missing
+ * file shows up here, not as a quiet success). A changed password file is applied with the CLI
+ * (pkg/cmd/grafana-cli/commands/reset_password_command.go: user id 1, the first admin), because
+ * admin_password only counts when the database is created; on a first start it is a no-op.
  */
 export const GRAFANA_POST_LINES: readonly string[] = [
+  "healthy=''",
+  "for _ in $(seq 1 60); do",
+  `  if curl -fsS -o /dev/null http://127.0.0.1:${SERVICES.grafana.port}/api/health; then healthy=1; break; fi`,
+  "  sleep 2",
+  "done",
+  'if [ -z "$healthy" ]; then',
+  `  echo "${GRAFANA_SERVICE} is not answering on :${SERVICES.grafana.port}:" >&2`,
+  `  sudo systemctl status --no-pager ${GRAFANA_SERVICE} >&2 || true`,
+  "  exit 1",
+  "fi",
   `case "$changed" in *" ${GRAFANA_ADMIN_PASSWORD_PATH}"*)`,
-  "  for _ in $(seq 1 30); do curl -fsS http://127.0.0.1:3000/api/health >/dev/null 2>&1 && break; sleep 2; done",
-  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | sudo -u grafana grafana cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini admin reset-admin-password --password-from-stdin >/dev/null`,
+  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | ${GRAFANA_CLI} admin reset-admin-password --password-from-stdin >/dev/null`,
   '  echo "grafana admin password set" ;;',
   "esac",
 ];
 
 export interface GrafanaSecretInputs {
   readonly adminPassword: pulumi.Output<string>;
+  readonly secretKey: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
 }
 
-/** The install command's standard input, one secret a line in the order GRAFANA_SECRET_LINES reads them. */
+/** A value that would break the line-per-secret protocol or the environment file. */
+function checkLine(name: string, value: string, required: boolean): string {
+  if (required && value === "") throw new Error(`${name}: expected a value, got an empty string`);
+  if (/[\n\r]/.test(value)) throw new Error(`${name}: expected a single line (the value contains a line break)`);
+  return value;
+}
+
+/** The install command's standard input, as a Pulumi secret, in GRAFANA_STDIN_ORDER. */
 export function grafanaStdin(inputs: GrafanaSecretInputs): pulumi.Output<string> {
   return pulumi.secret(
     pulumi
-      .all([inputs.adminPassword, inputs.slackWebhookUrl ?? ""])
-      .apply(([password, webhook]) => `${password}\n${webhook}\n`),
+      .all([inputs.adminPassword, inputs.secretKey, inputs.slackWebhookUrl ?? ""])
+      .apply(([password, key, webhook]) =>
+        [
+          checkLine("adminPassword", password, true),
+          checkLine("secretKey", key, true),
+          checkLine("slackWebhookUrl", webhook, false),
+          "",
+        ].join("\n"),
+      ),
   );
 }

@@ -69,6 +69,8 @@ export interface DeliveryArgs {
   readonly grafanaUrl: pulumi.Output<string>;
   readonly prometheusUrl: pulumi.Output<string>;
   readonly grafanaAdminPassword: pulumi.Output<string>;
+  /** Grafana's [security] secret_key: encrypts the secrets Grafana stores (the Slack webhook). */
+  readonly grafanaSecretKey: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
   /** Where the local push trees are written (default: the project root). */
   readonly root?: string;
@@ -135,7 +137,11 @@ export function deliver(args: DeliveryArgs): Delivery {
         extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_SECRET_LINES : undefined,
         post: isGrafana ? GRAFANA_POST_LINES : undefined,
         stdin: isGrafana
-          ? grafanaStdin({ adminPassword: args.grafanaAdminPassword, slackWebhookUrl: args.slackWebhookUrl })
+          ? grafanaStdin({
+              adminPassword: args.grafanaAdminPassword,
+              secretKey: args.grafanaSecretKey,
+              slackWebhookUrl: args.slackWebhookUrl,
+            })
           : undefined,
       },
       { parent },

@@ -8,6 +8,7 @@ import { hasDataVolume, type DataVolumeRole, type Role } from "../../infra/topol
 import { LOKI_DATA_DIR } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
 import { GRAFANA_APT, VERSIONS, type PinnedPackage } from "../versions";
+import { GRAFANA_SERVICE } from "./grafanaServer";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 
 export const BOOTSTRAP_PATH = "/usr/local/sbin/titan-bootstrap";
@@ -77,6 +78,23 @@ function installSpec(p: PinnedPackage): string {
   // Grafana's repository keeps every version: ask for it exactly. Debian's archive keeps only
   // the current revision, which the preferences glob selects.
   return p.origin === "grafana" ? `${shellWord(p.package)}=${shellWord(p.aptPin)}` : shellWord(p.package);
+}
+
+/**
+ * Services enabled here but started only by the configuration push, once their settings and
+ * secrets exist: Grafana creates its admin from whatever settings it sees first.
+ */
+export const STARTED_BY_PUSH: readonly string[] = [GRAFANA_SERVICE];
+
+function startLines(services: readonly string[]): string[] {
+  const now = services.filter((s) => !STARTED_BY_PUSH.includes(s));
+  const later = services.filter((s) => STARTED_BY_PUSH.includes(s));
+  return [
+    ...(now.length > 0 ? [`systemctl restart ${now.map(shellWord).join(" ")}`] : []),
+    ...(later.length > 0
+      ? [`log "${later.map(shellWord).join(" ")}: enabled, started by the configuration push"`]
+      : []),
+  ];
 }
 
 export function renderBootstrapScript(plan: BootstrapPlan): string {
@@ -176,7 +194,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     'log "enabling services"',
     "systemctl daemon-reload",
     `systemctl enable ${plan.services.map(shellWord).join(" ")}`,
-    `systemctl restart ${plan.services.map(shellWord).join(" ")}`,
+    ...startLines(plan.services),
     "",
     `install -d -m 0755 "$(dirname ${shellWord(BOOTSTRAP_DONE)})"`,
     `date --utc +%FT%TZ >${shellWord(BOOTSTRAP_DONE)}`,

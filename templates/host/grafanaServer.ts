@@ -1,20 +1,58 @@
 /**
- * Grafana server settings, as environment variables the packaged unit reads through a
- * drop-in: one plain file rendered here, and one secrets file the configuration push writes
- * (root-only, never rendered into a reviewable file). Grafana reads its admin password from a
- * file of its own (`GF_SECURITY_ADMIN_PASSWORD__FILE`), so the value never sits in an
- * environment block either.
+ * Grafana server settings on a package install, and the drop-in that keeps grafana-server from
+ * starting before they exist.
+ *
+ * Facts from grafana/grafana (12.x) this file relies on:
+ * - pkg/setting/setting.go `loadConfiguration`: defaults.ini, then grafana.ini, then
+ *   `GF_<SECTION>_<KEY>` environment overrides (only for keys defaults.ini has), then
+ *   `expandConfig` (pkg/setting/expanders.go) replaces `$__file{path}` with the file's trimmed
+ *   content. So `GF_SECURITY_ADMIN_PASSWORD=$__file{...}` works on a package install, while the
+ *   `__FILE` suffix is only read by the Docker image's packaging/docker/run.sh.
+ * - pkg/services/kmsproviders/defaultprovider/grafana_provider.go reads secret_key through
+ *   `SectionWithEnvOverrides`, which takes GF_SECURITY_SECRET_KEY raw, unexpanded: a
+ *   `$__file{}` there would make the literal text the key. The key therefore goes into the
+ *   root-only secrets environment file as its value (systemd reads that file as root).
+ * - pkg/services/sqlstore/sqlstore.go `ensureMainOrgAndAdminUser`: admin_user/admin_password
+ *   apply only when the user table is empty, i.e. on the very first start.
+ * - packaging/deb/control/postinst never starts the service on a fresh install, and
+ *   packaging/deb/systemd/grafana-server.service already has Restart=on-failure.
  */
 import { SERVICES } from "../../infra/topology";
 import type { RenderedFile, TemplateContext } from "../types";
 import { renderUnit } from "./systemd";
 
+export const GRAFANA_SERVICE = "grafana-server";
+/** Plain settings, rendered here and pushed (0640 root:grafana). */
 export const GRAFANA_ENV_PATH = "/etc/grafana/titan.env";
-/** Written by the configuration push: TITAN_SLACK_WEBHOOK_URL=... (0600 root). */
-export const GRAFANA_SECRETS_ENV_PATH = "/etc/grafana/secrets/titan.env";
-/** Written by the configuration push (0400 grafana). */
-export const GRAFANA_ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password";
-export const GRAFANA_DROP_IN_PATH = "/etc/systemd/system/grafana-server.service.d/titan.conf";
+export const GRAFANA_SECRETS_DIR = "/etc/grafana/secrets";
+/** Written by the push (0600 root): GF_SECURITY_SECRET_KEY=..., and TITAN_SLACK_WEBHOOK_URL=... when configured. */
+export const GRAFANA_SECRETS_ENV_PATH = `${GRAFANA_SECRETS_DIR}/titan.env`;
+/** Written by the push (0440 root:grafana): Grafana reads it itself through `$__file{}`. */
+export const GRAFANA_ADMIN_PASSWORD_PATH = `${GRAFANA_SECRETS_DIR}/admin_password`;
+export const GRAFANA_DROP_IN_PATH = `/etc/systemd/system/${GRAFANA_SERVICE}.service.d/titan.conf`;
+
+/** The package's own paths (packaging/deb/default/grafana-server), which its unit passes as cfg:default.paths.*. */
+export const GRAFANA_PACKAGE_PATHS = {
+  home: "/usr/share/grafana",
+  config: "/etc/grafana/grafana.ini",
+  data: "/var/lib/grafana",
+  logs: "/var/log/grafana",
+  plugins: "/var/lib/grafana/plugins",
+} as const;
+
+/** Every file the unit needs before its first start: without one of them it must not start at all. */
+export const GRAFANA_START_REQUIRES: readonly string[] = [
+  GRAFANA_ENV_PATH,
+  GRAFANA_ADMIN_PASSWORD_PATH,
+  GRAFANA_SECRETS_ENV_PATH,
+];
+
+/** Grafana's reference to a file's content (pkg/setting/expanders.go, fileExpander). */
+export const grafanaFileRef = (path: string): string => {
+  if (!/^\/[A-Za-z0-9_./-]+$/.test(path))
+    throw new Error(`grafanaFileRef: ${JSON.stringify(path)} is not an absolute path`);
+  return `$__file{${path}}`;
+};
 
 export interface GrafanaServerOptions {
   /** Public URL of Grafana, for links in notifications; known once the host has its address. */
@@ -28,7 +66,7 @@ export function grafanaEnvironment(ctx: TemplateContext, options: GrafanaServerO
     GF_SERVER_HTTP_PORT: String(SERVICES.grafana.port),
     ...(options.rootUrl ? { GF_SERVER_ROOT_URL: options.rootUrl } : {}),
     GF_SECURITY_ADMIN_USER: ctx.config.grafanaAdminUser,
-    GF_SECURITY_ADMIN_PASSWORD__FILE: GRAFANA_ADMIN_PASSWORD_PATH,
+    GF_SECURITY_ADMIN_PASSWORD: grafanaFileRef(GRAFANA_ADMIN_PASSWORD_PATH),
     GF_SECURITY_DISABLE_GRAVATAR: "true",
     GF_USERS_ALLOW_SIGN_UP: "false",
     GF_AUTH_ANONYMOUS_ENABLED: "false",
@@ -43,10 +81,22 @@ export function grafanaEnvironment(ctx: TemplateContext, options: GrafanaServerO
   };
 }
 
-const envLine = ([k, v]: [string, string]) => {
-  if (/[\n"\\$`]/.test(v)) throw new Error(`${k}: value not allowed in an environment file`);
-  return `${k}="${v}"`;
-};
+/**
+ * One `KEY="value"` line of a systemd EnvironmentFile. systemd's parser (src/basic/env-file.c)
+ * expands no `$`, so a `$__file{}` reference reaches Grafana as written; any other `$`, a quote,
+ * a backslash or a newline is refused.
+ */
+export function envLine([key, value]: [string, string]): string {
+  if (!/^[A-Z][A-Z0-9_]*$/.test(key))
+    throw new Error(`environment key ${JSON.stringify(key)}: expected A-Z, 0-9 and _`);
+  const rest = value.replace(/^\$__file\{\/[A-Za-z0-9_./-]+\}$/, "");
+  if (/[\n\r"\\$`]/.test(rest)) {
+    throw new Error(
+      `${key}=${JSON.stringify(value)}: expected no quote, backslash, backtick, newline or $ (except a whole $__file{/path})`,
+    );
+  }
+  return `${key}="${value}"`;
+}
 
 export function renderGrafanaServerFiles(ctx: TemplateContext, options: GrafanaServerOptions = {}): RenderedFile[] {
   const env = Object.entries(grafanaEnvironment(ctx, options)).map(envLine);
@@ -58,20 +108,22 @@ export function renderGrafanaServerFiles(ctx: TemplateContext, options: GrafanaS
       owner: "root",
       group: "grafana",
     },
-    {
-      path: GRAFANA_DROP_IN_PATH,
-      content: renderUnit({
-        Unit: {},
-        Service: {
-          // "-": Grafana starts (without Slack) when no webhook is configured.
-          EnvironmentFile: [GRAFANA_ENV_PATH, `-${GRAFANA_SECRETS_ENV_PATH}`],
-          Restart: "on-failure",
-          RestartSec: 5,
-        },
-      }),
-      mode: 0o644,
-      owner: "root",
-      group: "root",
-    },
   ];
+}
+
+/**
+ * The drop-in, carried in user data so it exists before the package is even installed: the
+ * unit is enabled at bootstrap but skipped (at boot, after a reboot, on any start) until the
+ * push has written the settings and both secrets. Restart=on-failure comes from the packaged
+ * unit; only the pause between restarts is ours (systemd's 100 ms default would spend the
+ * start limit in under a second).
+ */
+export function renderGrafanaDropIn(): string {
+  return renderUnit({
+    Unit: { ConditionPathExists: [...GRAFANA_START_REQUIRES] },
+    Service: {
+      EnvironmentFile: [GRAFANA_ENV_PATH, GRAFANA_SECRETS_ENV_PATH],
+      RestartSec: 5,
+    },
+  });
 }

@@ -29,6 +29,7 @@ const REPEATED = new Set([
   "ExecStartPre",
   "ExecStartPost",
   "ReadWritePaths",
+  "ConditionPathExists",
 ]);
 
 /** Environment= assignments quoted for systemd: "NAME=value" with \ and " escaped. */

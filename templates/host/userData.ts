@@ -9,6 +9,7 @@ import { readProjectFile } from "../projectFiles";
 import { APT_PREFERENCES_PATH, renderAptPreferences } from "../versions";
 import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "./bootstrap";
 import { renderCloudConfig, type CloudConfig, type WriteFile } from "./cloudInit";
+import { GRAFANA_DROP_IN_PATH, renderGrafanaDropIn } from "./grafanaServer";
 import { unitsFor } from "./units";
 
 /** EC2's limit on user data, before base64. */
@@ -34,6 +35,8 @@ export function cloudConfigFor({ role, dataVolumeId }: UserDataInput): CloudConf
     ...unitsFor(role).map((unit) => file(unit.path, unit.content)),
   ];
   if (role === "web") files.push(file("/etc/logrotate.d/titan", readProjectFile("app/packaging/titan.logrotate")));
+  // Here, not in the push: the unit must be held back from its very first boot on.
+  if (role === "grafana") files.push(file(GRAFANA_DROP_IN_PATH, renderGrafanaDropIn()));
   files.push(file(BOOTSTRAP_PATH, renderBootstrapScript(plan), "0755"));
   return {
     package_update: false,

@@ -20,6 +20,7 @@ const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForR
 export const PROJECT = "titan-observability";
 export const MOCK_AMI = "ami-0123456789abcdef0";
 export const MOCK_PASSWORD = "SENTINEL-grafana-password-0123456789";
+export const MOCK_SECRET_KEY = "SENTINEL-grafana-secret-key-0123456789";
 export const MOCK_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-private-key\n-----END OPENSSH PRIVATE KEY-----\n";
 export const MOCK_PUBLIC_KEY =
@@ -144,6 +145,8 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
       return { ...inputs, hex: "1a2b3c4d" };
     case "random:index/randomPassword:RandomPassword":
       return { ...inputs, result: MOCK_PASSWORD };
+    case "random:index/randomBytes:RandomBytes":
+      return { ...inputs, hex: MOCK_SECRET_KEY, base64: MOCK_SECRET_KEY };
     case "tls:index/privateKey:PrivateKey":
       return { ...inputs, privateKeyOpenssh: MOCK_PRIVATE_KEY, publicKeyOpenssh: MOCK_PUBLIC_KEY };
     default:

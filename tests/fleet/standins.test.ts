@@ -19,7 +19,7 @@ import { GRAFANA_DROP_IN_PATH, grafanaEnvironment } from "../../templates/host/g
 import { servicesFor, unitsFor } from "../../templates/host/units";
 import { LOKI_CONFIG_PATH, lokiConfig, renderLokiYaml } from "../../templates/loki/config";
 import { GRAFANA_APT, VERSIONS } from "../../templates/versions";
-import { renderPostinst } from "./standins/packages";
+import { renderPostinst, STANDIN_DEPENDS } from "./standins/packages";
 import { buildStandinRepository, fingerprintOf, KEY_FILE, type StandinRepository } from "./standins/repository";
 import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
 import { VENDOR_PACKAGES, type Daemon, type VendorPackage } from "./standins/vendor";
@@ -71,7 +71,7 @@ describe("stand-in packages (dpkg-deb -I / -c)", () => {
       assert.match(field(d, "Description"), /^STAND-IN for /);
       const info = sh("dpkg-deb", ["-I", pkgFile(d)]);
       assert.match(info, /not Grafana's build/);
-      assert.equal(field(d, "Depends"), v.depends.join(", "));
+      assert.equal(field(d, "Depends"), [...v.depends, ...STANDIN_DEPENDS].join(", "));
     });
 
     it(`${d}: ships the vendor's unit, binary and wrappers at the vendor's paths, executable`, () => {
@@ -123,6 +123,9 @@ describe("stand-in packages (dpkg-deb -I / -c)", () => {
     for (const verb of ["unmask loki", "preset loki", "enable loki", "restart loki"])
       assert.ok(script.includes(`systemctl ${verb} || :`), verb);
     assert.match(script, /if \[ -z "\$2" \]/);
+    // Loki's script has no `set -e` (a missing adduser does not fail the install); Alloy's and Grafana's do.
+    assert.doesNotMatch(script, /^set -e$/m);
+    for (const d of ["alloy", "grafana"] as const) assert.match(readControl(d, "postinst"), /^set -e$/m);
     // Alloy's and Grafana's postinsts never start the service on a first install.
     for (const d of ["alloy", "grafana"] as const)
       assert.doesNotMatch(readControl(d, "postinst"), /systemctl (enable|start)/);

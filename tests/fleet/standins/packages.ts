@@ -12,6 +12,8 @@ import { shellWord } from "../../../templates/shell";
 import { VENDOR_PACKAGES, type Daemon, type PostinstFacts, type SystemUser, type VendorPackage } from "./vendor";
 
 export const STANDIN_SOURCE = "tests/fleet/standins/standin.py";
+/** The stand-in's own need (the vendor's Go binaries have none): Debian's /usr/bin/python3. */
+export const STANDIN_DEPENDS = ["python3-minimal"];
 
 export interface BuiltPackage {
   readonly daemon: Daemon;
@@ -49,7 +51,7 @@ function userCommand(u: SystemUser): string {
 /** The postinst: the vendor's effects on `configure`, in its order, as POSIX sh. */
 export function renderPostinst(unitName: string, facts: PostinstFacts): string {
   const unit = shellWord(unitName.replace(/\.service$/, ""));
-  const lines = ["#!/bin/sh", HEADER, "set -e", ""];
+  const lines = ["#!/bin/sh", HEADER, ...(facts.exitOnError ? ["set -e"] : []), ""];
   if (facts.sources)
     lines.push(
       `# shellcheck disable=SC1091`,
@@ -176,7 +178,7 @@ export function buildPackage(
     `Version: ${pkg.debianVersion}`,
     `Architecture: ${arch}`,
     "Maintainer: titan-observability local fleet <fleet@localhost>",
-    ...(pkg.depends.length > 0 ? [`Depends: ${pkg.depends.join(", ")}`] : []),
+    `Depends: ${[...pkg.depends, ...STANDIN_DEPENDS].join(", ")}`,
     "Section: default",
     "Priority: optional",
     `Description: STAND-IN for ${pkg.pin.package} ${pkg.debianVersion} (local fleet only, not Grafana's build)`,

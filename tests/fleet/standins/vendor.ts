@@ -47,6 +47,8 @@ export interface StateDir {
 
 /** What the vendor's postinst does on `configure`, in its order. */
 export interface PostinstFacts {
+  /** Whether the script runs under `set -e` (then a failing step fails the install). */
+  readonly exitOnError: boolean;
   /** A variable file the script sources first (it may override the user and group names). */
   readonly sources?: string;
   readonly groups: readonly SystemGroup[];
@@ -140,6 +142,7 @@ const loki: VendorPackage = {
   binary: "/usr/bin/loki",
   wrappers: [],
   postinst: {
+    exitOnError: false,
     groups: [],
     user: { tool: "adduser", name: "loki", shell: "/bin/false", createHome: false, disabledPassword: false },
     joinIfPresent: [],
@@ -200,6 +203,7 @@ const alloy: VendorPackage = {
   binary: "/usr/bin/alloy",
   wrappers: [],
   postinst: {
+    exitOnError: true,
     sources: "/etc/default/alloy",
     groups: [{ name: "alloy", tool: "groupadd" }],
     user: {
@@ -333,6 +337,7 @@ const grafana: VendorPackage = {
     { path: "/usr/sbin/grafana", execs: `${GRAFANA_HOME}/bin/grafana`, prepend: [] },
   ],
   postinst: {
+    exitOnError: true,
     sources: "/etc/default/grafana-server",
     groups: [{ name: "grafana", tool: "addgroup" }],
     user: {

@@ -1,0 +1,104 @@
+/**
+ * Running the host's tools for the fleet: synchronous calls that fail with the command line
+ * and its stderr, and a wait that polls a real condition until a deadline (never a fixed sleep).
+ */
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+
+export interface RunOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly input?: string;
+  readonly timeoutMs?: number;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly status: number | null,
+    readonly stderr: string,
+  ) {
+    super(`\`${command}\` failed (exit ${status ?? "by signal"}): ${stderr.trim().split("\n").slice(-15).join("\n")}`);
+  }
+}
+
+const show = (command: string, args: readonly string[]) => [command, ...args].join(" ");
+
+/** Runs a command, returns its stdout; throws a CommandError naming it otherwise. */
+export function run(command: string, args: readonly string[], options: RunOptions = {}): string {
+  const r = spawnSync(command, args, {
+    encoding: "utf8",
+    env: options.env ?? process.env,
+    input: options.input,
+    timeout: options.timeoutMs ?? 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+    stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  if (r.error) throw new CommandError(show(command, args), null, r.error.message);
+  if (r.status !== 0) throw new CommandError(show(command, args), r.status, `${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Exit status and output, for commands whose failure is an answer rather than an error. */
+export function probe(command: string, args: readonly string[], timeoutMs = 60_000): { status: number; out: string } {
+  const r = spawnSync(command, args, { encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] });
+  return { status: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? r.error.message : ""}` };
+}
+
+/** `probe` without blocking the event loop, so hosts are awaited in parallel. */
+export function probeAsync(
+  command: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<{ status: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const status = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ status, out: `${stdout}${stderr}${err && typeof err.code !== "number" ? err.message : ""}` });
+      },
+    );
+  });
+}
+
+export function which(tool: string): boolean {
+  try {
+    execFileSync("/bin/sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Thrown from a `waitFor` check to stop waiting at once (the awaited thing can no longer happen). */
+export class Fatal extends Error {}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `check` until it returns a value (not undefined) or the deadline passes; the error
+ * names what was awaited and the last reason `check` gave.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  { timeoutMs, intervalMs = 500, why }: { timeoutMs: number; intervalMs?: number; why?: () => string },
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      if (err instanceof Fatal) throw new Error(`${what}: ${err.message}`);
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      const detail = why ? why() : last;
+      throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${detail ? `: ${detail}` : ""}`);
+    }
+    await pause(intervalMs);
+  }
+}

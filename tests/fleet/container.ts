@@ -1,0 +1,151 @@
+/**
+ * One fleet host: a copy-on-write root (overlayfs over the cached base image) booted by
+ * systemd-nspawn with systemd as PID 1 on the fleet's bridge. There is no systemd on this
+ * machine's PID 1 and no machined, hence --register=no --keep-unit; the container is known by
+ * the pid of nspawn (which this run started) and of its init (the "leader").
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Cleanup } from "./cleanup";
+import { Fatal, run, waitFor } from "./exec";
+
+export interface ContainerSpec {
+  /** Machine name, also nspawn's veth name (vb-<name>, shortened by nspawn if long). */
+  readonly machine: string;
+  readonly lowerdir: string;
+  readonly hostDir: string;
+  readonly bridge: string;
+  /** Host paths bound at the same path inside (device nodes). */
+  readonly binds: readonly string[];
+  /** host path -> path inside, read-only. */
+  readonly readOnlyBinds: Readonly<Record<string, string>>;
+}
+
+export interface Container {
+  readonly spec: ContainerSpec;
+  /** The merged root as this machine sees it. */
+  readonly root: string;
+  readonly consoleLog: string;
+  readonly nspawnPid: number;
+  leaderPid(): number | undefined;
+  running(): boolean;
+  /** Powers the container off (SIGTERM to nspawn, which halts its init) and waits for nspawn to exit. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Mounts the overlay for `spec` and registers its removal; the root is ready for seed files. */
+export function prepareRoot(spec: ContainerSpec, cleanup: Cleanup): string {
+  const [upper, work, root] = ["upper", "work", "root"].map((d) => path.join(spec.hostDir, d));
+  for (const d of [upper, work, root]) fs.mkdirSync(d, { recursive: true });
+  run("/usr/bin/mount", [
+    "-t",
+    "overlay",
+    "overlay",
+    "-o",
+    `lowerdir=${spec.lowerdir},upperdir=${upper},workdir=${work}`,
+    root,
+  ]);
+  cleanup.add(`overlay ${root}`, () => {
+    run("/usr/bin/umount", [root]);
+    fs.rmSync(spec.hostDir, { recursive: true, force: true });
+  });
+  return root;
+}
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return out;
+}
+
+/** The process among nspawn's children that is PID 1 of its own pid namespace. */
+function findLeader(nspawnPid: number): number | undefined {
+  for (const pid of childrenOf(nspawnPid)) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1].split(/\s+/);
+      if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === "1") return pid;
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return undefined;
+}
+
+export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup): Promise<Container> {
+  const consoleLog = path.join(path.dirname(spec.hostDir), `${spec.machine}.console.log`);
+  const args = [
+    `--directory=${root}`,
+    `--machine=${spec.machine}`,
+    "--register=no",
+    "--keep-unit",
+    "--boot",
+    // A pty whose output nspawn copies to the log. Not "passive": nobody reads that pty, and once
+    // its buffer is full PID 1 blocks writing to the console (seen here: a reboot hung on it).
+    "--console=read-only",
+    "--link-journal=no",
+    `--network-bridge=${spec.bridge}`,
+    ...spec.binds.map((b) => `--bind=${b}`),
+    ...Object.entries(spec.readOnlyBinds).map(([from, to]) => `--bind-ro=${from}:${to}`),
+  ];
+  const fd = fs.openSync(consoleLog, "a");
+  fs.writeSync(fd, `$ systemd-nspawn ${args.join(" ")}\n`);
+  const child: ChildProcess = spawn("/usr/bin/systemd-nspawn", args, { stdio: ["ignore", fd, fd], detached: true });
+  fs.closeSync(fd);
+  const nspawnPid = child.pid;
+  if (nspawnPid === undefined) throw new Error(`could not start systemd-nspawn for ${spec.machine}`);
+  let exited: string | undefined;
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", (code, signal) => {
+      exited = `exit ${code ?? signal}`;
+      resolve();
+    }),
+  );
+  const stop = async (timeoutMs = 90_000) => {
+    if (exited) return;
+    process.kill(nspawnPid, "SIGTERM");
+    const timedOut = await Promise.race([exit.then(() => false), new Promise((r) => setTimeout(r, timeoutMs, true))]);
+    if (timedOut && !exited) {
+      process.kill(nspawnPid, "SIGKILL");
+      await exit;
+    }
+  };
+  cleanup.add(`container ${spec.machine} (nspawn pid ${nspawnPid})`, () => stop());
+  const container: Container = {
+    spec,
+    root,
+    consoleLog,
+    nspawnPid,
+    leaderPid: () => (exited ? undefined : findLeader(nspawnPid)),
+    running: () => exited === undefined,
+    stop,
+  };
+  await waitFor(
+    `the init of ${spec.machine}`,
+    () => {
+      if (exited) throw new Fatal(`systemd-nspawn ended (${exited}): ${tail(consoleLog)}`);
+      return container.leaderPid();
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  return container;
+}
+
+export function tail(file: string, lines = 20): string {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch (err) {
+    return `(cannot read ${file}: ${(err as Error).message})`;
+  }
+}

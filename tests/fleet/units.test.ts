@@ -1,0 +1,88 @@
+/**
+ * The fleet harness's pure parts: NoCloud seed contents and input checks, the image cache
+ * key, the cleanup order. No root needed.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import YAML from "yaml";
+import { imageFiles, imageInputs, imageKey } from "./baseImage";
+import { Cleanup } from "./cleanup";
+import { LOGIN_USER } from "./layout";
+import { seedFiles, type SeedInput } from "./seed";
+import { nitroById } from "./volume";
+
+const input: SeedInput = {
+  instanceId: "i-0123456789abcdef0",
+  hostname: "prometheus",
+  publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummyKeyForTheSeedTestOnly000000000000000 titan-fleet",
+  userData: "#cloud-config\nruncmd: []\n",
+  address: "10.42.0.10",
+  prefix: 24,
+};
+
+test("seed: meta-data carries the instance id, hostname and key; user data is passed byte for byte", () => {
+  const files = seedFiles(input);
+  assert.deepEqual(YAML.parse(files["meta-data"]), {
+    "instance-id": input.instanceId,
+    "local-hostname": "prometheus",
+    "public-keys": [input.publicKey],
+  });
+  assert.equal(files["user-data"], input.userData);
+  const net = YAML.parse(files["network-config"]) as { config: { name: string; subnets: unknown[] }[] };
+  assert.deepEqual(net.config[0].subnets, [{ type: "static", address: "10.42.0.10/24" }]);
+  assert.equal(net.config[0].name, "host0");
+  // No gateway: nothing a host sends can be routed off this machine.
+  assert.doesNotMatch(files["network-config"], /gateway/);
+});
+
+test("seed: bad input is refused naming the key and the value", () => {
+  assert.throws(() => seedFiles({ ...input, instanceId: "web-1" }), /instanceId web-1: expected i- and 17 hex/);
+  assert.throws(() => seedFiles({ ...input, hostname: "Web_1" }), /hostname Web_1: expected a DNS label/);
+  assert.throws(() => seedFiles({ ...input, publicKey: "ssh-rsa AAAA" }), /publicKey ssh-rsa AAAA.*ed25519/);
+  assert.throws(() => seedFiles({ ...input, userData: "#!/bin/sh\n" }), /userData: expected a #cloud-config/);
+  assert.throws(() => seedFiles({ ...input, address: "10.42.0" }), /address 10.42.0: expected IPv4/);
+});
+
+test("volume: the by-id name is Nitro's NVMe serial, the volume id without its dash", () => {
+  assert.equal(nitroById("vol-0123456789abcdef0"), "nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0");
+});
+
+test("image: the cache key follows every input and nothing else", () => {
+  const base = imageInputs();
+  assert.equal(imageKey(base), imageKey(imageInputs()));
+  const keys = new Set([
+    imageKey(base),
+    imageKey({ ...base, packages: [...base.packages, "vim"] }),
+    imageKey({ ...base, files: { ...base.files, "/etc/motd": "hi\n" } }),
+    imageKey({ ...base, suite: "trixie" }),
+    imageKey({ ...base, buildVersion: base.buildVersion + 1 }),
+  ]);
+  assert.equal(keys.size, 5);
+});
+
+test("image: cloud-init's default user is the stack's login user, with passwordless sudo", () => {
+  const cfg = YAML.parse(imageFiles()["/etc/cloud/cloud.cfg.d/01_titan_fleet.cfg"]) as {
+    system_info: { default_user: { name: string; sudo: string[] } };
+    datasource_list: string[];
+  };
+  assert.equal(cfg.system_info.default_user.name, LOGIN_USER);
+  assert.equal(LOGIN_USER, "admin");
+  assert.deepEqual(cfg.system_info.default_user.sudo, ["ALL=(ALL) NOPASSWD:ALL"]);
+  assert.deepEqual(cfg.datasource_list, ["NoCloud", "None"]);
+});
+
+test("cleanup: newest first, every step even after a failure, failures reported, once only", async () => {
+  const done: string[] = [];
+  const c = new Cleanup();
+  c.add("bridge", () => void done.push("bridge"));
+  c.add("loop", () => {
+    throw new Error("busy");
+  });
+  c.add("container", () => Promise.resolve().then(() => void done.push("container")));
+  assert.deepEqual(c.pending(), ["container", "loop", "bridge"]);
+  assert.deepEqual(await c.run(), ["loop: busy"]);
+  assert.deepEqual(done, ["container", "bridge"]);
+  assert.deepEqual(await c.run(), ["loop: busy"]);
+  assert.deepEqual(done, ["container", "bridge"]);
+  assert.throws(() => c.add("late", () => undefined), /cleanup already running/);
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { isIP } from "node:net";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import { addressPlan } from "../infra/addressing";
@@ -53,10 +54,36 @@ describe("Loki config", () => {
     assert.equal(doc.auth_enabled, false);
     assert.match(renderLokiConfig(context()).content, /^# .*security group.*\n(# .*\n)*auth_enabled: false$/m);
     assert.deepEqual(doc.common, {
+      instance_addr: "127.0.0.1",
       path_prefix: "/var/lib/loki",
       replication_factor: 1,
-      ring: { instance_addr: "127.0.0.1", kvstore: { store: "inmemory" } },
+      ring: { kvstore: { store: "inmemory" } },
     });
+  });
+
+  it("tells every component its address, so Loki never reads the network interfaces", () => {
+    // Where Loki 3.7 looks its address up from the interfaces (over AF_NETLINK) when none is
+    // configured, and where the configured one comes from (grafana/loki v3.7.6):
+    // - pkg/loki/config_wrapper.go applyInstanceConfigs: common.instance_addr, when set, becomes the
+    //   ring's address (unless common.ring.instance_addr overrides it), the query frontend's address
+    //   and memberlist's advertise address; common.ring.instance_addr feeds the rings alone.
+    // - pkg/lokifrontend/frontend/config.go: an empty frontend address means GetFirstAddressOf().
+    // - vendor/github.com/grafana/dskit/ring/util.go GetInstanceAddr: the same for a ring.
+    // - pkg/loki/modules.go initMemberlistKV: the same for memberlist.
+    const common = rendered().common as { instance_addr?: unknown; ring?: { instance_addr?: unknown } };
+    const instance = typeof common.instance_addr === "string" ? common.instance_addr : "";
+    const ringOwn = typeof common.ring?.instance_addr === "string" ? common.ring.instance_addr : "";
+    const derived = { ring: ringOwn || instance, frontend: instance, memberlist: instance };
+    for (const [component, addr] of Object.entries(derived)) {
+      assert.ok(isIP(addr) !== 0, `${component}: no configured address, so Loki enumerates interfaces (got "${addr}")`);
+    }
+    // Upstream's own single-binary config (cmd/loki/loki-local-config.yaml) sets exactly this.
+    assert.equal(common.instance_addr, "127.0.0.1");
+    assert.equal(common.ring?.instance_addr, undefined, "the ring inherits common.instance_addr");
+    assert.match(
+      renderLokiConfig(context()).content,
+      /^ {2}# .*interfaces.*\n(?: {2}# .*\n)* {2}instance_addr: 127\.0\.0\.1$/m,
+    );
   });
 
   it("listens on the topology's Loki port", () => {

@@ -16,6 +16,12 @@ export const LOKI_CONFIG_OWNER = { owner: "root", group: "loki", mode: 0o640 } a
 export const LOKI_DATA_DIR = "/var/lib/loki";
 export const LOKI_GRPC_PORT = 9096;
 /**
+ * The address Loki's components advertise to each other: one process on one host, so loopback,
+ * as upstream's own single-binary config does (grafana/loki cmd/loki/loki-local-config.yaml,
+ * `common.instance_addr: 127.0.0.1`). Clients still reach the HTTP port on every interface.
+ */
+export const LOKI_INSTANCE_ADDR = "127.0.0.1";
+/**
  * First day of the tsdb/v13 schema period. A new schema is added as a new period with a later
  * date; this one must never change once the stack holds data.
  */
@@ -36,9 +42,10 @@ export function lokiConfig(ctx: TemplateContext): LokiConfig {
     auth_enabled: false,
     server: { http_listen_port: SERVICES.loki.port, grpc_listen_port: LOKI_GRPC_PORT, log_level: "info" },
     common: {
+      instance_addr: LOKI_INSTANCE_ADDR,
       path_prefix: LOKI_DATA_DIR,
       replication_factor: 1,
-      ring: { instance_addr: "127.0.0.1", kvstore: { store: "inmemory" } },
+      ring: { kvstore: { store: "inmemory" } },
     },
     schema_config: {
       configs: [
@@ -95,6 +102,9 @@ const COMMENTS: Readonly<Record<string, string>> = {
     " No tenants and no authentication. Safe only because the loki security group admits :3100\n" +
     " from the web (push), Grafana (queries) and Prometheus (metrics) security groups alone.",
   "server.grpc_listen_port": " Internal only: not opened in any security group.",
+  "common.instance_addr":
+    " Advertised by every component. Without it Loki reads its address from the network\n" +
+    " interfaces (over netlink) at start-up and stops when it finds none it likes.",
   "common.ring": " One instance, so the ring lives in memory (no memberlist, no consul).",
   "storage_config.use_thanos_objstore":
     " Loki 3.7 defaults to the legacy object-store clients; say so, so an upgrade that flips the\n" +

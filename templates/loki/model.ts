@@ -11,10 +11,16 @@ export interface LokiServer {
 }
 
 export interface LokiCommon {
+  /**
+   * The address every component advertises. Set, Loki never looks its address up from the
+   * network interfaces (grafana/loki pkg/loki/config_wrapper.go, applyInstanceConfigs: only this
+   * key feeds the frontend and memberlist addresses as well as the rings).
+   */
+  readonly instance_addr: string;
   readonly path_prefix: string;
   readonly replication_factor: number;
+  /** No instance_addr of its own: the ring inherits common.instance_addr. */
   readonly ring: {
-    readonly instance_addr: string;
     readonly kvstore: { readonly store: "inmemory" };
   };
 }
@@ -104,7 +110,7 @@ export const LOKI_TOP_LEVEL_KEYS = [
 
 export const LOKI_BLOCK_KEYS = {
   server: ["http_listen_port", "grpc_listen_port", "log_level"],
-  common: ["path_prefix", "replication_factor", "ring"],
+  common: ["instance_addr", "path_prefix", "replication_factor", "ring"],
   storage_config: ["use_thanos_objstore", "aws", "tsdb_shipper"],
   compactor: [
     "working_directory",

@@ -15,10 +15,11 @@ import {
 } from "../templates/host/bootstrap";
 import type { CloudConfig } from "../templates/host/cloudInit";
 import { GRAFANA_ADMIN_PASSWORD_PATH } from "../templates/host/grafanaServer";
-import { environment, HARDENING, renderUnit } from "../templates/host/systemd";
+import { environment, HARDENING, renderUnit, sandbox } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
 import { GRAFANA_APT, VERSIONS } from "../templates/versions";
+import { VENDOR_PACKAGES } from "./fleet/standins/vendor";
 import { ROOT } from "./support/files";
 
 const VOLUME = "vol-0123456789abcdef0";
@@ -161,10 +162,24 @@ describe("systemd units", () => {
     assert.throws(() => renderUnit({ Unit: { Description: "two\nlines" } }), /cannot span lines/);
   });
 
-  it("restart on failure and are sandboxed", () => {
+  it("restart on failure, from the packaged unit or ours but never both, and are sandboxed", () => {
+    // Packaged units: Debian's as installed here, the vendors' as cited in tests/fleet/standins/vendor.ts.
+    const packagedRestart: Record<string, string | undefined> = {
+      "prometheus-node-exporter.service": /^Restart=(.*)$/m.exec(
+        fs.readFileSync("/lib/systemd/system/prometheus-node-exporter.service", "utf8"),
+      )?.[1],
+      "loki.service": String(VENDOR_PACKAGES.loki.unit.file.Service?.Restart),
+      "alloy.service": String(VENDOR_PACKAGES.alloy.unit.file.Service?.Restart),
+    };
     for (const role of ROLES) {
       for (const unit of unitsFor(role)) {
-        assert.match(unit.content, /^Restart=(on-failure|always)$/m, unit.path);
+        const dropIn = /\/([^/]+)\.d\/[^/]+\.conf$/.exec(unit.path)?.[1];
+        if (dropIn) {
+          assert.match(packagedRestart[dropIn] ?? "", /^(on-failure|always)$/, `${dropIn} restarts by itself`);
+          assert.doesNotMatch(unit.content, /^Restart=/m, `${unit.path}: the packaged unit already restarts`);
+        } else {
+          assert.match(unit.content, /^Restart=(on-failure|always)$/m, unit.path);
+        }
         for (const key of [
           "NoNewPrivileges=yes",
           "ProtectSystem=strict",
@@ -176,6 +191,39 @@ describe("systemd units", () => {
       }
     }
     assert.equal(HARDENING.CapabilityBoundingSet, "");
+  });
+
+  it("give a daemon more than HARDENING only through sandbox(), refusing bad names", () => {
+    const s = sandbox({ families: ["AF_NETLINK"], syscalls: ["adjtimex"], overrides: { ProtectClock: false } });
+    assert.deepEqual(s.RestrictAddressFamilies, ["AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"]);
+    assert.deepEqual(s.SystemCallFilter, [...(HARDENING.SystemCallFilter as string[]), "adjtimex"]);
+    assert.equal(s.ProtectClock, false);
+    assert.deepEqual(sandbox(), HARDENING);
+    assert.throws(() => sandbox({ families: ["netlink"] }), /sandbox families: "netlink" is not an address family/);
+    assert.throws(
+      () => sandbox({ syscalls: ["adjtimex; rm"] }),
+      /sandbox syscalls: "adjtimex; rm" is not a system call/,
+    );
+    assert.throws(() => sandbox({ overrides: { ProtectClok: false } }), /ProtectClok is not a HARDENING directive/);
+  });
+
+  it("let node_exporter, Loki and Alloy list network interfaces (AF_NETLINK), and node_exporter read the clock", () => {
+    const dropIn = (role: Role, name: string) =>
+      unitsFor(role).find((u) => u.path.includes(`/${name}.service.d/`))?.content ?? "";
+    for (const [role, name] of [
+      ["web", "prometheus-node-exporter"],
+      ["loki", "loki"],
+      ["web", "alloy"],
+    ] as const) {
+      assert.match(dropIn(role, name), /^RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK$/m, name);
+    }
+    const nodeExporter = dropIn("web", "prometheus-node-exporter");
+    assert.match(nodeExporter, /^ProtectClock=no$/m);
+    assert.match(
+      nodeExporter,
+      /^SystemCallFilter=~@privileged .*\nSystemCallFilter=adjtimex$/m,
+      "re-allowed after the deny-list",
+    );
   });
 
   it("pass systemd-analyze verify (Titan's units, with the app where this checkout has it)", () => {

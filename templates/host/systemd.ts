@@ -50,7 +50,14 @@ export function renderUnit(unit: UnitFile, header = "# Rendered by templates/hos
   return `${lines.join("\n")}\n`;
 }
 
-/** Sandboxing every service here can live with (systemd 252, Debian 12). */
+const BASE_FAMILIES = ["AF_INET", "AF_INET6", "AF_UNIX"] as const;
+const BASE_SYSCALL_FILTER = ["@system-service", "~@privileged @mount @swap @reboot @raw-io @module @obsolete"] as const;
+
+/**
+ * The common sandbox (systemd 252, Debian 12). tests/sandbox.test.ts proves, under strace, that
+ * each daemon with a binary here does nothing it forbids; give a daemon more only through
+ * `sandbox()`, with the reason.
+ */
 export const HARDENING: Section = {
   NoNewPrivileges: true,
   PrivateTmp: true,
@@ -68,11 +75,45 @@ export const HARDENING: Section = {
   RestrictSUIDSGID: true,
   LockPersonality: true,
   MemoryDenyWriteExecute: true,
-  RestrictAddressFamilies: ["AF_INET", "AF_INET6", "AF_UNIX"],
+  RestrictAddressFamilies: BASE_FAMILIES,
   SystemCallArchitectures: "native",
-  SystemCallFilter: ["@system-service", "~@privileged @mount @swap @reboot @raw-io @module @obsolete"],
+  SystemCallFilter: BASE_SYSCALL_FILTER,
   // A filtered call fails with EPERM instead of killing the service outright.
   SystemCallErrorNumber: "EPERM",
   CapabilityBoundingSet: "",
   UMask: "0027",
 };
+
+export interface SandboxAllowances {
+  /** Address families on top of AF_INET, AF_INET6 and AF_UNIX (e.g. AF_NETLINK to list interfaces). */
+  readonly families?: readonly string[];
+  /**
+   * System calls allowed again after the deny-list. systemd applies SystemCallFilter= lines in
+   * order, so a later allow-list line re-adds calls an earlier `~` line removed
+   * (src/core/load-fragment.c config_parse_syscall_filter).
+   */
+  readonly syscalls?: readonly string[];
+  /** Directives of HARDENING replaced for this daemon (e.g. ProtectClock: false). */
+  readonly overrides?: Section;
+}
+
+const SYSCALL_NAME = /^@?[a-z0-9_-]+$/;
+
+/** HARDENING with what one daemon provably needs on top; bad names fail here, not on the host. */
+export function sandbox(allow: SandboxAllowances = {}): Section {
+  for (const family of allow.families ?? [])
+    if (!/^AF_[A-Z0-9]+$/.test(family))
+      throw new Error(`sandbox families: ${JSON.stringify(family)} is not an address family name like AF_NETLINK`);
+  for (const call of allow.syscalls ?? [])
+    if (!SYSCALL_NAME.test(call))
+      throw new Error(`sandbox syscalls: ${JSON.stringify(call)} is not a system call or @group name`);
+  for (const key of Object.keys(allow.overrides ?? {}))
+    if (!(key in HARDENING)) throw new Error(`sandbox overrides: ${key} is not a HARDENING directive`);
+  const syscalls = allow.syscalls ?? [];
+  return {
+    ...HARDENING,
+    ...allow.overrides,
+    RestrictAddressFamilies: [...BASE_FAMILIES, ...(allow.families ?? [])],
+    SystemCallFilter: syscalls.length > 0 ? [...BASE_SYSCALL_FILTER, syscalls.join(" ")] : BASE_SYSCALL_FILTER,
+  };
+}

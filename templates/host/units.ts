@@ -1,9 +1,11 @@
 /**
- * Our own services (the Titan app and its traffic generator) and drop-ins that add restart
- * and sandboxing to the packaged services that ship without them.
+ * Our own services (the Titan app and its traffic generator) and drop-ins that add sandboxing to
+ * the packaged services. Restart= comes from the packaged units, which all have one (checked in
+ * tests/templates-host.test.ts); each allowance on top of HARDENING is proven by
+ * tests/sandbox.test.ts (binaries here) or cited from the vendor's source (Loki, Alloy).
  */
 import { SERVICES, type Role } from "../../infra/topology";
-import { environment, HARDENING, renderUnit, type UnitFile } from "./systemd";
+import { environment, renderUnit, sandbox, type Section, type UnitFile } from "./systemd";
 
 /** Where the configuration push puts the app (a copy of this repository's app/). */
 export const TITAN_APP_DIR = "/opt/titan/app";
@@ -45,7 +47,11 @@ const titan: UnitFile = {
     LogsDirectoryMode: "0750",
     Restart: "on-failure",
     RestartSec: 2,
-    ...HARDENING,
+    // gunicorn 20.1 (Debian 12) sets every worker's owner to its configured uid, by default the
+    // uid it already has: os.setgroups([]) (EPERM tolerated), initgroups() and os.setuid(uid)
+    // unconditionally (gunicorn/util.py set_owner_process). Refused, no worker boots. Without any
+    // capability (CapabilityBoundingSet= empty) these calls cannot change identity.
+    ...sandbox({ syscalls: ["setuid", "setgroups"] }),
   },
   Install: { WantedBy: "multi-user.target" },
 };
@@ -69,29 +75,76 @@ const traffic: UnitFile = {
     // It rides out app restarts itself; systemd restarts it if it ever exits.
     Restart: "always",
     RestartSec: 5,
-    ...HARDENING,
+    ...sandbox(),
   },
   Install: { WantedBy: "multi-user.target" },
 };
 
-/** Drop-in for a packaged unit: restart on failure and the sandbox, minus what it must write. */
-function dropIn(writable: readonly string[], extra: UnitFile["Service"] = {}): string {
+/**
+ * Drop-in for a packaged unit: the sandbox, minus what it must write. Restart= stays the
+ * package's; RestartSec= is set only where the package leaves systemd's 100 ms default, so a
+ * crash loop does not hit the start limit (5 starts in 10 s) within a second.
+ */
+function dropIn(options: { writable?: readonly string[]; restartSec?: number; service: Section }): string {
+  const writable = options.writable ?? [];
   return renderUnit({
     Unit: {},
     Service: {
-      Restart: "on-failure",
-      RestartSec: 5,
-      ...HARDENING,
+      ...(options.restartSec !== undefined ? { RestartSec: options.restartSec } : {}),
+      ...options.service,
       ...(writable.length > 0 ? { ReadWritePaths: writable } : {}),
-      ...extra,
     },
   });
 }
 
-/** node_exporter reads /proc, /sys and statfs()es every mount, so it keeps /home visible. */
+/**
+ * Debian's node_exporter 1.5 (Restart=on-failure, no RestartSec, no sandbox in its unit). Proven
+ * under strace by tests/sandbox.test.ts with every default collector:
+ * - netdev lists interfaces over an AF_NETLINK socket (NETLINK_ROUTE);
+ * - timex reads the kernel clock state with adjtimex(modes=0), which @clock (ProtectClock= and
+ *   ~@privileged) refuses. Only reading: without CAP_SYS_TIME (CapabilityBoundingSet= is empty)
+ *   the kernel refuses any adjtimex that would set the clock.
+ * It statfs()es every mount, so /home stays visible (read-only), and reads device data.
+ */
 const NODE_EXPORTER_DROP_IN: UnitSpec = {
   path: "/etc/systemd/system/prometheus-node-exporter.service.d/titan.conf",
-  content: dropIn([], { ProtectHome: "read-only", PrivateDevices: false }),
+  content: dropIn({
+    restartSec: 5,
+    service: sandbox({
+      families: ["AF_NETLINK"],
+      syscalls: ["adjtimex"],
+      overrides: { ProtectHome: "read-only", PrivateDevices: false, ProtectClock: false },
+    }),
+  }),
+};
+
+/**
+ * Grafana Alloy 1.19 (vendor unit packaging/deb/alloy.service: Restart=always, no RestartSec, no
+ * sandbox; see tests/fleet/standins/vendor.ts). It writes only its storage path under
+ * /var/lib/alloy (the unit's --storage.path and WorkingDirectory). AF_NETLINK stays open: Alloy
+ * lists network interfaces for its cluster advertise address (grafana/alloy v1.19.0-rc.3
+ * internal/alloycli/cluster_builder.go getAdvertiseAddress; clustering is off here, but nothing in
+ * its source shows the family is never used), and its vendor unit restricts none.
+ */
+const ALLOY_DROP_IN: UnitSpec = {
+  path: "/etc/systemd/system/alloy.service.d/titan.conf",
+  content: dropIn({ writable: ["/var/lib/alloy"], restartSec: 5, service: sandbox({ families: ["AF_NETLINK"] }) }),
+};
+
+/**
+ * Loki 3.7 (vendor unit tools/packaging/loki.service: Restart=on-failure, RestartSec=2, no
+ * sandbox). Evidence, grafana/loki v3.7.6:
+ * - AF_NETLINK: besides its own address (now configured, templates/loki/config.ts), Loki still
+ *   lists interfaces in code it vendors (dskit netutil.GetFirstAddressOf, hashicorp/go-sockaddr
+ *   for memberlist, jaeger-client utils/localip.go); net.Interfaces() opens a netlink socket.
+ * - MemoryDenyWriteExecute and the syscall filter: the binary is pure Go (Makefile builds
+ *   cmd/loki/loki with CGO_ENABLED=0), so no dynamic loader or JIT maps writable code.
+ * - Writes: common.path_prefix (/var/lib/loki) holds the WAL, TSDB index, cache and compactor
+ *   state (pkg/loki/config_wrapper.go applyPathPrefixDefaults; the other paths are ours).
+ */
+const LOKI_DROP_IN: UnitSpec = {
+  path: "/etc/systemd/system/loki.service.d/titan.conf",
+  content: dropIn({ writable: ["/var/lib/loki"], service: sandbox({ families: ["AF_NETLINK"] }) }),
 };
 
 export function unitsFor(role: Role): UnitSpec[] {
@@ -100,11 +153,11 @@ export function unitsFor(role: Role): UnitSpec[] {
     units.push(
       { path: "/etc/systemd/system/titan.service", content: renderUnit(titan) },
       { path: "/etc/systemd/system/titan-traffic.service", content: renderUnit(traffic) },
-      { path: "/etc/systemd/system/alloy.service.d/titan.conf", content: dropIn(["/var/lib/alloy"]) },
+      ALLOY_DROP_IN,
     );
   }
   if (role === "loki") {
-    units.push({ path: "/etc/systemd/system/loki.service.d/titan.conf", content: dropIn(["/var/lib/loki"]) });
+    units.push(LOKI_DROP_IN);
   }
   return units;
 }

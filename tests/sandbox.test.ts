@@ -1,0 +1,319 @@
+/**
+ * Every sandbox allows what its daemon really does. The daemons with a binary here (Debian's
+ * node_exporter and Prometheus, the Titan app and its traffic generator) run under strace with
+ * their units' own command lines and are exercised; every call they make is then held against the
+ * unit's effective seccomp restrictions, read from the rendered unit (or the package's unit plus
+ * our drop-in), as systemd 252 would apply them (tests/sandbox/restrictions.ts, verdict.ts).
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { SERVICES } from "../infra/topology";
+import { TITAN_APP_DIR, unitsFor } from "../templates/host/units";
+import { PROMETHEUS_CONFIG_PATH, prometheusArgs, renderPrometheusFiles } from "../templates/prometheus/config";
+import { SELF_JOB } from "../templates/scrapeJobs";
+import { Processes } from "./e2e/processes";
+import { parseUnit, serviceDirective, splitWords, unitEnvironment } from "./e2e/systemdUnit";
+import { expandExecStart, parseEnvironmentFile } from "./fleet/standins/unitExec";
+import {
+  effectiveRestrictions,
+  loadSyscallGroups,
+  type Restrictions,
+  type SyscallGroups,
+} from "./sandbox/restrictions";
+import { parseTraceLine, type Call } from "./sandbox/straceLog";
+import { freePort, idsOf, requireRootAndStrace, runAs, startTraced } from "./sandbox/traced";
+import { describe as say, violations } from "./sandbox/verdict";
+import { ROOT } from "./support/files";
+import { testContext } from "./support/render";
+
+const PACKAGED = "/lib/systemd/system";
+const NODE_EXPORTER_UNIT = "prometheus-node-exporter.service";
+const PROMETHEUS_UNIT = "prometheus.service";
+const FIXTURES = path.join(ROOT, "tests/sandbox/fixtures");
+
+let groups: SyscallGroups;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-sandbox-"));
+// Readable by the unprivileged users the daemons run as.
+fs.chmodSync(work, 0o755);
+const procs = new Processes(path.join(work, "logs"));
+before(() => {
+  groups = loadSyscallGroups();
+});
+after(async () => {
+  await procs.stopAll();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Our rendered drop-ins (and units) for a unit name, in the order systemd reads them. */
+function ours(unit: string): string[] {
+  const all = ["web", "prometheus", "loki", "grafana"] as const;
+  const texts = new Map<string, string>();
+  for (const role of all)
+    for (const u of unitsFor(role))
+      if (u.path.includes(`/${unit}.d/`) || u.path.endsWith(`/${unit}`)) texts.set(u.path, u.content);
+  return [...texts.keys()].sort().map((k) => texts.get(k) ?? "");
+}
+
+const packaged = (unit: string) => fs.readFileSync(path.join(PACKAGED, unit), "utf8");
+const restrictionsOf = (unit: string, texts: string[]) => effectiveRestrictions(unit, texts, groups);
+
+/** No refusal; with a second unit, `calls` is two traces split at `split`, checked together. */
+function assertAllowed(calls: readonly Call[], r: Restrictions, second?: Restrictions, split = calls.length): void {
+  const parts: [readonly Call[], Restrictions][] = [[calls.slice(0, split), r]];
+  if (second) parts.push([calls.slice(split), second]);
+  const found: string[] = [];
+  for (const [trace, unit] of parts) {
+    assert.ok(trace.length > 100, `${unit.unit}: the trace is nearly empty (${trace.length} calls)`);
+    found.push(...violations(trace, unit).map(say));
+  }
+  assert.deepEqual(found, [], "a sandbox refuses what its daemon does");
+}
+
+const calls = (lines: string[]) => lines.map((l) => parseTraceLine(1, l)).filter((c): c is Call => c !== undefined);
+
+describe("the sandbox checker reads systemd 252's rules", () => {
+  it("applies SystemCallFilter= lines in order: allow-list, then removals, then additions", () => {
+    const unit = "[Service]\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged\n";
+    const r = restrictionsOf("x.service", [unit]);
+    const adj = calls(["adjtimex({modes=0}) = 0"]);
+    assert.deepEqual(
+      violations(adj, r).map((v) => v.directive),
+      ["SystemCallFilter"],
+    );
+    const readded = restrictionsOf("x.service", [unit, "[Service]\nSystemCallFilter=adjtimex\n"]);
+    assert.deepEqual(violations(adj, readded), []);
+    const reset = restrictionsOf("x.service", [unit, "[Service]\nSystemCallFilter=\n"]);
+    assert.equal(reset.syscalls, undefined, "an empty assignment resets the filter");
+    assert.deepEqual(violations(calls(['read(3, "", 1) = 0']), r), [], "@default is always in an allow-list");
+  });
+
+  it("names the directive behind each implied filter", () => {
+    const r = restrictionsOf("x.service", [
+      "[Service]\nProtectClock=yes\nMemoryDenyWriteExecute=yes\nRestrictNamespaces=yes\nLockPersonality=yes\n" +
+        "RestrictAddressFamilies=AF_INET AF_UNIX\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\n",
+    ]);
+    const found = violations(
+      calls([
+        "adjtimex({modes=0}) = 0",
+        "socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE) = 3",
+        "socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 4",
+        "mmap(NULL, 4096, PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0",
+        "mmap(NULL, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE, 3, 0) = 0x7f0",
+        "mprotect(0x7f0, 4096, PROT_READ|PROT_EXEC) = 0",
+        "unshare(CLONE_NEWNS) = 0",
+        "personality(0xffffffff) = 0",
+        "sched_setscheduler(0, SCHED_FIFO, [1]) = 0",
+        "fchmod(3, 04755) = 0",
+        "fchmod(3, 0640) = 0",
+      ]),
+      r,
+    ).map((v) => `${v.directive} ${v.what}`);
+    assert.deepEqual(found.sort(), [
+      "LockPersonality personality(0xffffffff)",
+      "MemoryDenyWriteExecute mmap(PROT_READ|PROT_WRITE|PROT_EXEC)",
+      "MemoryDenyWriteExecute mprotect(PROT_READ|PROT_EXEC)",
+      "ProtectClock adjtimex",
+      "RestrictAddressFamilies socket(AF_NETLINK)",
+      "RestrictNamespaces unshare(CLONE_NEWNS)",
+      "RestrictRealtime sched_setscheduler(SCHED_FIFO)",
+      "RestrictSUIDSGID fchmod(04755)",
+    ]);
+  });
+
+  it("holds clone3 to the clone() glibc falls back to when RestrictNamespaces= answers ENOSYS", () => {
+    const thread =
+      "clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, exit_signal=0}, 88) = 7";
+    const onlyNs = restrictionsOf("x.service", ["[Service]\nRestrictNamespaces=yes\n"]);
+    assert.deepEqual(violations(calls([thread]), onlyNs), []);
+    const noClone = restrictionsOf("x.service", ["[Service]\nRestrictNamespaces=yes\nSystemCallFilter=~clone\n"]);
+    assert.deepEqual(
+      violations(calls([thread]), noClone).map((v) => v.what),
+      ["clone"],
+    );
+    const newNs = "clone3({flags=CLONE_NEWUSER|CLONE_NEWNS, exit_signal=SIGCHLD}, 88) = 7";
+    assert.deepEqual(
+      violations(calls([newNs]), onlyNs).map((v) => v.directive),
+      ["RestrictNamespaces"],
+    );
+  });
+
+  it("refuses unit values it cannot read, naming unit, key and value", () => {
+    assert.throws(
+      () => restrictionsOf("x.service", ["[Service]\nProtectClock=maybe\n"]),
+      /x\.service: ProtectClock=maybe/,
+    );
+    assert.throws(
+      () => restrictionsOf("x.service", ["[Service]\nSystemCallFilter=~adjtimex:EPERM\n"]),
+      /x\.service: SystemCallFilter=~adjtimex:EPERM/,
+    );
+  });
+});
+
+describe("every sandbox allows what its daemon really does", () => {
+  let nodeExporterTrace: Call[] = [];
+
+  before(() => requireRootAndStrace());
+
+  it("node_exporter, every default collector scraped, under Debian's unit and our drop-in", async () => {
+    const unit = parseUnit(packaged(NODE_EXPORTER_UNIT));
+    const env = parseEnvironmentFile(fs.readFileSync(serviceDirective(unit, "EnvironmentFile"), "utf8"));
+    const port = await freePort();
+    // The unit's own command line; only the listen address moves to a free loopback port.
+    const argv = [
+      ...expandExecStart(serviceDirective(unit, "ExecStart"), env),
+      `--web.listen-address=127.0.0.1:${port}`,
+    ];
+    const daemon = startTraced(procs, work, "node-exporter", runAs(serviceDirective(unit, "User")), argv, {
+      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+    });
+    const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // Collectors run on every scrape: wait for a full one, then scrape again.
+    await daemon.until("a scrape with every collector", 60_000, async () => {
+      const body = await scrape();
+      return /node_scrape_collector_success\{collector="timex"\}/.test(body) &&
+        /node_scrape_collector_success\{collector="netdev"\}/.test(body)
+        ? body
+        : undefined;
+    });
+    const body = await scrape();
+    assert.ok(/^node_network_receive_bytes_total\{device="/m.test(body), "netdev reports (over netlink)");
+    assert.ok(/^node_timex_sync_status /m.test(body), "timex reports (adjtimex)");
+    nodeExporterTrace = await daemon.stop();
+    assertAllowed(
+      nodeExporterTrace,
+      restrictionsOf(NODE_EXPORTER_UNIT, [packaged(NODE_EXPORTER_UNIT), ...ours(NODE_EXPORTER_UNIT)]),
+    );
+  });
+
+  it("the node_exporter drop-in before issue 9 fails this check (netlink and adjtimex)", () => {
+    assert.ok(nodeExporterTrace.length > 0, "needs the node_exporter trace above");
+    const before = fs.readFileSync(path.join(FIXTURES, "node-exporter-drop-in-before-issue-9.conf"), "utf8");
+    const found = violations(
+      nodeExporterTrace,
+      restrictionsOf(NODE_EXPORTER_UNIT, [packaged(NODE_EXPORTER_UNIT), before]),
+    );
+    const named = found.map((v) => `${v.directive} ${v.what}`);
+    assert.ok(named.includes("RestrictAddressFamilies socket(AF_NETLINK)"), named.join("\n"));
+    assert.ok(named.includes("SystemCallFilter adjtimex"), named.join("\n"));
+    assert.ok(named.includes("ProtectClock adjtimex"), named.join("\n"));
+    assert.match(say(found[0]), /^prometheus-node-exporter\.service: .* is refused by [A-Za-z]+= \(e\.g\. /);
+  });
+
+  it("Prometheus, discovering, scraping and answering queries, under Debian's unit and our drop-ins", async () => {
+    const unit = parseUnit(packaged(PROMETHEUS_UNIT));
+    const user = runAs(serviceDirective(unit, "User"));
+    const ids = idsOf(user);
+    const port = await freePort();
+    const closedPort = await freePort();
+    const dir = path.join(work, "prometheus");
+    fs.mkdirSync(path.join(dir, "data"), { recursive: true });
+    fs.chownSync(path.join(dir, "data"), ids.uid, ids.gid);
+    // The rendered prometheus.yml: discovery talks to an EC2 endpoint that refuses (its HTTP
+    // client runs all the same) and the self-scrape points at this run's port.
+    const rendered = renderPrometheusFiles(testContext(), { ec2Endpoint: `http://127.0.0.1:${closedPort}` });
+    const config = rendered.find((f) => f.path === PROMETHEUS_CONFIG_PATH)?.content ?? "";
+    const self = `localhost:${SERVICES.prometheus.port}`;
+    assert.ok(config.includes(self), "the rendered self-scrape target");
+    const configPath = path.join(dir, "prometheus.yml");
+    fs.writeFileSync(configPath, config.replace(self, `127.0.0.1:${port}`));
+    const args = prometheusArgs(testContext()).map((a) =>
+      a
+        .replace(/^--config\.file=.*/, `--config.file=${configPath}`)
+        .replace(/^--storage\.tsdb\.path=.*/, `--storage.tsdb.path=${path.join(dir, "data")}`)
+        .replace(/^--web\.listen-address=.*/, `--web.listen-address=127.0.0.1:${port}`),
+    );
+    const argv = expandExecStart(serviceDirective(unit, "ExecStart"), { ARGS: args.join(" ") });
+    const daemon = startTraced(procs, work, "prometheus", user, argv, {
+      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+    });
+    const query = async (q: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
+      return (await res.json()) as { data?: { result?: { value: [number, string] }[] } };
+    };
+    await daemon.until("its own scrape to succeed", 60_000, async () =>
+      (await query(`up{job="${SELF_JOB}"}`)).data?.result?.[0]?.value[1] === "1" ? true : undefined,
+    );
+    await daemon.until("a discovery attempt", 60_000, async () => {
+      const r = await query(`prometheus_sd_refresh_failures_total{mechanism="ec2"}`);
+      return r.data?.result?.some((s) => Number(s.value[1]) > 0) ? true : undefined;
+    });
+    const trace = await daemon.stop();
+    assertAllowed(trace, restrictionsOf(PROMETHEUS_UNIT, [packaged(PROMETHEUS_UNIT), ...ours(PROMETHEUS_UNIT)]));
+  });
+
+  it("the Titan app and its traffic generator, serving and sending every kind of request, under their units", async () => {
+    const titanText = unitsFor("web").find((u) => u.path.endsWith("/titan.service"))?.content ?? "";
+    const trafficText = unitsFor("web").find((u) => u.path.endsWith("/titan-traffic.service"))?.content ?? "";
+    const titan = parseUnit(titanText);
+    const traffic = parseUnit(trafficText);
+    const appPath = (p: string) =>
+      p.startsWith(TITAN_APP_DIR) ? path.join(ROOT, "app", p.slice(TITAN_APP_DIR.length)) : p;
+    const appUser = runAs(serviceDirective(titan, "User"));
+    // DynamicUser=yes: some unprivileged uid.
+    const trafficUser = runAs(undefined);
+    const ids = idsOf(appUser);
+    const dir = path.join(work, "titan");
+    const dirs = { log: path.join(dir, "log"), data: path.join(dir, "data"), run: path.join(dir, "run") };
+    for (const d of Object.values(dirs)) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.chownSync(d, ids.uid, ids.gid);
+    }
+    const port = await freePort();
+    const [cmd, ...args] = splitWords(serviceDirective(titan, "ExecStart")).map(appPath);
+    const app = startTraced(procs, work, "titan", appUser, [cmd, ...args], {
+      env: {
+        PATH: "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        ...unitEnvironment(titan),
+        TITAN_BIND: "127.0.0.1",
+        TITAN_PORT: String(port),
+        TITAN_LOG_DIR: dirs.log,
+        TITAN_DATA_DIR: dirs.data,
+        RUNTIME_DIRECTORY: dirs.run,
+      },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await app.until("the app to answer /health", 60_000, async () =>
+      (await fetch(`${base}/health`)).ok ? true : undefined,
+    );
+    const [tcmd, ...targs] = splitWords(serviceDirective(traffic, "ExecStart"));
+    const generator = startTraced(procs, work, "titan-traffic", trafficUser, [tcmd, ...targs], {
+      env: {
+        PATH: "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        ...unitEnvironment(traffic),
+        TITAN_TRAFFIC_TARGET: base,
+        TITAN_TRAFFIC_RATE: "20",
+      },
+      cwd: appPath(serviceDirective(traffic, "WorkingDirectory")),
+    });
+    // Served: reads, writes (SQLite), bad requests and the metrics page, all from the generator.
+    const wanted = [
+      'method="POST"',
+      'endpoint="/api/transactions"',
+      'endpoint="/generate_logs"',
+      'endpoint="/process"',
+      'status="4',
+    ];
+    await generator
+      .until("the app to count every kind of request", 120_000, async () => {
+        if (!app.running()) throw new Error(`the app exited:\n${app.log()}`);
+        const body = await (await fetch(`${base}/metrics`)).text();
+        return wanted.every((w) => body.includes(w)) ? true : undefined;
+      })
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\n--- the app's log:\n${app.log()}`);
+      });
+    const trafficTrace = await generator.stop();
+    const appTrace = await app.stop();
+    assertAllowed(
+      [...appTrace, ...trafficTrace],
+      restrictionsOf("titan.service", [titanText]),
+      restrictionsOf("titan-traffic.service", [trafficText]),
+      appTrace.length,
+    );
+  });
+});

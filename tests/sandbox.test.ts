@@ -39,6 +39,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-sandbox-"));
 // Readable by the unprivileged users the daemons run as.
 fs.chmodSync(work, 0o755);
 const procs = new Processes(path.join(work, "logs"));
+// A runner that dies early (e.g. its output pipe closed) skips after(): still leave nothing running.
+process.once("exit", () => procs.killAllSync());
 before(() => {
   groups = loadSyscallGroups();
 });

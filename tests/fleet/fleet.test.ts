@@ -72,7 +72,7 @@ test("a host becomes ready, and SIGINT removes everything", { timeout: TIMEOUT }
       intervalMs: 50,
     },
   );
-  assert.match(row, /10\.42\.0\.10\s+[\d.]+ s\s+running\s+done\s+-$/, `${stdout}\n${stderr}`);
+  assert.match(row, /10\.42\.0\.10\s+[\d.]+ s\s+[\d.]+ s\s+running\s+done\s+-$/, `${stdout}\n${stderr}`);
   const { runDir, pids } = announced(stderr.split("\n"));
   assert.ok(runDir);
   assert.ok(leftovers(runDir, pids).length > 0);

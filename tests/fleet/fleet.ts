@@ -58,6 +58,8 @@ export interface FleetHost {
   readonly readiness: Readiness;
   /** From nspawn's start to ssh answering, in seconds. */
   readonly bootToSshSeconds: number;
+  /** From nspawn's start to cloud-init's end (the bootstrap included), in seconds. */
+  readonly bootToCloudInitSeconds: number;
 }
 
 export interface Fleet {
@@ -155,7 +157,8 @@ async function startHost(
   const systemd = await waitForSystemd(container, timeoutMs);
   log(`${slot.name}: systemd ${systemd.state}${systemd.failed.length ? ` (failed: ${systemd.failed.join(" ")})` : ""}`);
   const cloudInit = await waitForCloudInit(container, timeoutMs);
-  log(`${slot.name}: cloud-init ${cloudInit.status}`);
+  const bootToCloudInitSeconds = (Date.now() - started) / 1000;
+  log(`${slot.name}: cloud-init ${cloudInit.status} (${bootToCloudInitSeconds.toFixed(1)} s after boot)`);
   return {
     slot,
     container,
@@ -168,5 +171,6 @@ async function startHost(
       cloudInitDetail: cloudInit.detail,
     },
     bootToSshSeconds,
+    bootToCloudInitSeconds,
   };
 }

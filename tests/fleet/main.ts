@@ -26,12 +26,13 @@ export function parseArgs(argv: readonly string[]): Args {
 export function summary(fleet: Fleet): string {
   const lines = [
     `base image ${fleet.image.key}: ${fleet.image.built ? "built" : "from cache"} in ${fleet.imageSeconds.toFixed(1)} s`,
-    "host         ip            boot→ssh  systemd    cloud-init  failed units",
+    "host         ip            boot→ssh  boot→cloud-init end  systemd    cloud-init  failed units",
     ...fleet.hosts.map((h) =>
       [
         h.slot.name.padEnd(12),
         h.slot.privateIp.padEnd(13),
         `${h.bootToSshSeconds.toFixed(1)} s`.padEnd(9),
+        `${h.bootToCloudInitSeconds.toFixed(1)} s`.padEnd(20),
         h.readiness.systemState.padEnd(10),
         h.readiness.cloudInit.padEnd(11),
         h.readiness.failedUnits.join(" ") || "-",

@@ -3,6 +3,8 @@
  * key, the cleanup order. No root needed.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { test } from "node:test";
 import YAML from "yaml";
 import { imageFiles, imageInputs, imageKey } from "./baseImage";
@@ -85,4 +87,19 @@ test("cleanup: newest first, every step even after a failure, failures reported,
   assert.deepEqual(await c.run(), ["loop: busy"]);
   assert.deepEqual(done, ["container", "bridge"]);
   assert.throws(() => c.add("late", () => undefined), /cleanup already running/);
+});
+
+test("prerequisites: without root the fleet refuses at once and says why", () => {
+  // As nobody (65534): the check must name root and the uid, before touching anything.
+  const fleet = path.join(__dirname, "fleet.js");
+  const script = `try { require(${JSON.stringify(fleet)}).checkPrerequisites(); console.log("accepted"); } catch (e) { console.log(e.message); }`;
+  const r = spawnSync(
+    "/usr/bin/setpriv",
+    ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /the fleet needs root \(systemd-nspawn, loop devices, a bridge\); running as uid 65534/);
 });

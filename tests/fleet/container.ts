@@ -53,6 +53,12 @@ export function prepareRoot(spec: ContainerSpec, cleanup: Cleanup): string {
   return root;
 }
 
+/**
+ * SIGRTMIN+3, systemd's "halt" (systemd(1), SIGNALS); glibc's SIGRTMIN is 34 on Linux. Node has
+ * no name for the real-time signals.
+ */
+const HALT_SIGNAL = 34 + 3;
+
 /** The pids whose parent is `pid`. */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -112,13 +118,34 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
       resolve();
     }),
   );
-  const stop = async (timeoutMs = 90_000) => {
+  const exitedWithin = (ms: number) =>
+    Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(r, ms, false))]);
+  const stop = async (timeoutMs = 60_000) => {
     if (exited) return;
+    // nspawn turns SIGTERM into one halt signal for the container's init. A PID-namespace init
+    // drops signals it has no handler for, so a halt sent before systemd installed its handlers
+    // is lost (seen in CI: a failure right after boot left the container running). Hence the
+    // halt is repeated to the init itself, and at the deadline the init is killed, which ends
+    // every process of its namespace and so nspawn.
     process.kill(nspawnPid, "SIGTERM");
-    const timedOut = await Promise.race([exit.then(() => false), new Promise((r) => setTimeout(r, timeoutMs, true))]);
-    if (timedOut && !exited) {
-      process.kill(nspawnPid, "SIGKILL");
-      await exit;
+    const deadline = Date.now() + timeoutMs;
+    while (!exited && Date.now() < deadline) {
+      if (await exitedWithin(Math.min(5_000, Math.max(0, deadline - Date.now())))) return;
+      signalLeader(HALT_SIGNAL);
+    }
+    if (exited) return;
+    signalLeader("SIGKILL");
+    if (await exitedWithin(30_000)) return;
+    process.kill(nspawnPid, "SIGKILL");
+    await exit;
+  };
+  const signalLeader = (signal: NodeJS.Signals | number) => {
+    const leader = exited ? undefined : findLeader(nspawnPid);
+    if (leader === undefined) return;
+    try {
+      process.kill(leader, signal);
+    } catch {
+      // Gone meanwhile.
     }
   };
   cleanup.add(`container ${spec.machine} (nspawn pid ${nspawnPid})`, () => stop());
@@ -135,11 +162,21 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     `the init of ${spec.machine}`,
     () => {
       if (exited) throw new Fatal(`systemd-nspawn ended (${exited}): ${tail(consoleLog)}`);
-      return container.leaderPid();
+      // Until it execs, the leader is still nspawn's own child setting the container up.
+      const leader = container.leaderPid();
+      return leader !== undefined && commOf(leader) === "systemd" ? leader : undefined;
     },
     { timeoutMs: 30_000, intervalMs: 100 },
   );
   return container;
+}
+
+function commOf(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
 }
 
 export function tail(file: string, lines = 20): string {

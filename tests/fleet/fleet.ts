@@ -16,6 +16,7 @@ import { createBridge } from "./bridge";
 import type { Cleanup } from "./cleanup";
 import { boot, prepareRoot, type Container } from "./container";
 import { which } from "./exec";
+import { acquireFleetLock } from "./lock";
 import { BRIDGE_ADDRESS, BRIDGE_NAME, FLEET_PLAN, LOGIN_USER, SUBNET_PREFIX } from "./layout";
 import { waitForCloudInit, waitForSsh, waitForSystemd, type Readiness } from "./readiness";
 import { writeSeed } from "./seed";
@@ -94,6 +95,7 @@ export async function startFleet(cleanup: Cleanup, options: FleetOptions = {}): 
   if (unknown.length > 0) throw new Error(`hosts ${unknown.join(", ")}: not in the address plan (${names.join(", ")})`);
   const slots = FLEET_PLAN.hosts.filter((h) => !options.hosts || options.hosts.includes(h.name));
 
+  await acquireFleetLock(cleanup, log);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-fleet-"));
   cleanup.add(`run directory ${runDir}`, () => fs.rmSync(runDir, { recursive: true, force: true }));
   log(`run directory ${runDir}`);

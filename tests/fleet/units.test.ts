@@ -3,13 +3,17 @@
  * key, the cleanup order. No root needed.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import YAML from "yaml";
 import { imageFiles, imageInputs, imageKey } from "./baseImage";
 import { Cleanup } from "./cleanup";
+import { waitFor } from "./exec";
 import { LOGIN_USER } from "./layout";
+import { acquireFleetLock, tryLock } from "./lock";
 import { seedFiles, type SeedInput } from "./seed";
 import { nitroById } from "./volume";
 
@@ -102,4 +106,29 @@ test("prerequisites: without root the fleet refuses at once and says why", () =>
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /the fleet needs root \(systemd-nspawn, loop devices, a bridge\); running as uid 65534/);
+});
+
+test("lock: a second run waits while the first lives, and takes over from one that died", async () => {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fleet-lock-")), "lock");
+  // Held by a live process (a sleeping child stands in for another run).
+  const other = spawn("/bin/sleep", ["600"], { stdio: "ignore" });
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, "pid"), String(other.pid));
+  assert.equal(tryLock(dir), false);
+  const lines: string[] = [];
+  const c = new Cleanup();
+  const waiting = acquireFleetLock(c, (l) => lines.push(l), { dir, timeoutMs: 60_000 });
+  await waitFor("the waiting message", () => (lines.length > 0 ? true : undefined), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+  });
+  assert.match(lines[0], new RegExp(`another run \\(pid ${other.pid}\\) holds`));
+  // The other run dies without releasing: its lock is stale and is taken over.
+  const gone = new Promise((r) => other.once("exit", r));
+  other.kill("SIGKILL");
+  await gone;
+  await waiting;
+  assert.equal(fs.readFileSync(path.join(dir, "pid"), "utf8"), String(process.pid));
+  assert.deepEqual(await c.run(), []);
+  assert.equal(fs.existsSync(dir), false);
 });

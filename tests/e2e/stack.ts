@@ -26,6 +26,7 @@ import { PrometheusApi } from "./prometheusApi";
 import { parseDuration } from "./promql";
 import { Processes } from "./processes";
 import { parseUnit, serviceDirective, splitWords, unitEnvironment } from "./systemdUnit";
+import { waitFor as sharedWaitFor } from "../support/wait";
 
 /** Requests per second from each traffic generator: higher than production's, to get data quickly. */
 export const E2E_TRAFFIC_RATE = 15;
@@ -76,28 +77,13 @@ export interface Stack {
   teardown(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(
+/** tests/support/wait.ts's wait, in the argument order this suite's callers use. */
+export const waitFor = <T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
   intervalMs = 500,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
-    await sleep(intervalMs);
-  }
-}
+): Promise<T> => sharedWaitFor(what, probe, { timeoutMs, intervalMs });
 
 /** Re-roots an absolute host path under the run's temporary root. */
 const under = (root: string, hostPath: string) => path.join(root, "host", hostPath);

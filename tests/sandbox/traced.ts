@@ -9,6 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { Processes } from "../e2e/processes";
 import { readTrace, type Call } from "./straceLog";
+import { Fatal, waitFor } from "../support/wait";
 
 const STRACE = "/usr/bin/strace";
 const TRACE_PREFIX = "trace";
@@ -82,22 +83,17 @@ export function startTraced(
     dir: traceDir,
     log,
     running: () => proc.exit === undefined,
-    async until(what, timeoutMs, probe) {
-      const deadline = Date.now() + timeoutMs;
-      let last = "";
-      for (;;) {
-        if (proc.exit) throw new Error(`${name} exited (${JSON.stringify(proc.exit)}) before ${what}:\n${log()}`);
-        try {
-          const v = await probe();
-          if (v !== undefined) return v;
-        } catch (err) {
-          last = (err as Error).message;
-        }
-        if (Date.now() > deadline)
-          throw new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what} ${last}\n${log()}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    },
+    until: (what, timeoutMs, probe) =>
+      waitFor(
+        what,
+        async () => {
+          if (proc.exit) throw new Fatal(`${name} exited (${JSON.stringify(proc.exit)}):\n${log()}`);
+          return probe();
+        },
+        { timeoutMs, intervalMs: 200 },
+      ).catch((err: Error) => {
+        throw new Error(`${name}: ${err.message}\n${log()}`);
+      }),
     async stop() {
       const pid = tracee();
       if (pid !== undefined) process.kill(pid, "SIGTERM");

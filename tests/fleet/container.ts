@@ -32,6 +32,41 @@ export interface Container {
   running(): boolean;
   /** Powers the container off (SIGTERM to nspawn, which halts its init) and waits for nspawn to exit. */
   stop(timeoutMs?: number): Promise<void>;
+  /** Resolves with nspawn's exit code (or signal name) once it has ended. */
+  exited(): Promise<number | string>;
+}
+
+/**
+ * systemd-nspawn's exit status when the container's init rebooted rather than powered off:
+ * systemd's own units/systemd-nspawn@.service.in restarts nspawn on exactly it
+ * (RestartForceExitStatus=133, SuccessExitStatus=133).
+ */
+export const NSPAWN_REBOOT_STATUS = 133;
+
+/**
+ * A reboot from inside (`systemctl reboot`) ends nspawn with NSPAWN_REBOOT_STATUS; what restarts
+ * it is whoever started it, here this harness: wait for that end, then boot the same overlay
+ * root (the host's disk: its upper layer holds everything the host wrote) with the same binds,
+ * as a new nspawn. Anything else than a reboot's status is an error.
+ */
+export async function bootAfterReboot(
+  old: Container,
+  cleanup: Cleanup,
+  timeoutMs = 120_000,
+  beforeBoot?: () => void,
+): Promise<Container> {
+  const status = await Promise.race([
+    old.exited(),
+    new Promise<undefined>((r) => setTimeout(r, timeoutMs, undefined).unref()),
+  ]);
+  if (status === undefined)
+    throw new Error(`${old.spec.machine} did not end its nspawn within ${timeoutMs / 1000} s of a reboot`);
+  if (status !== NSPAWN_REBOOT_STATUS)
+    throw new Error(
+      `${old.spec.machine}: nspawn ended with ${status}, not the reboot status ${NSPAWN_REBOOT_STATUS}: ${tail(old.consoleLog)}`,
+    );
+  beforeBoot?.();
+  return boot(old.spec, old.root, cleanup);
 }
 
 /** Mounts the overlay for `spec` and registers its removal; the root is ready for seed files. */
@@ -112,9 +147,11 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
   const nspawnPid = child.pid;
   if (nspawnPid === undefined) throw new Error(`could not start systemd-nspawn for ${spec.machine}`);
   let exited: string | undefined;
+  let exitStatus: number | string = "";
   const exit = new Promise<void>((resolve) =>
     child.once("exit", (code, signal) => {
       exited = `exit ${code ?? signal}`;
+      exitStatus = code ?? signal ?? "";
       resolve();
     }),
   );
@@ -157,6 +194,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     leaderPid: () => (exited ? undefined : findLeader(nspawnPid)),
     running: () => exited === undefined,
     stop,
+    exited: () => exit.then(() => exitStatus),
   };
   await waitFor(
     `the init of ${spec.machine}`,

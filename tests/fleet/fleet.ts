@@ -57,18 +57,37 @@ export interface FleetHost {
   readonly volume?: LoopVolume;
   readonly instanceId: string;
   readonly readiness: Readiness;
+  /** The known_hosts file holding the host key read from the host (ssh trusts only that). */
+  readonly knownHosts: string;
   /** From nspawn's start to ssh answering, in seconds. */
   readonly bootToSshSeconds: number;
   /** From nspawn's start to cloud-init's end (the bootstrap included), in seconds. */
   readonly bootToCloudInitSeconds: number;
 }
 
-export interface Fleet {
+/** What one host is booted with: what EC2 would hand the instance. */
+export interface HostInput {
+  /** The user data, byte for byte. */
+  readonly userData: string;
+  /** The key pair's public key (EC2's metadata gives it to cloud-init). */
+  readonly publicKey: string;
+  /** The data volume (its id names the device at the Nitro by-id path). */
+  readonly dataVolume?: { readonly volumeId: string; readonly sizeGb: number };
+  /** Fleet-only files written into the host's root before it boots: path inside -> content. */
+  readonly fleetFiles?: Readonly<Record<string, string>>;
+}
+
+/** What exists before any host boots: the run directory, bridge, proxy, image and key. */
+export interface FleetBase {
   readonly runDir: string;
   readonly image: BaseImage;
   readonly imageSeconds: number;
   readonly proxy: AptProxy;
   readonly key: KeyPair;
+  readonly slots: readonly HostSlot[];
+}
+
+export interface Fleet extends FleetBase {
   readonly hosts: readonly FleetHost[];
 }
 
@@ -78,6 +97,12 @@ export interface FleetOptions {
   readonly log?: (line: string) => void;
   /** Seconds to wait for each host's cloud-init (the bootstrap runs inside it). */
   readonly cloudInitTimeoutSeconds?: number;
+  /**
+   * What each host boots with, decided once the base exists (provision.ts takes it from the
+   * stack). Without it: the role's user data as rendered by default, a fresh volume id, the
+   * run's key.
+   */
+  readonly inputs?: (base: FleetBase) => Promise<(slot: HostSlot) => HostInput>;
 }
 
 const hex = (bytes: number) => randomBytes(bytes).toString("hex");
@@ -86,6 +111,16 @@ export const newInstanceId = () => `i-${hex(9).slice(0, 17)}`;
 export const newVolumeId = () => `vol-${hex(9).slice(0, 17)}`;
 
 export const machineName = (slot: HostSlot) => `titan-${slot.name}`;
+
+/** Without a stack: the role's default user data, a fresh volume of 1 GiB, the run's key. */
+export function defaultInput(base: FleetBase, slot: HostSlot): HostInput {
+  const volumeId = hasDataVolume(slot.role) ? newVolumeId() : undefined;
+  return {
+    userData: renderUserData({ role: slot.role, dataVolumeId: volumeId }),
+    publicKey: base.key.publicKey,
+    dataVolume: volumeId ? { volumeId, sizeGb: 1 } : undefined,
+  };
+}
 
 export async function startFleet(cleanup: Cleanup, options: FleetOptions = {}): Promise<Fleet> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -109,25 +144,56 @@ export async function startFleet(cleanup: Cleanup, options: FleetOptions = {}): 
   log(`image ${image.key}: ${image.built ? "built" : "cached"} in ${imageSeconds.toFixed(1)} s`);
 
   const key = makeKeyPair(path.join(runDir, "ssh"));
+  const base: FleetBase = { runDir, image, imageSeconds, proxy, key, slots };
+  const inputOf = options.inputs ? await options.inputs(base) : (slot: HostSlot) => defaultInput(base, slot);
   const timeoutMs = (options.cloudInitTimeoutSeconds ?? 900) * 1000;
-  const hosts = await Promise.all(slots.map((slot) => startHost(slot, runDir, image, key, cleanup, timeoutMs, log)));
-  return { runDir, image, imageSeconds, proxy, key, hosts };
+  const hosts = await Promise.all(
+    slots.map((slot) => startHost(base, slot, inputOf(slot), cleanup, { timeoutMs, log })),
+  );
+  return { ...base, hosts };
 }
 
-async function startHost(
+export interface StartHostOptions {
+  readonly timeoutMs?: number;
+  readonly log?: (line: string) => void;
+  /** The host's directory under the run's hosts/ (a replaced host gets a fresh one). */
+  readonly hostDirName?: string;
+  /** A data volume already attached to a loop device (a replaced host keeps its volume). */
+  readonly volume?: LoopVolume;
+  readonly instanceId?: string;
+}
+
+/**
+ * Boots one host: its data volume as a loop device at the Nitro by-id path, a fresh overlay
+ * root with the NoCloud seed (user data, key, address), then waits for ssh, systemd and
+ * cloud-init. Exported so a replaced host (new root and instance id, the same volume) boots
+ * the same way.
+ */
+export async function startHost(
+  base: FleetBase,
   slot: HostSlot,
-  runDir: string,
-  image: BaseImage,
-  key: KeyPair,
+  input: HostInput,
   cleanup: Cleanup,
-  timeoutMs: number,
-  log: (line: string) => void,
+  options: StartHostOptions = {},
 ): Promise<FleetHost> {
-  const hostDir = path.join(runDir, "hosts", slot.name);
-  const volume = hasDataVolume(slot.role)
-    ? createLoopVolume(path.join(runDir, "volumes"), newVolumeId(), 1024, cleanup)
-    : undefined;
-  const diskDir = path.join(runDir, "disks", slot.name);
+  const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const timeoutMs = options.timeoutMs ?? 900_000;
+  const { runDir, image, key } = base;
+  if (hasDataVolume(slot.role) !== (input.dataVolume !== undefined)) {
+    throw new Error(`${slot.name}: role ${slot.role} ${hasDataVolume(slot.role) ? "needs" : "has no"} data volume`);
+  }
+  const hostDir = path.join(runDir, "hosts", options.hostDirName ?? slot.name);
+  const volume =
+    options.volume ??
+    (input.dataVolume
+      ? createLoopVolume(
+          path.join(runDir, "volumes"),
+          input.dataVolume.volumeId,
+          input.dataVolume.sizeGb * 1024,
+          cleanup,
+        )
+      : undefined);
+  const diskDir = path.join(runDir, "disks", options.hostDirName ?? slot.name);
   if (volume) writeDiskLinks(diskDir, volume);
   const spec = {
     machine: machineName(slot),
@@ -138,21 +204,26 @@ async function startHost(
     readOnlyBinds: volume ? { [diskDir]: "/dev/disk" } : {},
   };
   const root = prepareRoot(spec, cleanup);
-  const instanceId = newInstanceId();
+  const instanceId = options.instanceId ?? newInstanceId();
   writeSeed(root, {
     instanceId,
     hostname: slot.name,
-    publicKey: key.publicKey,
-    userData: renderUserData({ role: slot.role, dataVolumeId: volume?.volumeId }),
+    publicKey: input.publicKey,
+    userData: input.userData,
     address: slot.privateIp,
     prefix: SUBNET_PREFIX,
   });
+  for (const [inside, content] of Object.entries(input.fleetFiles ?? {})) {
+    const file = path.join(root, inside);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content);
+  }
   const started = Date.now();
   const container = await boot(spec, root, cleanup);
   log(`${slot.name}: booted (nspawn pid ${container.nspawnPid}, init pid ${container.leaderPid()})`);
   // sshd answers once cloud-init's init stage made the keys and the user, long before its
   // final stage (the bootstrap) ends.
-  await waitForSsh(container, key, LOGIN_USER, slot.privateIp, 300_000);
+  const knownHosts = await waitForSsh(container, key, LOGIN_USER, slot.privateIp, 300_000);
   const bootToSshSeconds = (Date.now() - started) / 1000;
   log(`${slot.name}: ssh ${LOGIN_USER}@${slot.privateIp} answers (${bootToSshSeconds.toFixed(1)} s after boot)`);
   // Startup ends with cloud-final, which runs the bootstrap.
@@ -166,6 +237,7 @@ async function startHost(
     container,
     volume,
     instanceId,
+    knownHosts,
     readiness: {
       systemState: systemd.state,
       failedUnits: systemd.failed,

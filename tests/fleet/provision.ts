@@ -1,0 +1,447 @@
+/**
+ * The fleet provisioned by exactly what the program declares: the stand-in vendor repository
+ * served on the bridge, the stack rendered under the mocks with the fleet's configuration
+ * (stackPlan.ts), each host booted with the stack's user data, key and data volume, and each
+ * host's push run over SSH as pulumi-command runs it (push.ts). Then `applyUpdate` plays a
+ * `pulumi up` of a configuration change: the mocks decide, as the engine would, which command
+ * resources are created, updated or replaced, and exactly those run on the hosts.
+ *
+ * The one override (issue 10): Prometheus' EC2 discovery endpoint. The program has no
+ * configuration for it (templates/prometheus/config.ts takes `ec2Endpoint` as a renderer
+ * option only, and tests/e2e/stack.ts renders with it directly), and adding a config key only
+ * the fleet uses would put a fleet-only path into production code. So the harness changes the
+ * copy it sends, not the program: it renders prometheus.yml with the same renderer and the
+ * stack's own context, checks that without the option the result equals the staged file byte
+ * for byte, and puts the endpoint version in its place in the copy. Everything else the host
+ * receives is the stack's.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { addressPlan } from "../../infra/addressing";
+import { loadConfig } from "../../infra/config";
+import { PROMETHEUS_CONFIG_PATH, renderPrometheusFiles } from "../../templates/prometheus/config";
+import type { TemplateContext } from "../../templates/types";
+import { PROJECT } from "../support/mockProgram";
+import { key } from "../support/snapshots";
+import type { Cleanup } from "./cleanup";
+import { inContainer } from "./readiness";
+import { startFleet, startHost, type Fleet, type FleetHost, type HostInput } from "./fleet";
+import { BRIDGE_ADDRESS, BRIDGE_NAME, LOGIN_USER } from "./layout";
+import { copyToRemote, runCommand, sshExec, PushError, type SshResult, type SshTarget } from "./push";
+import { startRepoServer, type RepoServer } from "./repoServer";
+import {
+  COPY_TO_REMOTE,
+  createSteps,
+  FLEET_SECRET_KEYS,
+  fleetConfig,
+  planStack,
+  updateSteps,
+  type PlannedHost,
+  type PlannedStep,
+  type StackPlan,
+} from "./stackPlan";
+import { buildStandinRepository, type StandinRepository } from "./standins/repository";
+
+/** G's tests/fleet/awsEndpoints.ts contract: a fake EC2 API and IMDS on the bridge. */
+export type StartAwsEndpoints = (
+  cleanup: Cleanup,
+  args: {
+    bridge: string;
+    bridgeAddress: string;
+    instances: { instanceId: string; privateIp: string; tags: Record<string, string> }[];
+    region: string;
+  },
+) => Promise<{ ec2Endpoint: string; stop(): unknown }>;
+
+export interface ProvisionedHost extends FleetHost {
+  /** The host as the mocked stack declares it. */
+  planned: PlannedHost;
+  /** Seconds the whole push took (every step, as the engine runs them in order). */
+  pushSeconds: number;
+  /** Seconds cloud-final (the stage that runs the bootstrap) took, from systemd's timestamps. */
+  bootstrapSeconds: number;
+  /** How to reach it over SSH as the stack's login user. */
+  readonly target: SshTarget;
+}
+
+export interface RanStep {
+  readonly host: string;
+  readonly resource: string;
+  /** The engine's action on the resource: create, update, replace or delete. */
+  readonly action: string;
+  /** What ran: the create/update/delete script, or the copy. */
+  readonly runs: string;
+  readonly seconds: number;
+  readonly stdout?: string;
+}
+
+export interface NotRun {
+  readonly resource: string;
+  readonly action: string;
+  readonly why: string;
+}
+
+export interface ProvisionedFleet {
+  readonly fleet: Fleet;
+  /** The stack as last applied (applyUpdate replaces it). */
+  plan: StackPlan;
+  readonly hosts: ProvisionedHost[];
+  /** The stack's configuration as last applied (namespaced keys). */
+  config: Record<string, string>;
+  readonly repository: StandinRepository;
+  readonly repoServer: RepoServer;
+  /** The fake EC2 API Prometheus discovers through, when one was started. */
+  readonly ec2Endpoint?: string;
+  readonly cleanup: Cleanup;
+  readonly log: (line: string) => void;
+  /** Each command resource's last output (the provider keeps it in state). */
+  readonly outputs: Map<string, { stdout: string; stderr: string }>;
+  /** Steps of the first push, per host. */
+  readonly firstPush: RanStep[];
+}
+
+export interface ProvisionOptions {
+  readonly hosts?: readonly string[];
+  readonly log?: (line: string) => void;
+  /** Fake EC2 API and IMDS (G's startAwsEndpoints); without it Prometheus keeps the stack's endpoint. */
+  readonly awsEndpoints?: StartAwsEndpoints;
+  readonly cloudInitTimeoutSeconds?: number;
+}
+
+/** Apt reaches the stand-in repository directly: the image's proxy setting covers every http source. */
+const standinProxyBypass = (host: string) => ({
+  "/etc/apt/apt.conf.d/01titan-fleet-standins": `// Fleet only: the stand-in vendor repository is on the bridge, not behind apt-cacher-ng.\nAcquire::http::Proxy::${host} "DIRECT";\n`,
+});
+
+export function targetOf(host: FleetHost, fleet: { key: { privateKeyPath: string } }, user = LOGIN_USER): SshTarget {
+  return {
+    address: host.slot.privateIp,
+    user,
+    privateKeyPath: fleet.key.privateKeyPath,
+    knownHosts: host.knownHosts,
+    connectTimeoutSeconds: 15,
+    dialAttempts: 10,
+  };
+}
+
+/** Seconds cloud-final took: systemd's timestamps of leaving inactive and entering active. */
+async function cloudFinalSeconds(h: FleetHost): Promise<number> {
+  const r = await inContainer(h.container, [
+    "systemctl",
+    "show",
+    "-p",
+    "InactiveExitTimestampMonotonic",
+    "-p",
+    "ActiveEnterTimestampMonotonic",
+    "cloud-final.service",
+  ]);
+  const v = Object.fromEntries(
+    r.out
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=", 2) as [string, string]),
+  );
+  const start = Number(v.InactiveExitTimestampMonotonic);
+  const end = Number(v.ActiveEnterTimestampMonotonic);
+  if (!(start > 0 && end >= start)) throw new Error(`${h.slot.name}: cloud-final timestamps: ${r.out.trim()}`);
+  return (end - start) / 1e6;
+}
+
+/** The program's template context under `config`: what its push rendered from. */
+export function stackContext(plan: StackPlan): TemplateContext {
+  const config = loadConfig(
+    { get: (k) => plan.config[key(k)], isSecret: (k) => FLEET_SECRET_KEYS.includes(k) },
+    { project: PROJECT, stack: plan.stack },
+  );
+  const bucket = plan.outputs.lokiBucket?.value;
+  if (typeof bucket !== "string") throw new Error("the stack exports no lokiBucket name");
+  return { config, plan: addressPlan(config.vpcCidr, config.webCount), lokiBucket: bucket };
+}
+
+/**
+ * Replaces prometheus.yml in a staged tree (`mirror`, the titan-staging directory) with the
+ * renderer's output for `ec2Endpoint`, after checking the staged one is the renderer's output
+ * without it (so the only difference is the endpoint).
+ */
+export function overrideEc2Endpoint(mirror: string, ctx: TemplateContext, ec2Endpoint: string): string {
+  const names = fs.readdirSync(mirror);
+  if (names.length !== 1) throw new Error(`${mirror}: expected one staged tree, found ${names.join(", ") || "none"}`);
+  const file = path.join(mirror, names[0], PROMETHEUS_CONFIG_PATH);
+  const staged = fs.readFileSync(file, "utf8");
+  const render = (o: { ec2Endpoint?: string }) =>
+    renderPrometheusFiles(ctx, o).find((f) => f.path === PROMETHEUS_CONFIG_PATH)?.content;
+  if (render({}) !== staged) {
+    throw new Error(
+      `${file}: differs from renderPrometheusFiles of the stack's context; the override would change more than the endpoint`,
+    );
+  }
+  const overridden = render({ ec2Endpoint }) as string;
+  fs.writeFileSync(file, overridden);
+  return file;
+}
+
+let copySeq = 0;
+
+async function runSteps(
+  pf: ProvisionedFleet,
+  host: ProvisionedHost,
+  steps: readonly PlannedStep[],
+): Promise<RanStep[]> {
+  const ran: RanStep[] = [];
+  for (const step of steps) {
+    const push = step.push;
+    if (push.connection.user !== host.target.user) {
+      throw new PushError(
+        `${push.resource}: connects as ${push.connection.user}, the image's login user is ${host.target.user}`,
+      );
+    }
+    if (push.type === COPY_TO_REMOTE) {
+      const mirrorDir = path.join(pf.fleet.runDir, "push", host.slot.name, String(++copySeq));
+      const override =
+        host.slot.role === "prometheus" && pf.ec2Endpoint
+          ? (mirror: string) => void overrideEc2Endpoint(mirror, stackContext(pf.plan), pf.ec2Endpoint as string)
+          : undefined;
+      const r = await copyToRemote(
+        host.target,
+        push.source.absolute,
+        push.source.path,
+        push.remotePath,
+        mirrorDir,
+        override,
+      );
+      ran.push({
+        host: host.slot.name,
+        resource: push.resource,
+        action: step.action,
+        runs: "copy",
+        seconds: r.seconds,
+      });
+    } else {
+      const which = step.runs as "create" | "update" | "delete";
+      const previous = step.action === "update" ? pf.outputs.get(push.resource) : undefined;
+      const r = await runCommand(host.target, push, which, previous);
+      for (const w of r.warnings) pf.log(`${host.slot.name}: ${push.resource}: warning: ${w}`);
+      if (which !== "delete") pf.outputs.set(push.resource, { stdout: r.stdout, stderr: r.stderr });
+      ran.push({
+        host: host.slot.name,
+        resource: push.resource,
+        action: step.action,
+        runs: which,
+        seconds: r.seconds,
+        stdout: r.stdout,
+      });
+    }
+    pf.log(`${host.slot.name}: ${push.resource}: ${step.action} (${step.runs}) done`);
+  }
+  return ran;
+}
+
+/** Boots the hosts as the stack declares them and runs each host's push over SSH. */
+export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions = {}): Promise<ProvisionedFleet> {
+  const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  let plan: StackPlan | undefined;
+  let config: Record<string, string> = {};
+  let repository: StandinRepository | undefined;
+  let repoServer: RepoServer | undefined;
+
+  const fleet = await startFleet(cleanup, {
+    hosts: options.hosts,
+    log,
+    cloudInitTimeoutSeconds: options.cloudInitTimeoutSeconds,
+    inputs: async (base) => {
+      const repoDir = path.join(base.runDir, "standin-repo");
+      fs.mkdirSync(repoDir, { recursive: true });
+      repoServer = await startRepoServer(repoDir, BRIDGE_ADDRESS, cleanup);
+      const started = Date.now();
+      repository = buildStandinRepository(repoDir, { uri: repoServer.url });
+      log(
+        `stand-in repository ${repository.uri} (${repository.keyFingerprint}) built in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+      config = fleetConfig({
+        publicKey: base.key.publicKey,
+        privateKey: fs.readFileSync(base.key.privateKeyPath, "utf8"),
+        vendorAptRepository: {
+          uri: repository.uri,
+          keyUrl: repository.keyUrl,
+          keyFingerprint: repository.keyFingerprint,
+          suite: repository.suite,
+          components: [...repository.components],
+        },
+      });
+      const planStarted = Date.now();
+      plan = await planStack(config);
+      log(`stack rendered under the mocks in ${((Date.now() - planStarted) / 1000).toFixed(1)} s`);
+      const runKey = fs.readFileSync(base.key.privateKeyPath, "utf8");
+      const byName = new Map(plan.hosts.map((h) => [h.name, h]));
+      return (slot): HostInput => {
+        const planned = byName.get(slot.name);
+        if (!planned) throw new Error(`the stack declares no instance for ${slot.name}`);
+        if (planned.publicKey.trim() !== base.key.publicKey.trim()) {
+          throw new Error(`${slot.name}: the stack's key pair is not the run's key`);
+        }
+        for (const p of planned.pushes) {
+          if (p.connection.privateKey !== runKey)
+            throw new Error(`${p.resource}: connects with a key that is not the run's`);
+        }
+        return {
+          userData: planned.userData,
+          publicKey: planned.publicKey,
+          dataVolume: planned.dataVolume,
+          fleetFiles: standinProxyBypass(BRIDGE_ADDRESS),
+        };
+      };
+    },
+  });
+  if (!plan || !repository || !repoServer) throw new Error("the fleet booted without a stack plan");
+  const thePlan: StackPlan = plan;
+
+  const hosts: ProvisionedHost[] = await Promise.all(
+    fleet.hosts.map(async (h) => ({
+      ...h,
+      planned: thePlan.hosts.find((p) => p.name === h.slot.name) as PlannedHost,
+      pushSeconds: 0,
+      bootstrapSeconds: await cloudFinalSeconds(h),
+      target: targetOf(h, fleet),
+    })),
+  );
+
+  let ec2Endpoint: string | undefined;
+  if (options.awsEndpoints) {
+    const ctx = stackContext(thePlan);
+    const aws = await options.awsEndpoints(cleanup, {
+      bridge: BRIDGE_NAME,
+      bridgeAddress: BRIDGE_ADDRESS,
+      instances: hosts.map((h) => ({
+        instanceId: h.instanceId,
+        privateIp: h.slot.privateIp,
+        tags: { ...h.planned.tags },
+      })),
+      region: ctx.config.region,
+    });
+    ec2Endpoint = aws.ec2Endpoint;
+    log(`fake EC2 API at ${ec2Endpoint}`);
+  }
+
+  const pf: ProvisionedFleet = {
+    fleet,
+    plan: thePlan,
+    hosts,
+    config,
+    repository,
+    repoServer,
+    ec2Endpoint,
+    cleanup,
+    log,
+    outputs: new Map(),
+    firstPush: [],
+  };
+  const pushed = await Promise.all(hosts.map((h) => pushHost(pf, h.slot.name)));
+  pf.firstPush.push(...pushed.flat());
+  return pf;
+}
+
+const hostNamed = (pf: ProvisionedFleet, name: string): ProvisionedHost => {
+  const h = pf.hosts.find((x) => x.slot.name === name);
+  if (!h) throw new Error(`host ${name}: not in this fleet (${pf.hosts.map((x) => x.slot.name).join(", ")})`);
+  return h;
+};
+
+/** Runs a host's whole push as a first `pulumi up` (or a replaced instance) does; sets its pushSeconds. */
+export async function pushHost(pf: ProvisionedFleet, name: string): Promise<RanStep[]> {
+  const host = hostNamed(pf, name);
+  const started = Date.now();
+  const ran = await runSteps(pf, host, createSteps(host.planned));
+  host.pushSeconds = (Date.now() - started) / 1000;
+  pf.log(`${name}: push done in ${host.pushSeconds.toFixed(1)} s`);
+  return ran;
+}
+
+export interface UpdateResult {
+  /** Every step that ran over SSH, per host in order. */
+  readonly ran: RanStep[];
+  /** What the engine would run that the fleet does not: local commands, hosts not booted. */
+  readonly notRun: NotRun[];
+  readonly plan: StackPlan;
+}
+
+/**
+ * `pulumi up` of `configChanges` (bare project keys or namespaced ones) against the fleet: the
+ * program rendered again under the mocks with the applied stack as its prior state (the mocks
+ * decide same/update/replace as the engine would), then exactly the remote command resources
+ * the engine would run, run on their hosts. The fleet's plan and config become the new ones.
+ */
+export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<string, string>): Promise<UpdateResult> {
+  const config = { ...pf.config };
+  for (const [k, v] of Object.entries(configChanges)) config[key(k)] = v;
+  const next = await planStack(config, { prior: pf.plan.resources });
+  const steps = updateSteps(pf.plan, next);
+  const notRun: NotRun[] = next.localCommands
+    .filter((c) => c.action !== "same")
+    .map((c) => ({
+      resource: c.resource,
+      action: c.action,
+      why: "a command:local:Command runs on the deploying machine, not on a host",
+    }));
+  const booted = new Set(pf.hosts.map((h) => h.slot.name));
+  for (const s of steps.filter((x) => !booted.has(x.host))) {
+    notRun.push({ resource: s.push.resource, action: s.action, why: `host ${s.host} is not in this fleet run` });
+  }
+  for (const h of next.hosts) {
+    const old = pf.plan.hosts.find((p) => p.name === h.name);
+    if (old && old.userData !== h.userData && booted.has(h.name)) {
+      notRun.push({
+        resource: h.name,
+        action: "replace",
+        why: "its user data changed: the instance would be replaced (not done by applyUpdate)",
+      });
+    }
+  }
+  pf.plan = next;
+  pf.config = config;
+  for (const h of pf.hosts) h.planned = next.hosts.find((p) => p.name === h.slot.name) as PlannedHost;
+  const perHost = await Promise.all(
+    pf.hosts.map((h) =>
+      runSteps(
+        pf,
+        h,
+        steps.filter((s) => s.host === h.slot.name),
+      ),
+    ),
+  );
+  return { ran: perHost.flat(), notRun, plan: next };
+}
+
+/** What a replaced instance gets: a fresh root and instance id, the same volume, the stack's user data, then its whole push. */
+export async function replaceHost(pf: ProvisionedFleet, name: string, generation: number): Promise<ProvisionedHost> {
+  const old = hostNamed(pf, name);
+  // deleteBeforeReplace (infra/host.ts): the old instance goes first, its private IP is reused.
+  await old.container.stop();
+  fs.rmSync(old.knownHosts, { force: true });
+  const fresh = await startHost(
+    pf.fleet,
+    old.slot,
+    {
+      userData: old.planned.userData,
+      publicKey: old.planned.publicKey,
+      dataVolume: old.planned.dataVolume,
+      fleetFiles: standinProxyBypass(BRIDGE_ADDRESS),
+    },
+    pf.cleanup,
+    { log: pf.log, volume: old.volume, hostDirName: `${name}.${generation}` },
+  );
+  const replaced: ProvisionedHost = {
+    ...fresh,
+    planned: old.planned,
+    pushSeconds: 0,
+    bootstrapSeconds: await cloudFinalSeconds(fresh),
+    target: targetOf(fresh, pf.fleet),
+  };
+  pf.hosts[pf.hosts.indexOf(old)] = replaced;
+  await pushHost(pf, name);
+  return replaced;
+}
+
+/** Runs `command` on a host as the login user over SSH (the push's own client and key). */
+export function sshRun(host: ProvisionedHost, command: string, options: { stdin?: string } = {}): Promise<SshResult> {
+  return sshExec(host.target, command, { stdin: options.stdin });
+}

@@ -1,0 +1,228 @@
+/**
+ * The fleet's planning, without containers: what the program declares per host under the
+ * fleet's configuration, which command resources a `pulumi up` of a change runs (decided by the
+ * mocks as the engine decides), and the provider's copy and environment rules the SSH push
+ * reproduces (push.ts), checked against tests/support/providerCopy.ts.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { projectRoot } from "../../templates/projectFiles";
+import { providerCopy } from "../support/providerCopy";
+import { FLEET_PLAN } from "./layout";
+import { acceptedBy, copyOperations, protocolDefaultMirror, type RemoteKind } from "./push";
+import { fleetConfig, planStack, updateSteps, type StackPlan } from "./stackPlan";
+
+// Its own stack name, so its push trees never mix with a fleet run's (.titan-push/fleet).
+const STACK = "fleet-plan-test";
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-plan-test-"));
+execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "plan-test", "-f", path.join(tmp, "id")]);
+const KEY = {
+  publicKey: fs.readFileSync(path.join(tmp, "id.pub"), "utf8"),
+  privateKey: fs.readFileSync(path.join(tmp, "id"), "utf8"),
+};
+const REPO = {
+  uri: "http://10.42.0.1:8080",
+  keyUrl: "http://10.42.0.1:8080/gpg.key",
+  keyFingerprint: "0123456789ABCDEF0123456789ABCDEF01234567",
+};
+
+let base: StackPlan;
+before(async () => {
+  base = await planStack(fleetConfig({ ...KEY, vendorAptRepository: REPO }), { stack: STACK });
+});
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(path.join(projectRoot(), ".titan-push", STACK), { recursive: true, force: true });
+});
+
+const ran = (prior: StackPlan, next: StackPlan) =>
+  updateSteps(prior, next).map((s) => `${s.host} ${s.push.resource} ${s.action} ${s.runs}`);
+
+describe("the fleet's stack plan", () => {
+  test("every host of the address plan, with the stack's user data, key, volume and push", () => {
+    assert.deepEqual(
+      base.hosts.map((h) => [h.name, h.role, h.privateIp]).sort(),
+      FLEET_PLAN.hosts.map((h) => [h.name, h.role, h.privateIp]).sort(),
+    );
+    for (const h of base.hosts) {
+      assert.match(h.userData, /^#cloud-config\n/);
+      assert.equal(h.publicKey, KEY.publicKey.trim(), `${h.name}: the stack declares the run's key`);
+      assert.equal(h.tags.Role, h.role);
+      assert.equal(h.dataVolume !== undefined, h.role !== "web");
+      if (h.dataVolume) assert.ok(h.userData.includes(h.dataVolume.volumeId), `${h.name}: user data names its volume`);
+      const names = h.pushes.map((p) => p.resource);
+      assert.deepEqual(names.slice(0, 3), [`${h.name}-push-ready`, `${h.name}-push-files`, `${h.name}-push-install`]);
+      for (const p of h.pushes) {
+        assert.equal(p.connection.privateKey, KEY.privateKey);
+        assert.equal(p.connection.user, "admin");
+      }
+      const copy = h.pushes.find((p) => p.type === "command:remote:CopyToRemote");
+      assert.ok(copy && copy.type === "command:remote:CopyToRemote");
+      assert.equal(copy.source.path, `.titan-push/${STACK}/${h.name}/titan-staging`);
+      assert.ok(fs.statSync(copy.source.absolute).isDirectory());
+    }
+    assert.deepEqual(
+      base.hosts.find((h) => h.role === "grafana")?.pushes.map((p) => p.type === "command:remote:Command" && !!p.stdin),
+      [false, false, true],
+      "only Grafana's install reads secrets from stdin",
+    );
+    assert.deepEqual(
+      base.localCommands.map((c) => c.resource),
+      ["verify-pipeline"],
+    );
+  });
+
+  test("a threshold change runs only Grafana's copy and install (and the per-run log marker)", async () => {
+    const next = await planStack(
+      { ...base.config, "titan-observability:rootDiskCriticalPercent": "85" },
+      { stack: STACK, prior: base.resources },
+    );
+    assert.deepEqual(ran(base, next), [
+      // infra/delivery/pipeline.ts: the marker's trigger is the run's time, so every `pulumi up` writes one.
+      "web-1 web-1-log-marker replace create",
+      "grafana grafana-push-files replace copy",
+      "grafana grafana-push-install replace create",
+    ]);
+  });
+
+  test("a retention change runs only Prometheus' copy and install", async () => {
+    const next = await planStack(
+      { ...base.config, "titan-observability:prometheusRetentionDays": "21" },
+      { stack: STACK, prior: base.resources },
+    );
+    assert.deepEqual(ran(base, next), [
+      "web-1 web-1-log-marker replace create",
+      "prometheus prometheus-push-files replace copy",
+      "prometheus prometheus-push-install replace create",
+    ]);
+    const install = next.hosts
+      .find((h) => h.role === "prometheus")
+      ?.pushes.find((p) => p.resource === "prometheus-push-install");
+    assert.ok(install?.type === "command:remote:Command");
+    assert.match(install.create ?? "", /systemctl restart prometheus/);
+  });
+
+  test("no change runs nothing but the marker", async () => {
+    const next = await planStack({ ...base.config }, { stack: STACK, prior: base.resources });
+    assert.deepEqual(ran(base, next), ["web-1 web-1-log-marker replace create"]);
+  });
+});
+
+describe("the provider's copy, as push.ts plays it over SFTP", () => {
+  const tree = () => {
+    const dir = fs.mkdtempSync(path.join(tmp, "src-"));
+    const src = path.join(dir, "titan-staging");
+    fs.mkdirSync(path.join(src, "abc", "etc", "x"), { recursive: true });
+    fs.writeFileSync(path.join(src, "abc", "etc", "x", "a.yml"), "a\n");
+    fs.writeFileSync(path.join(src, "abc", "top"), "t\n");
+    return src;
+  };
+
+  /** Applies the ops to a local "host" directory, as sftp would. */
+  const apply = (ops: ReturnType<typeof copyOperations>, host: string) => {
+    for (const o of ops) {
+      if (o.op === "mkdir") fs.mkdirSync(path.join(host, o.remote));
+      else fs.copyFileSync(o.local, path.join(host, o.remote));
+    }
+  };
+  const kindsOf = (host: string, paths: string[]) =>
+    new Map(
+      paths.map((p): [string, RemoteKind] => {
+        const abs = path.join(host, p);
+        return [p, fs.existsSync(abs) ? (fs.statSync(abs).isDirectory() ? "dir" : "file") : "none"];
+      }),
+    );
+  const listing = (dir: string): string[] => {
+    const out: string[] = [];
+    const walk = (abs: string, rel: string) => {
+      for (const e of fs.readdirSync(abs).sort()) {
+        const p = path.join(abs, e);
+        const r = rel ? `${rel}/${e}` : e;
+        if (fs.statSync(p).isDirectory()) {
+          out.push(`d ${r}`);
+          walk(p, r);
+        } else out.push(`f ${r} ${fs.readFileSync(p, "utf8")}`);
+      }
+    };
+    walk(dir, "");
+    return out;
+  };
+  const candidates = (remote: string) => {
+    const out: string[] = [];
+    for (let p = remote; p !== "/"; p = path.posix.dirname(p)) out.push(p);
+    for (const rel of [
+      "",
+      "titan-staging",
+      "titan-staging/abc",
+      "titan-staging/abc/etc",
+      "titan-staging/abc/etc/x",
+      "titan-staging/abc/etc/x/a.yml",
+      "titan-staging/abc/top",
+      "abc",
+      "abc/etc",
+      "abc/etc/x",
+      "abc/etc/x/a.yml",
+      "abc/top",
+    ]) {
+      out.push(path.posix.join(remote, rel));
+    }
+    return out;
+  };
+
+  for (const [label, given, prepare] of [
+    ["a directory into a missing remote path", "", () => undefined],
+    [
+      "a directory into an existing one, keeping what is there",
+      "",
+      (h: string) => {
+        fs.mkdirSync(path.join(h, "home/admin/titan-staging/old"), { recursive: true });
+      },
+    ],
+    ["a directory's entries (trailing slash)", "/", () => undefined],
+  ] as const) {
+    test(`${label}: the same tree as providerCopy`, () => {
+      const src = tree();
+      const remote = "/home/admin";
+      const viaOps = fs.mkdtempSync(path.join(tmp, "host-"));
+      const viaProvider = fs.mkdtempSync(path.join(tmp, "host-"));
+      prepare(viaOps);
+      prepare(viaProvider);
+      const ops = copyOperations(src, `${src}${given}`, remote, kindsOf(viaOps, candidates(remote)));
+      apply(ops, viaOps);
+      providerCopy(`${src}${given}`, path.join(viaProvider, remote), "/");
+      assert.deepEqual(listing(viaOps), listing(viaProvider));
+    });
+  }
+
+  test("a file where the copy needs a directory fails as the provider fails", () => {
+    const src = tree();
+    const host = fs.mkdtempSync(path.join(tmp, "host-"));
+    fs.mkdirSync(path.join(host, "home/admin"), { recursive: true });
+    fs.writeFileSync(path.join(host, "home/admin/titan-staging"), "not a dir");
+    assert.throws(
+      () => copyOperations(src, src, "/home/admin", kindsOf(host, candidates("/home/admin"))),
+      /remote path \/home\/admin\/titan-staging exists but is not a directory/,
+    );
+  });
+
+  test("the mirror sent has the protocol's default modes, whatever the local tree's", () => {
+    const src = tree();
+    fs.chmodSync(path.join(src, "abc", "top"), 0o755);
+    const mirror = protocolDefaultMirror(src, path.join(tmp, "mirror", "titan-staging"));
+    assert.equal(fs.statSync(path.join(mirror, "abc", "top")).mode & 0o777, 0o666);
+    assert.equal(fs.statSync(path.join(mirror, "abc", "etc")).mode & 0o777, 0o777);
+  });
+});
+
+test("sshd's AcceptEnv patterns: Debian's LANG LC_* takes no PULUMI_COMMAND_STDOUT", () => {
+  const debian = ["LANG", "LC_*"];
+  assert.ok(acceptedBy(debian, "LANG"));
+  assert.ok(acceptedBy(debian, "LC_ALL"));
+  assert.ok(!acceptedBy(debian, "PULUMI_COMMAND_STDOUT"));
+  assert.ok(!acceptedBy(debian, "LANGUAGE"));
+  assert.ok(acceptedBy(["L?NG"], "LANG"));
+});

@@ -20,7 +20,24 @@ import {
 } from "./layout";
 
 /** Bump when the build steps below change in a way the inputs do not show. */
-const BUILD_VERSION = 1;
+const BUILD_VERSION = 2;
+
+/**
+ * Fleet-only (the base image, never production code): remounts the data volume from fstab at
+ * every boot. The bootstrap writes `UUID=... <mount point> ext4 defaults,nofail 0 2` to
+ * /etc/fstab, which on EC2 systemd-fstab-generator turns into a mount unit. In a container it
+ * does not: systemd v252's src/fstab-generator/fstab-generator.c parse_fstab() skips every
+ * entry whose source is a device path (UUID= becomes /dev/disk/by-uuid/...) when /sys is
+ * read-only, which systemd-nspawn makes it (`if (is_device_path(what) &&
+ * path_is_read_only_fs("/sys") > 0) { log_info("Running in a container, ignoring fstab device
+ * entry for %s.", what); continue; }`; the same string is in Debian 12's 252.39 binary). So a
+ * rebooted fleet host would start Prometheus on an empty /var/lib/prometheus. This unit does
+ * what the generated mount unit does on EC2, for ext4 entries only, before local-fs.target
+ * (which every service is ordered after); the device is bound into the container by nspawn
+ * before its init starts, so it has appeared by then. Without an fstab entry (first boot,
+ * before the bootstrap) `mount -a` mounts nothing and succeeds.
+ */
+export const REMOUNT_UNIT = "titan-fleet-remount.service";
 
 /** Installed with apt after debootstrap (its own resolver cannot handle virtual packages). */
 export const IMAGE_PACKAGES: readonly string[] = [
@@ -69,6 +86,22 @@ export function imageFiles(): Record<string, string> {
       "    groups: [adm, sudo]",
       '    sudo: ["ALL=(ALL) NOPASSWD:ALL"]',
       "    shell: /bin/bash",
+      "",
+    ].join("\n"),
+    [`/etc/systemd/system/${REMOUNT_UNIT}`]: [
+      "[Unit]",
+      "Description=Fleet stand-in for fstab-generator: mount the ext4 entries of /etc/fstab",
+      "DefaultDependencies=no",
+      "After=systemd-remount-fs.service",
+      "Before=local-fs.target",
+      "",
+      "[Service]",
+      "Type=oneshot",
+      "RemainAfterExit=yes",
+      "ExecStart=/bin/mount -a -t ext4",
+      "",
+      "[Install]",
+      "WantedBy=local-fs.target",
       "",
     ].join("\n"),
     // Empty: systemd makes a new id at each container's first boot.
@@ -145,7 +178,7 @@ function build(rootfs: string, proxyUrl: string, inputs: ImageInputs, log: (line
     `mount -t proc proc ${rootfs}/proc`,
     `chroot ${rootfs} ${apt} update`,
     `chroot ${rootfs} ${apt} install -y --no-install-recommends ${inputs.packages.join(" ")}`,
-    `chroot ${rootfs} systemctl enable systemd-networkd`,
+    `chroot ${rootfs} systemctl enable systemd-networkd ${REMOUNT_UNIT}`,
     `chroot ${rootfs} apt-get clean`,
     `umount ${rootfs}/proc`,
   ].join("\n");

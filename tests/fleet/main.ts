@@ -1,10 +1,22 @@
 /**
- * `node build/tests/fleet/main.js [--hosts web-1,prometheus] [--hold]`: boots the fleet, prints
- * each host's readiness and timings, and removes everything it made: at the end, on a failure,
- * or on SIGINT/SIGTERM. --hold keeps the hosts up until interrupted (to look around inside).
+ * `npm run fleet` (= `node build/tests/fleet/main.js [--hosts web-1,prometheus] [--hold]`):
+ * boots the fleet, runs every check, change and fault against it, prints one line per check,
+ * the `N passed, M failed` summary and the measurements, and removes everything it made: at
+ * the end, on a failure, or on SIGINT/SIGTERM. Exits non-zero when any check failed. --hold
+ * keeps the hosts up after the checks until interrupted (to look around inside).
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ContainerHost } from "./checks/host";
+import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
+import { fail, type CheckResult } from "./checks/result";
+import { hostChecks } from "./checks/system";
 import { Cleanup } from "./cleanup";
+import { renderUserData } from "../../templates/host/userData";
+import { killAndRecover, rebootPrometheus, replacePrometheus } from "./faults";
 import { startFleet, type Fleet } from "./fleet";
+import { CACHE_DIR } from "./layout";
+import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
 interface Args {
   readonly hosts?: string[];
@@ -42,19 +54,125 @@ export function summary(fleet: Fleet): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** "cold" when apt-cacher-ng's cache holds no package yet (a first run on this machine). */
+export function packageCacheState(cacheDir = path.join(CACHE_DIR, "apt-cacher-ng")): string {
+  let debs = 0;
+  const walk = (dir: string) => {
+    for (const e of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+      if (e.isDirectory()) walk(path.join(dir, e.name));
+      else if (e.name.endsWith(".deb")) debs++;
+    }
+  };
+  walk(cacheDir);
+  return debs === 0 ? "cold" : `warm (${debs} .deb cached)`;
+}
+
+const PROMETHEUS_PORT = 9090;
+
+/** A fault whose machinery itself failed (the host never came back, ...) is that fault's failure. */
+async function step(what: string, host: string, body: () => Promise<CheckResult[]>): Promise<CheckResult[]> {
+  try {
+    return await body();
+  } catch (err) {
+    return [fail(`${what}`, host, (err as Error).message)];
+  }
+}
+const TARGETS_TIMEOUT_MS = 300_000;
+
+export interface FleetRun {
+  readonly results: CheckResult[];
+  readonly timings: HostTiming[];
+}
+
+/** Every check, change and fault, in that order; each records its result, none ends the run. */
+export async function checkFleet(
+  fleet: Fleet,
+  cleanup: Cleanup,
+  started: number,
+  log: (l: string) => void,
+): Promise<FleetRun> {
+  const hosts = fleet.hosts.map(
+    (h) => new ContainerHost(h.slot.name, h.slot.role, h.slot.privateIp, h.container, h.volume?.volumeId),
+  );
+  const results: CheckResult[] = [];
+  log("checking each host");
+  for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
+
+  const prometheus = hosts.find((h) => h.role === "prometheus");
+  const web = hosts.find((h) => h.role === "web");
+  const promUrl = prometheus ? `http://${prometheus.privateIp}:${PROMETHEUS_PORT}` : undefined;
+  const expected = expectedTargets(hosts);
+  const firstUp = new Map<string, number>();
+  if (promUrl) {
+    log(`waiting for ${expected.length} targets in ${promUrl}`);
+    const outcome = await targetsUp(promUrl, expected, TARGETS_TIMEOUT_MS);
+    results.push(...outcome.results);
+    for (const [k, v] of outcome.firstUp) firstUp.set(k, v);
+    if (web) results.push(await trafficMoves(promUrl, web, 120_000));
+  } else {
+    results.push(fail("Prometheus targets", "fleet", "no prometheus host in this run: targets not checked"));
+  }
+
+  log("faults");
+  const target = (job: string, host: string): ExpectedTarget | undefined =>
+    expected.find((t) => t.job === job && t.host === host);
+  if (web) {
+    results.push(await killAndRecover(web, "titan", promUrl, target("titan", web.name)));
+    results.push(await killAndRecover(web, "prometheus-node-exporter", promUrl, target("node", web.name)));
+  } else if (prometheus) {
+    results.push(
+      await killAndRecover(prometheus, "prometheus-node-exporter", promUrl, target("node", prometheus.name)),
+    );
+  }
+  const promHost = fleet.hosts.find((h) => h.slot.role === "prometheus");
+  if (prometheus && promUrl && promHost?.volume) {
+    const volume = promHost.volume;
+    results.push(
+      ...(await step("reboot", prometheus.name, () => rebootPrometheus(prometheus, volume, promUrl, cleanup, log))),
+    );
+    const userData = renderUserData({ role: "prometheus", dataVolumeId: volume.volumeId });
+    results.push(
+      ...(await step("replacement", prometheus.name, () =>
+        replacePrometheus(prometheus, { userData, key: fleet.key, volume }, promUrl, cleanup, log),
+      )),
+    );
+  }
+
+  const timings: HostTiming[] = fleet.hosts.map((h) => {
+    const mine = expected.filter((t) => t.host === h.slot.name);
+    const ups = mine.map((t) => firstUp.get(targetKey(t))).filter((u): u is number => u !== undefined);
+    return {
+      host: h.slot.name,
+      role: h.slot.role,
+      bootstrapSeconds: h.bootToCloudInitSeconds,
+      targetsUpSeconds: mine.length > 0 && ups.length === mine.length ? (Math.max(...ups) - started) / 1000 : undefined,
+    };
+  });
+  return { results, timings };
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const cleanup = new Cleanup();
   cleanup.onSignals();
   const log = (l: string) => process.stderr.write(`fleet: ${l}\n`);
+  const started = Date.now();
+  const packageCache = packageCacheState();
   let status = 0;
   try {
     const fleet = await startFleet(cleanup, { hosts: args.hosts, log });
     process.stdout.write(summary(fleet));
-    for (const h of fleet.hosts) {
-      if (h.readiness.cloudInit !== "done")
-        process.stdout.write(`\n--- ${h.slot.name}: ${h.readiness.cloudInitDetail}\n`);
-    }
+    const run = await checkFleet(fleet, cleanup, started, log);
+    process.stdout.write(
+      `\n${measurementsTable(run.timings, {
+        packageCache,
+        imageBuilt: fleet.image.built,
+        imageSeconds: fleet.imageSeconds,
+        totalSeconds: (Date.now() - started) / 1000,
+      })}\n`,
+    );
+    process.stdout.write(formatReport(run.results));
+    status = exitStatus(run.results);
     if (args.hold) {
       log("holding; interrupt (Ctrl-C) to remove everything");
       // A timer keeps the event loop (and so the process) alive until a signal ends it.

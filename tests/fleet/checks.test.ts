@@ -1,0 +1,191 @@
+/**
+ * The fleet's checks can fail: each is run against a real host in the state it checks (it
+ * passes), then against the same host with that state broken (it fails, saying what is wrong).
+ * Plus the pure parts (denial filter, pin globs, target matching, the summary) without hosts.
+ * The container half needs what the fleet needs (root, systemd-nspawn): tests/fleet/fleet.ts.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
+import { VERSIONS } from "../../templates/versions";
+import { ContainerHost } from "./checks/host";
+import { expectedTargets, targetProblem, type ActiveTarget } from "./checks/prometheus";
+import type { CheckResult } from "./checks/result";
+import {
+  bootstrapMarker,
+  cloudInitFinished,
+  noSandboxDenials,
+  pinnedPackages,
+  pinPattern,
+  sandboxDenials,
+  unitActive,
+} from "./checks/system";
+import { Cleanup } from "./cleanup";
+import { killAndRecover } from "./faults";
+import { startFleet } from "./fleet";
+import { FLEET_PLAN } from "./layout";
+import { exitStatus, formatReport, summaryLine } from "./report";
+
+test("pins: an apt glob matches Debian's revisions of the pinned upstream version, nothing else", () => {
+  const p = pinPattern(VERSIONS.prometheus.aptPin);
+  assert.ok(p.test("2.42.0+ds-5+deb12u1"));
+  assert.ok(!p.test("2.42.0+ds"), "no revision");
+  assert.ok(!p.test("2.42.01+ds-1"));
+  assert.ok(!p.test("12.42.0+ds-1"));
+  assert.ok(pinPattern(VERSIONS.alloy.aptPin).test("1.19.2-1"));
+  assert.ok(!pinPattern(VERSIONS.alloy.aptPin).test("1.19.2-10"));
+});
+
+test("denials: rlimit artifacts are excluded by their exact cause, any other refusal is kept", () => {
+  const journal = [
+    "2026-11-23T02:50:00+0000 prometheus dbus-daemon[120]: [system] org.freedesktop.DBus.Error.AccessDenied: Failed to set fd limit to 65536: Operation not permitted",
+    "2026-11-23T02:50:01+0000 prometheus sudo[164]: pam_limits(sudo:session): Could not set limit for 'core' to soft=0, hard=-1: Operation not permitted; uid=1000,euid=0",
+    "2026-11-23T02:50:02+0000 web-1 alloy[300]: socket(AF_NETLINK): Address family not supported by protocol",
+    "2026-11-23T02:50:03+0000 web-1 gunicorn[400]: setgroups: Operation not permitted",
+    "2026-11-23T02:50:04+0000 web-1 loki[500]: open /var/lib/loki/wal: EPERM",
+    // The same words from another process are not excused.
+    "2026-11-23T02:50:05+0000 web-1 titan[600]: Failed to set fd limit to 65536: Operation not permitted",
+  ].join("\n");
+  const kept = sandboxDenials(journal);
+  assert.equal(kept.length, 4, kept.join("\n"));
+  assert.ok(kept.every((l) => !/dbus-daemon|pam_limits/.test(l)));
+});
+
+const active = (job: string, address: string, health: string, role = "web"): ActiveTarget => ({
+  labels: { job, role, instance: "x" },
+  discoveredLabels: { __address__: address },
+  health,
+  lastError: health === "up" ? "" : "connection refused",
+  lastScrape: new Date().toISOString(),
+});
+
+test("targets: every job of the scrape table on its roles' hosts; down, missing or mislabelled targets fail", () => {
+  const expected = expectedTargets(FLEET_PLAN.hosts);
+  const jobs = expected.map((t) => `${t.job}@${t.host}`).sort();
+  assert.deepEqual(jobs, [
+    "alloy@web-1",
+    "grafana@grafana",
+    "loki@loki",
+    "node@grafana",
+    "node@loki",
+    "node@prometheus",
+    "node@web-1",
+    "prometheus@prometheus",
+    "titan@web-1",
+  ]);
+  const node = expected.find((t) => t.job === "node" && t.host === "web-1");
+  assert.ok(node);
+  assert.equal(node.packaging, "debian");
+  assert.equal(expected.find((t) => t.job === "alloy")?.packaging, "stand-in");
+  assert.equal(targetProblem(node, [active("node", node.address, "up")]), undefined);
+  assert.match(targetProblem(node, [active("node", node.address, "down")]) ?? "", /down: connection refused/);
+  assert.equal(targetProblem(node, [active("node", "10.42.0.99:9100", "up")]), "not discovered");
+  assert.match(targetProblem(node, [active("node", node.address, "up", "loki")]) ?? "", /role label loki/);
+});
+
+test("report: a line per check, failures repeated, the summary last; any failure fails the run", () => {
+  const results: CheckResult[] = [
+    { name: "a", host: "web-1", ok: true, detail: "fine" },
+    { name: "b", host: "prometheus", ok: false, detail: "broken" },
+  ];
+  const text = formatReport(results);
+  assert.match(text, /^PASS {2}web-1 {7}a: fine$/m);
+  assert.match(text, /^FAIL {2}prometheus {2}b: broken$/m);
+  assert.equal(text.trim().split("\n").pop(), "1 passed, 1 failed");
+  assert.equal(summaryLine(results), "1 passed, 1 failed");
+  assert.equal(exitStatus(results), 1);
+  assert.equal(exitStatus([results[0]]), 0);
+  assert.equal(exitStatus([]), 1, "a run that checked nothing is no success");
+});
+
+const only = (r: CheckResult[], name: RegExp): CheckResult => {
+  const found = r.find((x) => name.test(x.name));
+  assert.ok(found, `no check named ${name} in ${JSON.stringify(r)}`);
+  return found;
+};
+
+test(
+  "on a real host each check passes, then fails once what it checks is broken",
+  { timeout: 30 * 60_000 },
+  async () => {
+    const cleanup = new Cleanup();
+    try {
+      const fleet = await startFleet(cleanup, { hosts: ["prometheus"], log: () => undefined });
+      const f = fleet.hosts[0];
+      const h = new ContainerHost(f.slot.name, f.slot.role, f.slot.privateIp, f.container, f.volume?.volumeId);
+      const sh = async (line: string) => {
+        const r = await h.exec(["/bin/sh", "-c", line]);
+        assert.equal(r.status, 0, `${line}: ${r.out}`);
+      };
+
+      // As the bootstrap left it: every check holds (so none of them is one that cannot fail).
+      const fine = [
+        await cloudInitFinished(h),
+        await bootstrapMarker(h),
+        ...(await pinnedPackages(h)),
+        await unitActive(h, "prometheus-node-exporter"),
+        await noSandboxDenials(h),
+      ];
+      assert.deepEqual(
+        fine.filter((r) => !r.ok),
+        [],
+      );
+
+      // A daemon killed with SIGKILL comes back: the fault check sees systemd's restart.
+      const killed = await killAndRecover(h, "prometheus-node-exporter", undefined, undefined);
+      assert.ok(killed.ok, killed.detail);
+      assert.match(killed.detail, /pid \d+ killed, now pid \d+/);
+
+      // node_exporter stopped and masked: its unit check fails and says how the unit is.
+      await sh("systemctl mask --now prometheus-node-exporter");
+      const unit = await unitActive(h, "prometheus-node-exporter");
+      assert.equal(unit.ok, false);
+      assert.match(unit.detail, /^inactive \(dead\)/);
+      // ...and a kill of it cannot be "recovered".
+      const notRunning = await killAndRecover(h, "prometheus-node-exporter", undefined, undefined);
+      assert.equal(notRunning.ok, false);
+      assert.match(notRunning.detail, /not running before the kill/);
+
+      // A pinned package at another version (dpkg's record of it rewritten): the pin check fails naming it.
+      const pkg = VERSIONS.nodeExporter.package;
+      await sh(`sed -i '/^Package: ${pkg}$/,/^$/ s/^Version: .*/Version: 1.6.0-1/' /var/lib/dpkg/status`);
+      const pin = only(await pinnedPackages(h), new RegExp(`^${pkg} `));
+      assert.equal(pin.ok, false);
+      assert.equal(pin.detail, "installed 1.6.0-1");
+
+      // A daemon refused by its sandbox, as it would log it: the journal check fails quoting it.
+      await sh("echo 'socket(AF_NETLINK): Address family not supported by protocol' | systemd-cat -t node_exporter");
+      const denial = await waitForFailure(() => noSandboxDenials(h));
+      assert.match(denial.detail, /node_exporter.*Address family not supported/);
+
+      // No marker: the bootstrap did not finish.
+      await sh(`rm ${BOOTSTRAP_DONE}`);
+      const marker = await bootstrapMarker(h);
+      assert.equal(marker.ok, false);
+      assert.match(marker.detail, /missing or malformed/);
+
+      // cloud-init reporting an error in its result.
+      await sh(
+        `sed -i 's/"errors": \\[\\]/"errors": ["(\\x27init\\x27, RuntimeError(\\x27injected\\x27))"]/' /run/cloud-init/result.json`,
+      );
+      const ci = await cloudInitFinished(h);
+      assert.equal(ci.ok, false);
+      assert.match(ci.detail, /injected/);
+    } finally {
+      assert.deepEqual(await cleanup.run(), []);
+    }
+  },
+);
+
+/** journald writes asynchronously: poll the real condition (the line is in the journal). */
+async function waitForFailure(check: () => Promise<CheckResult>): Promise<CheckResult> {
+  const { waitFor } = await import("./exec");
+  return waitFor(
+    "the check to see the injected line",
+    async () => {
+      const r = await check();
+      return r.ok ? undefined : r;
+    },
+    { timeoutMs: 30_000 },
+  );
+}

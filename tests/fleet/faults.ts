@@ -1,0 +1,226 @@
+/**
+ * Faults done to a running fleet, and what must hold after each: a daemon killed with SIGKILL
+ * is brought back by systemd (its unit's Restart=); a rebooted Prometheus host comes back with
+ * its services, its data volume mounted again from fstab and the series it had recorded; a
+ * replaced Prometheus host (new root, new instance id, the same volume) still has that history.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { DATA_MOUNTS } from "../../templates/host/bootstrap";
+import { hasDataVolume } from "../../infra/topology";
+import type { ContainerHost } from "./checks/host";
+import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTarget } from "./checks/prometheus";
+import { checked, oneLine, type CheckResult } from "./checks/result";
+import { bootstrapMarker, cloudInitFinished, unitsActive } from "./checks/system";
+import type { Cleanup } from "./cleanup";
+import { boot, bootAfterReboot, prepareRoot } from "./container";
+import { waitFor } from "./exec";
+import { newInstanceId } from "./fleet";
+import { LOGIN_USER, SUBNET_PREFIX } from "./layout";
+import { waitForCloudInit, waitForSsh, waitForSystemd } from "./readiness";
+import { writeSeed } from "./seed";
+import type { KeyPair } from "./sshKey";
+import { writeDiskLinks, type LoopVolume } from "./volume";
+
+const unitProps = async (h: ContainerHost, unit: string): Promise<Record<string, string>> => {
+  const r = await h.exec(["systemctl", "show", "-p", "MainPID,ActiveState,InvocationID,NRestarts", unit]);
+  return Object.fromEntries(
+    r.out
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=", 2) as [string, string]),
+  );
+};
+
+/**
+ * `kill -9` of the unit's main process; holds when systemd started it again (a new MainPID,
+ * active) and, when `target` is given, Prometheus scrapes it as up again.
+ */
+export function killAndRecover(
+  h: ContainerHost,
+  unit: string,
+  prometheusUrl: string | undefined,
+  target: ExpectedTarget | undefined,
+  timeoutMs = 120_000,
+): Promise<CheckResult> {
+  return checked(`kill -9 ${unit}: systemd restarts it`, h.name, async () => {
+    const before = await unitProps(h, unit);
+    if (before.ActiveState !== "active" || !Number(before.MainPID))
+      return { ok: false, detail: `not running before the kill: ${JSON.stringify(before)}` };
+    const killed = await h.exec(["kill", "-9", before.MainPID]);
+    if (killed.status !== 0) return { ok: false, detail: `kill -9 ${before.MainPID}: ${oneLine(killed.out)}` };
+    const after = await waitFor(
+      `${unit} on ${h.name} running again under a new pid`,
+      async () => {
+        const p = await unitProps(h, unit);
+        if (p.ActiveState === "active" && Number(p.MainPID) && p.MainPID !== before.MainPID) return p;
+        throw new Error(JSON.stringify(p));
+      },
+      { timeoutMs },
+    );
+    let scraped = "";
+    if (prometheusUrl && target) {
+      // The kill may fall between two scrapes: the target is up again once a scrape after the
+      // restart succeeded, which `up` alone cannot tell from the one before. Wait for a scrape
+      // whose sample is newer than the restart.
+      const restartedAt = Date.now() / 1000;
+      await waitFor(
+        `${target.job} ${target.address} scraped up after the restart`,
+        async () => {
+          const active = await activeTargets(prometheusUrl);
+          const problem = targetProblem(target, active);
+          if (problem) throw new Error(problem);
+          const t = findTarget(target, active);
+          return t && Date.parse(t.lastScrape) / 1000 > restartedAt ? true : undefined;
+        },
+        { timeoutMs },
+      );
+      scraped = `; Prometheus scrapes ${target.job} ${target.address} up again`;
+    }
+    return {
+      ok: true,
+      detail: `pid ${before.MainPID} killed, now pid ${after.MainPID} (restarts ${before.NRestarts} -> ${after.NRestarts})${scraped}`,
+    };
+  });
+}
+
+/** A sample Prometheus holds now: its own `up` series' latest timestamp (seconds). */
+export async function recordedSample(prometheusUrl: string): Promise<number> {
+  return waitFor(
+    "a sample of Prometheus' own up series",
+    async () => (await instantQuery(prometheusUrl, `timestamp(up{job="prometheus"})`))[0]?.value,
+    { timeoutMs: 120_000 },
+  );
+}
+
+/** The sample recorded at `stamp` is still answered, evaluated at that time: the same timestamp. */
+export function historyKept(prometheusUrl: string, host: string, stamp: number, when: string): Promise<CheckResult> {
+  return checked(`${when}: the series recorded before are still there`, host, async () => {
+    const found = await waitFor(
+      "Prometheus answering queries",
+      async () => instantQuery(prometheusUrl, `timestamp(up{job="prometheus"})`, stamp),
+      { timeoutMs: 180_000 },
+    );
+    const at = found[0]?.value;
+    return {
+      ok: at === stamp,
+      detail:
+        at === stamp
+          ? `the sample of ${new Date(stamp * 1000).toISOString()} is answered`
+          : `query at ${stamp} gave ${at === undefined ? "nothing" : at}: the history is gone`,
+    };
+  });
+}
+
+/** The role's data volume is mounted where the bootstrap mounts it, from the volume's device. */
+export function volumeMounted(h: ContainerHost, volume: LoopVolume, when: string): Promise<CheckResult> {
+  if (!hasDataVolume(h.role)) throw new Error(`${h.name} (${h.role}) has no data volume`);
+  const mountPoint = DATA_MOUNTS[h.role].mountPoint;
+  return checked(`${when}: data volume mounted on ${mountPoint}`, h.name, async () => {
+    const r = await h.exec(["findmnt", "-n", "-o", "SOURCE,FSTYPE", mountPoint]);
+    const [source, fstype] = r.out.trim().split(/\s+/);
+    const ok = r.status === 0 && source === volume.device && fstype === "ext4";
+    return { ok, detail: ok ? `${source} ${fstype}` : `findmnt: ${oneLine(r.out) || "not mounted"}` };
+  });
+}
+
+/** The host path bound on /dev/disk (the stand-in for udev's links), from the container's spec. */
+function diskDirOf(h: ContainerHost): string | undefined {
+  return Object.entries(h.container.spec.readOnlyBinds).find(([, inside]) => inside === "/dev/disk")?.[0];
+}
+
+/**
+ * `systemctl reboot` inside the host; the harness boots the same root again when nspawn ends
+ * (container.ts bootAfterReboot), then: systemd up, every enabled unit active again, the volume
+ * mounted from fstab (the fleet's stand-in for fstab-generator, baseImage.ts REMOUNT_UNIT), and
+ * the sample recorded before the reboot still answered.
+ */
+export async function rebootPrometheus(
+  h: ContainerHost,
+  volume: LoopVolume,
+  prometheusUrl: string,
+  cleanup: Cleanup,
+  log: (line: string) => void,
+): Promise<CheckResult[]> {
+  const stamp = await recordedSample(prometheusUrl);
+  log(`${h.name}: rebooting (sample ${stamp} recorded before)`);
+  const diskDir = diskDirOf(h);
+  await h.exec(["systemctl", "reboot"]);
+  h.container = await bootAfterReboot(h.container, cleanup, 120_000, () => {
+    // udev would have made the by-uuid link of the now-formatted volume; the stand-in does it.
+    if (diskDir && fs.existsSync(diskDir)) writeDiskLinks(diskDir, volume);
+  });
+  log(`${h.name}: booted again (nspawn pid ${h.container.nspawnPid})`);
+  const systemd = await waitForSystemd(h.container, 300_000);
+  const results: CheckResult[] = [
+    {
+      name: "after reboot: systemd running",
+      host: h.name,
+      ok: systemd.state === "running",
+      detail: `${systemd.state}${systemd.failed.length ? `, failed: ${systemd.failed.join(" ")}` : ""}`,
+    },
+    await volumeMounted(h, volume, "after reboot"),
+    ...(await unitsActive(h)).map((r) => ({ ...r, name: `after reboot: ${r.name}` })),
+    await historyKept(prometheusUrl, h.name, stamp, "after reboot"),
+  ];
+  return results;
+}
+
+export interface Replacement {
+  /** The user data the stack gives the host (the same bytes as at its first boot). */
+  readonly userData: string;
+  readonly key: KeyPair;
+  readonly volume: LoopVolume;
+  /** Runs the host's whole push again, as `pulumi up` does for a replaced instance. */
+  readonly push?: (h: ContainerHost) => Promise<void>;
+}
+
+/**
+ * The host replaced as `pulumi up` replaces an instance: the old one powered off, a new one on
+ * a fresh root (the cached image, a new overlay) with a new instance id and the same user data,
+ * the same data volume attached; cloud-init runs the bootstrap again (which finds the volume's
+ * filesystem and mounts it without formatting), then the push. The history must still be there.
+ */
+export async function replacePrometheus(
+  h: ContainerHost,
+  replacement: Replacement,
+  prometheusUrl: string,
+  cleanup: Cleanup,
+  log: (line: string) => void,
+): Promise<CheckResult[]> {
+  const stamp = await recordedSample(prometheusUrl);
+  const old = h.container;
+  const diskDir = diskDirOf(h);
+  log(`${h.name}: replacing (sample ${stamp} recorded before)`);
+  await old.stop();
+  const spec = { ...old.spec, hostDir: `${old.spec.hostDir}-replacement` };
+  const root = prepareRoot(spec, cleanup);
+  const instanceId = newInstanceId();
+  writeSeed(root, {
+    instanceId,
+    hostname: h.name,
+    publicKey: replacement.key.publicKey,
+    userData: replacement.userData,
+    address: h.privateIp,
+    prefix: SUBNET_PREFIX,
+  });
+  if (diskDir) writeDiskLinks(diskDir, replacement.volume);
+  h.container = await boot(spec, root, cleanup);
+  // A new host has new host keys: forget the old one's, learn the new one's as at first boot.
+  fs.rmSync(path.join(path.dirname(replacement.key.privateKeyPath), `known_hosts.${spec.machine}`), { force: true });
+  await waitForSsh(h.container, replacement.key, LOGIN_USER, h.privateIp, 300_000);
+  await waitForSystemd(h.container, 900_000);
+  const cloudInit = await waitForCloudInit(h.container, 900_000);
+  log(`${h.name}: replacement ${instanceId} bootstrapped (cloud-init ${cloudInit.status})`);
+  if (replacement.push) await replacement.push(h);
+  const label = `replaced (${instanceId})`;
+  return [
+    ...(await Promise.all([cloudInitFinished(h), bootstrapMarker(h)])).map((r) => ({
+      ...r,
+      name: `${label}: ${r.name}`,
+    })),
+    await volumeMounted(h, replacement.volume, label),
+    ...(await unitsActive(h)).map((r) => ({ ...r, name: `${label}: ${r.name}` })),
+    await historyKept(prometheusUrl, h.name, stamp, label),
+  ];
+}

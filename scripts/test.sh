@@ -9,6 +9,41 @@ step() { printf '\n== %s\n' "$*"; }
 step "dependencies"
 scripts/install-deps.sh
 
+# The local fleet (`npm run fleet`) boots Debian 12 hosts with systemd-nspawn: it needs root and
+# the tools scripts/debian-packages.txt lists. Where it cannot run, the test command fails here,
+# at once, unless TITAN_SKIP_FLEET=1 says to run everything else (and then says so, loudly).
+# Fleet test files that boot containers; the others in build/tests/fleet run everywhere.
+FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js build/tests/fleet/provision.test.js)
+fleet_blocker() {
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "it needs root (systemd-nspawn, loop devices, a bridge) and this is uid $(id -u)"
+    return
+  fi
+  local tool
+  for tool in systemd-nspawn debootstrap apt-cacher-ng losetup nsenter ssh; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "$tool is missing (scripts/install-deps.sh installs scripts/debian-packages.txt)"
+      return
+    fi
+  done
+}
+skip_fleet_banner() {
+  printf '\n%s\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+  printf '!!! FLEET SKIPPED (TITAN_SKIP_FLEET=1): no host was booted, no bootstrap, push,\n' >&2
+  printf '%s\n' '!!! unit or fault was checked on Debian 12. Run "npm run fleet" as root for that.' >&2
+  printf '%s\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+}
+skip_fleet=
+if [[ "${TITAN_SKIP_FLEET:-}" == 1 ]]; then
+  skip_fleet=1
+  skip_fleet_banner
+elif blocker=$(fleet_blocker) && [[ -n "$blocker" ]]; then
+  echo "npm test: the local fleet cannot run on this machine: $blocker." >&2
+  echo "Run the test command as root on Debian 12 (as CI does), or run everything else with" >&2
+  echo "  TITAN_SKIP_FLEET=1 npm test" >&2
+  exit 1
+fi
+
 step "format (prettier)"
 npx --no-install prettier --check --log-level warn .
 
@@ -23,4 +58,15 @@ step "Titan app (pytest on Debian's Python)"
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider app/tests
 
 step "Pulumi program, templates and scripts (node --test)"
-node --test build/tests/
+if [[ -n "$skip_fleet" ]]; then
+  mapfile -t tests < <(find build/tests -name '*.test.js' | sort)
+  for boot in "${FLEET_BOOT_TESTS[@]}"; do
+    for i in "${!tests[@]}"; do [[ "${tests[$i]}" == "$boot" ]] && unset 'tests[i]'; done
+  done
+  node --test "${tests[@]}"
+  skip_fleet_banner
+else
+  node --test build/tests/
+  step "local fleet (npm run fleet): every host of the plan on Debian 12 under systemd-nspawn"
+  node build/tests/fleet/main.js
+fi

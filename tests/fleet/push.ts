@@ -68,11 +68,12 @@ export interface SshOptions {
 
 export class PushError extends Error {}
 
-function baseArgs(t: SshTarget): string[] {
+/** Options common to ssh and sftp (whose port flags differ: -p and -P). */
+function baseArgs(t: SshTarget, portFlag: "-p" | "-P"): string[] {
   return [
     "-i",
     t.privateKeyPath,
-    "-p",
+    portFlag,
     String(t.port ?? 22),
     "-o",
     "BatchMode=yes",
@@ -145,7 +146,7 @@ export function sshExec(t: SshTarget, command: string, options: SshOptions = {})
   const env = Object.entries(options.env ?? {}).flatMap(([k, v]) => ["-o", `SetEnv=${k}=${JSON.stringify(v)}`]);
   const stdin = options.stdin !== undefined && options.stdin.length > 0 ? options.stdin : undefined;
   const args = [
-    ...baseArgs(t),
+    ...baseArgs(t, "-p"),
     "-T",
     ...(stdin === undefined ? ["-n"] : []),
     ...env,
@@ -157,7 +158,7 @@ export function sshExec(t: SshTarget, command: string, options: SshOptions = {})
 
 /** Runs an sftp batch (each line one command; a failing line ends the batch with an error). */
 export function sftpBatch(t: SshTarget, lines: readonly string[], timeoutMs = 600_000): Promise<SshResult> {
-  const args = [...baseArgs(t), "-b", "-", `${t.user}@${t.address}`];
+  const args = [...baseArgs(t, "-P"), "-b", "-", `${t.user}@${t.address}`];
   return withDialRetry(t, "sftp", () => spawnCollect("/usr/bin/sftp", args, `${lines.join("\n")}\n`, timeoutMs));
 }
 

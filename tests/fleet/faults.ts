@@ -5,7 +5,6 @@
  * replaced Prometheus host (new root, new instance id, the same volume) still has that history.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { DATA_MOUNTS } from "../../templates/host/bootstrap";
 import { hasDataVolume } from "../../infra/topology";
 import type { ContainerHost } from "./checks/host";
@@ -13,13 +12,9 @@ import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTa
 import { checked, oneLine, type CheckResult } from "./checks/result";
 import { bootstrapMarker, cloudInitFinished, unitsActive } from "./checks/system";
 import type { Cleanup } from "./cleanup";
-import { boot, bootAfterReboot, prepareRoot } from "./container";
+import { bootAfterReboot, type Container } from "./container";
 import { waitFor } from "./exec";
-import { newInstanceId } from "./fleet";
-import { LOGIN_USER, SUBNET_PREFIX } from "./layout";
-import { waitForCloudInit, waitForSsh, waitForSystemd } from "./readiness";
-import { writeSeed } from "./seed";
-import type { KeyPair } from "./sshKey";
+import { waitForSystemd } from "./readiness";
 import { writeDiskLinks, type LoopVolume } from "./volume";
 
 const unitProps = async (h: ContainerHost, unit: string): Promise<Record<string, string>> => {
@@ -166,60 +161,30 @@ export async function rebootPrometheus(
   return results;
 }
 
-export interface Replacement {
-  /** The user data the stack gives the host (the same bytes as at its first boot). */
-  readonly userData: string;
-  readonly key: KeyPair;
-  readonly volume: LoopVolume;
-  /** Runs the host's whole push again, as `pulumi up` does for a replaced instance. */
-  readonly push?: (h: ContainerHost) => Promise<void>;
-}
-
 /**
- * The host replaced as `pulumi up` replaces an instance: the old one powered off, a new one on
- * a fresh root (the cached image, a new overlay) with a new instance id and the same user data,
- * the same data volume attached; cloud-init runs the bootstrap again (which finds the volume's
- * filesystem and mounts it without formatting), then the push. The history must still be there.
+ * The host replaced as `pulumi up` replaces an instance (provision.ts replaceHost: the old one
+ * powered off, a new one on a fresh root with a new instance id and the same user data and
+ * data volume, cloud-init's bootstrap, then the whole push). The bootstrap must find the
+ * volume's filesystem and mount it without formatting: the history must still be there.
  */
 export async function replacePrometheus(
   h: ContainerHost,
-  replacement: Replacement,
+  volume: LoopVolume,
+  replace: () => Promise<{ container: Container; instanceId: string }>,
   prometheusUrl: string,
-  cleanup: Cleanup,
   log: (line: string) => void,
 ): Promise<CheckResult[]> {
   const stamp = await recordedSample(prometheusUrl);
-  const old = h.container;
-  const diskDir = diskDirOf(h);
   log(`${h.name}: replacing (sample ${stamp} recorded before)`);
-  await old.stop();
-  const spec = { ...old.spec, hostDir: `${old.spec.hostDir}-replacement` };
-  const root = prepareRoot(spec, cleanup);
-  const instanceId = newInstanceId();
-  writeSeed(root, {
-    instanceId,
-    hostname: h.name,
-    publicKey: replacement.key.publicKey,
-    userData: replacement.userData,
-    address: h.privateIp,
-    prefix: SUBNET_PREFIX,
-  });
-  if (diskDir) writeDiskLinks(diskDir, replacement.volume);
-  h.container = await boot(spec, root, cleanup);
-  // A new host has new host keys: forget the old one's, learn the new one's as at first boot.
-  fs.rmSync(path.join(path.dirname(replacement.key.privateKeyPath), `known_hosts.${spec.machine}`), { force: true });
-  await waitForSsh(h.container, replacement.key, LOGIN_USER, h.privateIp, 300_000);
-  await waitForSystemd(h.container, 900_000);
-  const cloudInit = await waitForCloudInit(h.container, 900_000);
-  log(`${h.name}: replacement ${instanceId} bootstrapped (cloud-init ${cloudInit.status})`);
-  if (replacement.push) await replacement.push(h);
-  const label = `replaced (${instanceId})`;
+  const fresh = await replace();
+  h.container = fresh.container;
+  const label = `replaced (${fresh.instanceId})`;
   return [
     ...(await Promise.all([cloudInitFinished(h), bootstrapMarker(h)])).map((r) => ({
       ...r,
       name: `${label}: ${r.name}`,
     })),
-    await volumeMounted(h, replacement.volume, label),
+    await volumeMounted(h, volume, label),
     ...(await unitsActive(h)).map((r) => ({ ...r, name: `${label}: ${r.name}` })),
     await historyKept(prometheusUrl, h.name, stamp, label),
   ];

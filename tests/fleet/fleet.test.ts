@@ -45,38 +45,42 @@ test("a failure after a container booted still removes everything the run made",
   assert.deepEqual(leftovers(runDir, pids), []);
 });
 
-test("a host becomes ready, and SIGINT removes everything", { timeout: TIMEOUT }, async () => {
-  const main = path.join(__dirname, "main.js");
-  const child = spawn(process.execPath, [main, "--hosts", "prometheus", "--hold"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  // The real condition: the harness says it holds a ready fleet, or it ended.
-  const holding = new Promise<boolean>((resolve) => {
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes("fleet: holding")) resolve(true);
+test(
+  "a host becomes ready, and SIGINT in the middle of the checks removes everything",
+  { timeout: TIMEOUT },
+  async () => {
+    const main = path.join(__dirname, "main.js");
+    const child = spawn(process.execPath, [main, "--hosts", "prometheus"], {
+      stdio: ["ignore", "pipe", "pipe"],
     });
-    void exited.then(() => resolve(false));
-  });
-  assert.ok(await holding, `the fleet ended before it was ready:\n${stderr}\n${stdout}`);
-  // The summary goes to stdout, a different pipe from the "holding" line: wait for it too.
-  const row = await waitFor(
-    "the summary row of prometheus",
-    () => stdout.split("\n").find((l) => l.startsWith("prometheus ")),
-    {
-      timeoutMs: 10_000,
-      intervalMs: 50,
-    },
-  );
-  assert.match(row, /10\.42\.0\.10\s+[\d.]+ s\s+[\d.]+ s\s+running\s+done\s+-$/, `${stdout}\n${stderr}`);
-  const { runDir, pids } = announced(stderr.split("\n"));
-  assert.ok(runDir);
-  assert.ok(leftovers(runDir, pids).length > 0);
-  child.kill("SIGINT");
-  assert.equal(await exited, 130, stderr);
-  assert.deepEqual(leftovers(runDir, pids), []);
-});
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    // The real condition: the harness says the host is provisioned and the checks began, or it ended.
+    const checking = new Promise<boolean>((resolve) => {
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes("fleet: checking each host")) resolve(true);
+      });
+      void exited.then(() => resolve(false));
+    });
+    assert.ok(await checking, `the fleet ended before it was ready:\n${stderr}\n${stdout}`);
+    // The summary goes to stdout, a different pipe from the log line: wait for it too.
+    const row = await waitFor(
+      "the summary row of prometheus",
+      () => stdout.split("\n").find((l) => l.startsWith("prometheus ")),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      },
+    );
+    assert.match(row, /10\.42\.0\.10\s+[\d.]+ s\s+[\d.]+ s\s+running\s+done\s+-$/, `${stdout}\n${stderr}`);
+    const { runDir, pids } = announced(stderr.split("\n"));
+    assert.ok(runDir);
+    assert.ok(leftovers(runDir, pids).length > 0);
+    child.kill("SIGINT");
+    assert.equal(await exited, 130, stderr);
+    assert.deepEqual(leftovers(runDir, pids), []);
+  },
+);

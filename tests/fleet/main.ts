@@ -12,9 +12,11 @@ import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarge
 import { fail, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { Cleanup } from "./cleanup";
-import { renderUserData } from "../../templates/host/userData";
+import { retentionChange, thresholdChange } from "./checks/changes";
+import type { Container } from "./container";
 import { killAndRecover, rebootPrometheus, replacePrometheus } from "./faults";
-import { startFleet, type Fleet } from "./fleet";
+import type { Fleet } from "./fleet";
+import { provisionFleet, replaceHost, type ProvisionedFleet, type StartAwsEndpoints } from "./provision";
 import { CACHE_DIR } from "./layout";
 import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
@@ -84,16 +86,23 @@ export interface FleetRun {
   readonly timings: HostTiming[];
 }
 
+/** Replaces the fleet's record of a host's container (after a reboot, nspawn is a new one). */
+function setContainer(pf: ProvisionedFleet, name: string, container: Container): void {
+  const i = pf.hosts.findIndex((x) => x.slot.name === name);
+  if (i >= 0) pf.hosts[i] = { ...pf.hosts[i], container };
+}
+
 /** Every check, change and fault, in that order; each records its result, none ends the run. */
-export async function checkFleet(
-  fleet: Fleet,
-  cleanup: Cleanup,
-  started: number,
-  log: (l: string) => void,
-): Promise<FleetRun> {
-  const hosts = fleet.hosts.map(
+export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l: string) => void): Promise<FleetRun> {
+  const hosts = pf.hosts.map(
     (h) => new ContainerHost(h.slot.name, h.slot.role, h.slot.privateIp, h.container, h.volume?.volumeId),
   );
+  const timings: HostTiming[] = pf.hosts.map((h) => ({
+    host: h.slot.name,
+    role: h.slot.role,
+    bootstrapSeconds: h.bootstrapSeconds,
+    pushSeconds: h.pushSeconds,
+  }));
   const results: CheckResult[] = [];
   log("checking each host");
   for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
@@ -102,16 +111,25 @@ export async function checkFleet(
   const web = hosts.find((h) => h.role === "web");
   const promUrl = prometheus ? `http://${prometheus.privateIp}:${PROMETHEUS_PORT}` : undefined;
   const expected = expectedTargets(hosts);
-  const firstUp = new Map<string, number>();
   if (promUrl) {
     log(`waiting for ${expected.length} targets in ${promUrl}`);
     const outcome = await targetsUp(promUrl, expected, TARGETS_TIMEOUT_MS);
     results.push(...outcome.results);
-    for (const [k, v] of outcome.firstUp) firstUp.set(k, v);
+    for (const t of timings) {
+      const ups = expected.filter((e) => e.host === t.host).map((e) => outcome.firstUp.get(targetKey(e)));
+      const seen = ups.filter((u): u is number => u !== undefined);
+      if (ups.length > 0 && seen.length === ups.length) {
+        Object.assign(t, { targetsUpSeconds: (Math.max(...seen) - started) / 1000 });
+      }
+    }
     if (web) results.push(await trafficMoves(promUrl, web, 120_000));
   } else {
     results.push(fail("Prometheus targets", "fleet", "no prometheus host in this run: targets not checked"));
   }
+
+  log("changes");
+  results.push(...(await step("threshold change", "fleet", () => thresholdChange(pf, hosts))));
+  results.push(...(await step("retention change", "fleet", () => retentionChange(pf, hosts, promUrl))));
 
   log("faults");
   const target = (job: string, host: string): ExpectedTarget | undefined =>
@@ -124,31 +142,33 @@ export async function checkFleet(
       await killAndRecover(prometheus, "prometheus-node-exporter", promUrl, target("node", prometheus.name)),
     );
   }
-  const promHost = fleet.hosts.find((h) => h.slot.role === "prometheus");
-  if (prometheus && promUrl && promHost?.volume) {
-    const volume = promHost.volume;
+  const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
+  if (prometheus && promUrl && volume) {
     results.push(
-      ...(await step("reboot", prometheus.name, () => rebootPrometheus(prometheus, volume, promUrl, cleanup, log))),
+      ...(await step("reboot", prometheus.name, async () => {
+        const r = await rebootPrometheus(prometheus, volume, promUrl, pf.cleanup, log);
+        setContainer(pf, prometheus.name, prometheus.container);
+        return r;
+      })),
     );
-    const userData = renderUserData({ role: "prometheus", dataVolumeId: volume.volumeId });
     results.push(
       ...(await step("replacement", prometheus.name, () =>
-        replacePrometheus(prometheus, { userData, key: fleet.key, volume }, promUrl, cleanup, log),
+        replacePrometheus(prometheus, volume, async () => replaceHost(pf, prometheus.name, 2), promUrl, log),
       )),
     );
   }
-
-  const timings: HostTiming[] = fleet.hosts.map((h) => {
-    const mine = expected.filter((t) => t.host === h.slot.name);
-    const ups = mine.map((t) => firstUp.get(targetKey(t))).filter((u): u is number => u !== undefined);
-    return {
-      host: h.slot.name,
-      role: h.slot.role,
-      bootstrapSeconds: h.bootToCloudInitSeconds,
-      targetsUpSeconds: mine.length > 0 && ups.length === mine.length ? (Math.max(...ups) - started) / 1000 : undefined,
-    };
-  });
   return { results, timings };
+}
+
+/** The fake EC2 API and IMDS (tests/fleet/awsEndpoints.ts), when that module is present. */
+function awsEndpoints(log: (l: string) => void): StartAwsEndpoints | undefined {
+  const file = path.join(__dirname, "awsEndpoints.js");
+  if (!fs.existsSync(file)) {
+    log(`no ${file}: Prometheus keeps the stack's EC2 endpoint and discovers nothing`);
+    return undefined;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(file) as { startAwsEndpoints: StartAwsEndpoints }).startAwsEndpoints;
 }
 
 async function main(): Promise<number> {
@@ -160,9 +180,10 @@ async function main(): Promise<number> {
   const packageCache = packageCacheState();
   let status = 0;
   try {
-    const fleet = await startFleet(cleanup, { hosts: args.hosts, log });
+    const pf = await provisionFleet(cleanup, { hosts: args.hosts, log, awsEndpoints: awsEndpoints(log) });
+    const fleet = pf.fleet;
     process.stdout.write(summary(fleet));
-    const run = await checkFleet(fleet, cleanup, started, log);
+    const run = await checkFleet(pf, started, log);
     process.stdout.write(
       `\n${measurementsTable(run.timings, {
         packageCache,

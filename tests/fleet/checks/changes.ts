@@ -6,7 +6,12 @@
  */
 import { LOGIN_USER } from "../layout";
 import { shell, type CheckHost } from "./host";
-import type { CheckResult } from "./result";
+import { GRAFANA_SERVICE } from "../../../templates/host/grafanaServer";
+import { key } from "../../support/snapshots";
+import { waitFor } from "../exec";
+import { applyUpdate, type ProvisionedFleet, type UpdateResult } from "../provision";
+import { getJson } from "./prometheus";
+import { checked, type CheckResult } from "./result";
 
 /**
  * Where a push leaves files: the login user's staging tree (infra/delivery/pushTree.ts) and the
@@ -33,7 +38,7 @@ export interface Fingerprint {
 export async function fingerprint(h: CheckHost): Promise<Fingerprint> {
   const units = await shell(
     h,
-    "systemctl list-units --type=service --state=active --plain --no-legend | awk '{print $1}' | " +
+    "systemctl list-units --type=service --state=running --plain --no-legend | awk '{print $1}' | " +
       "while read -r u; do printf '%s %s\\n' \"$u\" \"$(systemctl show -p InvocationID,ActiveEnterTimestampMonotonic,MainPID --value \"$u\" | tr '\\n' ' ')\"; done",
   );
   if (units.status !== 0) throw new Error(`listing units on ${h.name}: ${units.out}`);
@@ -54,11 +59,17 @@ export async function fingerprint(h: CheckHost): Promise<Fingerprint> {
   return { units: toMap(units.out), files: toMap(files.out) };
 }
 
-/** What differs between two fingerprints: restarted units and files made, changed or removed. */
+/**
+ * What differs between two fingerprints: services running before that were restarted or
+ * stopped, and files made, changed or removed. A service that runs only afterwards is not
+ * counted: systemd's own timers start short jobs at any time (apt-daily, tmpfiles-clean).
+ */
 export function differences(before: Fingerprint, after: Fingerprint): { units: string[]; files: string[] } {
-  const diff = (a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>) =>
-    [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
-  return { units: diff(before.units, after.units), files: diff(before.files, after.files) };
+  const units = [...before.units.keys()].filter((k) => before.units.get(k) !== after.units.get(k)).sort();
+  const files = [...new Set([...before.files.keys(), ...after.files.keys()])]
+    .filter((k) => before.files.get(k) !== after.files.get(k))
+    .sort();
+  return { units, files };
 }
 
 /** The host is exactly as before: no unit restarted, no file of a push touched. */
@@ -92,4 +103,103 @@ export function onlyRestarted(
     ok,
     detail: `restarted: ${d.units.join(" ") || "none"}; files changed: ${d.files.length}`,
   };
+}
+
+/**
+ * The verification's log markers run on every `pulumi up` by design, whatever changed
+ * (infra/delivery/pipeline.ts: `${host}-log-marker`, triggers: [a fresh run id]); they append a
+ * line to the app's verify.log and are no part of any host's push.
+ */
+export const isVerificationStep = (resource: string): boolean => /-log-marker$/.test(resource);
+
+const fingerprints = (hosts: readonly CheckHost[]) => Promise.all(hosts.map(fingerprint));
+
+/**
+ * A configuration change applied as `pulumi up` would (provision.ts applyUpdate): only `owner`'s
+ * push runs, on `owner` only `restarts` restart, every other host is untouched.
+ */
+async function changeApplied(
+  pf: ProvisionedFleet,
+  hosts: readonly CheckHost[],
+  change: string,
+  configChanges: Record<string, string>,
+  owner: string,
+  restarts: readonly string[],
+): Promise<{ results: CheckResult[]; update: UpdateResult }> {
+  const before = await fingerprints(hosts);
+  const update = await applyUpdate(pf, configChanges);
+  const after = await fingerprints(hosts);
+  const ran = update.ran.map((r) => `${r.host}:${r.resource} (${r.action})`);
+  const strays = update.ran.filter((r) => r.host !== owner && !isVerificationStep(r.resource));
+  const unbootedStrays = update.notRun.filter(
+    (n) => /is not in this fleet run/.test(n.why) && !n.why.includes(` ${owner} `) && !isVerificationStep(n.resource),
+  );
+  const ownerBooted = hosts.some((h) => h.name === owner);
+  const ownerRan = update.ran.some((r) => r.host === owner && !isVerificationStep(r.resource));
+  // With the owner not booted, its steps must at least be the ones the engine would run.
+  const ownerPlanned = update.notRun.some((n) => n.why.includes(` ${owner} `));
+  const ok = strays.length === 0 && unbootedStrays.length === 0 && (ownerBooted ? ownerRan : ownerPlanned);
+  const results: CheckResult[] = [
+    {
+      name: `${change}: only the ${owner} push runs`,
+      host: "fleet",
+      ok,
+      detail: `ran: ${ran.join(", ") || "nothing"}; not run: ${
+        update.notRun.map((n) => `${n.resource} (${n.action}: ${n.why})`).join(", ") || "nothing"
+      }`,
+    },
+  ];
+  hosts.forEach((h, i) =>
+    results.push(
+      h.name === owner
+        ? onlyRestarted(h, before[i], after[i], restarts, change)
+        : untouched(h, before[i], after[i], change),
+    ),
+  );
+  return { results, update };
+}
+
+/** A threshold is Grafana's alone (its alert rules): only its push runs, only Grafana restarts. */
+export async function thresholdChange(pf: ProvisionedFleet, hosts: readonly CheckHost[]): Promise<CheckResult[]> {
+  const current = Number(pf.config[key("rootDiskCriticalPercent")] ?? 65);
+  const { results } = await changeApplied(
+    pf,
+    hosts,
+    "rootDiskCriticalPercent change",
+    { rootDiskCriticalPercent: String(current === 70 ? 71 : 70) },
+    "grafana",
+    [GRAFANA_SERVICE],
+  );
+  return results;
+}
+
+/** Retention is a Prometheus flag: only its push runs, only Prometheus restarts, with the new flag. */
+export async function retentionChange(
+  pf: ProvisionedFleet,
+  hosts: readonly CheckHost[],
+  prometheusUrl: string | undefined,
+): Promise<CheckResult[]> {
+  const days = Number(pf.config[key("prometheusRetentionDays")] ?? 15) + 1;
+  const { results } = await changeApplied(
+    pf,
+    hosts,
+    "prometheusRetentionDays change",
+    { prometheusRetentionDays: String(days) },
+    "prometheus",
+    ["prometheus"],
+  );
+  if (prometheusUrl) {
+    results.push(
+      await checked(`prometheusRetentionDays change: Prometheus runs with ${days}d`, "prometheus", async () => {
+        const flags = await waitFor(
+          "Prometheus answering after its restart",
+          () => getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`),
+          { timeoutMs: 120_000 },
+        );
+        const retention = flags["storage.tsdb.retention.time"];
+        return { ok: retention === `${days}d`, detail: `storage.tsdb.retention.time=${retention}` };
+      }),
+    );
+  }
+  return results;
 }

@@ -61,7 +61,9 @@ step "Pulumi program, templates and scripts (node --test)"
 if [[ -n "$skip_fleet" ]]; then
   mapfile -t tests < <(find build/tests -name '*.test.js' | sort)
   for boot in "${FLEET_BOOT_TESTS[@]}"; do
-    for i in "${!tests[@]}"; do [[ "${tests[$i]}" == "$boot" ]] && unset 'tests[i]'; done
+    for i in "${!tests[@]}"; do
+      if [[ "${tests[$i]}" == "$boot" ]]; then unset 'tests[i]'; fi
+    done
   done
   node --test "${tests[@]}"
   skip_fleet_banner

@@ -140,6 +140,10 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     ...spec.binds.map((b) => `--bind=${b}`),
     ...Object.entries(spec.readOnlyBinds).map(([from, to]) => `--bind-ro=${from}:${to}`),
   ];
+  // Registered before nspawn starts: a run being cleaned up (SIGINT during a reboot) refuses new
+  // steps, and then no container must be started that nobody would stop.
+  const registered: { stop?: () => Promise<void> } = {};
+  cleanup.add(`container ${spec.machine}`, () => registered.stop?.());
   const fd = fs.openSync(consoleLog, "a");
   fs.writeSync(fd, `$ systemd-nspawn ${args.join(" ")}\n`);
   const child: ChildProcess = spawn("/usr/bin/systemd-nspawn", args, { stdio: ["ignore", fd, fd], detached: true });
@@ -185,7 +189,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
       // Gone meanwhile.
     }
   };
-  cleanup.add(`container ${spec.machine} (nspawn pid ${nspawnPid})`, () => stop());
+  registered.stop = stop;
   const container: Container = {
     spec,
     root,

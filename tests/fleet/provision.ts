@@ -62,6 +62,8 @@ export interface ProvisionedHost extends FleetHost {
   bootstrapSeconds: number;
   /** How to reach it over SSH as the stack's login user. */
   readonly target: SshTarget;
+  /** Why its first push failed (the provider would have failed that resource); undefined when it ran. */
+  pushError?: string;
 }
 
 export interface RanStep {
@@ -335,7 +337,18 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
     outputs: new Map(),
     firstPush: [],
   };
-  const pushed = await Promise.all(hosts.map((h) => pushHost(pf, h.slot.name)));
+  // One host's failed push fails its resources, not the run: the others still get theirs
+  // (the engine also carries on with what does not depend on a failed resource), and the
+  // checks report what is missing.
+  const pushed = await Promise.all(
+    hosts.map((h) =>
+      pushHost(pf, h.slot.name).catch((err: unknown) => {
+        h.pushError = (err as Error).message;
+        log(`${h.slot.name}: push FAILED: ${h.pushError}`);
+        return [];
+      }),
+    ),
+  );
   pf.firstPush.push(...pushed.flat());
   return pf;
 }
@@ -352,6 +365,7 @@ export async function pushHost(pf: ProvisionedFleet, name: string): Promise<RanS
   const started = Date.now();
   const ran = await runSteps(pf, host, createSteps(host.planned));
   host.pushSeconds = (Date.now() - started) / 1000;
+  host.pushError = undefined;
   pf.log(`${name}: push done in ${host.pushSeconds.toFixed(1)} s`);
   return ran;
 }

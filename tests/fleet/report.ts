@@ -38,7 +38,7 @@ export interface HostTiming {
   readonly bootstrapSeconds: number;
   /** The push over SSH, in seconds (undefined when the run had no push). */
   readonly pushSeconds?: number;
-  /** From the start of the run (before the bridge) until all this host's targets were seen up. */
+  /** From the start of the run (lock held, before the bridge) until all this host's targets were seen up. */
   readonly targetsUpSeconds?: number;
 }
 

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
 import { VERSIONS } from "../../templates/versions";
+import { differences, isVerificationStep, onlyRestarted, untouched, type Fingerprint } from "./checks/changes";
 import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetProblem, type ActiveTarget } from "./checks/prometheus";
 import type { CheckResult } from "./checks/result";
@@ -96,6 +97,45 @@ test("report: a line per check, failures repeated, the summary last; any failure
   assert.equal(exitStatus(results), 1);
   assert.equal(exitStatus([results[0]]), 0);
   assert.equal(exitStatus([]), 1, "a run that checked nothing is no success");
+});
+
+test("changes: a restarted or stopped service and any touched pushed file count; short timer jobs do not", () => {
+  const fp = (units: [string, string][], files: [string, string][]): Fingerprint => ({
+    units: new Map(units),
+    files: new Map(files),
+  });
+  const before = fp(
+    [
+      ["prometheus.service", "a 100 10"],
+      ["prometheus-node-exporter.service", "b 90 9"],
+    ],
+    [["/etc/prometheus/prometheus.yml", "1.0"]],
+  );
+  const host = {
+    name: "prometheus",
+    role: "prometheus" as const,
+    privateIp: "10.42.0.10",
+    exec: () => Promise.reject(new Error("unused")),
+  };
+  const same = fp([...before.units, ["apt-daily.service", "c 200 20"]], [...before.files]);
+  assert.deepEqual(differences(before, same), { units: [], files: [] });
+  assert.ok(untouched(host, before, same, "x").ok);
+  const restarted = fp(
+    [
+      ["prometheus.service", "d 300 30"],
+      ["prometheus-node-exporter.service", "b 90 9"],
+    ],
+    [["/etc/prometheus/prometheus.yml", "2.0"]],
+  );
+  const bad = untouched(host, before, restarted, "x");
+  assert.equal(bad.ok, false);
+  assert.match(bad.detail, /restarted: prometheus\.service; files: \/etc\/prometheus\/prometheus\.yml/);
+  assert.ok(onlyRestarted(host, before, restarted, ["prometheus"], "x").ok);
+  assert.equal(onlyRestarted(host, before, before, ["prometheus"], "x").ok, false, "no restart is not a restart");
+  const stopped = fp([["prometheus.service", "a 100 10"]], [...before.files]);
+  assert.deepEqual(differences(before, stopped).units, ["prometheus-node-exporter.service"]);
+  assert.ok(isVerificationStep("web-1-log-marker"));
+  assert.ok(!isVerificationStep("grafana-push-install"));
 });
 
 const only = (r: CheckResult[], name: RegExp): CheckResult => {

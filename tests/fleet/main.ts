@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
-import { fail, type CheckResult } from "./checks/result";
+import { fail, pass, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { Cleanup } from "./cleanup";
 import { retentionChange, thresholdChange } from "./checks/changes";
@@ -103,7 +103,12 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     bootstrapSeconds: h.bootstrapSeconds,
     pushSeconds: h.pushSeconds,
   }));
-  const results: CheckResult[] = [];
+  // The push over SSH, as pulumi-command ran it (provision.ts records a failed one and goes on).
+  const results: CheckResult[] = pf.hosts.map((h) =>
+    h.pushError === undefined
+      ? pass("push over SSH", h.slot.name, `${h.planned.pushes.length} steps in ${h.pushSeconds.toFixed(1)} s`)
+      : fail("push over SSH", h.slot.name, h.pushError),
+  );
   log("checking each host");
   for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
 
@@ -152,9 +157,25 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
       })),
     );
     results.push(
-      ...(await step("replacement", prometheus.name, () =>
-        replacePrometheus(prometheus, volume, async () => replaceHost(pf, prometheus.name, 2), promUrl, log),
-      )),
+      ...(await step("replacement", prometheus.name, async () => {
+        let pushError: string | undefined;
+        const r = await replacePrometheus(
+          prometheus,
+          volume,
+          async () => {
+            const fresh = await replaceHost(pf, prometheus.name, 2);
+            pushError = fresh.pushError;
+            return fresh;
+          },
+          promUrl,
+          log,
+        );
+        const push =
+          pushError === undefined
+            ? pass("replaced: push over SSH", prometheus.name, "the whole push ran again")
+            : fail("replaced: push over SSH", prometheus.name, pushError);
+        return [push, ...r];
+      })),
     );
   }
   return { results, timings };

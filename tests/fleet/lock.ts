@@ -52,7 +52,7 @@ export async function acquireFleetLock(
   { dir = LOCK_DIR, timeoutMs = 60 * 60_000 } = {},
 ): Promise<void> {
   if (!tryLock(dir)) {
-    log(`fleet: another run (pid ${ownerOf(dir) ?? "?"}) holds ${dir}; waiting for it to end`);
+    log(`another run (pid ${ownerOf(dir) ?? "?"}) holds ${dir}; waiting for it to end`);
     await waitFor(`the fleet lock ${dir}`, () => (tryLock(dir) ? true : undefined), {
       timeoutMs,
       intervalMs: 1_000,

@@ -76,7 +76,7 @@ test("the Prometheus host boots with the stack's user data, byte for byte", { ti
   assert.ok(seeded === declared, "the seed's user-data differs from the instance's userData input");
   assert.equal(h.planned.userData, declared);
   assert.equal(h.readiness.cloudInit, "done", h.readiness.cloudInitDetail);
-  assert.ok(h.bootstrapSeconds > 0 && h.pushSeconds > 0);
+  assert.ok(h.bootstrapSeconds !== undefined && h.bootstrapSeconds > 0 && h.pushSeconds > 0);
 });
 
 test("its push staged exactly the rendered tree, as the provider copies it", { timeout: TIMEOUT }, async () => {

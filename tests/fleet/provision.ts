@@ -58,8 +58,11 @@ export interface ProvisionedHost extends FleetHost {
   planned: PlannedHost;
   /** Seconds the whole push took (every step, as the engine runs them in order). */
   pushSeconds: number;
-  /** Seconds cloud-final (the stage that runs the bootstrap) took, from systemd's timestamps. */
-  bootstrapSeconds: number;
+  /**
+   * Seconds cloud-final (the stage that runs the bootstrap) took, from systemd's timestamps;
+   * undefined when it never became active (the cloud-init check reports why).
+   */
+  bootstrapSeconds: number | undefined;
   /** How to reach it over SSH as the stack's login user. */
   readonly target: SshTarget;
   /** Why its first push failed (the provider would have failed that resource); undefined when it ran. */
@@ -126,8 +129,12 @@ export function targetOf(host: FleetHost, fleet: { key: { privateKeyPath: string
   };
 }
 
-/** Seconds cloud-final took: systemd's timestamps of leaving inactive and entering active. */
-async function cloudFinalSeconds(h: FleetHost): Promise<number> {
+/**
+ * Seconds cloud-final took: systemd's timestamps of leaving inactive and entering active.
+ * A failed cloud-final is not a measurement but a finding, which the cloud-init check reports:
+ * undefined then, so provisioning goes on and the run ends with its summary.
+ */
+async function cloudFinalSeconds(h: FleetHost, log: (line: string) => void): Promise<number | undefined> {
   const r = await inContainer(h.container, [
     "systemctl",
     "show",
@@ -145,7 +152,10 @@ async function cloudFinalSeconds(h: FleetHost): Promise<number> {
   );
   const start = Number(v.InactiveExitTimestampMonotonic);
   const end = Number(v.ActiveEnterTimestampMonotonic);
-  if (!(start > 0 && end >= start)) throw new Error(`${h.slot.name}: cloud-final timestamps: ${r.out.trim()}`);
+  if (!(start > 0 && end >= start)) {
+    log(`${h.slot.name}: cloud-final never became active (${r.out.trim().replace(/\n/g, ", ")}): no bootstrap time`);
+    return undefined;
+  }
   return (end - start) / 1e6;
 }
 
@@ -302,7 +312,7 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
       ...h,
       planned: thePlan.hosts.find((p) => p.name === h.slot.name) as PlannedHost,
       pushSeconds: 0,
-      bootstrapSeconds: await cloudFinalSeconds(h),
+      bootstrapSeconds: await cloudFinalSeconds(h, log),
       target: targetOf(h, fleet),
     })),
   );
@@ -447,7 +457,7 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     ...fresh,
     planned: old.planned,
     pushSeconds: 0,
-    bootstrapSeconds: await cloudFinalSeconds(fresh),
+    bootstrapSeconds: await cloudFinalSeconds(fresh, pf.log),
     target: targetOf(fresh, pf.fleet),
   };
   pf.hosts[pf.hosts.indexOf(old)] = replaced;

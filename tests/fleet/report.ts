@@ -35,7 +35,7 @@ export interface HostTiming {
   readonly host: string;
   readonly role: Role;
   /** cloud-init's run of the bootstrap: from boot to cloud-init's end, in seconds. */
-  readonly bootstrapSeconds: number;
+  readonly bootstrapSeconds: number | undefined;
   /** The push over SSH, in seconds (undefined when the run had no push). */
   readonly pushSeconds?: number;
   /** From the start of the run (lock held, before the bridge) until all this host's targets were seen up. */

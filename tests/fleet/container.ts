@@ -34,6 +34,8 @@ export interface Container {
   stop(timeoutMs?: number): Promise<void>;
   /** Resolves with nspawn's exit code (or signal name) once it has ended. */
   exited(): Promise<number | string>;
+  /** Resolves once nspawn has ended and the kernel has let go of the init and the host-side veth. */
+  released(timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -65,6 +67,8 @@ export async function bootAfterReboot(
     throw new Error(
       `${old.spec.machine}: nspawn ended with ${status}, not the reboot status ${NSPAWN_REBOOT_STATUS}: ${tail(old.consoleLog)}`,
     );
+  // The new nspawn makes a veth of the same name: the old one must be gone first.
+  await old.released();
   beforeBoot?.();
   return boot(old.spec, old.root, cleanup);
 }
@@ -161,7 +165,36 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
   );
   const exitedWithin = (ms: number) =>
     Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(r, ms, false))]);
+  // Known once booted: what must be gone before a stop counts as done.
+  const booted: { leader?: number; vethIndex?: number } = {};
   const stop = async (timeoutMs = 60_000) => {
+    await powerOff(timeoutMs);
+    await released(timeoutMs);
+  };
+  /**
+   * nspawn's end is not yet the end of what the container held: the kernel tears a network
+   * namespace down asynchronously (its veth pair goes with it), and a loaded machine lags
+   * (seen in CI: the host-side veth still listed right after the run exited). Wait for the
+   * real conditions: the init gone (a zombie holds nothing) and the host-side veth deleted.
+   */
+  const released = async (timeoutMs = 60_000) => {
+    await exit;
+    await waitFor(
+      `${spec.machine}'s init and veth to be released`,
+      () => {
+        const leaderLeft = booted.leader !== undefined && livingPid(booted.leader);
+        const vethLeft = booted.vethIndex !== undefined && linkIndexExists(booted.vethIndex);
+        return leaderLeft || vethLeft ? undefined : true;
+      },
+      {
+        timeoutMs,
+        intervalMs: 100,
+        why: () =>
+          `init ${booted.leader} alive: ${booted.leader !== undefined && livingPid(booted.leader)}, host veth index ${booted.vethIndex} present: ${booted.vethIndex !== undefined && linkIndexExists(booted.vethIndex)}`,
+      },
+    );
+  };
+  const powerOff = async (timeoutMs: number) => {
     if (exited) return;
     // nspawn turns SIGTERM into one halt signal for the container's init. A PID-namespace init
     // drops signals it has no handler for, so a halt sent before systemd installed its handlers
@@ -199,8 +232,9 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     running: () => exited === undefined,
     stop,
     exited: () => exit.then(() => exitStatus),
+    released,
   };
-  await waitFor(
+  booted.leader = await waitFor(
     `the init of ${spec.machine}`,
     () => {
       if (exited) throw new Fatal(`systemd-nspawn ended (${exited}): ${tail(consoleLog)}`);
@@ -210,7 +244,50 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     },
     { timeoutMs: 30_000, intervalMs: 100 },
   );
+  booted.vethIndex = hostVethIndex(booted.leader);
   return container;
+}
+
+/**
+ * The host-side ifindex of the container's veth: inside, nspawn's `host0` names its peer
+ * ("host0@if7"). nspawn has set the link up before it starts the init, so it exists by now.
+ */
+function hostVethIndex(leader: number): number {
+  const line = run("/usr/bin/nsenter", [
+    "--target",
+    String(leader),
+    "--net",
+    "/usr/sbin/ip",
+    "-o",
+    "link",
+    "show",
+    "dev",
+    "host0",
+  ]);
+  const m = /host0@if(\d+)/.exec(line);
+  if (!m) throw new Error(`container init ${leader}: no veth peer index in ${JSON.stringify(line)}`);
+  return Number(m[1]);
+}
+
+function linkIndexExists(index: number): boolean {
+  for (const name of fs.readdirSync("/sys/class/net")) {
+    try {
+      if (Number(fs.readFileSync(`/sys/class/net/${name}/ifindex`, "utf8")) === index) return true;
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return false;
+}
+
+/** Alive and not a zombie: a zombie has released its namespaces, memory and files. */
+export function livingPid(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 function commOf(pid: number): string | undefined {

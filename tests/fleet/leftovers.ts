@@ -5,16 +5,8 @@
  */
 import * as fs from "node:fs";
 import { run } from "./exec";
+import { livingPid } from "./container";
 import { BRIDGE_NAME } from "./layout";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function leftovers(runDir: string, pids: readonly number[]): string[] {
   const found: string[] = [];
@@ -29,7 +21,7 @@ export function leftovers(runDir: string, pids: readonly number[]): string[] {
     if (line.includes(runDir)) found.push(`loop device ${line.trim()}`);
   }
   if (fs.existsSync(runDir)) found.push(`directory ${runDir}`);
-  for (const pid of pids) if (alive(pid)) found.push(`process ${pid}`);
+  for (const pid of pids) if (livingPid(pid)) found.push(`process ${pid}`);
   return found;
 }
 

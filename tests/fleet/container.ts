@@ -4,7 +4,7 @@
  * machine's PID 1 and no machined, hence --register=no --keep-unit; the container is known by
  * the pid of nspawn (which this run started) and of its init (the "leader").
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Cleanup } from "./cleanup";
@@ -36,6 +36,11 @@ export interface Container {
   exited(): Promise<number | string>;
   /** Resolves once nspawn has ended and the kernel has let go of the init and the host-side veth. */
   released(timeoutMs?: number): Promise<void>;
+  /**
+   * Runs a command inside the container's namespaces (mount, pid, net, ...) as root, through
+   * nsenter into its current init; ended by a stop (see endCommands).
+   */
+  enter(command: readonly string[], timeoutMs?: number): Promise<{ status: number; out: string }>;
 }
 
 /**
@@ -167,6 +172,40 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(r, ms, false))]);
   // Known once booted: what must be gone before a stop counts as done.
   const booted: { leader?: number; vethIndex?: number } = {};
+  // The harness's own commands inside (nsenter), each still running.
+  const commands = new Set<ChildProcess>();
+  /**
+   * A shutdown inside freezes every process it sees with SIGSTOP before it signals them
+   * (systemd's src/shared/killall.c, broadcast_signal). nsenter mirrors a stopped child by
+   * stopping itself (util-linux sys-utils/nsenter.c, continue_as_child), but it lives outside
+   * the container, so the SIGCONT that follows never reaches it: it stays stopped, never reaps
+   * its child, and the namespace's init waits for that zombie forever (seen in CI: a SIGINT
+   * during a cloud-init status left init, nspawn and the veth behind). So a stop, and a
+   * shutdown the container began itself, end the harness's commands first; SIGKILL reaches a
+   * stopped process, and the child's zombie then goes to the container's init.
+   */
+  const endCommands = () => {
+    for (const c of commands) c.kill("SIGKILL");
+  };
+  const enter = (command: readonly string[], timeoutMs = 60_000) =>
+    new Promise<{ status: number; out: string }>((resolve) => {
+      const leader = exited ? undefined : findLeader(nspawnPid);
+      if (leader === undefined) {
+        resolve({ status: -1, out: `container ${spec.machine} is not running` });
+        return;
+      }
+      const child = execFile(
+        "/usr/bin/nsenter",
+        ["--target", String(leader), "--all", ...command],
+        { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          commands.delete(child);
+          const status = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+          resolve({ status, out: `${stdout}${stderr}${err && typeof err.code !== "number" ? err.message : ""}` });
+        },
+      );
+      commands.add(child);
+    });
   const stop = async (timeoutMs = 60_000) => {
     await powerOff(timeoutMs);
     await released(timeoutMs);
@@ -182,6 +221,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     await waitFor(
       `${spec.machine}'s init and veth to be released`,
       () => {
+        endCommands();
         const leaderLeft = booted.leader !== undefined && livingPid(booted.leader);
         const vethLeft = booted.vethIndex !== undefined && linkIndexExists(booted.vethIndex);
         return leaderLeft || vethLeft ? undefined : true;
@@ -196,6 +236,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
   };
   const powerOff = async (timeoutMs: number) => {
     if (exited) return;
+    endCommands();
     // nspawn turns SIGTERM into one halt signal for the container's init. A PID-namespace init
     // drops signals it has no handler for, so a halt sent before systemd installed its handlers
     // is lost (seen in CI: a failure right after boot left the container running). Hence the
@@ -205,6 +246,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     const deadline = Date.now() + timeoutMs;
     while (!exited && Date.now() < deadline) {
       if (await exitedWithin(Math.min(5_000, Math.max(0, deadline - Date.now())))) return;
+      endCommands();
       signalLeader(HALT_SIGNAL);
     }
     if (exited) return;
@@ -233,6 +275,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     stop,
     exited: () => exit.then(() => exitStatus),
     released,
+    enter,
   };
   booted.leader = await waitFor(
     `the init of ${spec.machine}`,

@@ -81,6 +81,6 @@ test(
     assert.ok(leftovers(runDir, pids).length > 0);
     child.kill("SIGINT");
     assert.equal(await exited, 130, stderr);
-    assert.deepEqual(leftovers(runDir, pids), []);
+    assert.deepEqual(leftovers(runDir, pids), [], stderr);
   },
 );

@@ -12,14 +12,12 @@ import { Fatal, probeAsync, waitFor } from "./exec";
 import type { KeyPair } from "./sshKey";
 
 /** Runs a command inside the container's namespaces (mount, pid, net, ...), as root. */
-export async function inContainer(
+export function inContainer(
   c: Container,
   command: readonly string[],
   timeoutMs = 60_000,
 ): Promise<{ status: number; out: string }> {
-  const leader = c.leaderPid();
-  if (leader === undefined) return { status: -1, out: `container ${c.spec.machine} is not running` };
-  return probeAsync("/usr/bin/nsenter", ["--target", String(leader), "--all", ...command], timeoutMs);
+  return c.enter(command, timeoutMs);
 }
 
 export interface Readiness {

@@ -26,6 +26,7 @@ export interface StackConfig {
     rootDiskCriticalPercent: number;
     cpuWarningPercent: number;
     memoryWarningPercent: number;
+    logErrorLinesPerMinute: number;
   }>;
   readonly retention: Readonly<{ prometheusDays: number; lokiDays: number }>;
   readonly image: Readonly<{ amiId: string } | { ssmParameter: string }>;
@@ -234,6 +235,13 @@ export const CONFIG_KEYS = [
     description: "Memory used % sustained for 5 minutes that raises a warning (1-100).",
   },
   {
+    key: "logErrorLinesPerMinute",
+    type: "integer",
+    default: 60,
+    description:
+      "Error-level log lines a minute from one web host, sustained for 5 minutes, that raise the log-based warning (1-100000).",
+  },
+  {
     key: "prometheusRetentionDays",
     type: "integer",
     default: 15,
@@ -416,6 +424,7 @@ export function loadConfig(source: ConfigSource, ctx: { project: string; stack: 
       rootDiskCriticalPercent: read("rootDiskCriticalPercent", percent) ?? 0,
       cpuWarningPercent: read("cpuWarningPercent", percent) ?? 0,
       memoryWarningPercent: read("memoryWarningPercent", percent) ?? 0,
+      logErrorLinesPerMinute: read("logErrorLinesPerMinute", integer(1, 100_000)) ?? 0,
     }),
     retention: Object.freeze({
       prometheusDays: read("prometheusRetentionDays", integer(1, 3650)) ?? 0,

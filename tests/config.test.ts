@@ -43,6 +43,7 @@ describe("loadConfig", () => {
       rootDiskCriticalPercent: 65,
       cpuWarningPercent: 80,
       memoryWarningPercent: 85,
+      logErrorLinesPerMinute: 60,
     });
     assert.deepEqual(config.retention, { prometheusDays: 15, lokiDays: 7 });
     assert.deepEqual(config.image, { ssmParameter: DEFAULT_AMI_PARAMETER });
@@ -150,6 +151,11 @@ describe("loadConfig", () => {
       "threshold negative",
       { memoryWarningPercent: "-5" },
       /^memoryWarningPercent = "-5": expected a whole number from 1 to 100/,
+    ],
+    [
+      "log error rate zero",
+      { logErrorLinesPerMinute: "0" },
+      /^logErrorLinesPerMinute = "0": expected a whole number from 1 to 100000/,
     ],
     ["retention zero", { lokiRetentionDays: "0" }, /^lokiRetentionDays = "0": expected a whole number from 1 to 3650/],
     [

@@ -6,6 +6,7 @@ import os
 import sys
 
 from titan.config import ConfigError, load_config
+from titan.readiness import READY_FORMAT
 
 try:
     _cfg = load_config(os.environ)
@@ -38,3 +39,10 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    # One line per worker that serves (not gunicorn's "Booting worker", logged before
+    # the app is even imported): the journal shows when each is ready, and the tests
+    # wait for all of them.
+    worker.log.info(READY_FORMAT, worker.pid)

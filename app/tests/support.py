@@ -4,12 +4,16 @@ import http.client
 import http.server
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+import typing
+
+from titan.readiness import ready_pids
 
 APP_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
@@ -116,9 +120,39 @@ def stop_process(proc):
             proc.wait(5)
 
 
+def worker_pids(master_pid):
+    """The pids of gunicorn's current workers (the master's children)."""
+    with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+class Server(typing.NamedTuple):
+    port: int
+    proc: subprocess.Popen
+    mp_dir: str
+    log: pathlib.Path  # gunicorn's own output (stderr)
+
+
+def wait_workers_ready(server, count, replacing=()):
+    """Wait until the master has exactly `count` workers, none of them in `replacing`,
+    and every one has logged that it serves (titan.readiness). Returns their pids.
+    A first answer proves only that one worker serves: the others may still be
+    importing the app, and a test that needs them all then races their boot."""
+
+    def ready():
+        assert server.proc.poll() is None, server.log.read_text()
+        workers = worker_pids(server.proc.pid)
+        if len(workers) != count or workers & set(replacing):
+            return None
+        return workers if workers <= ready_pids(server.log.read_text()) else None
+
+    return wait_for(ready, 60, f"{count} gunicorn workers to log that they serve")
+
+
 @contextlib.contextmanager
 def titan_server(tmp_path, **env):
-    """Run app/bin/titan-serve on a free loopback port; yields (port, proc, multiproc_dir)."""
+    """Run app/bin/titan-serve on a free loopback port; yields a Server once every
+    worker serves. No request is sent: the tests count every request themselves."""
     port = free_port()
     mp_dir = env.pop("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
     settings = dict(TITAN_BIND="127.0.0.1", TITAN_PORT=str(port), TITAN_WORKERS="2",
@@ -126,19 +160,14 @@ def titan_server(tmp_path, **env):
                     TITAN_FAILURE_RATE="0", TITAN_LATENCY_MIN_MS="0", TITAN_LATENCY_MAX_MS="0",
                     PROMETHEUS_MULTIPROC_DIR=mp_dir)
     settings.update(env)
-    with open(tmp_path / f"server-{port}.log", "wb") as out:
+    log = tmp_path / f"server-{port}.log"
+    with open(log, "wb") as out:
         proc = subprocess.Popen([os.path.join(APP_DIR, "bin", "titan-serve")], env=child_env(**settings),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        def up():
-            assert proc.poll() is None, (tmp_path / f"server-{port}.log").read_text()
-            try:
-                return request(port, "GET", "/health", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        wait_for(up, 30, "titan-serve to answer /health")
-        yield port, proc, mp_dir
+        server = Server(port, proc, mp_dir, log)
+        wait_workers_ready(server, int(settings["TITAN_WORKERS"]))
+        yield server
     finally:
         stop_process(proc)
 

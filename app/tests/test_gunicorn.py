@@ -9,7 +9,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import APP_DIR, PYTHON, child_env, read_log, request, titan_server, wait_for
+from titan.readiness import ready_pids
+
+from support import (APP_DIR, PYTHON, child_env, read_log, request, titan_server, wait_for, wait_workers_ready,
+                     worker_pids)
 
 
 def scrape(port):
@@ -24,14 +27,39 @@ def count(samples, method, endpoint, status):
     return samples.get(key, 0)
 
 
-def worker_pids(master_pid):
-    with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
-        return {int(p) for p in f.read().split()}
+# Loaded by every Python process the server starts (sitecustomize on PYTHONPATH): the
+# first worker to load the app boots at once, every other one sleeps first.
+SLOW_BOOT = """
+import os, time
+if os.environ.get("SLOW_BOOT_MARK"):
+    from gunicorn.workers import base
+    load_wsgi = base.Worker.load_wsgi
+
+    def slow_load_wsgi(self):
+        try:
+            os.close(os.open(os.environ["SLOW_BOOT_MARK"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            time.sleep(4)
+        load_wsgi(self)
+
+    base.Worker.load_wsgi = slow_load_wsgi
+"""
+
+
+def test_the_server_is_handed_over_only_once_every_worker_serves(tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_BOOT)
+    with titan_server(tmp_path, TITAN_WORKERS="3", SLOW_BOOT_MARK=str(tmp_path / "first-booted"),
+                      PYTHONPATH=f"{hooks}:{APP_DIR}") as server:
+        assert (tmp_path / "first-booted").exists()  # the slow boot really happened
+        workers = worker_pids(server.proc.pid)
+        assert len(workers) == 3 and workers <= ready_pids(server.log.read_text())
 
 
 def test_requests_over_several_workers_are_counted_exactly_once(tmp_path):
     n = 300
-    with titan_server(tmp_path, TITAN_LATENCY_MIN_MS="1", TITAN_LATENCY_MAX_MS="5") as (port, proc, _):
+    with titan_server(tmp_path, TITAN_LATENCY_MIN_MS="1", TITAN_LATENCY_MAX_MS="5") as (port, proc, _, _):
         def hit(_):
             status, headers, body = request(port, "GET", "/process")
             return status, json.loads(body)["pid"]
@@ -52,7 +80,8 @@ def test_requests_over_several_workers_are_counted_exactly_once(tmp_path):
 
 
 def test_dead_workers_leave_counters_but_not_in_flight_gauges(tmp_path):
-    with titan_server(tmp_path, TITAN_LATENCY_MIN_MS="3000", TITAN_LATENCY_MAX_MS="3000") as (port, proc, mp_dir):
+    with titan_server(tmp_path, TITAN_LATENCY_MIN_MS="3000", TITAN_LATENCY_MAX_MS="3000") as server:
+        port, mp_dir = server.port, server.mp_dir
         for _ in range(4):
             assert request(port, "GET", "/health")[0] == 200
 
@@ -64,7 +93,7 @@ def test_dead_workers_leave_counters_but_not_in_flight_gauges(tmp_path):
         with ThreadPoolExecutor(2) as pool:
             slow = [pool.submit(request, port, "GET", "/process") for _ in range(2)]
             wait_for(lambda: in_flight() == 2, 20, "both workers to be busy")
-            victims = worker_pids(proc.pid)
+            victims = worker_pids(server.proc.pid)
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
             for f in slow:
@@ -72,25 +101,26 @@ def test_dead_workers_leave_counters_but_not_in_flight_gauges(tmp_path):
                     f.result()
                 except OSError:
                     pass  # the connection died with its worker
-        wait_for(lambda: len(worker_pids(proc.pid) - victims) == 2, 30, "gunicorn to replace the workers")
-        wait_for(lambda: request(port, "GET", "/health")[0] == 200, 30, "a replaced worker to answer")
+        wait_workers_ready(server, 2, replacing=victims)
+        assert request(port, "GET", "/health")[0] == 200
         samples = scrape(port)
         # Without child_exit -> mark_process_dead the killed workers' gauges would add 2.
         assert samples[("http_requests_in_flight", ())] == 1
-        assert count(samples, "GET", "/health", "200") >= 5  # counts from dead workers are kept
+        # The 4 counted by the killed workers are kept, plus the one after the replacement.
+        assert count(samples, "GET", "/health", "200") == 5
 
 
 def test_restart_starts_from_an_empty_metrics_directory(tmp_path):
     mp_dir = str(tmp_path / "prom")
     for sent in (5, 3):
-        with titan_server(tmp_path, TITAN_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=mp_dir) as (port, _, _):
-            for _ in range(sent - 1):  # titan_server's readiness check sent one already
-                request(port, "GET", "/health")
+        with titan_server(tmp_path, TITAN_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=mp_dir) as (port, _, _, _):
+            for _ in range(sent):
+                assert request(port, "GET", "/health")[0] == 200
             assert count(scrape(port), "GET", "/health", "200") == sent
 
 
 def test_metrics_disabled_under_gunicorn(tmp_path):
-    with titan_server(tmp_path, TITAN_METRICS_ENABLED="false") as (port, _, mp_dir):
+    with titan_server(tmp_path, TITAN_METRICS_ENABLED="false") as (port, _, mp_dir, _):
         assert request(port, "GET", "/process")[0] == 200
         assert request(port, "GET", "/metrics")[0] == 404
         assert os.listdir(mp_dir) == []

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: a strict logfmt parser, ports, servers."""
 import contextlib
+import ctypes
 import http.client
 import http.server
 import json
@@ -118,6 +119,50 @@ def stop_process(proc):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+# include/uapi/linux/prctl.h (torvalds/linux): while set, orphaned descendants are
+# re-parented to this process instead of to init (Linux 3.4 and later).
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _children():
+    """{pid: state letter} of this process's children (each thread has its own list)."""
+    found = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(FileNotFoundError):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                for pid in f.read().split():
+                    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                        with open(f"/proc/{pid}/stat") as stat:
+                            found[int(pid)] = stat.read().rsplit(") ", 1)[1][0]
+    return found
+
+
+@contextlib.contextmanager
+def adopting_orphans():
+    """Make this process a child subreaper while inside. Yields leftovers(): the live
+    processes that something started here left behind when it exited (they are now our
+    children, whatever process group or session they moved to). On the way out the
+    leftovers are killed and every adopted zombie is reaped."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = set(_children())
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER, 1)")
+
+    def leftovers():
+        return sorted(pid for pid, state in _children().items() if pid not in before and state != "Z")
+
+    try:
+        yield leftovers
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        for pid in leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in set(_children()) - before:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def worker_pids(master_pid):

@@ -2,7 +2,6 @@ import collections
 import random
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -89,10 +88,9 @@ def test_survives_the_target_being_down_then_up_and_stops_on_sigterm(tmp_path):
         with StubServer(port) as stub:
             wait_for(lambda: len(stub.requests) >= 5, 20, "requests to reach the target once it is up")
             proc.send_signal(signal.SIGTERM)
+            # The generator is one process (threads only): its exit is the stop. Requests it
+            # sent before may still sit in the stub's queue, so the stub's count proves nothing.
             assert proc.wait(20) == 0
-            after_stop = len(stub.requests)
-            time.sleep(0.3)
-            assert len(stub.requests) == after_stop
     finally:
         stop_process(proc)
     log.seek(0)

@@ -12,8 +12,9 @@ import re
 import sys
 import time
 
-# Files are group-readable so the log shipper (user alloy, group adm) can tail
-# them; the service runs with group adm, so new files get that group.
+# Files are group-readable so the log shipper can tail them: the service runs
+# as titan:titan, and the web host's bootstrap adds user alloy to group titan
+# (templates/host/units.ts, templates/host/bootstrap.ts).
 LOG_FILE_MODE = 0o640
 
 # Values are cut so that a line stays far below 4 KiB even with every field

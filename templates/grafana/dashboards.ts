@@ -789,3 +789,6 @@ export function buildDashboards(config: StackConfig): BuiltDashboards {
   ];
   return { dashboards, alertPanels };
 }
+
+/** Builders the Pipeline dashboard (pipelineDashboard.ts) shares with these three. */
+export { layout, linksFrom, panelLinkTo, prom, stat, timeseries, type Spec };

@@ -60,6 +60,24 @@ export const TITAN_LOG_RULES = {
   lineOnlyFields: ["ts", "msg", "request_id", "duration", "path"],
 } as const;
 
+/**
+ * Journal units whose names are minted anew for each login or run. Each kind collapses to one
+ * `unit` value without a unit-type suffix (so it never reads as a real unit), and the label keeps
+ * a bounded set of values however many configuration pushes log in over SSH. The regexes are
+ * RE2, fully anchored by Alloy.
+ * - login sessions: logind names the scope `session-<id>.scope`, the id being the audit session
+ *   number or `c<N>` without audit (systemd src/login/logind-dbus.c);
+ * - systemd-run: `run-u<N>`, `run-r<128-bit hex>` or `run-p<pid>-i<N>`, then `.<unit type>`
+ *   (systemd src/run/run.c make_unit_name). A unit merely named `run-...` keeps its name.
+ */
+export const JOURNAL_UNIT_COLLAPSE = [
+  { unit: "login-session", regex: String.raw`session-c?[0-9]+\.scope` },
+  { unit: "systemd-run", regex: String.raw`run-(?:u[0-9]+|r[0-9a-f]+|p[0-9]+-i[0-9]+)\.[a-z]+` },
+] as const;
+
+/** The journal field (as loki.source.journal names it) that `unit` comes from. */
+export const JOURNAL_UNIT_SOURCE = "__journal__systemd_unit";
+
 /** How far back the journal is read when Alloy starts without a saved position. */
 export const JOURNAL_MAX_AGE = "12h";
 
@@ -104,7 +122,16 @@ export function alloyPipeline(ctx: TemplateContext, host: HostSlot): AlloyStatem
     comment("The systemd journal (the alloy user is in group systemd-journal); `unit` from the entry's unit."),
     block("loki.relabel", "journal", [
       attr("forward_to", []),
-      block("rule", undefined, [attr("source_labels", ["__journal__systemd_unit"]), attr("target_label", "unit")]),
+      block("rule", undefined, [attr("source_labels", [JOURNAL_UNIT_SOURCE]), attr("target_label", "unit")]),
+      comment("Per-login and per-run unit names collapse to one value each: the label stays bounded."),
+      ...JOURNAL_UNIT_COLLAPSE.map(({ unit, regex }) =>
+        block("rule", undefined, [
+          attr("source_labels", [JOURNAL_UNIT_SOURCE]),
+          attr("regex", regex),
+          attr("target_label", "unit"),
+          attr("replacement", unit),
+        ]),
+      ),
     ]),
     block("loki.source.journal", "system", [
       attr("max_age", JOURNAL_MAX_AGE),

@@ -8,6 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
 import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
+import { GRAFANA_APT, vendorRepository, type AptRepository } from "../templates/versions";
 
 export const DEFAULT_AMI_PARAMETER = "/aws/service/debian/release/12/latest/amd64";
 
@@ -38,6 +39,8 @@ export interface StackConfig {
   readonly runbookBaseUrl?: string;
   /** Plain text here; index.ts wraps it with pulumi.secret before any resource sees it. */
   readonly slackWebhookUrl?: string;
+  /** Where grafana, loki and alloy come from: Grafana's repository (GRAFANA_APT) unless a mirror is set. */
+  readonly vendorAptRepository: AptRepository;
 }
 
 /** Raw access to the stack's configuration: strings exactly as Pulumi stores them. */
@@ -50,7 +53,7 @@ export interface ConfigSource {
 type Problem = { readonly expected: string };
 type Check<T> = (raw: string) => T | Problem;
 
-export type ConfigType = "string" | "integer" | "array";
+export type ConfigType = "string" | "integer" | "array" | "object";
 
 export interface KeySpec {
   readonly key: string;
@@ -147,6 +150,18 @@ function httpsUrl(raw: string): string | Problem {
   }
   return expected("an https:// URL without a #fragment");
 }
+
+/** Structured config arrives as JSON text (Pulumi's getObject does the same parse). */
+const vendorApt: Check<AptRepository> = (raw) => {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  const result = vendorRepository(value);
+  return "expected" in result ? expected(result.expected) : result;
+};
 
 const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( .*)?$/;
 const SSH_PRIVATE_KEY =
@@ -286,6 +301,12 @@ export const CONFIG_KEYS = [
     type: "string",
     default: "admin",
     description: "Grafana admin login; its password is generated and exported as a secret.",
+  },
+  {
+    key: "vendorAptRepository",
+    type: "object",
+    description:
+      "Optional mirror of Grafana's APT repository (Artifactory, Nexus, aptly...) for grafana, loki and alloy: {uri, keyUrl, keyFingerprint, suite?, components?}, set with --path (e.g. `vendorAptRepository.uri`); suite defaults to stable, components to [main]. Unset: Grafana's own, apt.grafana.com. A change replaces the web, loki and grafana hosts.",
   },
   {
     key: "aws:region",
@@ -437,6 +458,7 @@ export function loadConfig(source: ConfigSource, ctx: { project: string; stack: 
       read("grafanaAdminUser", pattern(/^[A-Za-z0-9_.@-]{1,64}$/, "1-64 letters, digits or _.@-")) ?? "",
     slackWebhookUrl: read("slackWebhookUrl", slackWebhook),
     runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
+    vendorAptRepository: read("vendorAptRepository", vendorApt) ?? GRAFANA_APT,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

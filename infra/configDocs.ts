@@ -5,6 +5,7 @@ function defaultOf(spec: KeySpec): string {
   if (spec.required) return "**required**";
   if (spec.default !== undefined) return `\`${String(spec.default)}\``;
   if (spec.key === "environment") return "stack name";
+  if (spec.key === "vendorAptRepository") return "Grafana's";
   return "unset";
 }
 

@@ -78,7 +78,8 @@ export function defineStack(config: StackConfig): StackOutputs {
         keyName: sshKey.keyPair.keyName,
         instanceProfile: profiles[slot.role]?.profile.name,
         dataVolumeSizeGb: hasDataVolume(slot.role) ? config.dataVolumeSizeGb[slot.role] : undefined,
-        userData: (dataVolumeId) => renderUserData({ role: slot.role, dataVolumeId }),
+        userData: (dataVolumeId) =>
+          renderUserData({ role: slot.role, dataVolumeId, vendorRepository: config.vendorAptRepository }),
       }),
   );
 

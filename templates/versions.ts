@@ -19,7 +19,10 @@
  *   is used with `alloy validate` in public CI; `alloy validate` exists since before v1.12.
  */
 
-/** Grafana's APT repository (https://apt.grafana.com, suite `stable`, component `main`). */
+/**
+ * An APT repository serving the vendor packages (origin "grafana" below): Grafana's own
+ * (GRAFANA_APT), or a mirror of it the stack is configured with (`vendorAptRepository`).
+ */
 export interface AptRepository {
   readonly name: string;
   readonly uri: string;
@@ -90,11 +93,15 @@ export const APT_PREFERENCES_PATH = "/etc/apt/preferences.d/titan-pins";
  * apt_preferences(5) stanzas pinning every package of the table. Priority 1001 makes apt
  * install (and downgrade to) exactly the pinned version, and never move past it on upgrade.
  */
-export function renderAptPreferences(packages: readonly PinnedPackage[] = Object.values(VERSIONS)): string {
+export function renderAptPreferences(
+  packages: readonly PinnedPackage[] = Object.values(VERSIONS),
+  vendor: AptRepository = GRAFANA_APT,
+): string {
+  checkAptRepository(vendor);
   const stanzas = packages.map((p) => {
     if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p.package)) throw new Error(`not a Debian package name: ${p.package}`);
     if (!/^[0-9A-Za-z.+~:*-]+$/.test(p.aptPin)) throw new Error(`not an apt version pin: ${p.aptPin}`);
-    const from = p.origin === "grafana" ? `${GRAFANA_APT.uri} (${GRAFANA_APT.suite})` : "Debian 12 (bookworm)";
+    const from = p.origin === "grafana" ? `${vendor.uri} (${vendor.suite})` : "Debian 12 (bookworm)";
     return [
       `Explanation: ${p.package} ${p.version} from ${from}`,
       `Package: ${p.package}`,
@@ -105,7 +112,106 @@ export function renderAptPreferences(packages: readonly PinnedPackage[] = Object
   return `${stanzas.join("\n\n")}\n`;
 }
 
-/** One-line deb822-free sources entry for Grafana's repository, signed by the pinned key only. */
+/** One-line deb822-free sources entry for the vendor repository, signed by the pinned key only. */
 export function grafanaSourcesLine(repo: AptRepository = GRAFANA_APT): string {
+  checkAptRepository(repo);
   return `deb [signed-by=${repo.keyringPath}] ${repo.uri} ${repo.suite} ${repo.components.join(" ")}\n`;
+}
+
+/**
+ * What an operator may set to take the vendor packages from a mirror of Grafana's repository
+ * (stack key `vendorAptRepository`: Artifactory, Nexus, aptly... for air-gapped or pinned-mirror
+ * deploys). The mirror serves the same packages at the same versions; it usually signs with its
+ * own key, hence its own fingerprint. Keyring and sources paths stay Grafana's.
+ */
+export interface VendorRepositorySettings {
+  readonly uri: string;
+  readonly keyUrl: string;
+  readonly keyFingerprint: string;
+  /** Default: Grafana's, `stable`. */
+  readonly suite?: string;
+  /** Default: Grafana's, `main`. */
+  readonly components?: readonly string[];
+}
+
+const SETTINGS_FIELDS = ["uri", "keyUrl", "keyFingerprint", "suite", "components"] as const;
+
+/*
+ * Every character these allow is one templates/shell.ts's shellWord accepts: the values are
+ * spliced into the bootstrap script. No `@`: credentials do not belong in user data (apt reads
+ * them from /etc/apt/auth.conf.d).
+ */
+const HTTP_URI = /^https?:\/\/[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(\/[A-Za-z0-9%+=:,./_-]*)?$/;
+const FILE_URI = /^file:\/\/\/[A-Za-z0-9%+=:,./_-]+$/;
+const URI_SHAPE = "an http://, https:// (host[:port][/path], no user@) or file:///absolute/path URI";
+const FINGERPRINT = /^[0-9A-F]{40}$/;
+/** Suites and components as Debian names them: `stable`, `bookworm-updates`, `non-free-firmware`. */
+const APT_WORD = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+const isUri = (v: string) => HTTP_URI.test(v) || FILE_URI.test(v);
+
+/** The first thing wrong with a repository's fields, as "what was expected"; undefined when none is. */
+function repositoryProblem(r: {
+  uri: unknown;
+  keyUrl: unknown;
+  keyFingerprint: unknown;
+  suite: unknown;
+  components: unknown;
+}): string | undefined {
+  const shown = (v: unknown) => JSON.stringify(v) ?? String(v);
+  if (typeof r.uri !== "string" || !isUri(r.uri)) return `uri to be ${URI_SHAPE}; got ${shown(r.uri)}`;
+  if (typeof r.keyUrl !== "string" || !isUri(r.keyUrl))
+    return `keyUrl (the ASCII-armored signing key) to be ${URI_SHAPE}; got ${shown(r.keyUrl)}`;
+  if (typeof r.keyFingerprint !== "string" || !FINGERPRINT.test(r.keyFingerprint)) {
+    const compact = typeof r.keyFingerprint === "string" ? r.keyFingerprint.replace(/\s+/g, "").toUpperCase() : "";
+    const hint = FINGERPRINT.test(compact) ? ` (did you mean ${compact}?)` : "";
+    return `keyFingerprint to be the signing key's full fingerprint, 40 upper-case hex digits without spaces; got ${shown(r.keyFingerprint)}${hint}`;
+  }
+  if (typeof r.suite !== "string" || !APT_WORD.test(r.suite))
+    return `suite to be one APT suite name such as "stable" (letters, digits, '.', '_', '-'; flat repositories are not supported); got ${shown(r.suite)}`;
+  if (
+    !Array.isArray(r.components) ||
+    r.components.length === 0 ||
+    !r.components.every((c) => typeof c === "string" && APT_WORD.test(c))
+  )
+    return `components to be a non-empty list of APT component names such as ["main"]; got ${shown(r.components)}`;
+  return undefined;
+}
+
+/** Refuses a repository the renderer cannot put in user data (a mirror given through the API, say). */
+export function checkAptRepository(repo: AptRepository): void {
+  const problem = repositoryProblem(repo);
+  if (problem) throw new Error(`vendor APT repository ${repo.name}: expected ${problem}`);
+}
+
+/**
+ * The vendor repository for the given settings: Grafana's own when there are none. Returns
+ * what was expected, as text, when the settings are malformed (infra/config.ts names the key).
+ */
+export function vendorRepository(settings?: unknown): AptRepository | { readonly expected: string } {
+  if (settings === undefined) return GRAFANA_APT;
+  const shape = `an object {uri, keyUrl, keyFingerprint, suite?, components?} (a mirror of Grafana's APT repository)`;
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) return { expected: shape };
+  const unknown = Object.keys(settings).filter((k) => !(SETTINGS_FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0)
+    return { expected: `${shape}; ${unknown.map((k) => JSON.stringify(k)).join(", ")} is not one of its fields` };
+  const s = settings as Partial<Record<(typeof SETTINGS_FIELDS)[number], unknown>>;
+  const fields = {
+    uri: s.uri,
+    keyUrl: s.keyUrl,
+    keyFingerprint: s.keyFingerprint,
+    suite: s.suite ?? GRAFANA_APT.suite,
+    components: s.components ?? GRAFANA_APT.components,
+  };
+  const problem = repositoryProblem(fields);
+  if (problem) return { expected: problem };
+  return Object.freeze({
+    name: GRAFANA_APT.name,
+    uri: fields.uri as string,
+    suite: fields.suite as string,
+    components: Object.freeze([...(fields.components as string[])]),
+    keyUrl: fields.keyUrl as string,
+    keyFingerprint: fields.keyFingerprint as string,
+    keyringPath: GRAFANA_APT.keyringPath,
+  });
 }

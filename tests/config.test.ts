@@ -12,6 +12,7 @@ import {
   loadConfig,
   type ConfigSource,
 } from "../infra/config";
+import { GRAFANA_APT } from "../templates/versions";
 
 const ctx = { project: "titan-observability", stack: "dev" };
 
@@ -20,6 +21,12 @@ function source(values: Record<string, string>, secretKeys: string[] = []): Conf
 }
 
 const valid = { allowedCidrs: '["203.0.113.7/32"]', "aws:region": "us-east-1" };
+/** An internal mirror of Grafana's APT repository, signed with the mirror's own key. */
+const MIRROR = {
+  uri: "https://artifactory.example.com/artifactory/grafana-apt",
+  keyUrl: "https://artifactory.example.com/artifactory/api/gpg/key/public",
+  keyFingerprint: "0123456789ABCDEF0123456789ABCDEF01234567",
+};
 
 function problemsOf(values: Record<string, string>, secretKeys: string[] = []): string[] {
   try {
@@ -47,6 +54,7 @@ describe("loadConfig", () => {
     });
     assert.deepEqual(config.retention, { prometheusDays: 15, lokiDays: 7 });
     assert.deepEqual(config.image, { ssmParameter: DEFAULT_AMI_PARAMETER });
+    assert.equal(config.vendorAptRepository, GRAFANA_APT, "vendor packages from Grafana's own repository");
     assert.deepEqual(config.instanceTypes, {
       web: "t3.small",
       prometheus: "t3.small",
@@ -116,7 +124,64 @@ describe("loadConfig", () => {
   });
 
   // Each bad input must name the key, the value and what was expected.
+  const mirror = (fields: Record<string, unknown>) =>
+    JSON.stringify({ uri: MIRROR.uri, keyUrl: MIRROR.keyUrl, keyFingerprint: MIRROR.keyFingerprint, ...fields });
   const badInputs: [string, Record<string, string>, RegExp][] = [
+    [
+      "a vendor repository given as a bare URL",
+      { vendorAptRepository: "https://mirror.example.com/grafana" },
+      /^vendorAptRepository = "https:\/\/mirror\.example\.com\/grafana": expected an object \{uri, keyUrl, keyFingerprint, suite\?, components\?\}/,
+    ],
+    [
+      "a vendor repository over ftp",
+      { vendorAptRepository: mirror({ uri: "ftp://mirror.example.com/grafana" }) },
+      /^vendorAptRepository = ".*ftp:\/\/mirror.*": expected uri to be an http:\/\/, https:\/\/ .* or file:\/\/\/absolute\/path URI; got "ftp:\/\/mirror\.example\.com\/grafana"$/,
+    ],
+    [
+      "credentials in the vendor repository's URI",
+      { vendorAptRepository: mirror({ uri: "https://ci:hunter2@mirror.example.com/grafana" }) },
+      /^vendorAptRepository = .*: expected uri to be .*no user@/,
+    ],
+    [
+      "a vendor repository without a key URL",
+      { vendorAptRepository: mirror({ keyUrl: undefined }) },
+      /^vendorAptRepository = .*: expected keyUrl \(the ASCII-armored signing key\) to be .*; got undefined$/,
+    ],
+    [
+      "a lower-case, spaced key fingerprint",
+      { vendorAptRepository: mirror({ keyFingerprint: "0123 4567 89ab cdef 0123  4567 89ab cdef 0123 4567" }) },
+      /^vendorAptRepository = .*: expected keyFingerprint to be the signing key's full fingerprint, 40 upper-case hex digits without spaces; got "0123 4567 .*" \(did you mean 0123456789ABCDEF0123456789ABCDEF01234567\?\)$/,
+    ],
+    [
+      "a short key id for a fingerprint",
+      { vendorAptRepository: mirror({ keyFingerprint: "10458545" }) },
+      /^vendorAptRepository = .*: expected keyFingerprint to be .*; got "10458545"$/,
+    ],
+    [
+      "two words for a suite",
+      { vendorAptRepository: mirror({ suite: "stable main" }) },
+      /^vendorAptRepository = .*: expected suite to be one APT suite name such as "stable" .*; got "stable main"$/,
+    ],
+    [
+      "no components",
+      { vendorAptRepository: mirror({ components: [] }) },
+      /^vendorAptRepository = .*: expected components to be a non-empty list of APT component names such as \["main"\]; got \[\]$/,
+    ],
+    [
+      "components as one string",
+      { vendorAptRepository: mirror({ components: "main" }) },
+      /^vendorAptRepository = .*: expected components to be a non-empty list .*; got "main"$/,
+    ],
+    [
+      "a misspelt vendor repository field",
+      { vendorAptRepository: mirror({ keyFingerPrint: "x" }) },
+      /^vendorAptRepository = .*: expected an object \{uri, keyUrl, keyFingerprint, suite\?, components\?\} .*; "keyFingerPrint" is not one of its fields$/,
+    ],
+    [
+      "a keyring path in the vendor repository",
+      { vendorAptRepository: mirror({ keyringPath: "/tmp/k.gpg" }) },
+      /; "keyringPath" is not one of its fields$/,
+    ],
     ["missing allowedCidrs", { allowedCidrs: "" }, /^allowedCidrs is not set: expected/],
     [
       "CIDR with host bits",
@@ -197,6 +262,32 @@ describe("loadConfig", () => {
       );
     });
   }
+
+  it("takes a mirror of Grafana's APT repository as structured config, with Grafana's suite and component by default", () => {
+    // `pulumi config set --path vendorAptRepository.uri ...` stores an object; the program reads it as JSON text.
+    const config = loadConfig(source({ ...valid, vendorAptRepository: JSON.stringify(MIRROR) }), ctx);
+    assert.deepEqual(config.vendorAptRepository, {
+      name: GRAFANA_APT.name,
+      uri: MIRROR.uri,
+      suite: "stable",
+      components: ["main"],
+      keyUrl: MIRROR.keyUrl,
+      keyFingerprint: MIRROR.keyFingerprint,
+      keyringPath: GRAFANA_APT.keyringPath,
+    });
+    const aptly = { ...MIRROR, uri: "file:///srv/aptly/public", keyUrl: "file:///srv/aptly/public/key.asc" };
+    const custom = loadConfig(
+      source({
+        ...valid,
+        vendorAptRepository: JSON.stringify({ ...aptly, suite: "grafana-2026", components: ["main", "extra"] }),
+      }),
+      ctx,
+    ).vendorAptRepository;
+    assert.equal(custom.uri, "file:///srv/aptly/public");
+    assert.equal(custom.suite, "grafana-2026");
+    assert.deepEqual(custom.components, ["main", "extra"]);
+    assert.ok(Object.isFrozen(custom) && Object.isFrozen(custom.components));
+  });
 
   it("rejects a non-Slack webhook without echoing the secret", () => {
     const secret = "http://example.com/hooks/very-secret-token";

@@ -18,7 +18,7 @@ import { GRAFANA_ADMIN_PASSWORD_PATH } from "../templates/host/grafanaServer";
 import { environment, HARDENING, renderUnit, sandbox } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
-import { GRAFANA_APT, VERSIONS } from "../templates/versions";
+import { GRAFANA_APT, vendorRepository, VERSIONS, type AptRepository } from "../templates/versions";
 import { VENDOR_PACKAGES } from "./fleet/standins/vendor";
 import { ROOT } from "./support/files";
 
@@ -144,6 +144,165 @@ describe("user data", () => {
   it("ships the app's logrotate policy on web hosts", () => {
     const logrotate = cloudConfigFor(input("web")).write_files.find((f) => f.path === "/etc/logrotate.d/titan");
     assert.equal(logrotate?.content, fs.readFileSync(path.join(ROOT, "app/packaging/titan.logrotate"), "utf8"));
+  });
+});
+
+/** A mirror of Grafana's repository as the stack's vendorAptRepository yields it. */
+function mirrorOf(settings: Record<string, unknown>): AptRepository {
+  const repo = vendorRepository(settings);
+  if ("expected" in repo) throw new Error(repo.expected);
+  return repo;
+}
+const MIRROR = mirrorOf({
+  uri: "https://nexus.example.com/repository/grafana-apt",
+  keyUrl: "https://nexus.example.com/repository/keys/grafana-mirror.asc",
+  keyFingerprint: "0123456789ABCDEF0123456789ABCDEF01234567",
+  suite: "grafana-stable",
+  components: ["main", "extra"],
+});
+const VENDOR_ROLES = ROLES.filter((r) => bootstrapPlan(r).pinned.some((p) => p.origin === "grafana"));
+
+describe("the vendor repository", () => {
+  it("is Grafana's by default, and the same settings as Grafana's render the same bytes", () => {
+    assert.deepEqual(VENDOR_ROLES, ["web", "loki", "grafana"]);
+    const same = mirrorOf({
+      uri: GRAFANA_APT.uri,
+      keyUrl: GRAFANA_APT.keyUrl,
+      keyFingerprint: GRAFANA_APT.keyFingerprint,
+    });
+    for (const role of ROLES) {
+      const text = renderUserData(input(role));
+      assert.equal(renderUserData({ ...input(role), vendorRepository: GRAFANA_APT }), text, role);
+      assert.equal(renderUserData({ ...input(role), vendorRepository: same }), text, role);
+      if (VENDOR_ROLES.includes(role)) {
+        assert.ok(text.includes(`deb [signed-by=$keyring] https://apt.grafana.com stable main" >`), role);
+        assert.ok(text.includes(`curl -fsSL --max-time 60 -o "$key" https://apt.grafana.com/gpg.key\n`), role);
+      }
+    }
+  });
+
+  for (const role of ["web", "loki", "grafana"] as const) {
+    it(`${role}: a mirror is in the sources line, key download, fingerprint check and preferences, and apt.grafana.com nowhere`, () => {
+      const config = cloudConfigFor({ ...input(role), vendorRepository: MIRROR });
+      const text = renderUserData({ ...input(role), vendorRepository: MIRROR });
+      assert.deepEqual(YAML.parse(text) as CloudConfig, config, "the document is the config");
+      const script = config.write_files.find((f) => f.path === BOOTSTRAP_PATH)?.content ?? "";
+      assert.ok(
+        script.includes(
+          `echo "deb [signed-by=$keyring] ${MIRROR.uri} grafana-stable main extra" >/etc/apt/sources.list.d/grafana.list\n`,
+        ),
+      );
+      assert.ok(script.includes(`retry curl -fsSL --max-time 60 -o "$key" ${MIRROR.keyUrl}\n`));
+      assert.ok(script.includes(`if [[ "$fingerprint" != "${MIRROR.keyFingerprint}" ]]; then\n`));
+      assert.ok(script.includes(`expected ${MIRROR.keyFingerprint}: refusing it"\n    exit 1\n`));
+      const prefs = config.write_files.find((f) => f.path.startsWith("/etc/apt/preferences.d/"))?.content ?? "";
+      const vendor = bootstrapPlan(role).pinned.filter((p) => p.origin === "grafana");
+      assert.equal(vendor.length, 1);
+      for (const p of vendor)
+        assert.ok(
+          prefs.includes(`Explanation: ${p.package} ${p.version} from ${MIRROR.uri} (grafana-stable)\n`),
+          prefs,
+        );
+      assert.doesNotMatch(text, /apt\.grafana\.com|B53AE77BADB630A683046005963FA27710458545/);
+      assert.notEqual(text, renderUserData(input(role)), "a mirror change replaces the host (userDataReplaceOnChange)");
+    });
+  }
+
+  it("never touches the Prometheus host: its user data does not depend on the mirror", () => {
+    const plan = planOf("prometheus", VOLUME, MIRROR);
+    assert.equal(plan.vendorRepository, undefined, "Debian packages only");
+    const text = renderUserData(input("prometheus"));
+    assert.equal(renderUserData({ ...input("prometheus"), vendorRepository: MIRROR }), text);
+    assert.doesNotMatch(text, /apt\.grafana\.com|signed-by|grafana\.list/);
+  });
+
+  it("with a mirror, the bootstrap still passes cloud-init's schema and shellcheck", () => {
+    const text = renderUserData({ role: "web", vendorRepository: MIRROR });
+    const file = path.join(work, "web-mirror.yaml");
+    fs.writeFileSync(file, text);
+    const schema = tool("cloud-init", ["schema", "--config-file", file]);
+    assert.equal(schema.status, 0, schema.output);
+    const script = path.join(work, "web-mirror-bootstrap.sh");
+    fs.writeFileSync(script, renderBootstrapScript(planOf("web", undefined, MIRROR)));
+    const check = tool("shellcheck", ["--severity=style", script]);
+    assert.equal(check.status, 0, check.output);
+  });
+
+  it("is refused when malformed, also through the API and never into the script", () => {
+    const bad: [Partial<AptRepository>, RegExp][] = [
+      [{ uri: "https://mirror.example.com/$(reboot)" }, /vendor APT repository grafana: expected uri to be /],
+      [{ keyUrl: "https://mirror.example.com/key.asc; rm -rf /" }, /expected keyUrl \(the ASCII-armored signing key\)/],
+      [{ keyFingerprint: "963FA27710458545" }, /expected keyFingerprint to be the signing key's full fingerprint/],
+      [{ suite: "stable\nPin: version *" }, /expected suite to be one APT suite name/],
+      [{ components: ["main", "contrib non-free"] }, /expected components to be a non-empty list/],
+    ];
+    for (const [fields, message] of bad) {
+      const repo = { ...MIRROR, ...fields };
+      assert.throws(() => renderUserData({ role: "grafana", dataVolumeId: VOLUME, vendorRepository: repo }), message);
+      assert.throws(() => planOf("web", undefined, repo), message);
+    }
+  });
+
+  it("the bootstrap takes the mirror's key from a file:// URL with the right fingerprint and refuses any other", () => {
+    // The key-fetch block of the rendered script, run as rendered; only the keyring path is
+    // moved out of /etc (the one substitution), and apt is not involved.
+    const gnupg = fs.mkdtempSync(path.join(work, "gnupg-"));
+    const env = { ...process.env, GNUPGHOME: gnupg };
+    const gen = spawnSync(
+      "gpg",
+      [
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "titan mirror test <mirror@localhost>",
+        "ed25519",
+        "sign",
+        "1d",
+      ],
+      { env, encoding: "utf8" },
+    );
+    assert.equal(gen.status, 0, gen.stderr);
+    const armored = spawnSync("gpg", ["--batch", "--armor", "--export", "mirror@localhost"], { env, encoding: "utf8" });
+    const listed = spawnSync("gpg", ["--batch", "--with-colons", "--list-keys", "mirror@localhost"], {
+      env,
+      encoding: "utf8",
+    });
+    spawnSync("gpgconf", ["--kill", "all"], { env });
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(listed.stdout)?.[1] ?? "";
+    assert.match(fingerprint, /^[0-9A-F]{40}$/);
+    const keyFile = path.join(work, "mirror-key.asc");
+    fs.writeFileSync(keyFile, armored.stdout);
+
+    const run = (expectedFingerprint: string) => {
+      const repo = mirrorOf({
+        uri: `file://${work}/mirror`,
+        keyUrl: `file://${keyFile}`,
+        keyFingerprint: expectedFingerprint,
+      });
+      const script = renderBootstrapScript(planOf("loki", VOLUME, repo));
+      const header = script.slice(0, script.indexOf("\n\n", script.indexOf("retry() {")));
+      const start = script.indexOf("keyring=");
+      const block = script.slice(start, script.indexOf('\necho "deb ', start));
+      const keyring = path.join(fs.mkdtempSync(path.join(work, "keyring-")), "grafana.gpg");
+      assert.ok(block.startsWith(`keyring=${GRAFANA_APT.keyringPath}\n`));
+      const fragment = `${header}\nkeyring=${keyring}\n${block.slice(block.indexOf("\n") + 1)}\n`;
+      const result = spawnSync("bash", ["-c", fragment], { env: { ...env, HOME: work }, encoding: "utf8" });
+      return { ...result, keyring };
+    };
+    const good = run(fingerprint);
+    assert.equal(good.status, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /titan-bootstrap: fetching the vendor mirror's APT signing key/);
+    assert.ok(fs.statSync(good.keyring).size > 0, "the dearmored key is in the keyring");
+
+    const other = "0123456789ABCDEF0123456789ABCDEF01234567";
+    const refused = run(other);
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+    assert.ok(
+      refused.stdout.includes(`vendor mirror APT key has fingerprint '${fingerprint}', expected ${other}: refusing it`),
+      refused.stdout,
+    );
+    assert.ok(!fs.existsSync(refused.keyring), "no keyring from a refused key");
   });
 });
 

@@ -7,7 +7,7 @@
 import { hasDataVolume, type DataVolumeRole, type Role } from "../../infra/topology";
 import { LOKI_DATA_DIR } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
-import { GRAFANA_APT, VERSIONS, type PinnedPackage } from "../versions";
+import { checkAptRepository, GRAFANA_APT, VERSIONS, type AptRepository, type PinnedPackage } from "../versions";
 import { GRAFANA_SERVICE } from "./grafanaServer";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 
@@ -44,11 +44,20 @@ export interface BootstrapPlan {
   /** Unpinned Debian packages the role needs (libraries, tools). */
   readonly extras: readonly string[];
   readonly services: readonly string[];
+  /**
+   * Where the vendor-origin pinned packages come from; present exactly when the role installs
+   * one, so a role with Debian packages only never depends on it.
+   */
+  readonly vendorRepository?: AptRepository;
 }
 
 const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg"];
 
-export function bootstrapPlan(role: Role, dataVolumeId?: string): BootstrapPlan {
+export function bootstrapPlan(
+  role: Role,
+  dataVolumeId?: string,
+  vendorRepository: AptRepository = GRAFANA_APT,
+): BootstrapPlan {
   const mount = hasDataVolume(role) ? DATA_MOUNTS[role] : undefined;
   if (mount && !dataVolumeId) throw new Error(`the ${role} role keeps its data on a volume: pass its id`);
   if (!mount && dataVolumeId) throw new Error(`the ${role} role has no data volume`);
@@ -65,12 +74,15 @@ export function bootstrapPlan(role: Role, dataVolumeId?: string): BootstrapPlan 
     loki: [],
     grafana: [],
   };
+  const needsVendor = pinned[role].some((p) => p.origin === "grafana");
+  if (needsVendor) checkAptRepository(vendorRepository);
   return {
     role,
     dataVolume: mount && dataVolumeId ? { volumeId: dataVolumeId, ...mount } : undefined,
     pinned: pinned[role],
     extras: [...BASE_EXTRAS, ...extras[role]],
     services: servicesFor(role),
+    ...(needsVendor ? { vendorRepository } : {}),
   };
 }
 
@@ -99,6 +111,8 @@ function startLines(services: readonly string[]): string[] {
 
 export function renderBootstrapScript(plan: BootstrapPlan): string {
   const needsGrafanaRepo = plan.pinned.some((p) => p.origin === "grafana");
+  const repo = plan.vendorRepository;
+  if (needsGrafanaRepo && !repo) throw new Error(`the ${plan.role} plan pins vendor packages but names no repository`);
   const volume = plan.dataVolume;
   if (volume && !/^vol-[0-9a-f]{8,17}$/.test(volume.volumeId))
     throw new Error(`not an EBS volume id: ${volume.volumeId}`);
@@ -127,18 +141,23 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     "retry apt-get update -q",
     `retry apt-get install -y -q --no-install-recommends ${plan.extras.map(shellWord).join(" ")}`,
   ];
-  if (needsGrafanaRepo) {
+  if (needsGrafanaRepo && repo) {
+    checkAptRepository(repo);
+    // Grafana's own keeps the words it always had (the default user data must not change).
+    const own = repo.uri === GRAFANA_APT.uri;
     lines.push(
       "",
-      "# Grafana's APT key, accepted only with the pinned fingerprint.",
-      `keyring=${shellWord(GRAFANA_APT.keyringPath)}`,
+      own
+        ? "# Grafana's APT key, accepted only with the pinned fingerprint."
+        : `# The APT key of ${shellWord(repo.uri)} (a mirror of Grafana's repository), accepted only with the configured fingerprint.`,
+      `keyring=${shellWord(repo.keyringPath)}`,
       'if [[ ! -s "$keyring" ]]; then',
-      '  log "fetching Grafana\'s APT signing key"',
+      own ? '  log "fetching Grafana\'s APT signing key"' : `  log "fetching the vendor mirror's APT signing key"`,
       "  key=$(mktemp)",
-      `  retry curl -fsSL --max-time 60 -o "$key" ${shellWord(GRAFANA_APT.keyUrl)}`,
+      `  retry curl -fsSL --max-time 60 -o "$key" ${shellWord(repo.keyUrl)}`,
       '  fingerprint=$(gpg --batch --show-keys --with-colons "$key" | awk -F: \'$1 == "fpr" { print $10; exit }\')',
-      `  if [[ "$fingerprint" != "${shellWord(GRAFANA_APT.keyFingerprint)}" ]]; then`,
-      `    log "Grafana APT key has fingerprint '\${fingerprint}', expected ${shellWord(GRAFANA_APT.keyFingerprint)}: refusing it"`,
+      `  if [[ "$fingerprint" != "${shellWord(repo.keyFingerprint)}" ]]; then`,
+      `    log "${own ? "Grafana" : "vendor mirror"} APT key has fingerprint '\${fingerprint}', expected ${shellWord(repo.keyFingerprint)}: refusing it"`,
       "    exit 1",
       "  fi",
       `  install -d -m 0755 "$(dirname "$keyring")"`,
@@ -146,7 +165,7 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
       '  chmod 0644 "$keyring"',
       '  rm -f "$key"',
       "fi",
-      `echo "deb [signed-by=$keyring] ${shellWord(GRAFANA_APT.uri)} ${shellWord(GRAFANA_APT.suite)} ${GRAFANA_APT.components.map(shellWord).join(" ")}" >/etc/apt/sources.list.d/grafana.list`,
+      `echo "deb [signed-by=$keyring] ${shellWord(repo.uri)} ${shellWord(repo.suite)} ${repo.components.map(shellWord).join(" ")}" >/etc/apt/sources.list.d/grafana.list`,
       "retry apt-get update -q",
     );
   }

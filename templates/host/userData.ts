@@ -6,7 +6,7 @@
  */
 import type { Role } from "../../infra/topology";
 import { readProjectFile } from "../projectFiles";
-import { APT_PREFERENCES_PATH, renderAptPreferences } from "../versions";
+import { APT_PREFERENCES_PATH, GRAFANA_APT, renderAptPreferences, type AptRepository } from "../versions";
 import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "./bootstrap";
 import { renderCloudConfig, type CloudConfig, type WriteFile } from "./cloudInit";
 import { GRAFANA_DROP_IN_PATH, renderGrafanaDropIn } from "./grafanaServer";
@@ -22,16 +22,21 @@ const file = (path: string, content: string, permissions = "0644"): WriteFile =>
   owner: "root:root",
 });
 
-/** Everything user data may depend on: the role, and the id of its data volume if it has one. */
+/**
+ * Everything user data may depend on: the role, the id of its data volume if it has one, and
+ * where the vendor packages come from (only for the roles that install one).
+ */
 export interface UserDataInput {
   readonly role: Role;
   readonly dataVolumeId?: string;
+  /** The stack's `vendorAptRepository`; Grafana's own when absent. */
+  readonly vendorRepository?: AptRepository;
 }
 
-export function cloudConfigFor({ role, dataVolumeId }: UserDataInput): CloudConfig {
-  const plan = bootstrapPlan(role, dataVolumeId);
+export function cloudConfigFor({ role, dataVolumeId, vendorRepository = GRAFANA_APT }: UserDataInput): CloudConfig {
+  const plan = bootstrapPlan(role, dataVolumeId, vendorRepository);
   const files: WriteFile[] = [
-    file(APT_PREFERENCES_PATH, renderAptPreferences(plan.pinned)),
+    file(APT_PREFERENCES_PATH, renderAptPreferences(plan.pinned, vendorRepository)),
     ...unitsFor(role).map((unit) => file(unit.path, unit.content)),
   ];
   if (role === "web") files.push(file("/etc/logrotate.d/titan", readProjectFile("app/packaging/titan.logrotate")));

@@ -30,7 +30,9 @@ in_range "$workers" 1 $((4 * cores)) || { echo "cpu-stress: -w $workers: expecte
 pids=""
 cleanup() {
     trap - EXIT INT TERM HUP
-    for pid in $pids; do kill "$pid" 2>/dev/null || :; done
+    # Every child, found by parent pid: a signal can arrive between `cmd &` and the
+    # recording of $!, and wait would then block on a child nobody stopped.
+    pkill -TERM -P $$ 2>/dev/null || :
     wait 2>/dev/null || :
     echo "cpu-stress: stopped"
 }

@@ -35,10 +35,11 @@ case $path in /*) ;; *) echo "load-burst: -p $path: expected a path starting wit
 command -v curl >/dev/null || { echo "load-burst: curl is not installed" >&2; exit 1; }
 
 codes=$(mktemp)
-pids=""
 cleanup() {
     trap - EXIT INT TERM HUP
-    for pid in $pids; do kill "$pid" 2>/dev/null || :; done
+    # Every child, found by parent pid: a signal can arrive between `cmd &` and the
+    # recording of $!, and wait would then block on a child nobody stopped.
+    pkill -TERM -P $$ 2>/dev/null || :
     wait 2>/dev/null || :
     echo "load-burst: responses by status code (000: no response):"
     sort "$codes" | uniq -c
@@ -63,7 +64,6 @@ while [ "$i" -lt "$concurrency" ]; do
             current=""
         done
     ) &
-    pids="$pids $!"
     i=$((i + 1))
 done
 wait

@@ -67,6 +67,22 @@ def test_cpu_stress_cleans_up_on_sigterm(tmp_path):
         stop_process(proc)
 
 
+def test_cpu_stress_stops_on_sigterm_at_any_moment():
+    # SIGTERM right after the pids line lands, now and then, between `sleep &` and the
+    # recording of its pid: the cleanup must still find that child (before, wait hung on it
+    # in about one round in ten).
+    for _ in range(30):
+        proc = subprocess.Popen([os.path.join(DEMO, "cpu-stress.sh"), "-d", "600", "-w", "1"],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            assert "busy loops" in proc.stdout.readline()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 143
+        finally:
+            stop_process(proc)
+            proc.stdout.close()
+
+
 @pytest.mark.parametrize("script,args", [
     ("cpu-stress.sh", ["-d", "0"]), ("cpu-stress.sh", ["-d", "1801"]), ("cpu-stress.sh", ["-w", "999"]),
     ("cpu-stress.sh", ["-w", "two"]), ("cpu-stress.sh", ["-x"]), ("load-burst.sh", ["-d", "601"]),

@@ -16,7 +16,8 @@ import { retentionChange, thresholdChange } from "./checks/changes";
 import type { Container } from "./container";
 import { killAndRecover, rebootPrometheus, replacePrometheus } from "./faults";
 import type { Fleet } from "./fleet";
-import { provisionFleet, replaceHost, type ProvisionedFleet, type StartAwsEndpoints } from "./provision";
+import { startAwsEndpoints } from "./awsEndpoints";
+import { provisionFleet, replaceHost, type ProvisionedFleet } from "./provision";
 import { CACHE_DIR } from "./layout";
 import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
@@ -181,17 +182,6 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   return { results, timings };
 }
 
-/** The fake EC2 API and IMDS (tests/fleet/awsEndpoints.ts), when that module is present. */
-function awsEndpoints(log: (l: string) => void): StartAwsEndpoints | undefined {
-  const file = path.join(__dirname, "awsEndpoints.js");
-  if (!fs.existsSync(file)) {
-    log(`no ${file}: Prometheus keeps the stack's EC2 endpoint and discovers nothing`);
-    return undefined;
-  }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require(file) as { startAwsEndpoints: StartAwsEndpoints }).startAwsEndpoints;
-}
-
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const cleanup = new Cleanup();
@@ -206,7 +196,7 @@ async function main(): Promise<number> {
   const packageCache = packageCacheState();
   let status = 0;
   try {
-    const pf = await provisionFleet(cleanup, { hosts: args.hosts, log, awsEndpoints: awsEndpoints(log) });
+    const pf = await provisionFleet(cleanup, { hosts: args.hosts, log, awsEndpoints: startAwsEndpoints });
     const fleet = pf.fleet;
     process.stdout.write(summary(fleet));
     const run = await checkFleet(pf, clock.started, log);

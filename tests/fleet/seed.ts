@@ -8,6 +8,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { toYaml } from "../../templates/yaml";
+import { IMDS_ADDRESS } from "./awsEndpoints";
+import { BRIDGE_ADDRESS } from "./layout";
 
 export const SEED_DIR = "/var/lib/cloud/seed/nocloud";
 
@@ -34,6 +36,33 @@ function check(input: SeedInput): void {
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(input.address)) throw new Error(`address ${input.address}: expected IPv4`);
 }
 
+/**
+ * Fleet only: the route to the instance metadata service (tests/fleet/awsEndpoints.ts, whose
+ * 169.254.169.254/32 is on the bridge), through the bridge address, as an EC2 instance reaches
+ * it through its subnet's router. Not a `routes:` entry of the network config: cloud-init 22.4
+ * picks its ENI renderer in this image (ifupdown is installed), which renders a v1 route as
+ * `post-up route add -host ... || true` (cloudinit/net/eni.py, _render_route), and the image has
+ * no net-tools, so the route would be silently missing (seen in a booted host: no route, and
+ * 169.254.169.254 reached on-link from networkd's IPv4 link-local address, which the bridge
+ * cannot answer). systemd-networkd already manages host0 in the container (its
+ * 80-container-host0.network); this drop-in adds the route there, owned by networkd (so never
+ * removed as a foreign route), on-link so it does not wait for ifupdown's address. The source
+ * address the kernel picks for it is the host's private IP, which the fake IMDS tells hosts by.
+ */
+export const IMDS_ROUTE_FILE = "/etc/systemd/network/80-container-host0.network.d/titan-fleet-imds.conf";
+
+export function imdsRouteFile(gateway: string = BRIDGE_ADDRESS): string {
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(gateway)) throw new Error(`gateway ${gateway}: expected IPv4`);
+  return [
+    "# Fleet only (tests/fleet/seed.ts): the fake instance metadata service on the bridge.",
+    "[Route]",
+    `Destination=${IMDS_ADDRESS}/32`,
+    `Gateway=${gateway}`,
+    "GatewayOnLink=yes",
+    "",
+  ].join("\n");
+}
+
 export function seedFiles(input: SeedInput): Record<"meta-data" | "user-data" | "network-config", string> {
   check(input);
   return {
@@ -43,7 +72,8 @@ export function seedFiles(input: SeedInput): Record<"meta-data" | "user-data" | 
       "public-keys": [input.publicKey.trim()],
     }),
     "user-data": input.userData,
-    // Network config version 1; no gateway: hosts reach the bridge and each other, nothing else.
+    // Network config version 1; no gateway: hosts reach the bridge and each other, nothing else
+    // (and the metadata service through IMDS_ROUTE_FILE, below).
     "network-config": toYaml({
       version: 1,
       config: [
@@ -53,9 +83,12 @@ export function seedFiles(input: SeedInput): Record<"meta-data" | "user-data" | 
   };
 }
 
-/** Writes the seed into a host's root tree (the overlay's merged view). */
+/** Writes the seed, and the fleet's route to the IMDS, into a host's root tree (the overlay's merged view). */
 export function writeSeed(root: string, input: SeedInput): void {
   const dir = path.join(root, SEED_DIR);
   fs.mkdirSync(dir, { recursive: true });
   for (const [name, content] of Object.entries(seedFiles(input))) fs.writeFileSync(path.join(dir, name), content);
+  const route = path.join(root, IMDS_ROUTE_FILE);
+  fs.mkdirSync(path.dirname(route), { recursive: true });
+  fs.writeFileSync(route, imdsRouteFile());
 }

@@ -134,6 +134,9 @@ export interface AwsEndpoints {
   stop(): Promise<void>;
 }
 
+/** Array.isArray without its type guard (which would widen a typed array to any[]). */
+const isArray = (v: unknown): boolean => Array.isArray(v);
+
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 function bad(key: string, value: unknown, expected: string): Error {
@@ -287,7 +290,7 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     throw bad("region", region, "an AWS region name like us-east-1");
   }
   const instances: readonly FleetInstance[] = args.instances;
-  if (!Array.isArray(instances as unknown)) throw bad("instances", instances, "an array");
+  if (!isArray(instances)) throw bad("instances", instances, "an array");
   const pageSize = args.pageSize ?? 100;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw bad("pageSize", pageSize, "a positive integer");
   if (!linkExists(bridge)) throw bad("bridge", bridge, "an existing interface (the fleet bridge)");

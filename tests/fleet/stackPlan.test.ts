@@ -54,6 +54,13 @@ describe("the fleet's stack plan", () => {
       assert.equal(h.tags.Role, h.role);
       assert.equal(h.dataVolume !== undefined, h.role !== "web");
       if (h.dataVolume) assert.ok(h.userData.includes(h.dataVolume.volumeId), `${h.name}: user data names its volume`);
+      // The stand-in repository reaches exactly the roles that install vendor packages.
+      assert.equal(
+        h.userData.includes(`${REPO.uri} stable main`),
+        h.role !== "prometheus",
+        `${h.name}: vendor repository`,
+      );
+      assert.ok(!h.userData.includes("apt.grafana.com"), `${h.name}: Grafana's repository is out of the fleet's reach`);
       const names = h.pushes.map((p) => p.resource);
       assert.deepEqual(names.slice(0, 3), [`${h.name}-push-ready`, `${h.name}-push-files`, `${h.name}-push-install`]);
       for (const p of h.pushes) {

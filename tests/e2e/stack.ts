@@ -17,6 +17,7 @@ import type { TemplateContext } from "../../templates/types";
 import { ROOT } from "../support/files";
 import { testContext } from "../support/render";
 import { snapshot } from "../support/snapshots";
+import { titanReadyPids } from "../support/titanReady";
 import { bridgeRequest } from "./bridge";
 import type { Ec2Instance, Ec2Request } from "./fakeEc2";
 import { decoys, instancesFromSnapshot, tag } from "./hosts";
@@ -265,6 +266,27 @@ export async function startStack(): Promise<Stack> {
     await Promise.all(
       endpoints.map((url) =>
         waitFor(url, 20_000, async () => ((await get(url)).status === 200 ? true : undefined), 250),
+      ),
+    );
+    // One answer proves one gunicorn worker; the others may still be loading the app. Every
+    // worker logs once it serves: wait for as many as the unit asks for.
+    const workers = Number(unitEnvironment(titanUnit).TITAN_WORKERS);
+    if (!Number.isInteger(workers) || workers < 1) {
+      throw new Error(
+        `titan.service TITAN_WORKERS=${unitEnvironment(titanUnit).TITAN_WORKERS}: expected an integer >= 1`,
+      );
+    }
+    await Promise.all(
+      webHosts.map((h) =>
+        waitFor(
+          `${workers} workers of ${h.app} to serve`,
+          30_000,
+          () => {
+            const ready = titanReadyPids(fs.readFileSync(procs.get(h.app).logPath, "utf8")).size;
+            return Promise.resolve(ready >= workers ? true : undefined);
+          },
+          250,
+        ),
       ),
     );
 

@@ -25,7 +25,7 @@ import {
 } from "../../templates/alloy/config";
 import { buildDashboards } from "../../templates/grafana/dashboards";
 import type { Dashboard } from "../../templates/grafana/model";
-import { labelProblems, logExprOf, parseLogql } from "./logql";
+import { labelProblems, parseLogql } from "./logql";
 import { cpuAlertValues, CpuSampler, memoryPercent, rootDiskPercent } from "./machine";
 import {
   expandQuery,
@@ -429,7 +429,7 @@ describe("end-to-end: the rendered stack with the real binaries", { timeout: RUN
               const e = expandQuery(q, resolved, scenario.selection, windowOf(d), s.scrapeIntervalMs);
               const parsed = parseLogql(e.expr);
               for (const p of labelProblems(parsed, rules)) problems.push(`${where}: ${p}\n    ${e.expr}`);
-              for (const m of logExprOf(parsed).selector) {
+              for (const m of parsed.labelMatchers) {
                 if (
                   m.label === "level" &&
                   m.op === "=" &&

@@ -435,7 +435,7 @@ const KNOWN_PROM_LABELS = new Set([
 ]);
 
 const PROMQL_FUNCTIONS = new Set(["sum", "avg", "rate", "increase", "histogram_quantile", "label_values"]);
-const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring"]);
+const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring", "or"]);
 
 /** The Alloy pipeline's stream labels (the contract with the Alloy stage). */
 const ALLOY_LABEL_CONTRACT = new Set(["job", "host", "role", "environment", "filename", "level", "unit"]);
@@ -471,8 +471,9 @@ function analysePromQl(expr: string): PromQlParts {
     return ")";
   });
   for (const m of withoutLabelArg.matchAll(/\b([A-Za-z_:][A-Za-z0-9_:]*)\b(\s*\()?/g)) {
+    if (PROMQL_KEYWORDS.has(m[1])) continue;
     if (m[2]) parts.functions.add(m[1]);
-    else if (!PROMQL_KEYWORDS.has(m[1])) parts.metrics.add(m[1]);
+    else parts.metrics.add(m[1]);
   }
   return parts;
 }

@@ -53,10 +53,23 @@ const APP_ENDPOINT = `${APP}, endpoint=~"$endpoint"`;
 const LOGS = `job="${LOKI_APP_JOB}", environment=~"$environment", host=~"$instance"`;
 const JOURNAL = 'job="systemd-journal", environment=~"$environment", host=~"$instance"';
 
-const errorRatio = (selector: string) =>
-  `sum by (instance) (rate(http_requests_total{${selector}, status=~"5.."}[$__rate_interval])) / sum by (instance) (rate(http_requests_total{${selector}}[$__rate_interval]))`;
+/** The label a per-host panel keeps, as the alert rules aggregate (templates/alerts.ts). */
+const PER_HOST = "instance";
+
+/**
+ * Share of requests answered 5xx, per host or over all selected hosts. The app's 5xx series only
+ * exists from its first 5xx (a labelled counter child is created on first use), so a plain ratio
+ * is "No data" when nothing failed; `or 0 * requests` gives 0 wherever requests were served.
+ */
+const errorRatio = (selector: string, by: "host" | "total") => {
+  const sum = by === "host" ? `sum by (${PER_HOST})` : "sum";
+  const requests = `${sum} (rate(http_requests_total{${selector}}[$__rate_interval]))`;
+  const failed = `${sum} (rate(http_requests_total{${selector}, status=~"5.."}[$__rate_interval]))`;
+  return `(${failed} / ${requests}) or (0 * ${requests})`;
+};
+/** Per host, like AppHighLatencyP95's rule, so the panel the alert links to shows the breaching host. */
 const latencyQuantile = (q: number) =>
-  `histogram_quantile(${q}, sum by (le) (rate(http_request_duration_seconds_bucket{${APP_ENDPOINT}}[$__rate_interval])))`;
+  `histogram_quantile(${q}, sum by (${PER_HOST}, le) (rate(http_request_duration_seconds_bucket{${APP_ENDPOINT}}[$__rate_interval])))`;
 
 // ---------------------------------------------------------------------------------------
 // Small builders
@@ -354,10 +367,16 @@ const levelVariable: CustomVariable = {
   options: [allOption, ...LOG_LEVELS.map((level) => ({ text: level, value: level, selected: false }))],
 };
 
+/**
+ * Grafana's Loki data source inserts a text box's value into the query unescaped: in grafana/grafana
+ * public/app/plugins/datasource/loki/datasource.ts, interpolateQueryExpr escapes a variable only
+ * when it is multi-value or has All (a text box is neither; older releases escaped `'` alone).
+ * The panels therefore quote it with backticks, a raw LogQL string.
+ */
 const searchVariable: TextboxVariable = {
   name: "search",
   label: "Line contains",
-  description: "Only log lines containing this text",
+  description: "Only log lines containing this text (exactly as typed; any text but a backtick)",
   hide: 0,
   type: "textbox",
   query: "",
@@ -553,7 +572,7 @@ const appErrorRatioPanel = (alert: AlertDefinition, selector: string, w: number,
   timeseries({
     title: "Error ratio (5xx / all)",
     description: "Share of requests answered with a 5xx status, per host.",
-    targets: [prom("A", errorRatio(selector), "{{instance}}")],
+    targets: [prom("A", errorRatio(selector, "host"), "{{instance}}")],
     field: { unit: "percentunit", min: 0, alert },
     w,
     h,
@@ -582,13 +601,7 @@ function applicationSpecs(alerts: readonly AlertDefinition[]): Spec[] {
     stat({
       title: "Error ratio",
       description: "Share of requests answered with a 5xx status, all selected hosts.",
-      targets: [
-        prom(
-          "A",
-          `sum(rate(http_requests_total{${APP_ENDPOINT}, status=~"5.."}[$__rate_interval])) / sum(rate(http_requests_total{${APP_ENDPOINT}}[$__rate_interval]))`,
-          "5xx ratio",
-        ),
-      ],
+      targets: [prom("A", errorRatio(APP_ENDPOINT, "total"), "5xx ratio")],
       field: { unit: "percentunit" },
       w: 6,
       h: 4,
@@ -631,11 +644,11 @@ function applicationSpecs(alerts: readonly AlertDefinition[]): Spec[] {
     ),
     timeseries({
       title: "Latency p50 / p95 / p99",
-      description: "Request duration quantiles from the http_request_duration_seconds histogram.",
+      description: "Request duration quantiles per host from the http_request_duration_seconds histogram.",
       targets: [
-        prom("A", latencyQuantile(0.5), "p50"),
-        prom("B", latencyQuantile(0.95), "p95"),
-        prom("C", latencyQuantile(0.99), "p99"),
+        prom("A", latencyQuantile(0.5), "{{instance}} p50"),
+        prom("B", latencyQuantile(0.95), "{{instance}} p95"),
+        prom("C", latencyQuantile(0.99), "{{instance}} p99"),
       ],
       field: { unit: "s", min: 0, alert: alert("titan-app-latency-p95") },
       w: 12,
@@ -693,7 +706,9 @@ function applicationSpecs(alerts: readonly AlertDefinition[]): Spec[] {
 }
 
 function logsSpecs(alerts: readonly AlertDefinition[]): Spec[] {
-  const search = ' |= "$search"';
+  // A raw string: Grafana inserts a text box's value as typed (see searchVariable), and nothing
+  // is special between backticks but a backtick, so `"` and `\` typed there stay plain text.
+  const search = " |= `$search`";
   return [
     timeseries({
       title: "Log volume by level",

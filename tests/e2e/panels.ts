@@ -38,6 +38,9 @@ function walk(panels: readonly Panel[]): Panel[] {
   return panels.flatMap((p) => (p.type === "row" ? [p, ...walk(p.panels)] : [p]));
 }
 
+/** Every panel of a dashboard, those inside rows included. */
+export const allPanels = (dashboard: Dashboard): Panel[] => walk(dashboard.panels);
+
 export function panelQueries(dashboard: Dashboard): PanelQuery[] {
   return walk(dashboard.panels).flatMap((panel) =>
     panel.type === "row"
@@ -112,7 +115,9 @@ export function expansionValues(
   for (const [name, r] of resolved) {
     const sel = selection.get(name);
     if (!sel) throw new Error(`no selection for $${name}`);
-    // Textboxes are inserted as typed.
+    // Textboxes are inserted as typed (the only text box feeds Loki panels): grafana/grafana
+    // public/app/plugins/datasource/loki/datasource.ts interpolateQueryExpr escapes a value only
+    // for a multi-value or All variable.
     out[name] =
       r.spec.multi === undefined && r.spec.includeAll === undefined && "values" in sel
         ? (sel.values[0] ?? "")

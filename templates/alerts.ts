@@ -4,9 +4,14 @@
  * stack config, so a threshold changed there changes both.
  *
  * Every expression yields one series per (instance) with the value the threshold is compared
- * against; the alert fires when `value <op> threshold` holds for `for`.
+ * against; the alert fires when `value <op> threshold` holds for `for`. LogQL rules (data source
+ * "loki") are Grafana-managed only: promtool cannot run them, the LogQL grammar check does.
  */
+import { addressPlan } from "../infra/addressing";
 import type { StackConfig } from "../infra/config";
+import { physicalName } from "../infra/naming";
+import type { Role } from "../infra/topology";
+import { TITAN_JOB } from "./alloy/config";
 
 export type Severity = "critical" | "warning";
 
@@ -16,7 +21,9 @@ export interface AlertDefinition {
   /** Alert name (Prometheus `alert:`, Grafana `title`). */
   readonly name: string;
   readonly severity: Severity;
-  /** PromQL giving the compared value, one series per instance (and job where relevant). */
+  /** Which data source runs `expr`: PromQL on Prometheus, or LogQL on Loki (Grafana only). */
+  readonly datasource: "prometheus" | "loki";
+  /** The query giving the compared value, one series per instance (and job where relevant). */
   readonly expr: string;
   readonly op: ">" | "<";
   readonly threshold: number;
@@ -39,24 +46,54 @@ export interface AlertDefinition {
   /** What the rule does with no data and on query errors (deliberate, per alert). */
   readonly noDataState: "OK" | "NoData" | "Alerting";
   readonly execErrState: "OK" | "Error" | "Alerting";
+  /**
+   * Absence rules only: the label sets of the series the stack deployed, one per host. The
+   * expression yields 1 for each one missing; tests read this to know what must (not) fire.
+   */
+  readonly expectedSeries?: readonly Readonly<Record<string, string>>[];
 }
 
 /** Fixed thresholds that are not stack config. */
 export const APP_ERROR_RATIO_WARNING = 0.05;
 export const APP_P95_LATENCY_WARNING_SECONDS = 0.5;
 
-export const DASHBOARD_UIDS = { system: "titan-system", application: "titan-application", logs: "titan-logs" } as const;
+export const DASHBOARD_UIDS = {
+  system: "titan-system",
+  application: "titan-application",
+  logs: "titan-logs",
+  pipeline: "titan-pipeline",
+} as const;
+
+/** Every host the address plan deploys, as Prometheus labels its node_exporter target. */
+export function deployedHosts(config: StackConfig): { instance: string; role: Role }[] {
+  return addressPlan(config.vpcCidr, config.webCount).hosts.map((h) => ({
+    instance: physicalName(config, h.name),
+    role: h.role,
+  }));
+}
+
+/**
+ * 1 for each deployed host without an `up{job="node"}` series. EC2 discovery keeps only running
+ * instances (our `instance-state-name` filter), so a stopped or terminated host's targets are
+ * dropped and their series go stale: `up < 1` never sees it, absence against the plan does.
+ */
+function missingHostsExpr(hosts: readonly { instance: string; role: Role }[]): string {
+  const absent = hosts.map((h) => `absent(up{job="node", instance="${h.instance}", role="${h.role}"})`);
+  return `max by (instance, role) (${absent.join(" or ")})`;
+}
 
 /** Root filesystem, as node_exporter reports it on Debian (ext4 on /). */
 const ROOT_FS = 'mountpoint="/",fstype!~"tmpfs|rootfs"';
 
 export function alertDefinitions(config: StackConfig): AlertDefinition[] {
   const t = config.thresholds;
+  const hosts = deployedHosts(config);
   return [
     {
       uid: "titan-root-disk-critical",
       name: "RootDiskAlmostFull",
       severity: "critical",
+      datasource: "prometheus",
       expr: `100 * (1 - node_filesystem_avail_bytes{${ROOT_FS}} / node_filesystem_size_bytes{${ROOT_FS}})`,
       op: ">",
       threshold: t.rootDiskCriticalPercent,
@@ -76,6 +113,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-cpu-high",
       name: "HighCpuUsage",
       severity: "warning",
+      datasource: "prometheus",
       expr: '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])))',
       op: ">",
       threshold: t.cpuWarningPercent,
@@ -94,6 +132,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-memory-high",
       name: "HighMemoryUsage",
       severity: "warning",
+      datasource: "prometheus",
       expr: "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
       op: ">",
       threshold: t.memoryWarningPercent,
@@ -112,6 +151,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-target-down",
       name: "TargetDown",
       severity: "critical",
+      datasource: "prometheus",
       expr: "up",
       op: "<",
       threshold: 1,
@@ -132,6 +172,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-app-error-ratio",
       name: "AppHighErrorRatio",
       severity: "warning",
+      datasource: "prometheus",
       expr: 'sum by (instance) (rate(http_requests_total{job="titan",status=~"5.."}[5m])) / sum by (instance) (rate(http_requests_total{job="titan"}[5m]))',
       op: ">",
       threshold: APP_ERROR_RATIO_WARNING,
@@ -151,6 +192,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       uid: "titan-app-latency-p95",
       name: "AppHighLatencyP95",
       severity: "warning",
+      datasource: "prometheus",
       expr: 'histogram_quantile(0.95, sum by (instance, le) (rate(http_request_duration_seconds_bucket{job="titan"}[5m])))',
       op: ">",
       threshold: APP_P95_LATENCY_WARNING_SECONDS,
@@ -165,8 +207,185 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       noDataState: "OK",
       execErrState: "Error",
     },
+    {
+      uid: "titan-host-missing",
+      name: "HostMissing",
+      severity: "critical",
+      datasource: "prometheus",
+      expr: missingHostsExpr(hosts),
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "2m",
+      summary: "{{ $labels.instance }} ({{ $labels.role }}) is not being scraped at all",
+      description:
+        "The stack deployed {{ $labels.instance }} as its {{ $labels.role }} host, but Prometheus has had no node_exporter target for it for 2 minutes: the instance is stopped, terminated or no longer tagged for discovery.",
+      runbook: "host-missing",
+      runbookSteps:
+        "Look the host up by its Name tag in the EC2 console or with `aws ec2 describe-instances --filters Name=tag:Name,Values=<host>`. Stopped: start it (`aws ec2 start-instances`); its services come back with it. Terminated: run `pulumi up` to replace it (its data volume is re-attached). Running: check its tags (Scrape=true, Project, Environment, Role) and Prometheus' discovery errors in `journalctl -u prometheus`.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      // No series is the healthy state; a failed query means Prometheus is unreachable.
+      noDataState: "OK",
+      execErrState: "Alerting",
+      expectedSeries: hosts.map((h) => ({ instance: h.instance, role: h.role })),
+    },
+    {
+      uid: "titan-logs-dropped",
+      name: "LogsDroppedBeforeLoki",
+      severity: "critical",
+      datasource: "prometheus",
+      // grafana/alloy internal/component/common/loki/client/metrics.go: loki_write_dropped_entries_total
+      // {host, tenant, reason} counts entries given up on after the retries; zero-initialised per reason.
+      expr: 'sum by (instance) (increase(loki_write_dropped_entries_total{job="alloy"}[5m]))',
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "1m",
+      summary: "Alloy on {{ $labels.instance }} is dropping log lines",
+      description:
+        "Alloy on {{ $labels.instance }} dropped {{ $value }} log entries in 5 minutes that Loki never received (retries exhausted, rate or stream limits, or lines too long). Those lines are lost.",
+      runbook: "logs-dropped-before-loki",
+      runbookSteps:
+        "On the Pipeline dashboard see which reason the drops carry (`loki_write_dropped_entries_total` by reason). ingester_error or retries exhausted: Loki is down or unreachable, see LogsNotReachingLoki and `systemctl status loki` on the loki host. rate_limited or stream_limited: Loki refuses the volume, see LokiDiscardingLogs. line_too_long: the app wrote a huge line. `journalctl -u alloy -n 100` on the web host shows each failed push.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-logs-not-reaching-loki",
+      name: "LogsNotReachingLoki",
+      severity: "warning",
+      datasource: "prometheus",
+      // Same file: loki_write_batch_retries_total{host, tenant} counts every retried push.
+      expr: 'sum by (instance) (increase(loki_write_batch_retries_total{job="alloy"}[5m]))',
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "5m",
+      summary: "Alloy on {{ $labels.instance }} keeps failing to push logs to Loki",
+      description:
+        "Alloy on {{ $labels.instance }} retried {{ $value }} pushes to Loki in the last 5 minutes, for 5 minutes in a row: logs are delayed and are dropped once the retries run out.",
+      runbook: "logs-not-reaching-loki",
+      runbookSteps:
+        "From the web host, `curl -s http://<loki-ip>:3100/ready` (a timeout points at the security group or a stopped host, 503 at Loki starting or failing). On the loki host: `systemctl status loki`, `journalctl -u loki -n 100`, a full data disk (`df -h /var/lib/loki`), S3 errors. `journalctl -u alloy -n 100` on the web host shows the HTTP status each push got.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-loki-discarding",
+      name: "LokiDiscardingLogs",
+      severity: "warning",
+      datasource: "prometheus",
+      // grafana/loki pkg/validation/validate.go: loki_discarded_samples_total{reason, tenant, ...} counts refused entries.
+      expr: 'sum by (instance, reason) (increase(loki_discarded_samples_total{job="loki"}[5m]))',
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "1m",
+      summary: "Loki on {{ $labels.instance }} refuses log entries ({{ $labels.reason }})",
+      description:
+        "Loki on {{ $labels.instance }} discarded {{ $value }} entries in 5 minutes with reason {{ $labels.reason }}: they are not stored.",
+      runbook: "loki-discarding-logs",
+      runbookSteps:
+        "The reason label says which limit: rate_limited or per_stream_rate_limit means more volume than Loki's limits_config allows (raise ingestion_rate_mb and its burst in templates/loki/config.ts, or find the log flood on the Logs dashboard); stream_limit means too many streams (a label with many values); greater_than_max_sample_age or too_far_behind means old or out-of-order lines (a host clock or a replayed file). `journalctl -u loki` names the stream.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-prometheus-reload-failed",
+      name: "PrometheusConfigReloadFailed",
+      severity: "warning",
+      datasource: "prometheus",
+      expr: 'prometheus_config_last_reload_successful{job="prometheus"}',
+      op: "<",
+      threshold: 1,
+      unit: "none",
+      for: "2m",
+      summary: "Prometheus on {{ $labels.instance }} failed to load its configuration",
+      description:
+        "The last configuration reload of Prometheus on {{ $labels.instance }} failed: it still scrapes with the previous prometheus.yml, so the last change is not live (last reload successful: {{ $value }}).",
+      runbook: "prometheus-config-reload-failed",
+      runbookSteps:
+        "On the prometheus host run `promtool check config /etc/prometheus/prometheus.yml` and read `journalctl -u prometheus -n 50` for the error. Fix the template, run `pulumi up` (the push reloads Prometheus again); `sudo systemctl reload prometheus` retries by hand.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-grafana-notifications-failing",
+      name: "GrafanaNotificationsFailing",
+      severity: "critical",
+      datasource: "prometheus",
+      // grafana/grafana pkg/services/ngalert/metrics/multi_org_alertmanager.go: grafana_alerting_
+      // notifications_failed_total{org, integration}. Only Slack is provisioned; without a webhook
+      // the default email point has no SMTP, so its failures are known and not counted here.
+      expr: 'sum by (instance, integration) (increase(grafana_alerting_notifications_failed_total{job="grafana", integration="slack"}[10m]))',
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      // The failed counter appears at its first failure; increase() sees the ones after it
+      // (Grafana retries on every group interval, so a broken webhook keeps failing).
+      for: "1m",
+      summary: "Grafana on {{ $labels.instance }} cannot deliver alert notifications ({{ $labels.integration }})",
+      description:
+        "{{ $value }} notifications from Grafana on {{ $labels.instance }} to {{ $labels.integration }} failed in 10 minutes: alerts fire but nobody is told. This one may not reach you either; it shows in Grafana's alerting UI.",
+      runbook: "grafana-notifications-failing",
+      runbookSteps:
+        "In Grafana open Alerting > Contact points: the failing contact point shows its last error. A 404 or `invalid_token` means the Slack webhook was revoked: set a new one with `pulumi config set --secret slackWebhookUrl ...` and `pulumi up`. Timeouts mean the grafana host cannot reach Slack over HTTPS (egress rules, NAT). `journalctl -u grafana-server | grep -i notify` shows each attempt.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-grafana-rule-eval-failures",
+      name: "GrafanaRuleEvaluationFailures",
+      severity: "warning",
+      datasource: "prometheus",
+      // grafana/grafana pkg/services/ngalert/metrics/scheduler.go (namespace grafana, subsystem alerting).
+      expr: 'sum by (instance) (increase(grafana_alerting_rule_evaluation_failures_total{job="grafana"}[10m]))',
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "5m",
+      summary: "Grafana on {{ $labels.instance }} fails to evaluate alert rules",
+      description:
+        "Grafana on {{ $labels.instance }} failed {{ $value }} alert-rule evaluations in 10 minutes: the rules that failed cannot fire.",
+      runbook: "grafana-rule-evaluation-failures",
+      runbookSteps:
+        "In Grafana open Alerting > Alert rules and look for rules in state Error: the error names the query. Usually a data source is unreachable (Prometheus or Loki down: check TargetDown and HostMissing, and the data source's Test button under Connections); a rule whose query Grafana rejects came from a bad template change, so roll it back with `pulumi up`.",
+      dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-app-error-log-lines",
+      name: "AppErrorLogLines",
+      severity: "warning",
+      datasource: "loki",
+      // Error-level lines in the last minute per web host, from the level label Alloy sets.
+      expr: `sum by (host) (count_over_time({job="${TITAN_JOB}", level="error"}[1m]))`,
+      op: ">",
+      threshold: t.logErrorLinesPerMinute,
+      unit: "none",
+      for: "5m",
+      summary: `More than ${t.logErrorLinesPerMinute} error log lines a minute on {{ $labels.host }}`,
+      description: `Titan on {{ $labels.host }} wrote {{ $value }} error-level log lines in the last minute (threshold ${t.logErrorLinesPerMinute} a minute, sustained 5 minutes).`,
+      runbook: "app-error-log-lines",
+      runbookSteps:
+        "Open the Logs dashboard for the host: the Error logs panel shows the lines and the error rate beside them. Many identical lines point at one failing dependency (the message and its upstream field say which); a burst from /generate_logs is the log demo. If the rate is normal for your traffic, raise logErrorLinesPerMinute and run `pulumi up`.",
+      dashboardUid: DASHBOARD_UIDS.logs,
+      // No error lines at all gives no series: that is the healthy state.
+      noDataState: "OK",
+      execErrState: "Error",
+    },
   ];
 }
+
+/** The definitions Prometheus (and promtool) can evaluate: every PromQL one. */
+export const promqlDefinitions = (defs: readonly AlertDefinition[]): AlertDefinition[] =>
+  defs.filter((d) => d.datasource === "prometheus");
 
 /** The group every rule lives in, evaluated every minute. */
 export const ALERT_GROUP = { name: "titan", folder: "Titan", interval: "1m" } as const;

@@ -8,10 +8,11 @@ export function runbookMarkdown(config: StackConfig): string {
   return alertDefinitions(config)
     .map((def) => {
       const rule = `\`${def.expr} ${def.op} ${def.threshold}\` for ${def.for}`;
+      const source = def.datasource === "loki" ? " (LogQL on Loki, evaluated by Grafana)" : "";
       return [
         `### ${title(def.runbook)}`,
         "",
-        `**${def.name}** (${def.severity}): ${rule}.`,
+        `**${def.name}** (${def.severity}): ${rule}${source}.`,
         "",
         def.runbookSteps,
       ].join("\n");

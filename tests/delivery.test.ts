@@ -163,7 +163,7 @@ describe("verification", () => {
       ].sort(),
     );
     assert.deepEqual(spec.logMarker?.hosts, ["titan-observability-dev-web-1"]);
-    assert.equal(spec.grafana.ruleUids.length, 6);
+    assert.equal(spec.grafana.ruleUids.length, 14, "every rule of the alert table");
     assert.equal(spec.grafana.contactPoint, undefined, "no webhook, no contact point to expect");
     assert.ok(!JSON.stringify(spec).includes("SENTINEL"));
     const withHook = JSON.parse(

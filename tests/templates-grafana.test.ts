@@ -299,6 +299,12 @@ const ALERT_MODEL = (m: Record<string, unknown>): Shape => {
         },
       };
     default:
+      if ("queryType" in m) {
+        return {
+          req: ["refId", "datasource", "expr", "queryType", "editorMode", "intervalMs", "maxDataPoints"],
+          nested: { datasource: DS_REF },
+        };
+      }
       return {
         req: [
           "refId",
@@ -415,6 +421,17 @@ const KNOWN_METRICS = new Set([
   "titan_process_failures_total",
   "titan_log_lines_total",
   "titan_transactions_created_total",
+  // Pipeline: grafana/alloy internal/component/common/loki/client/metrics.go (loki.write),
+  "loki_write_sent_entries_total",
+  "loki_write_dropped_entries_total",
+  "loki_write_batch_retries_total",
+  // grafana/loki pkg/validation/validate.go,
+  "loki_discarded_samples_total",
+  // Prometheus' own (its /metrics),
+  "prometheus_config_last_reload_successful",
+  // grafana/grafana pkg/services/ngalert/metrics/{scheduler,multi_org_alertmanager}.go.
+  "grafana_alerting_rule_evaluation_failures_total",
+  "grafana_alerting_notifications_failed_total",
 ]);
 
 /** Labels those series carry: target labels plus each metric's own. */
@@ -432,9 +449,22 @@ const KNOWN_PROM_LABELS = new Set([
   "status",
   "le",
   "level",
+  "reason",
+  "integration",
 ]);
 
-const PROMQL_FUNCTIONS = new Set(["sum", "avg", "rate", "increase", "histogram_quantile", "label_values"]);
+const PROMQL_FUNCTIONS = new Set([
+  "sum",
+  "avg",
+  "max",
+  "count",
+  "rate",
+  "increase",
+  "histogram_quantile",
+  "label_values",
+  "absent",
+  "vector",
+]);
 const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring", "or"]);
 
 /** The Alloy pipeline's stream labels (the contract with the Alloy stage). */
@@ -523,7 +553,7 @@ describe("Grafana files", () => {
     assert.deepEqual(paths(NO_WEBHOOK), paths(WITH_WEBHOOK));
     assert.equal(new Set(paths(NO_WEBHOOK)).size, NO_WEBHOOK.length, "duplicate paths");
     for (const path of Object.values(GRAFANA_PATHS)) fileAt(NO_WEBHOOK, path);
-    assert.equal(dashboardsOf(NO_WEBHOOK).length, 3);
+    assert.equal(dashboardsOf(NO_WEBHOOK).length, Object.keys(DASHBOARD_UIDS).length);
     for (const file of [...NO_WEBHOOK, ...WITH_WEBHOOK]) {
       assert.ok(
         file.path.startsWith("/etc/grafana/provisioning/") || file.path.startsWith(`${DASHBOARDS_DIR}/`),
@@ -705,8 +735,11 @@ describe("Grafana dashboards", () => {
   });
 
   it("use Grafana's interval variables for range windows", () => {
+    const alertExprs = alertDefinitions(configWith()).map((a) => a.expr);
     for (const d of dashboards) {
       for (const { panel, target } of allTargets(d)) {
+        // A panel plotting an alert's own expression keeps the alert's window: it shows the alert's value.
+        if (alertExprs.some((e) => target.expr.includes(e))) continue;
         for (const m of target.expr.matchAll(/\[([^\]]+)\]/g)) {
           const allowed = target.datasource.type === "loki" ? ["$__interval"] : ["$__rate_interval", "$__range"];
           assert.ok(allowed.includes(m[1]), `${d.uid}/${panel.title}: window [${m[1]}]`);
@@ -854,8 +887,15 @@ describe("Grafana alert rules", () => {
         assert.ok(dsUids.has(q.datasourceUid) || q.datasourceUid === "__expr__", `${def.uid}/${q.refId}`);
       }
       const [a, b, c] = rule.data;
-      assert.ok("expr" in a.model && a.model.instant && !a.model.range);
-      assert.equal(a.datasourceUid, DATASOURCE_UIDS.prometheus);
+      if (def.datasource === "loki") {
+        // grafana/grafana pkg/tsdb/loki/parse_query.go: queryType is "instant" or "range", anything else fails.
+        assert.ok("queryType" in a.model && a.model.queryType === "instant", `${def.uid}: an instant LogQL query`);
+        assert.equal(a.datasourceUid, DATASOURCE_UIDS.loki);
+      } else {
+        assert.ok("instant" in a.model && a.model.instant && !a.model.range, `${def.uid}: an instant PromQL query`);
+        assert.equal(a.datasourceUid, DATASOURCE_UIDS.prometheus);
+      }
+      assert.ok("expr" in a.model);
       assert.equal(a.model.expr, def.expr);
       assert.ok(a.relativeTimeRange && a.relativeTimeRange.from >= 300, "range covers the 5m windows");
       assert.ok("reducer" in b.model && b.model.type === "reduce");
@@ -907,8 +947,11 @@ describe("Grafana alert rules", () => {
       assert.equal(a.__panelId__, String(rule.panelId));
       const panel = dashboards.get(def.dashboardUid)?.panels.find((p) => p.id === rule.panelId);
       assert.ok(panel && panel.type !== "row", `${def.uid}: panel ${rule.panelId} on ${def.dashboardUid}`);
-      assert.match(a.description, /\{\{ \$labels\.instance \}\}/);
-      assert.match(a.description, /\$values\.B\.Value/);
+      // Loki streams name the host `host`; Prometheus targets `instance`.
+      const hostLabel = def.datasource === "loki" ? "host" : "instance";
+      assert.match(a.description, new RegExp(`\\{\\{ \\$labels\\.${hostLabel} \\}\\}`));
+      // An absence rule's value is always 1: its description names the host instead.
+      if (!def.expectedSeries) assert.match(a.description, /\$values\.B\.Value/);
       assert.match(a.value, /\$values\.B\.Value/);
       for (const text of Object.values(a)) {
         assert.ok(!/\$value\b(?!s)/.test(text), `${def.uid}: Prometheus-style $value left in ${text}`);

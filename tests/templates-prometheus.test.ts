@@ -6,11 +6,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { alertDefinitions } from "../templates/alerts";
+import { alertDefinitions, deployedHosts, promqlDefinitions } from "../templates/alerts";
 import { PROMETHEUS_CONFIG_PATH, prometheusConfig, renderPrometheusFiles } from "../templates/prometheus/config";
 import type { PrometheusConfig } from "../templates/prometheus/model";
 import { renderRuleTestFile, hasScenario } from "../templates/prometheus/ruleTests";
-import { renderRuleFile, ruleExpression } from "../templates/prometheus/rules";
+import { alertingRule, renderRuleFile, ruleExpression } from "../templates/prometheus/rules";
 import { SCRAPE_JOBS } from "../templates/scrapeJobs";
 import { testContext } from "./support/render";
 
@@ -113,7 +113,8 @@ describe("alert rules", () => {
     assert.equal(new Set(defs.map((d) => d.uid)).size, defs.length);
     for (const def of defs) {
       assert.match(def.uid, /^[A-Za-z0-9_-]{1,40}$/);
-      assert.ok(hasScenario(def), `${def.uid} has no scenario`);
+      // LogQL rules are Grafana-only; the LogQL grammar check covers them.
+      if (def.datasource === "prometheus") assert.ok(hasScenario(def), `${def.uid} has no scenario`);
       for (const [, job] of def.expr.matchAll(/job="([^"]+)"/g)) assert.ok(jobs.has(job), `${def.uid}: job ${job}`);
     }
   });
@@ -122,12 +123,38 @@ describe("alert rules", () => {
     const rules = write("rules.yml", renderRuleFile(alertDefinitions(testContext().config)));
     const result = promtool("check", "rules", rules);
     assert.ok(result.ok, result.output);
-    assert.match(result.output, /SUCCESS: 6 rules found/);
+    const promql = promqlDefinitions(alertDefinitions(testContext().config));
+    assert.ok(promql.length < alertDefinitions(testContext().config).length, "the LogQL rule is left out");
+    assert.match(result.output, new RegExp(`SUCCESS: ${promql.length} rules found`));
+  });
+
+  it("refuse to render a LogQL definition as a Prometheus rule", () => {
+    const logql = alertDefinitions(testContext().config).find((d) => d.datasource === "loki");
+    assert.ok(logql, "the table has a LogQL rule");
+    assert.throws(() => alertingRule(logql), new RegExp(`alert ${logql.uid} has datasource loki`));
+  });
+
+  it("expect one node_exporter series per host of the address plan, so a stopped host is missed", () => {
+    for (const webCount of ["1", "3"]) {
+      const config = testContext({ webCount }).config;
+      const missing = alertDefinitions(config).find((d) => d.uid === "titan-host-missing");
+      assert.ok(missing?.expectedSeries, "HostMissing lists the hosts it expects");
+      const hosts = deployedHosts(config);
+      assert.equal(hosts.length, Number(webCount) + 3);
+      assert.deepEqual(missing.expectedSeries, hosts);
+      for (const h of hosts) {
+        assert.ok(
+          missing.expr.includes(`absent(up{job="node", instance="${h.instance}", role="${h.role}"})`),
+          `no absent() for ${h.instance}`,
+        );
+      }
+    }
   });
 
   for (const [what, overrides] of [
     ["the default thresholds", {}],
     ["changed thresholds", { rootDiskCriticalPercent: "80", cpuWarningPercent: "50", memoryWarningPercent: "30" }],
+    ["three web hosts", { webCount: "3" }],
   ] as const) {
     it(`fire at ${what} after their pending period, stay quiet below and resolve (promtool test rules)`, () => {
       const defs = alertDefinitions(testContext(overrides).config);

@@ -133,29 +133,3 @@ describe("pipeline verification", () => {
     assert.match(text, /FAIL slack contact point exists .*answered 404/);
   });
 });
-
-describe("CI's Grafana boot check", () => {
-  it("passes when every provisioned resource loaded, and names what did not", async () => {
-    const { checkGrafana } = await import("../templates/validate/checkGrafana");
-    const { alertDefinitions, DASHBOARD_UIDS } = await import("../templates/alerts");
-    const { sampleContext } = await import("../templates/validate/renderForValidation");
-    const loaded = (): Routes => ({
-      "/api/health": { database: "ok" },
-      "/api/datasources/uid/titan-prometheus": { uid: "titan-prometheus" },
-      "/api/datasources/uid/titan-loki": { uid: "titan-loki" },
-      "/api/search": Object.values(DASHBOARD_UIDS).map((uid) => ({ uid })),
-      "/api/v1/provisioning/alert-rules": alertDefinitions(sampleContext().config).map((d) => ({ uid: d.uid })),
-      "/api/v1/provisioning/contact-points": [{ name: "titan-slack", type: "slack" }],
-    });
-    assert.deepEqual(await checkGrafana("http://g:3000", "pw", fakeFetch(loaded)), []);
-    const partial = () => ({
-      ...loaded(),
-      "/api/search": [{ uid: "titan-system" }],
-      "/api/datasources/uid/titan-loki": undefined,
-    });
-    assert.deepEqual(await checkGrafana("http://g:3000", "pw", fakeFetch(partial)), [
-      "grafana dashboards provisioned: missing dashboards titan-application, titan-logs",
-      "data source titan-loki: 404",
-    ]);
-  });
-});

@@ -17,6 +17,7 @@ import {
   DEFAULT_RECEIVER,
   EXPRESSION_DS,
   GRAFANA_ORG_ID,
+  LOKI_DS,
   NOTIFICATION_TEMPLATE_NAME,
   PROMETHEUS_DS,
   SLACK_CONTACT_POINT,
@@ -27,10 +28,13 @@ import {
 import type { AlertPanel } from "./dashboards";
 import type {
   AlertingFile,
+  AlertQuery,
   AlertRule,
   AlertRuleGroup,
   ContactPoint,
+  LokiAlertQueryModel,
   NotificationPolicy,
+  PrometheusAlertQueryModel,
   NotificationTemplate,
   Route,
 } from "./model";
@@ -82,15 +86,25 @@ export function runbookUrl(runbookBaseUrl: string, alert: Pick<AlertDefinition, 
   return `${runbookBaseUrl}#${alert.runbook}`;
 }
 
-export function alertRule(alert: AlertDefinition, panel: AlertPanel, runbookBaseUrl?: string): AlertRule {
-  return {
-    uid: assertRuleUid(alert.uid),
-    title: alert.name,
-    condition: REF.condition,
-    data: [
-      {
-        refId: REF.query,
-        relativeTimeRange: { from: QUERY_RANGE_SECONDS, to: 0 },
+/** The rule's first step: the definition's query on its data source, evaluated at one instant. */
+function sourceQuery(alert: AlertDefinition): AlertQuery<PrometheusAlertQueryModel> | AlertQuery<LokiAlertQueryModel> {
+  const common = { refId: REF.query, relativeTimeRange: { from: QUERY_RANGE_SECONDS, to: 0 } };
+  const sizing = { intervalMs: 1000, maxDataPoints: 43200 };
+  return alert.datasource === "loki"
+    ? {
+        ...common,
+        datasourceUid: DATASOURCE_UIDS.loki,
+        model: {
+          refId: REF.query,
+          datasource: LOKI_DS,
+          expr: alert.expr,
+          queryType: "instant",
+          editorMode: "code",
+          ...sizing,
+        },
+      }
+    : {
+        ...common,
         datasourceUid: DATASOURCE_UIDS.prometheus,
         model: {
           refId: REF.query,
@@ -100,10 +114,18 @@ export function alertRule(alert: AlertDefinition, panel: AlertPanel, runbookBase
           range: false,
           editorMode: "code",
           legendFormat: "__auto",
-          intervalMs: 1000,
-          maxDataPoints: 43200,
+          ...sizing,
         },
-      },
+      };
+}
+
+export function alertRule(alert: AlertDefinition, panel: AlertPanel, runbookBaseUrl?: string): AlertRule {
+  return {
+    uid: assertRuleUid(alert.uid),
+    title: alert.name,
+    condition: REF.condition,
+    data: [
+      sourceQuery(alert),
       {
         refId: REF.value,
         datasourceUid: EXPRESSION_DS.uid,
@@ -168,11 +190,11 @@ export const NOTIFICATION_TEMPLATE = `{{ define "${SLACK_TITLE_TEMPLATE}" -}}
 {{ if eq .Status "firing" }}:rotating_light: FIRING{{ else }}:white_check_mark: RESOLVED{{ end -}}
 {{ if gt (len .Alerts.Firing) 0 }} ({{ len .Alerts.Firing }} firing{{ if gt (len .Alerts.Resolved) 0 }}, {{ len .Alerts.Resolved }} resolved{{ end }}){{ end -}}
 {{ with .CommonLabels.severity }} [{{ toUpper . }}]{{ end }} {{ .CommonLabels.alertname -}}
-{{ with .CommonLabels.instance }} on {{ . }}{{ end }}
+{{ with or .CommonLabels.instance .CommonLabels.host }} on {{ . }}{{ end }}
 {{- end }}
 
 {{ define "titan.slack.alert" -}}
-{{ if eq .Status "firing" }}:red_circle: *Firing*{{ else }}:large_green_circle: *Resolved*{{ end }} · *{{ .Labels.alertname }}* · severity *{{ .Labels.severity }}* · host \`{{ or .Labels.instance "n/a" }}\`
+{{ if eq .Status "firing" }}:red_circle: *Firing*{{ else }}:large_green_circle: *Resolved*{{ end }} · *{{ .Labels.alertname }}* · severity *{{ .Labels.severity }}* · host \`{{ or .Labels.instance .Labels.host "n/a" }}\`
 *Summary:* {{ .Annotations.summary }}
 *Details:* {{ .Annotations.description }}
 {{ with .Annotations.value }}*Value{{ if eq $.Status "resolved" }} (last evaluation){{ end }}:* {{ . }}
@@ -237,7 +259,8 @@ export function notificationPolicy(slackWebhookConfigured: boolean): Notificatio
   return {
     orgId: GRAFANA_ORG_ID,
     receiver,
-    group_by: ["grafana_folder", "alertname", "instance"],
+    // Loki streams name the host `host` (the log-based rule), Prometheus targets `instance`.
+    group_by: ["grafana_folder", "alertname", "instance", "host"],
     group_wait: "30s",
     group_interval: "5m",
     repeat_interval: "4h",

@@ -9,6 +9,7 @@ import type { RenderedFile, TemplateContext } from "../types";
 import { alertRulesFile, contactPointsFile, notificationPoliciesFile, notificationTemplatesFile } from "./alerting";
 import { DASHBOARDS_DIR, GRAFANA_PATHS } from "./constants";
 import { buildDashboards } from "./dashboards";
+import { withPipelineDashboard } from "./pipelineDashboard";
 import { dashboardProvidersFile, dataSourcesFile } from "./datasources";
 import type { Dashboard } from "./model";
 
@@ -66,7 +67,7 @@ export function renderGrafanaFiles(ctx: TemplateContext, opts: GrafanaRenderOpti
     owner: GRAFANA_FILE_OWNER,
     group: GRAFANA_FILE_GROUP,
   });
-  const { dashboards, alertPanels } = buildDashboards(ctx.config);
+  const { dashboards, alertPanels } = withPipelineDashboard(ctx.config, buildDashboards(ctx.config));
   const slack = opts.slackWebhookConfigured;
   return [
     file(GRAFANA_PATHS.datasources, toYaml(dataSourcesFile(ctx))),

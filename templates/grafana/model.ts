@@ -308,6 +308,20 @@ export interface PrometheusAlertQueryModel {
   readonly maxDataPoints: number;
 }
 
+/**
+ * A LogQL alert query. Grafana's Loki backend (grafana/grafana pkg/tsdb/loki/parse_query.go)
+ * accepts queryType "instant" or "range" and refuses any other value.
+ */
+export interface LokiAlertQueryModel {
+  readonly refId: string;
+  readonly datasource: DataSourceRef;
+  readonly expr: string;
+  readonly queryType: "instant";
+  readonly editorMode: "code";
+  readonly intervalMs: number;
+  readonly maxDataPoints: number;
+}
+
 export interface ReduceExpressionModel {
   readonly refId: string;
   readonly datasource: DataSourceRef;
@@ -332,7 +346,10 @@ export interface AlertQuery<M> {
 }
 
 export type AnyAlertQuery =
-  AlertQuery<PrometheusAlertQueryModel> | AlertQuery<ReduceExpressionModel> | AlertQuery<ThresholdExpressionModel>;
+  | AlertQuery<PrometheusAlertQueryModel>
+  | AlertQuery<LokiAlertQueryModel>
+  | AlertQuery<ReduceExpressionModel>
+  | AlertQuery<ThresholdExpressionModel>;
 
 export interface AlertRule {
   readonly uid: string;

@@ -3,7 +3,7 @@
  * sits just above it and then recovers, host-b sits just below it throughout. Each test checks
  * quiet before the pending period ends, firing for host-a only after it, and resolved.
  */
-import type { AlertDefinition } from "../alerts";
+import { promqlDefinitions, type AlertDefinition } from "../alerts";
 import { toYaml } from "../yaml";
 import type { RuleTestFile } from "./model";
 
@@ -34,6 +34,40 @@ const counter = (breach: number, recovered: number) =>
 type Builder = (def: AlertDefinition) => Scenario;
 
 const hosts = { above: "host-a", below: "host-b" } as const;
+
+/**
+ * A counter alert (`increase(metric[window]) > 0`): host-a's counter grows PER_MINUTE a minute
+ * and then stops, host-b's stays flat, plus any `extra` series that must not count. The firing
+ * value is the growth over the window, or over the samples so far when the window reaches back
+ * before the first one (samples a minute apart, starting at 0m, so no extrapolation).
+ */
+const PER_MINUTE = 5;
+function increaseScenario(
+  def: AlertDefinition,
+  metric: string,
+  series: (instance: string) => Record<string, string>,
+  firingKeys: readonly string[],
+  timing: Pick<Scenario, "quietAt" | "firingAt" | "resolvedAt">,
+  extra: Scenario["series"] = [],
+): Scenario {
+  const window = /\[(\d+)m\]/.exec(def.expr)?.[1];
+  if (window === undefined) throw new Error(`alert ${def.uid}: no [Nm] window in ${def.expr}`);
+  const above = series(hosts.above);
+  return {
+    series: [
+      { series: `${metric}${labelText(above)}`, values: counter(PER_MINUTE, 0) },
+      { series: `${metric}${labelText(series(hosts.below))}`, values: counter(0, 0) },
+      ...extra,
+    ],
+    labels: Object.fromEntries(firingKeys.map((k) => [k, above[k]])),
+    valueText: String(PER_MINUTE * Math.min(Number(window), parseInt(timing.firingAt, 10))),
+    ...timing,
+  };
+}
+
+/** Timings by pending period: quiet before it ends, firing after, resolved once the window is clear. */
+const AFTER_1M = { quietAt: "0m", firingAt: "5m", resolvedAt: "32m" } as const;
+const AFTER_5M = { quietAt: "4m", firingAt: "10m", resolvedAt: "32m" } as const;
 
 const SCENARIOS: Record<string, Builder> = {
   "titan-root-disk-critical": ({ threshold: t }) => {
@@ -186,6 +220,88 @@ const SCENARIOS: Record<string, Builder> = {
       resolvedAt: "30m",
     };
   },
+  "titan-host-missing": (def) => {
+    const expected = def.expectedSeries ?? [];
+    if (expected.length < 2) throw new Error(`alert ${def.uid}: expectedSeries needs at least two hosts to test`);
+    const [missing] = expected;
+    return {
+      // The first host has no series for PHASE minutes (a stopped host: no target, no samples),
+      // then comes back; every other host is scraped throughout.
+      series: expected.map((labels, i) => ({
+        series: `up${labelText({ job: "node", ...labels })}`,
+        values: i === 0 ? `_x${PHASE} 1x${PHASE}` : `1x${2 * PHASE}`,
+      })),
+      labels: { ...missing },
+      valueText: "1",
+      quietAt: "1m",
+      firingAt: "5m",
+      resolvedAt: "25m",
+    };
+  },
+  "titan-logs-dropped": (def) =>
+    increaseScenario(
+      def,
+      "loki_write_dropped_entries_total",
+      (instance) => ({ job: "alloy", instance, host: "10.0.1.11:3100", tenant: "", reason: "ingester_error" }),
+      ["instance"],
+      AFTER_1M,
+    ),
+  "titan-logs-not-reaching-loki": (def) =>
+    increaseScenario(
+      def,
+      "loki_write_batch_retries_total",
+      (instance) => ({ job: "alloy", instance, host: "10.0.1.11:3100", tenant: "" }),
+      ["instance"],
+      AFTER_5M,
+    ),
+  "titan-loki-discarding": (def) =>
+    increaseScenario(
+      def,
+      "loki_discarded_samples_total",
+      (instance) => ({ job: "loki", instance, reason: "rate_limited", tenant: "fake" }),
+      ["instance", "reason"],
+      AFTER_1M,
+    ),
+  "titan-prometheus-reload-failed": () => ({
+    series: [
+      {
+        series: `prometheus_config_last_reload_successful${labelText({ job: "prometheus", instance: hosts.above })}`,
+        values: gauge(0, 1),
+      },
+      {
+        series: `prometheus_config_last_reload_successful${labelText({ job: "prometheus", instance: hosts.below })}`,
+        values: gauge(1, 1),
+      },
+    ],
+    labels: { job: "prometheus", instance: hosts.above },
+    valueText: "0",
+    quietAt: "1m",
+    firingAt: "5m",
+    resolvedAt: "25m",
+  }),
+  "titan-grafana-notifications-failing": (def) =>
+    increaseScenario(
+      def,
+      "grafana_alerting_notifications_failed_total",
+      (instance) => ({ job: "grafana", instance, org: "1", integration: "slack" }),
+      ["instance", "integration"],
+      AFTER_1M,
+      // The default email contact point has no SMTP: its failures are expected and must not count.
+      [
+        {
+          series: `grafana_alerting_notifications_failed_total${labelText({ job: "grafana", instance: hosts.below, org: "1", integration: "email" })}`,
+          values: counter(PER_MINUTE, PER_MINUTE),
+        },
+      ],
+    ),
+  "titan-grafana-rule-eval-failures": (def) =>
+    increaseScenario(
+      def,
+      "grafana_alerting_rule_evaluation_failures_total",
+      (instance) => ({ job: "grafana", instance, org: "1" }),
+      ["instance"],
+      AFTER_5M,
+    ),
 };
 
 /** A definition's text with the scenario's labels and value filled in. */
@@ -201,7 +317,7 @@ export function ruleTestFile(defs: readonly AlertDefinition[], ruleFileName: str
   return {
     rule_files: [ruleFileName],
     evaluation_interval: "1m",
-    tests: defs.map((def) => {
+    tests: promqlDefinitions(defs).map((def) => {
       const build = SCENARIOS[def.uid];
       if (!build) throw new Error(`alert ${def.uid} has no promtool scenario in templates/prometheus/ruleTests.ts`);
       const scenario = build(def);

@@ -1,9 +1,10 @@
 /**
  * The alert definitions as a Prometheus rule file. Production alerting is Grafana-managed;
- * this file exists so `promtool check rules` and `promtool test rules` can prove every
+ * this file exists so `promtool check rules` and `promtool test rules` can prove every PromQL
  * expression fires at its threshold after its pending period, stays quiet below, and resolves.
+ * LogQL definitions are left out: Prometheus cannot run them.
  */
-import { ALERT_GROUP, type AlertDefinition } from "../alerts";
+import { ALERT_GROUP, promqlDefinitions, type AlertDefinition } from "../alerts";
 import { toYaml } from "../yaml";
 import type { AlertingRule, RuleFile } from "./model";
 
@@ -21,6 +22,11 @@ const prometheusTemplate = (def: AlertDefinition, text: string) =>
   text.replaceAll("{{ $value }}", VALUE_FORMAT[def.unit]);
 
 export function alertingRule(def: AlertDefinition): AlertingRule {
+  if (def.datasource !== "prometheus") {
+    throw new Error(
+      `alert ${def.uid} has datasource ${def.datasource}: only PromQL definitions become Prometheus rules`,
+    );
+  }
   return {
     alert: def.name,
     expr: ruleExpression(def),
@@ -35,7 +41,8 @@ export function alertingRule(def: AlertDefinition): AlertingRule {
 }
 
 export function ruleFile(defs: readonly AlertDefinition[]): RuleFile {
-  return { groups: [{ name: ALERT_GROUP.name, interval: ALERT_GROUP.interval, rules: defs.map(alertingRule) }] };
+  const rules = promqlDefinitions(defs).map(alertingRule);
+  return { groups: [{ name: ALERT_GROUP.name, interval: ALERT_GROUP.interval, rules }] };
 }
 
 export const renderRuleFile = (defs: readonly AlertDefinition[]): string => toYaml(ruleFile(defs));

@@ -12,8 +12,10 @@ scripts/install-deps.sh
 # The local fleet (`npm run fleet`) boots Debian 12 hosts with systemd-nspawn: it needs root and
 # the tools scripts/debian-packages.txt lists. Where it cannot run, the test command fails here,
 # at once, unless TITAN_SKIP_FLEET=1 says to run everything else (and then says so, loudly).
-# Fleet test files that boot containers; the others in build/tests/fleet run everywhere.
-FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js build/tests/fleet/provision.test.js)
+# Fleet test files that boot containers or need root (awsEndpoints: a bridge, a namespace and
+# 169.254.169.254); the others in build/tests/fleet run everywhere.
+FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js build/tests/fleet/provision.test.js
+  build/tests/fleet/awsEndpoints.test.js)
 fleet_blocker() {
   if [[ "$(id -u)" != 0 ]]; then
     echo "it needs root (systemd-nspawn, loop devices, a bridge) and this is uid $(id -u)"

@@ -1,0 +1,369 @@
+/**
+ * The fleet's fake EC2 API and IMDS (awsEndpoints.ts) against Debian's real Prometheus 2.42:
+ * Prometheus runs in a network namespace that stands in for the Prometheus host (its private IP
+ * from the fleet's stack plan, on a veth in the fleet bridge, with the route seed.ts gives every
+ * host), with the stack's prometheus.yml whose one override is the EC2 endpoint, and with no AWS
+ * variable or credentials file: it must get its keys from the IMDS over IMDSv2, sign with them
+ * (the fake verifies the signature), and list exactly the stack's instances. Then a host marked
+ * stopped and one added show up in the next discovery round. Needs root (bridge, namespace) and
+ * takes the fleet's lock, as its bridge and 169.254.169.254 are the fleet's.
+ *
+ * The namespace is a stand-in for a booted container: it proves the endpoints and the SDK's
+ * path to them, not cloud-init's handling of the route (a fleet run boots real hosts for that).
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/prometheus/config";
+import { SCRAPE_JOBS } from "../../templates/scrapeJobs";
+import { projectRoot } from "../../templates/projectFiles";
+import { IMDS_ADDRESS, STANDIN_ROLE, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
+import { createBridge } from "./bridge";
+import { Cleanup } from "./cleanup";
+import { probeAsync, run, waitFor } from "./exec";
+import { newInstanceId } from "./fleet";
+import { BRIDGE_ADDRESS, BRIDGE_NAME, SUBNET_PREFIX } from "./layout";
+import { acquireFleetLock } from "./lock";
+import { stackContext } from "./provision";
+import { imdsRouteFile } from "./seed";
+import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
+
+const TIMEOUT = 30 * 60_000;
+const STACK = "fleet-aws-test";
+const IP = "/usr/sbin/ip";
+const PROMETHEUS = "/usr/bin/prometheus";
+const NS = `titan-aws-${process.pid}`;
+const VETH = `vb-titan-aws`;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-aws-test-"));
+const cleanup = new Cleanup();
+const log = (l: string) => process.stderr.write(`aws test: ${l}\n`);
+
+let plan: StackPlan;
+let aws: AwsEndpoints;
+let promIp: string;
+let promUrl: string;
+let instanceIds: Map<string, string>;
+
+/** GET or POST over the bridge; the answer's status and body. */
+function request(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: options.method ?? "GET", headers: options.headers, timeout: 10_000 },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`${url}: no answer in 10 s`)));
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+interface Target {
+  labels: Record<string, string>;
+  discoveredLabels: Record<string, string>;
+}
+
+async function discovered(): Promise<Set<string>> {
+  const r = await request(`${promUrl}/api/v1/targets?state=active`);
+  if (r.status !== 200) throw new Error(`targets API: ${r.status} ${r.body.slice(0, 200)}`);
+  const targets = (JSON.parse(r.body) as { data: { activeTargets: Target[] } }).data.activeTargets;
+  return new Set(
+    targets
+      .filter((t) => t.discoveredLabels.__meta_ec2_instance_id)
+      .map((t) => `${t.labels.job} ${t.discoveredLabels.__meta_ec2_instance_id} ${t.discoveredLabels.__address__}`),
+  );
+}
+
+/** What the rendered prometheus.yml must find among `hosts`: job, instance id and scrape address. */
+function expected(
+  hosts: readonly { instanceId: string; privateIp: string; tags: Record<string, string> }[],
+): Set<string> {
+  const out = new Set<string>();
+  for (const job of SCRAPE_JOBS) {
+    for (const h of hosts) {
+      if ((job.roles as readonly string[]).includes(h.tags.Role)) out.add(`${job.job} ${h.instanceId} ${h.privateIp}:`);
+    }
+  }
+  return out;
+}
+
+const matches = (seen: Set<string>, want: Set<string>) =>
+  seen.size === want.size && [...want].every((w) => [...seen].some((s) => s.startsWith(w)));
+
+const show = (s: Set<string>) => [...s].sort().join("\n  ");
+
+before(async () => {
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      `this test needs root (a bridge, a network namespace, 169.254.169.254 on the bridge); uid ${process.getuid?.()}`,
+    );
+  }
+  cleanup.add(`directory ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
+  cleanup.add(`push trees of ${STACK}`, () =>
+    fs.rmSync(path.join(projectRoot(), ".titan-push", STACK), { recursive: true, force: true }),
+  );
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "aws-test", "-f", path.join(tmp, "id")]);
+  plan = await planStack(
+    fleetConfig({
+      publicKey: fs.readFileSync(path.join(tmp, "id.pub"), "utf8"),
+      privateKey: fs.readFileSync(path.join(tmp, "id"), "utf8"),
+    }),
+    { stack: STACK },
+  );
+  const prom = plan.hosts.find((h) => h.role === "prometheus");
+  if (!prom) throw new Error("the stack plan has no prometheus host");
+  promIp = prom.privateIp;
+  promUrl = `http://${promIp}:9090`;
+
+  await acquireFleetLock(cleanup, log);
+  createBridge(BRIDGE_NAME, BRIDGE_ADDRESS, SUBNET_PREFIX, cleanup);
+  // The Prometheus host's stand-in: a namespace on the bridge with its private IP and the
+  // route every fleet host gets (seed.ts's networkd drop-in, read back from its content).
+  run(IP, ["netns", "add", NS]);
+  cleanup.add(`network namespace ${NS}`, () => void run(IP, ["netns", "del", NS]));
+  run(IP, ["link", "add", VETH, "type", "veth", "peer", "name", "host0", "netns", NS]);
+  run(IP, ["link", "set", VETH, "master", BRIDGE_NAME, "up"]);
+  run(IP, ["-n", NS, "link", "set", "lo", "up"]);
+  run(IP, ["-n", NS, "addr", "add", `${promIp}/${SUBNET_PREFIX}`, "dev", "host0"]);
+  run(IP, ["-n", NS, "link", "set", "host0", "up"]);
+  const route = imdsRouteFile();
+  const destination = /^Destination=(\S+)$/m.exec(route)?.[1];
+  const gateway = /^Gateway=(\S+)$/m.exec(route)?.[1];
+  assert.equal(destination, `${IMDS_ADDRESS}/32`);
+  assert.equal(gateway, BRIDGE_ADDRESS);
+  run(IP, ["-n", NS, "route", "add", destination, "via", gateway, "dev", "host0", "onlink"]);
+
+  // As provision.ts calls it: every planned host, a fresh instance id, the stack's tags.
+  const ctx = stackContext(plan);
+  const instances = plan.hosts.map((h) => ({
+    instanceId: newInstanceId(),
+    privateIp: h.privateIp,
+    tags: { ...h.tags },
+  }));
+  instanceIds = new Map(plan.hosts.map((h, i) => [h.name, instances[i].instanceId]));
+  aws = await startAwsEndpoints(cleanup, {
+    bridge: BRIDGE_NAME,
+    bridgeAddress: BRIDGE_ADDRESS,
+    instances,
+    region: ctx.config.region,
+  });
+
+  const rendered = renderPrometheusFiles(ctx, { ec2Endpoint: aws.ec2Endpoint }).find(
+    (f) => f.path === PROMETHEUS_CONFIG_PATH,
+  );
+  if (!rendered) throw new Error(`renderPrometheusFiles renders no ${PROMETHEUS_CONFIG_PATH}`);
+  const configFile = path.join(tmp, "prometheus.yml");
+  fs.writeFileSync(configFile, rendered.content);
+  const logFile = path.join(tmp, "prometheus.log");
+  const out = fs.openSync(logFile, "w");
+  // No AWS_* variable, and a HOME without ~/.aws: the only credentials are the IMDS's.
+  const child: ChildProcess = spawn(
+    IP,
+    [
+      "netns",
+      "exec",
+      NS,
+      PROMETHEUS,
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${path.join(tmp, "data")}`,
+      `--web.listen-address=${promIp}:9090`,
+      "--log.level=debug",
+    ],
+    { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: tmp, LANG: "C.UTF-8" }, stdio: ["ignore", out, out] },
+  );
+  fs.closeSync(out);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  cleanup.add(`prometheus pid ${child.pid}`, async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  });
+  log(`prometheus pid ${child.pid} in ${NS} at ${promUrl}, EC2 API ${aws.ec2Endpoint}`);
+});
+
+after(async () => {
+  const failures = await cleanup.run();
+  assert.deepEqual(failures, []);
+});
+
+test(
+  "Prometheus discovers the stack's instances with credentials from the IMDS (IMDSv2), signing every call",
+  { timeout: TIMEOUT },
+  async () => {
+    const hosts = plan.hosts.map((h) => ({
+      instanceId: instanceIds.get(h.name) as string,
+      privateIp: h.privateIp,
+      tags: { ...h.tags },
+    }));
+    const want = expected(hosts);
+    assert.ok(want.size >= plan.hosts.length, "the plan gives Prometheus nothing to discover: the test proves nothing");
+    let seen = new Set<string>();
+    await waitFor(
+      "Prometheus to list every planned instance",
+      async () => ((seen = await discovered()), matches(seen, want) ? true : undefined),
+      {
+        timeoutMs: 180_000,
+        intervalMs: 1_000,
+        why: () =>
+          `expected\n  ${show(want)}\nseen\n  ${show(seen)}\nrequests ${JSON.stringify(aws.requests.slice(-6))}\n` +
+          fs
+            .readFileSync(path.join(tmp, "prometheus.log"), "utf8")
+            .split("\n")
+            .filter((l) => /ec2|aws|credential/i.test(l))
+            .slice(-10)
+            .join("\n"),
+      },
+    );
+
+    const promId = instanceIds.get(plan.hosts.find((h) => h.role === "prometheus")?.name ?? "") as string;
+    const creds = aws.credentials.get(promId);
+    assert.ok(creds, "the Prometheus instance has no credentials");
+    assert.equal(creds.roleName, STANDIN_ROLE);
+    const imds = aws.requests.filter((r) => r.endpoint === "imds");
+    const ec2 = aws.requests.filter((r) => r.endpoint === "ec2");
+    // The SDK's path: a token, then the role name and its credentials, every GET with the token.
+    assert.ok(
+      imds.some((r) => r.method === "PUT" && r.what === "/latest/api/token" && r.status === 200),
+      JSON.stringify(imds),
+    );
+    assert.ok(imds.some((r) => r.what === "/latest/meta-data/iam/security-credentials/" && r.status === 200));
+    assert.ok(
+      imds.some((r) => r.what === `/latest/meta-data/iam/security-credentials/${STANDIN_ROLE}` && r.status === 200),
+    );
+    assert.deepEqual(
+      imds.filter((r) => r.method !== "PUT" && !r.token),
+      [],
+      "an IMDS request without a token (an IMDSv1 fallback)",
+    );
+    assert.ok(
+      imds.every((r) => r.from === promIp),
+      JSON.stringify(imds),
+    );
+    // Both actions, every one signed with the issued key (the signature verified) and answered.
+    assert.ok(
+      ec2.some((r) => r.what === "DescribeAvailabilityZones"),
+      JSON.stringify(ec2),
+    );
+    assert.ok(
+      ec2.some((r) => r.what === "DescribeInstances"),
+      JSON.stringify(ec2),
+    );
+    assert.deepEqual(
+      ec2.filter((r) => r.status !== 200 || r.accessKeyId !== creds.accessKeyId),
+      [],
+      "an EC2 call not signed with the IMDS's key",
+    );
+  },
+);
+
+test(
+  "a host marked stopped leaves discovery and an added one joins it, in the next refresh",
+  { timeout: TIMEOUT },
+  async () => {
+    const web = plan.hosts.find((h) => h.role === "web");
+    assert.ok(web, "the plan has no web host");
+    const webId = instanceIds.get(web.name) as string;
+    const joined = { instanceId: newInstanceId(), privateIp: "10.42.0.200", tags: { ...web.tags, Name: "web-joined" } };
+    const hosts = [
+      ...plan.hosts
+        .filter((h) => h.name !== web.name)
+        .map((h) => ({ instanceId: instanceIds.get(h.name) as string, privateIp: h.privateIp, tags: { ...h.tags } })),
+      joined,
+    ];
+    aws.setState(webId, "stopped");
+    aws.addInstance(joined);
+    assert.throws(() => aws.setState("i-0000000000000dead", "stopped"), /setState instanceId "i-0000000000000dead"/);
+    assert.throws(() => aws.addInstance({ ...joined, instanceId: "i-1" }), /addInstance.instanceId "i-1": expected i-/);
+    const want = expected(hosts);
+    let seen = new Set<string>();
+    // refresh_interval is 60s in the rendered config: the change shows in the next round.
+    await waitFor(
+      "Prometheus to drop the stopped host and list the added one",
+      async () => ((seen = await discovered()), matches(seen, want) ? true : undefined),
+      {
+        timeoutMs: 240_000,
+        intervalMs: 2_000,
+        why: () => `expected\n  ${show(want)}\nseen\n  ${show(seen)}`,
+      },
+    );
+  },
+);
+
+test(
+  "the fakes refuse what EC2 refuses: unsigned, unknown key, bad signature; IMDSv1; strangers",
+  { timeout: TIMEOUT },
+  async () => {
+    const creds = [...aws.credentials.values()][0];
+    const body = "Action=DescribeInstances&Version=2016-11-15";
+    const form = { "Content-Type": "application/x-www-form-urlencoded; charset=utf-8" };
+    const date = "20261123T000000Z";
+    const authFor = (key: string, sig: string) =>
+      `AWS4-HMAC-SHA256 Credential=${key}/20261123/${stackContext(plan).config.region}/ec2/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=${sig}`;
+    const unsigned = await request(aws.ec2Endpoint, { method: "POST", headers: form, body });
+    assert.equal(unsigned.status, 401);
+    assert.match(unsigned.body, /<Code>AuthFailure<\/Code>/);
+    const stranger = await request(aws.ec2Endpoint, {
+      method: "POST",
+      headers: {
+        ...form,
+        "X-Amz-Date": date,
+        "X-Amz-Security-Token": creds.token,
+        Authorization: authFor("ASIAUNKNOWNKEY000000", "0".repeat(64)),
+      },
+      body,
+    });
+    assert.equal(stranger.status, 401);
+    assert.match(stranger.body, /was not issued by the fleet/);
+    const forged = await request(aws.ec2Endpoint, {
+      method: "POST",
+      headers: {
+        ...form,
+        "X-Amz-Date": date,
+        "X-Amz-Security-Token": creds.token,
+        Authorization: authFor(creds.accessKeyId, "0".repeat(64)),
+      },
+      body,
+    });
+    assert.equal(forged.status, 403);
+    assert.match(forged.body, /<Code>SignatureDoesNotMatch<\/Code>/);
+
+    // From the Prometheus host: no token, no metadata (httpTokens "required"); a token TTL is required.
+    // Asynchronously: the fakes run in this process, and a blocking spawn would starve them.
+    const fromHost = async (args: string[]) =>
+      (
+        await probeAsync(IP, [
+          "netns",
+          "exec",
+          NS,
+          "/usr/bin/curl",
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-m",
+          "10",
+          ...args,
+        ])
+      ).out;
+    assert.equal(await fromHost([`http://${IMDS_ADDRESS}/latest/meta-data/instance-id`]), "401");
+    assert.equal(await fromHost(["-X", "PUT", `http://${IMDS_ADDRESS}/latest/api/token`]), "400");
+    // From an address that is no instance's (this machine, on the bridge): nothing.
+    const stray = await request(`http://${IMDS_ADDRESS}/latest/api/token`, {
+      method: "PUT",
+      headers: { "x-aws-ec2-metadata-token-ttl-seconds": "60" },
+    });
+    assert.equal(stray.status, 403);
+  },
+);

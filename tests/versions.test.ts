@@ -72,7 +72,6 @@ describe("versions table", () => {
   });
 
   it("derives the container tags from the table", () => {
-    assert.equal(IMAGES.grafana, `grafana/grafana:${VERSIONS.grafana.version}`);
     assert.equal(IMAGES.loki, `grafana/loki:${VERSIONS.loki.version}`);
     assert.equal(IMAGES.alloy, `grafana/alloy:v${VERSIONS.alloy.version}`);
   });
@@ -130,6 +129,15 @@ describe("validate-configs workflow", () => {
     const pinned: string[] = Object.values(IMAGES);
     for (const tag of used) assert.ok(pinned.includes(tag), `${tag} is not in IMAGES (${pinned.join(", ")})`);
     assert.ok(used.has(IMAGES.loki) && used.has(IMAGES.alloy), `expected ${IMAGES.loki} and ${IMAGES.alloy}`);
+  });
+
+  it("writes no Grafana version: the only versions in it are the Loki and Alloy image tags", () => {
+    // Grafana's comes from the table through templates/validate/grafanaApt.ts, never a literal.
+    const allowed = Object.values(IMAGES).join(" ");
+    const versions = [...text.matchAll(/\d+\.\d+\.\d+[^\s"']*/g)].map((m) => m[0]);
+    for (const v of versions) assert.ok(allowed.includes(v), `version literal ${v} is not an IMAGES tag (${allowed})`);
+    assert.ok(!text.includes(VERSIONS.grafana.version), `the Grafana pin ${VERSIONS.grafana.version} is written in`);
+    assert.doesNotMatch(text, /grafana=|grafana\/grafana(-oss|-enterprise)?:/, "no Grafana package or image spec");
   });
 
   it("renders with the validation CLI, then runs loki -verify-config and alloy validate", () => {

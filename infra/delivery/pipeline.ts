@@ -45,6 +45,14 @@ const ACTIONS: Record<Role, InstallPlan["actions"]> = {
   ],
 };
 
+/** The Grafana push's steps besides placing files (CI replays them: templates/validate/renderForValidation.ts). */
+export const GRAFANA_PUSH = {
+  actions: ACTIONS.grafana,
+  owned: [DASHBOARDS_DIR],
+  extra: GRAFANA_SECRET_LINES,
+  post: GRAFANA_POST_LINES,
+} as const satisfies Omit<InstallPlan, "staging" | "files">;
+
 /** Staged app code replaces the installed copy only when it differs. */
 function appSyncLines(): string[] {
   const staged = '"$staging/app"';
@@ -131,11 +139,11 @@ export function deliver(args: DeliveryArgs): Delivery {
             renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
           ),
         actions: ACTIONS[slot.role],
-        owned: isGrafana ? [DASHBOARDS_DIR] : undefined,
+        owned: isGrafana ? GRAFANA_PUSH.owned : undefined,
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
-        extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_SECRET_LINES : undefined,
-        post: isGrafana ? GRAFANA_POST_LINES : undefined,
+        extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_PUSH.extra : undefined,
+        post: isGrafana ? GRAFANA_PUSH.post : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,

@@ -1,25 +1,36 @@
 /**
- * Renders the Loki and Alloy configs of a sample stack into a directory, for CI to check them
- * with the real binaries at the pinned versions (.github/workflows/validate-configs.yml):
+ * Renders a sample stack's files for CI to check with the real binaries at the pinned versions
+ * (.github/workflows/validate-configs.yml):
  *
- *   node build/templates/validate/renderForValidation.js <dir>
+ *   node build/templates/validate/renderForValidation.js <dir> [--grafana-variant=slack|no-slack]
  *
- * writes <dir>/loki/config.yml, <dir>/alloy/config.alloy, Grafana's provisioning and
- * dashboards under <dir>/grafana/ (the tree under /etc/grafana), and <dir>/grafana/titan.env.list:
- * the environment the host's unit gets, in `docker run --env-file` form. World-readable: the
- * containers run as their own users, and the sample holds no secret (its admin password is a
- * `$__file{}` reference; CI writes that file).
+ * writes <dir>/loki/config.yml and <dir>/alloy/config.alloy, and for Grafana what its host gets,
+ * in the program's two variants (with or without a Slack webhook):
+ * - <dir>/grafana/user-data/: the files user data writes before the package is installed (the
+ *   drop-in that holds grafana-server until its settings exist, the apt pins), at host paths;
+ * - <dir>/grafana/staging/: the push's staged tree, every rendered file at its host path;
+ * - <dir>/grafana/install.sh: the push's own install script for that staging directory (places
+ *   the files with owner and mode, writes the secrets from stdin, restarts, waits, resets the
+ *   admin password), run by CI as the push runs it over SSH;
+ * - <dir>/grafana/push-stdin and admin_password (0600): fresh random secrets in the push's stdin
+ *   order, and the password alone for the check.
  */
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { addressPlan } from "../../infra/addressing";
 import { loadConfig } from "../../infra/config";
+import { GRAFANA_STDIN_ORDER } from "../../infra/delivery/grafanaSecrets";
+import { GRAFANA_PUSH } from "../../infra/delivery/pipeline";
+import { installScript } from "../../infra/delivery/scripts";
+import { SERVICES } from "../../infra/topology";
 import { renderAlloyFiles } from "../alloy/config";
-import { DASHBOARDS_DIR, PROVISIONING_DIR, renderGrafanaFiles } from "../grafana";
-import { GRAFANA_ENV_PATH } from "../host/grafanaServer";
+import { GRAFANA_DROP_IN_PATH } from "../host/grafanaServer";
+import { cloudConfigFor } from "../host/userData";
 import { renderHostFiles } from "../index";
 import { renderLokiConfig } from "../loki/config";
-import type { TemplateContext } from "../types";
+import type { RenderedFile, TemplateContext } from "../types";
+import { APT_PREFERENCES_PATH } from "../versions";
 
 export const SAMPLE_STACK = { project: "titan-observability", stack: "ci" } as const;
 const SAMPLE_VALUES: Readonly<Record<string, string>> = {
@@ -30,6 +41,24 @@ const SAMPLE_VALUES: Readonly<Record<string, string>> = {
   grafanaAdminUser: "ci-operator",
 };
 
+/** The program renders Grafana two ways: with a Slack webhook configured, or without one. */
+export const GRAFANA_VARIANTS = {
+  slack: { slackWebhookConfigured: true },
+  "no-slack": { slackWebhookConfigured: false },
+} as const;
+export type GrafanaVariant = keyof typeof GRAFANA_VARIANTS;
+
+export function grafanaVariant(value: string): GrafanaVariant {
+  if (!Object.hasOwn(GRAFANA_VARIANTS, value))
+    throw new Error(
+      `--grafana-variant=${JSON.stringify(value)}: expected one of ${Object.keys(GRAFANA_VARIANTS).join(", ")}`,
+    );
+  return value as GrafanaVariant;
+}
+
+/** A syntactically valid webhook no one answers: Grafana stores it and never calls it while booting. */
+const SAMPLE_WEBHOOK = "https://hooks.slack.com/services/T00000000/B00000000/ci-not-a-hook";
+
 export function sampleContext(): TemplateContext {
   const config = loadConfig({ get: (key) => SAMPLE_VALUES[key], isSecret: () => undefined }, SAMPLE_STACK);
   return {
@@ -39,61 +68,91 @@ export function sampleContext(): TemplateContext {
   };
 }
 
+/** Everything the push installs on the Grafana host in this variant, as rendered. */
+export function grafanaHostFiles(ctx: TemplateContext, variant: GrafanaVariant): RenderedFile[] {
+  const host = ctx.plan.hosts.find((h) => h.role === "grafana");
+  if (!host) throw new Error("the sample plan has no Grafana host");
+  return renderHostFiles(ctx, host, {
+    ...GRAFANA_VARIANTS[variant],
+    grafanaRootUrl: `http://127.0.0.1:${SERVICES.grafana.port}`,
+  });
+}
+
+/** The user-data files that must exist before grafana-server is installed and enabled. */
+export function grafanaUserDataFiles(): { path: string; content: string; permissions: string }[] {
+  const wanted = [GRAFANA_DROP_IN_PATH, APT_PREFERENCES_PATH];
+  const files = cloudConfigFor({ role: "grafana", dataVolumeId: "vol-0123456789abcdef0" }).write_files.filter((f) =>
+    wanted.includes(f.path),
+  );
+  if (files.length !== wanted.length) throw new Error(`Grafana's user data lacks one of ${wanted.join(", ")}`);
+  return files;
+}
+
+/** The push's standard input: fresh secrets in GRAFANA_STDIN_ORDER, one a line. */
+export function pushStdin(variant: GrafanaVariant): { stdin: string; password: string } {
+  const values: Record<(typeof GRAFANA_STDIN_ORDER)[number], string> = {
+    adminPassword: randomBytes(18).toString("base64url"),
+    secretKey: randomBytes(32).toString("hex"),
+    slackWebhookUrl: GRAFANA_VARIANTS[variant].slackWebhookConfigured ? SAMPLE_WEBHOOK : "",
+  };
+  return { stdin: `${GRAFANA_STDIN_ORDER.map((k) => values[k]).join("\n")}\n`, password: values.adminPassword };
+}
+
+function write(target: string, content: string, mode: number): void {
+  fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+  fs.writeFileSync(target, content, { mode });
+  fs.chmodSync(target, mode);
+}
+
 /** Writes the files; returns the paths written, relative to `dir`. */
-export function renderForValidation(dir: string, ctx: TemplateContext = sampleContext()): string[] {
+export function renderForValidation(
+  dir: string,
+  variant: GrafanaVariant = "slack",
+  ctx: TemplateContext = sampleContext(),
+): string[] {
+  const root = path.resolve(dir);
   const web = ctx.plan.hosts.find((h) => h.role === "web");
   if (!web) throw new Error("the sample plan has no web host");
   const alloyConfig = renderAlloyFiles(ctx, web).find((f) => f.path.endsWith(".alloy"));
   if (!alloyConfig) throw new Error("renderAlloyFiles produced no .alloy file");
-  const files: Record<string, string> = {
-    "loki/config.yml": renderLokiConfig(ctx).content,
-    "alloy/config.alloy": alloyConfig.content,
-  };
-  // With a webhook, so the Slack contact point and its environment reference are exercised too.
-  for (const file of renderGrafanaFiles(ctx, { slackWebhookConfigured: true })) {
-    const under = [PROVISIONING_DIR, DASHBOARDS_DIR].find((dir) => file.path.startsWith(`${dir}/`));
-    if (!under) throw new Error(`unexpected Grafana file ${file.path}`);
-    files[path.posix.join("grafana", path.posix.relative("/etc/grafana", file.path))] = file.content;
-  }
-  files["grafana/titan.env.list"] = dockerEnvList(grafanaEnvFile(ctx));
-  for (const [rel, content] of Object.entries(files)) {
-    const target = path.join(dir, rel);
-    fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
-    fs.writeFileSync(target, content, { mode: 0o644 });
-    fs.chmodSync(target, 0o644);
-  }
-  return Object.keys(files);
-}
 
-/** The environment file the Grafana host receives from the push, exactly as rendered. */
-export function grafanaEnvFile(ctx: TemplateContext): string {
-  const host = ctx.plan.hosts.find((h) => h.role === "grafana");
-  if (!host) throw new Error("the sample plan has no Grafana host");
-  const env = renderHostFiles(ctx, host, { slackWebhookConfigured: true }).find((f) => f.path === GRAFANA_ENV_PATH);
-  if (!env) throw new Error(`renderHostFiles produced no ${GRAFANA_ENV_PATH}`);
-  return env.content;
-}
-
-/**
- * systemd's `KEY="value"` lines as Docker's env-file wants them (`KEY=value`, no quote handling).
- * The rendered file holds no escapes (grafanaServer.ts envLine refuses them), so unquoting is exact.
- */
-export function dockerEnvList(envFile: string): string {
-  const lines = envFile.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
-  return `${lines
-    .map((line) => {
-      const m = /^([A-Z][A-Z0-9_]*)="([^"\\]*)"$/.exec(line);
-      if (!m) throw new Error(`dockerEnvList: ${JSON.stringify(line)} is not a KEY="value" line`);
-      return `${m[1]}=${m[2]}`;
-    })
-    .join("\n")}\n`;
+  const grafana = grafanaHostFiles(ctx, variant);
+  const staging = path.join(root, "grafana", "staging");
+  const secrets = pushStdin(variant);
+  // World-readable like the rendered files on the host (CI's runner user stages them, sudo installs them).
+  const files: [string, string, number][] = [
+    ["loki/config.yml", renderLokiConfig(ctx).content, 0o644],
+    ["alloy/config.alloy", alloyConfig.content, 0o644],
+    ...grafana.map((f): [string, string, number] => [path.posix.join("grafana/staging", f.path), f.content, 0o644]),
+    ...grafanaUserDataFiles().map((f): [string, string, number] => [
+      path.posix.join("grafana/user-data", f.path),
+      f.content,
+      parseInt(f.permissions, 8),
+    ]),
+    ["grafana/install.sh", `${installScript({ staging, files: grafana, ...GRAFANA_PUSH })}\n`, 0o755],
+    ["grafana/push-stdin", secrets.stdin, 0o600],
+    ["grafana/admin_password", secrets.password, 0o600],
+  ];
+  for (const [rel, content, mode] of files) write(path.join(root, rel), content, mode);
+  return files.map(([rel]) => rel);
 }
 
 if (require.main === module) {
-  const dir = process.argv[2];
-  if (!dir) {
-    console.error("usage: node build/templates/validate/renderForValidation.js <output-dir>");
+  const [dir, ...flags] = process.argv.slice(2);
+  if (!dir || dir.startsWith("--")) {
+    console.error(
+      "usage: node build/templates/validate/renderForValidation.js <output-dir> [--grafana-variant=slack|no-slack]",
+    );
     process.exit(2);
   }
-  for (const rel of renderForValidation(dir)) console.log(path.join(dir, rel));
+  let variant: GrafanaVariant = "slack";
+  for (const flag of flags) {
+    const m = /^--grafana-variant=(.*)$/.exec(flag);
+    if (!m) {
+      console.error(`unknown argument ${JSON.stringify(flag)}: expected --grafana-variant=slack|no-slack`);
+      process.exit(2);
+    }
+    variant = grafanaVariant(m[1]);
+  }
+  for (const rel of renderForValidation(dir, variant)) console.log(path.join(dir, rel));
 }

@@ -1,0 +1,38 @@
+/**
+ * The facts CI needs to install Grafana's package as the bootstrap does, from the one versions
+ * table (templates/versions.ts), as `KEY=value` lines for $GITHUB_ENV:
+ *
+ *   node build/templates/validate/grafanaApt.js >>"$GITHUB_ENV"
+ *
+ * The workflow writes no version, key URL or fingerprint of its own.
+ */
+import { checkAptRepository, GRAFANA_APT, grafanaSourcesLine, VERSIONS, type AptRepository } from "../versions";
+
+export function grafanaAptEnv(repo: AptRepository = GRAFANA_APT): Record<string, string> {
+  checkAptRepository(repo);
+  const grafana = VERSIONS.grafana;
+  return {
+    GRAFANA_APT_KEY_URL: repo.keyUrl,
+    GRAFANA_APT_KEY_FINGERPRINT: repo.keyFingerprint,
+    GRAFANA_APT_KEYRING: repo.keyringPath,
+    GRAFANA_APT_SOURCE: grafanaSourcesLine(repo).trimEnd(),
+    /** What apt-get installs, exactly as the bootstrap asks for it. */
+    GRAFANA_PACKAGE_SPEC: `${grafana.package}=${grafana.aptPin}`,
+    /** What dpkg must report once installed. */
+    GRAFANA_PACKAGE_VERSION: grafana.aptPin,
+  };
+}
+
+/** $GITHUB_ENV's one-line form; a value with a line break would smuggle in another variable. */
+export function envLines(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([key, value]) => {
+      if (!/^[A-Z][A-Z0-9_]*$/.test(key))
+        throw new Error(`environment key ${JSON.stringify(key)}: expected A-Z, 0-9, _`);
+      if (/[\r\n]/.test(value)) throw new Error(`${key}=${JSON.stringify(value)}: expected a single line`);
+      return `${key}=${value}\n`;
+    })
+    .join("");
+}
+
+if (require.main === module) process.stdout.write(envLines(grafanaAptEnv()));

@@ -1,0 +1,493 @@
+/**
+ * CI's Grafana boot (issue 11, item 6): what must be provisioned is read back from the rendered
+ * files; the check polls a (fake, real-HTTP) Grafana until all of it is visible, with a deadline
+ * whose message names what is missing; both variants are rendered with the push's own install
+ * script; the package facts come from the versions table; and the workflow's install step
+ * refuses a key with another fingerprint (run here against a throwaway key).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import YAML from "yaml";
+import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
+import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
+import { installScript } from "../infra/delivery/scripts";
+import { alertDefinitions, DASHBOARD_UIDS } from "../templates/alerts";
+import {
+  DATASOURCE_UIDS,
+  DEFAULT_RECEIVER,
+  GRAFANA_PATHS,
+  SLACK_CONTACT_POINT,
+  SLACK_WEBHOOK_ENV,
+} from "../templates/grafana/constants";
+import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_DROP_IN_PATH, GRAFANA_ENV_PATH } from "../templates/host/grafanaServer";
+import { checkGrafana, readStagedGrafanaFiles } from "../templates/validate/checkGrafana";
+import { expectedProvisioning, type ExpectedProvisioning } from "../templates/validate/expectedProvisioning";
+import { envLines, grafanaAptEnv } from "../templates/validate/grafanaApt";
+import { checkWaitOptions, waitForProvisioning } from "../templates/validate/provisioningWait";
+import {
+  GRAFANA_VARIANTS,
+  grafanaHostFiles,
+  grafanaVariant,
+  renderForValidation,
+  sampleContext,
+  type GrafanaVariant,
+} from "../templates/validate/renderForValidation";
+import { APT_PREFERENCES_PATH, GRAFANA_APT, VERSIONS } from "../templates/versions";
+import { ROOT } from "./support/files";
+
+const VARIANTS = Object.keys(GRAFANA_VARIANTS) as GrafanaVariant[];
+const ADMIN = sampleContext().config.grafanaAdminUser;
+const PASSWORD = "ci-password";
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+
+/** What a fresh Grafana shows before provisioning: nothing of ours, its default policy tree. */
+interface GrafanaState {
+  datasources: { uid: string }[];
+  dashboards: { uid: string }[];
+  rules: { uid: string }[];
+  contactPoints: { uid: string; name: string; type: string }[];
+  policy: { receiver: string; routes?: { receiver: string }[] };
+  acceptsDefaultAdmin: boolean;
+}
+const fresh = (): GrafanaState => ({
+  datasources: [],
+  dashboards: [],
+  rules: [],
+  contactPoints: [{ uid: "default-email-uid", name: DEFAULT_RECEIVER, type: "email" }],
+  policy: { receiver: DEFAULT_RECEIVER },
+  acceptsDefaultAdmin: false,
+});
+const provisioned = (e: ExpectedProvisioning): GrafanaState => ({
+  ...fresh(),
+  datasources: e.datasourceUids.map((uid) => ({ uid })),
+  dashboards: e.dashboardUids.map((uid) => ({ uid })),
+  rules: e.ruleUids.map((uid) => ({ uid })),
+  contactPoints: [...fresh().contactPoints, ...e.contactPoints],
+  policy: {
+    receiver: e.policyReceivers[0],
+    routes: e.policyReceivers.slice(1).map((receiver) => ({ receiver })),
+  },
+});
+
+/** A fake Grafana over real HTTP: the API paths and shapes the check reads, basic auth enforced. */
+async function fakeGrafana(state: () => GrafanaState, onRequest: (path: string) => void = () => {}) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    onRequest(url.pathname);
+    const s = state();
+    const auth = req.headers.authorization;
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (url.pathname === "/api/health") return send(200, { database: "ok" });
+    const admin = auth === basic(ADMIN, PASSWORD) || (s.acceptsDefaultAdmin && auth === basic("admin", "admin"));
+    if (!admin) return send(401, { message: "invalid username or password" });
+    const routes: Record<string, unknown> = {
+      "/api/user": { login: ADMIN },
+      "/api/datasources": s.datasources,
+      "/api/search": url.searchParams.get("type") === "dash-db" ? s.dashboards : [],
+      "/api/v1/provisioning/alert-rules": s.rules,
+      "/api/v1/provisioning/contact-points": s.contactPoints,
+      "/api/v1/provisioning/policies": s.policy,
+    };
+    if (url.pathname in routes) return send(200, routes[url.pathname]);
+    send(404, { message: "not found" });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+const headers = { Authorization: basic(ADMIN, PASSWORD) };
+const filesOf = (variant: GrafanaVariant) => grafanaHostFiles(sampleContext(), variant);
+
+describe("what CI expects Grafana to provision, read from the rendered files", () => {
+  it("lists every data source, dashboard and rule the renderer produced", () => {
+    for (const variant of VARIANTS) {
+      const e = expectedProvisioning(filesOf(variant));
+      assert.deepEqual([...e.datasourceUids].sort(), Object.values(DATASOURCE_UIDS).sort());
+      for (const uid of Object.values(DASHBOARD_UIDS)) assert.ok(e.dashboardUids.includes(uid), `${variant}: ${uid}`);
+      for (const d of alertDefinitions(sampleContext().config))
+        assert.ok(e.ruleUids.includes(d.uid), `${variant}: rule ${d.uid}`);
+      assert.equal(new Set(e.ruleUids).size, e.ruleUids.length, "rule uids are unique");
+    }
+  });
+
+  it("expects the Slack contact point and routes with a webhook, their absence and the default receiver without", () => {
+    const slack = expectedProvisioning(filesOf("slack"));
+    assert.deepEqual(slack.contactPoints, [
+      { name: SLACK_CONTACT_POINT.name, uid: SLACK_CONTACT_POINT.uid, type: "slack" },
+    ]);
+    assert.deepEqual(slack.deletedContactPointUids, []);
+    assert.ok(slack.policyReceivers.length > 1 && slack.policyReceivers.every((r) => r === SLACK_CONTACT_POINT.name));
+    const none = expectedProvisioning(filesOf("no-slack"));
+    assert.deepEqual(none.contactPoints, []);
+    assert.deepEqual(none.deletedContactPointUids, [SLACK_CONTACT_POINT.uid]);
+    assert.ok(none.policyReceivers.length > 1 && none.policyReceivers.every((r) => r === DEFAULT_RECEIVER));
+  });
+
+  it("refuses a file set without a provisioning file, naming the path", () => {
+    const files = filesOf("slack").filter((f) => f.path !== GRAFANA_PATHS.alertRules);
+    assert.throws(() => expectedProvisioning(files), new RegExp(`expected ${GRAFANA_PATHS.alertRules} among`));
+    const broken = filesOf("slack").map((f) =>
+      f.path === GRAFANA_PATHS.datasources ? { ...f, content: "datasources: [{name: x}]\n" } : f,
+    );
+    assert.throws(
+      () => expectedProvisioning(broken),
+      /datasources\/titan\.yaml: expected uid to be a non-empty string/,
+    );
+  });
+});
+
+describe("waiting for Grafana's provisioning", () => {
+  const expected = expectedProvisioning(filesOf("slack"));
+
+  it("keeps polling while things are missing and returns once all are there", async () => {
+    let state = fresh();
+    const seen: string[] = [];
+    const grafana = await fakeGrafana(
+      () => state,
+      (p) => seen.push(p),
+    );
+    let pauses = 0;
+    try {
+      const result = await waitForProvisioning(fetch, grafana.url, headers, expected, {
+        timeoutMs: 30_000,
+        intervalMs: 5,
+        // Provisioning "finishes" between polls, after the waiter has seen it unfinished three times.
+        sleep: async (ms) => {
+          if (++pauses === 3) state = provisioned(expected);
+          await new Promise((resolve) => setTimeout(resolve, ms));
+        },
+      });
+      assert.equal(result.polls, 4, "three polls saw it unfinished, the fourth saw it done");
+      assert.equal(seen.filter((p) => p === "/api/v1/provisioning/policies").length, 4, "every poll asks again");
+    } finally {
+      await grafana.close();
+    }
+  });
+
+  it("fails at the deadline, naming everything still missing", async () => {
+    const e = expected;
+    const partial: GrafanaState = {
+      ...provisioned(e),
+      dashboards: e.dashboardUids.slice(1).map((uid) => ({ uid })),
+      rules: e.ruleUids.slice(0, -1).map((uid) => ({ uid })),
+      policy: { receiver: DEFAULT_RECEIVER },
+    };
+    const grafana = await fakeGrafana(() => partial);
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        waitForProvisioning(fetch, grafana.url, headers, e, { timeoutMs: 300, intervalMs: 20 }),
+        (err: Error) => {
+          assert.match(err.message, /had not provisioned everything after [0-9.]+s \(\d+ polls, deadline 0\.3s\)/);
+          assert.match(err.message, new RegExp(`still missing: dashboards ${e.dashboardUids[0]}; `));
+          assert.match(err.message, new RegExp(`alert rules ${e.ruleUids.at(-1)}(;|$)`));
+          assert.match(
+            err.message,
+            /notification policy tree with receivers \[titan-slack, .*\] \(Grafana has \[grafana-default-email\]\)/,
+          );
+          assert.doesNotMatch(err.message, /data sources|contact points/, "only what is missing is named");
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 5_000, "bounded by the deadline");
+    } finally {
+      await grafana.close();
+    }
+  });
+
+  it("counts a Grafana that does not answer yet as not provisioned, and says so at the deadline", async () => {
+    const grafana = await fakeGrafana(fresh);
+    await grafana.close(); // the port is now closed: connection refused
+    await assert.rejects(
+      waitForProvisioning(fetch, grafana.url, headers, expected, { timeoutMs: 100, intervalMs: 10 }),
+      /still missing: GET \/api\/datasources: ECONNREFUSED/,
+    );
+  });
+
+  it("refuses a deadline or interval that is not a positive number, naming the key and value", () => {
+    assert.throws(() => checkWaitOptions({ timeoutMs: 0, intervalMs: 1 }), /timeoutMs=0: expected a positive number/);
+    assert.throws(() => checkWaitOptions({ timeoutMs: 10, intervalMs: NaN }), /intervalMs=NaN: expected a positive/);
+    assert.throws(
+      () => checkWaitOptions({ timeoutMs: 10, intervalMs: 20 }),
+      /intervalMs=20: expected at most timeoutMs \(10\)/,
+    );
+  });
+});
+
+describe("CI's Grafana check", () => {
+  for (const variant of VARIANTS) {
+    it(`passes against a Grafana that provisioned everything (${variant}), and fails on admin/admin`, async () => {
+      const files = filesOf(variant);
+      let state = provisioned(expectedProvisioning(files));
+      const grafana = await fakeGrafana(() => state);
+      try {
+        const wait = { timeoutMs: 2_000, intervalMs: 10 };
+        assert.deepEqual(await checkGrafana(grafana.url, PASSWORD, { files, wait }), []);
+        state = { ...state, acceptsDefaultAdmin: true };
+        const failures = await checkGrafana(grafana.url, PASSWORD, { files, wait });
+        assert.deepEqual(failures, ["admin/admin: logged in (200); expected 401"]);
+      } finally {
+        await grafana.close();
+      }
+    });
+  }
+
+  it("fails with the waiter's message when provisioning never completes, and a stale Slack contact point counts", async () => {
+    const files = filesOf("no-slack");
+    const e = expectedProvisioning(files);
+    const state: GrafanaState = {
+      ...provisioned(e),
+      contactPoints: [
+        ...fresh().contactPoints,
+        { uid: SLACK_CONTACT_POINT.uid, name: SLACK_CONTACT_POINT.name, type: "slack" },
+      ],
+    };
+    const grafana = await fakeGrafana(() => state);
+    try {
+      const failures = await checkGrafana(grafana.url, PASSWORD, { files, wait: { timeoutMs: 100, intervalMs: 10 } });
+      assert.equal(failures.length, 1);
+      assert.match(failures[0], /still missing: deletion of contact points titan-slack$/);
+    } finally {
+      await grafana.close();
+    }
+  });
+});
+
+describe("renderForValidation", () => {
+  const dirs: string[] = [];
+  after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  const render = (variant: GrafanaVariant) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `render-${variant}-`));
+    dirs.push(dir);
+    renderForValidation(dir, variant);
+    return dir;
+  };
+
+  for (const variant of VARIANTS) {
+    it(`stages what the push installs on the Grafana host (${variant}), with the push's own install script`, () => {
+      const dir = render(variant);
+      const staging = path.join(dir, "grafana", "staging");
+      const files = filesOf(variant);
+      for (const f of files) assert.equal(fs.readFileSync(path.join(staging, f.path), "utf8"), f.content, f.path);
+      // The unit's environment file, with a non-default admin whose password Grafana reads itself.
+      const env = files.find((f) => f.path === GRAFANA_ENV_PATH)?.content ?? "";
+      assert.ok(env.includes(`GF_SECURITY_ADMIN_USER="${ADMIN}"`) && ADMIN !== "admin", env);
+      assert.ok(env.includes(`GF_SECURITY_ADMIN_PASSWORD="$__file{${GRAFANA_ADMIN_PASSWORD_PATH}}"`), env);
+      assert.equal(
+        fs.readFileSync(path.join(dir, "grafana", "install.sh"), "utf8"),
+        `${installScript({ staging, files, ...GRAFANA_PUSH })}\n`,
+      );
+      // What the check reads back is what was rendered.
+      assert.deepEqual(expectedProvisioning(readStagedGrafanaFiles(staging)), expectedProvisioning(files));
+      for (const p of [GRAFANA_DROP_IN_PATH, APT_PREFERENCES_PATH])
+        assert.ok(fs.existsSync(path.join(dir, "grafana", "user-data", p)), `user data's ${p}`);
+      assert.ok(
+        fs.existsSync(path.join(dir, "loki", "config.yml")) && fs.existsSync(path.join(dir, "alloy", "config.alloy")),
+      );
+    });
+  }
+
+  it("writes fresh secrets in the push's stdin order, the webhook only with Slack, readable by the runner alone", () => {
+    for (const variant of VARIANTS) {
+      const dir = render(variant);
+      const stdin = fs.readFileSync(path.join(dir, "grafana", "push-stdin"), "utf8");
+      const lines = stdin.split("\n");
+      assert.equal(lines.length, GRAFANA_STDIN_ORDER.length + 1, "one line each, then the final newline");
+      const value = (k: (typeof GRAFANA_STDIN_ORDER)[number]) => lines[GRAFANA_STDIN_ORDER.indexOf(k)];
+      assert.equal(value("adminPassword"), fs.readFileSync(path.join(dir, "grafana", "admin_password"), "utf8"));
+      assert.ok(value("adminPassword").length >= 20 && value("secretKey").length >= 32);
+      assert.equal(value("slackWebhookUrl") !== "", GRAFANA_VARIANTS[variant].slackWebhookConfigured, variant);
+      for (const f of ["push-stdin", "admin_password"])
+        assert.equal(fs.statSync(path.join(dir, "grafana", f)).mode & 0o777, 0o600, f);
+    }
+    const [a, b] = [render("slack"), render("slack")].map((d) =>
+      fs.readFileSync(path.join(d, "grafana", "push-stdin"), "utf8"),
+    );
+    assert.notEqual(a, b, "no fixed secret");
+  });
+
+  it("renders the Slack contact point and its environment reference only in the Slack variant", () => {
+    const contacts = (v: GrafanaVariant) =>
+      filesOf(v).find((f) => f.path === GRAFANA_PATHS.contactPoints)?.content ?? "";
+    assert.ok(contacts("slack").includes(`\${${SLACK_WEBHOOK_ENV}}`));
+    assert.ok(!contacts("no-slack").includes(SLACK_WEBHOOK_ENV));
+  });
+
+  it("refuses an unknown variant, naming it and the choices", () => {
+    assert.equal(grafanaVariant("no-slack"), "no-slack");
+    assert.throws(() => grafanaVariant("slak"), /--grafana-variant="slak": expected one of slack, no-slack/);
+    const cli = spawnSync(
+      process.execPath,
+      [path.join(__dirname, "../templates/validate/renderForValidation.js"), os.tmpdir(), "--grafana-variant=none"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.notEqual(cli.status, 0);
+    assert.match(cli.stderr, /--grafana-variant="none": expected one of slack, no-slack/);
+  });
+});
+
+describe("the package facts CI installs Grafana with", () => {
+  it("come from the versions table and Grafana's repository record", () => {
+    const env = grafanaAptEnv();
+    assert.equal(env.GRAFANA_PACKAGE_SPEC, `grafana=${VERSIONS.grafana.aptPin}`);
+    assert.equal(env.GRAFANA_PACKAGE_VERSION, VERSIONS.grafana.aptPin);
+    assert.equal(env.GRAFANA_APT_KEY_FINGERPRINT, GRAFANA_APT.keyFingerprint);
+    assert.equal(env.GRAFANA_APT_KEY_URL, GRAFANA_APT.keyUrl);
+    assert.equal(
+      env.GRAFANA_APT_SOURCE,
+      `deb [signed-by=${GRAFANA_APT.keyringPath}] https://apt.grafana.com stable main`,
+    );
+    const cli = spawnSync(process.execPath, [path.join(__dirname, "../templates/validate/grafanaApt.js")], {
+      encoding: "utf8",
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal(cli.stdout, envLines(env));
+  });
+
+  it("refuses a value that would add a line to $GITHUB_ENV", () => {
+    assert.throws(() => envLines({ A: "x\nB=y" }), /A="x\\nB=y": expected a single line/);
+    assert.throws(() => envLines({ "a-b": "x" }), /environment key "a-b"/);
+  });
+});
+
+describe("the validate-configs workflow's Grafana job", () => {
+  const text = fs.readFileSync(path.join(ROOT, ".github/workflows/validate-configs.yml"), "utf8");
+  const job = (
+    YAML.parse(text) as {
+      jobs: Record<
+        string,
+        { strategy?: { matrix?: { variant?: string[] } }; steps: { name?: string; run?: string }[] }
+      >;
+    }
+  ).jobs.grafana;
+  const runs = job.steps.map((s) => s.run ?? "").join("\n");
+
+  it("boots both variants the program renders", () => {
+    assert.deepEqual(job.strategy?.matrix?.variant, VARIANTS);
+    assert.match(runs, /renderForValidation\.js "\$RENDERED" "--grafana-variant=\$VARIANT"/);
+  });
+
+  it("installs the package, replays the push's install script with its stdin, and starts no container", () => {
+    assert.match(runs, /node build\/templates\/validate\/grafanaApt\.js >>"\$GITHUB_ENV"/);
+    for (const key of Object.keys(grafanaAptEnv())) assert.ok(runs.includes(`"$${key}"`), `the job uses ${key}`);
+    assert.match(runs, /bash "\$RENDERED\/grafana\/install\.sh" <"\$RENDERED\/grafana\/push-stdin"/);
+    assert.match(runs, /checkGrafana\.js "\$RENDERED\/grafana\/admin_password" "\$RENDERED\/grafana\/staging"/);
+    assert.doesNotMatch(
+      runs,
+      /docker|__FILE|grafana\/grafana:/,
+      "the package's binary under systemd, not the image's run.sh",
+    );
+    assert.doesNotMatch(runs, /api\/health/, "a healthy /api/health proves nothing about provisioning");
+  });
+
+  it("passes shellcheck in every run step", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grafana-job-"));
+    try {
+      job.steps.forEach((s, i) => {
+        if (!s.run) return;
+        const file = path.join(dir, `step-${i}.sh`);
+        fs.writeFileSync(file, `#!/bin/bash\n${s.run}`);
+        const r = spawnSync("shellcheck", ["--severity=style", file], { encoding: "utf8" });
+        assert.equal(r.error, undefined, "shellcheck must be installed");
+        assert.equal(r.status, 0, `${s.name ?? `step ${i}`}:\n${r.stdout}`);
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe("its install step, run here with a throwaway key", () => {
+    const step = job.steps.find((s) => /^Install the pinned grafana package/.test(s.name ?? ""));
+    let tmp = "";
+    let fingerprint = "";
+    before(() => {
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grafana-apt-"));
+      const gnupg = path.join(tmp, "gnupg");
+      fs.mkdirSync(gnupg, { mode: 0o700 });
+      const gpg = (...args: string[]) => {
+        const r = spawnSync("gpg", ["--homedir", gnupg, "--batch", ...args], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      gpg("--passphrase", "", "--quick-gen-key", "ci test <ci@example.invalid>", "ed25519", "sign", "never");
+      fs.writeFileSync(path.join(tmp, "key.asc"), gpg("--armor", "--export"));
+      fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(gpg("--with-colons", "--list-keys"))?.[1] ?? "";
+      // Stand-ins for what needs root or a package system; each logs its call.
+      const bin = path.join(tmp, "bin");
+      fs.mkdirSync(bin);
+      const stub = (name: string, body: string) =>
+        fs.writeFileSync(path.join(bin, name), `#!/bin/bash\necho "${name} $*" >>"$STUB_LOG"\n${body}\n`, {
+          mode: 0o755,
+        });
+      stub("sudo", 'if [ "$1" = tee ]; then cat >/dev/null; fi');
+      stub("dpkg-query", 'printf %s "$STUB_INSTALLED"');
+      stub("systemctl", 'if [ "$1" = is-active ]; then exit 3; fi');
+    });
+    after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+    const run = (env: Record<string, string>) => {
+      const log = path.join(tmp, `log-${Math.random().toString(36).slice(2)}`);
+      fs.writeFileSync(log, "");
+      const result = spawnSync("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", step?.run ?? "exit 99"], {
+        encoding: "utf8",
+        env: {
+          PATH: `${path.join(tmp, "bin")}:${process.env.PATH ?? ""}`,
+          HOME: tmp,
+          GNUPGHOME: path.join(tmp, "gnupg"),
+          STUB_LOG: log,
+          STUB_INSTALLED: VERSIONS.grafana.aptPin,
+          ...grafanaAptEnv(),
+          GRAFANA_APT_KEY_URL: `file://${path.join(tmp, "key.asc")}`,
+          GRAFANA_APT_KEY_FINGERPRINT: fingerprint,
+          ...env,
+        },
+      });
+      return { ...result, calls: fs.readFileSync(log, "utf8") };
+    };
+
+    it("installs exactly the pinned package when the key has the recorded fingerprint", () => {
+      assert.ok(step?.run, "the step exists");
+      const r = run({});
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(
+        r.calls,
+        new RegExp(
+          `sudo DEBIAN_FRONTEND=noninteractive apt-get install .*grafana=${VERSIONS.grafana.aptPin.replace(/\./g, "\\.")}\\n`,
+        ),
+      );
+      assert.match(r.calls, /sudo gpg --batch --yes --dearmor -o \/etc\/apt\/keyrings\/grafana\.gpg/);
+      assert.match(r.calls, /sudo systemctl enable grafana-server/);
+    });
+
+    it("refuses a key with another fingerprint before touching the system", () => {
+      const r = run({ GRAFANA_APT_KEY_FINGERPRINT: GRAFANA_APT.keyFingerprint });
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stdout,
+        new RegExp(`fingerprint '${fingerprint}', expected ${GRAFANA_APT.keyFingerprint}: refusing it`),
+      );
+      assert.doesNotMatch(r.calls, /sudo/, "nothing installed");
+    });
+
+    it("fails when dpkg reports another version than the pin", () => {
+      const r = run({ STUB_INSTALLED: "12.0.0" });
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stdout,
+        new RegExp(`grafana is 12\\.0\\.0, pinned ${VERSIONS.grafana.aptPin.replace(/\./g, "\\.")}`),
+      );
+    });
+  });
+});

@@ -9,8 +9,13 @@
  * so those three are pinned exactly.
  *
  * Evidence for each choice (searched public material; re-check before bumping):
- * - Grafana 12.4.3: installed as `grafana=12.4.3` from apt.grafana.com in several public
- *   install guides; 12.4 is the last minor of the 12 line (longest support window).
+ * - Grafana 12.4.12: 12.4 is the last minor of the 12 line (longest support window), and
+ *   12.4.12 the newest 12.4.x patch found (searched 2026-11): public projects pin
+ *   `grafana/grafana:12.4.12` beside loki 3.7.8 and alloy v1.20.1; a Grafana maintainer wrote
+ *   on 2026-09-15 "upgrade to at least 12.4.11 or 13.2" (grafana/grafana#118510); no 12.4.13
+ *   tag, changelog entry or pin was found. 12.4.3 lacked the fixes of 12.4.4 onwards (e.g.
+ *   CVE-2026-41602, GHSA-xmrv-pmrh-hhx2, grafana/grafana#124582). CI installs exactly this
+ *   version from apt.grafana.com, so a version the repository lacks fails there.
  * - Loki 3.7.7: grafana/loki CHANGELOG (release-3.7.x, 2026-08-27); 3.7.5 restored the
  *   deb/rpm builds that 3.5.4-3.5.x and 3.7.3-3.7.4 first lacked (grafana/loki#19404,
  *   #22851, #23341). 3.7.x still defaults to the legacy object-store clients: Thanos became
@@ -65,7 +70,7 @@ export const GRAFANA_APT: AptRepository = {
 };
 
 export const VERSIONS = {
-  grafana: { package: "grafana", version: "12.4.3", aptPin: "12.4.3", origin: "grafana" },
+  grafana: { package: "grafana", version: "12.4.12", aptPin: "12.4.12", origin: "grafana" },
   loki: { package: "loki", version: "3.7.7", aptPin: "3.7.7", origin: "grafana" },
   alloy: { package: "alloy", version: "1.19.2", aptPin: "1.19.2-1", origin: "grafana" },
   prometheus: { package: "prometheus", version: "2.42.0+ds", aptPin: "2.42.0+ds-*", origin: "debian" },

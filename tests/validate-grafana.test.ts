@@ -146,7 +146,7 @@ describe("what CI expects Grafana to provision, read from the rendered files", (
   });
 });
 
-describe("waiting for Grafana's provisioning", () => {
+describe("waiting for Grafana's provisioning", { timeout: 20_000 }, () => {
   const expected = expectedProvisioning(filesOf("slack"));
 
   it("keeps polling while things are missing and returns once all are there", async () => {
@@ -224,7 +224,7 @@ describe("waiting for Grafana's provisioning", () => {
   });
 });
 
-describe("CI's Grafana check", () => {
+describe("CI's Grafana check", { timeout: 20_000 }, () => {
   for (const variant of VARIANTS) {
     it(`passes against a Grafana that provisioned everything (${variant}), and fails on admin/admin`, async () => {
       const files = filesOf(variant);

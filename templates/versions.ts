@@ -9,11 +9,12 @@
  * so those three are pinned exactly.
  *
  * Evidence for each choice (searched public material; re-check before bumping):
- * - Grafana 12.4.12: 12.4 is the last minor of the 12 line (longest support window), and
- *   12.4.12 the newest 12.4.x patch found (searched 2026-11): public projects pin
- *   `grafana/grafana:12.4.12` beside loki 3.7.8 and alloy v1.20.1; a Grafana maintainer wrote
- *   on 2026-09-15 "upgrade to at least 12.4.11 or 13.2" (grafana/grafana#118510); no 12.4.13
- *   tag, changelog entry or pin was found. 12.4.3 lacked the fixes of 12.4.4 onwards (e.g.
+ * - Grafana 12.4.15: 12.4 is the last minor of the 12 line (longest support window), and
+ *   12.4.15 the newest 12.4.x patch found (searched 2026-11-23): OSV's record CGA-9xcx-c962-m4f3
+ *   (Chainguard's grafana-12.4 package, whose versions are upstream's: its 12.4.2 and 12.4.11
+ *   match Grafana's own 12.4.2 changelog and a maintainer's 2026-09-15 "upgrade to at least
+ *   12.4.11", grafana/grafana#118510) lists 12.4.15 as the fixed version on 2026-11-14; public
+ *   projects pin 12.4.12 and earlier. 12.4.3 lacked the fixes of 12.4.4 onwards (e.g.
  *   CVE-2026-41602, GHSA-xmrv-pmrh-hhx2, grafana/grafana#124582). CI installs exactly this
  *   version from apt.grafana.com, so a version the repository lacks fails there.
  * - Loki 3.7.7: grafana/loki CHANGELOG (release-3.7.x, 2026-08-27); 3.7.5 restored the
@@ -70,7 +71,7 @@ export const GRAFANA_APT: AptRepository = {
 };
 
 export const VERSIONS = {
-  grafana: { package: "grafana", version: "12.4.12", aptPin: "12.4.12", origin: "grafana" },
+  grafana: { package: "grafana", version: "12.4.15", aptPin: "12.4.15", origin: "grafana" },
   loki: { package: "loki", version: "3.7.7", aptPin: "3.7.7", origin: "grafana" },
   alloy: { package: "alloy", version: "1.19.2", aptPin: "1.19.2-1", origin: "grafana" },
   prometheus: { package: "prometheus", version: "2.42.0+ds", aptPin: "2.42.0+ds-*", origin: "debian" },

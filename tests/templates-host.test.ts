@@ -103,7 +103,7 @@ describe("user data", () => {
       web: ["alloy=1.19.2-1", "prometheus-node-exporter"],
       prometheus: ["prometheus", "prometheus-node-exporter"],
       loki: ["loki=3.7.7", "prometheus-node-exporter"],
-      grafana: ["grafana=12.4.12", "prometheus-node-exporter"],
+      grafana: ["grafana=12.4.15", "prometheus-node-exporter"],
     };
     for (const role of ROLES) {
       const script = renderBootstrapScript(bootstrapPlan(role));

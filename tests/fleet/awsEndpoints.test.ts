@@ -301,7 +301,7 @@ test(
 );
 
 test(
-  "the fakes refuse what EC2 refuses: unsigned, unknown key, bad signature; IMDSv1; strangers",
+  "the fakes refuse what EC2 refuses: unsigned, unknown key, bad signature; IMDSv1; strangers; a taken private IP",
   { timeout: TIMEOUT },
   async () => {
     const creds = [...aws.credentials.values()][0];
@@ -339,6 +339,18 @@ test(
     assert.match(forged.body, /<Code>SignatureDoesNotMatch<\/Code>/);
 
     // From the Prometheus host: no token, no metadata (httpTokens "required"); a token TTL is required.
+    // A private IP is one running instance's; a terminated one frees it for its replacement.
+    const web = plan.hosts.find((h) => h.role === "web");
+    assert.ok(web, "the plan has no web host");
+    const webId = instanceIds.get(web.name) as string;
+    assert.throws(
+      () => aws.addInstance({ instanceId: newInstanceId(), privateIp: promIp, tags: {} }),
+      /addInstance.privateIp "[\d.]+": expected unique/,
+    );
+    aws.setState(webId, "terminated");
+    aws.addInstance({ instanceId: newInstanceId(), privateIp: web.privateIp, tags: { ...web.tags } });
+    assert.throws(() => aws.setState(webId, "running"), /setState state "running": expected not while i-/);
+
     // Asynchronously: the fakes run in this process, and a blocking spawn would starve them.
     const fromHost = async (args: string[]) =>
       (

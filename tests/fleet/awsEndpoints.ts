@@ -297,13 +297,18 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
 
   // The array the fake reads on every request: setState/addInstance replace or add elements.
   const live: Ec2Instance[] = [];
+  // A terminated instance's private IP is free again (a replacement reuses it, deleteBeforeReplace).
+  const holder = (ip: string, except?: string) =>
+    live.find((x) => x.privateIp === ip && x.state !== "terminated" && x.instanceId !== except);
   const roles = new Map<string, string | null>();
   const credentials = new Map<string, IssuedCredentials>();
   const runSecret = crypto.randomBytes(16).toString("hex");
   const add = (i: FleetInstance, where: string) => {
     const ec2 = toEc2(i, region, where);
     if (live.some((x) => x.instanceId === ec2.instanceId)) throw bad(`${where}.instanceId`, ec2.instanceId, "unique");
-    if (live.some((x) => x.privateIp === ec2.privateIp)) throw bad(`${where}.privateIp`, ec2.privateIp, "unique");
+    if (ec2.state !== "terminated" && holder(ec2.privateIp)) {
+      throw bad(`${where}.privateIp`, ec2.privateIp, `unique (${holder(ec2.privateIp)?.instanceId} has it)`);
+    }
     const roleName = i.roleName === undefined ? STANDIN_ROLE : i.roleName;
     if (roleName !== null && !/^[\w+=,.@-]{1,64}$/.test(roleName)) {
       throw bad(`${where}.roleName`, roleName, "an IAM role name");
@@ -373,7 +378,7 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     void readBody(req).then(() => {
       const from = sourceOf(req);
       const path = new URL(req.url ?? "/", "http://x").pathname;
-      const instance = live.find((i) => i.privateIp === from);
+      const instance = holder(from);
       let token = false;
       const reply = (status: number, text: string, headers: Record<string, string> = {}, error?: string) => {
         requests.push({ endpoint: "imds", from, method: req.method ?? "", what: path, status, token, error });
@@ -487,6 +492,8 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
       const n = live.findIndex((i) => i.instanceId === instanceId);
       if (n < 0) throw bad("setState instanceId", instanceId, `one of ${live.map((i) => i.instanceId).join(", ")}`);
       if (!STATES.includes(state)) throw bad("setState state", state, STATES.join(", "));
+      const other = state === "terminated" ? undefined : holder(live[n].privateIp, instanceId);
+      if (other) throw bad("setState state", state, `not while ${other.instanceId} holds ${live[n].privateIp}`);
       live[n] = { ...live[n], state };
     },
     addInstance(instance) {

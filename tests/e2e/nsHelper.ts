@@ -2,7 +2,8 @@
  * Runs inside the run's namespace (`ip netns exec <ns> node nsHelper.js <config.json>`): the fake
  * EC2 API on 127.0.0.1 on a free port, and the bridge the test process talks through. Prints one
  * JSON line `{"ready":...,"ec2Port":N}` once both listen, then one `{"ec2":request}` line per
- * EC2 request, so the test can see what Prometheus asked.
+ * EC2 request, so the test can see what Prometheus asked. On SIGHUP it reads the instances from
+ * the config file again (a test marks a host stopped there) and prints `{"reloaded":N}`, the Nth.
  */
 import * as fs from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -23,9 +24,23 @@ export interface HelperReady {
   readonly ec2Port: number;
 }
 
+export interface HelperReloaded {
+  readonly reloaded: number;
+}
+
 function main(): void {
-  const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8")) as HelperConfig;
-  const { server } = createFakeEc2(config.instances, { region: config.region, pageSize: config.pageSize }, (r) =>
+  const read = () => JSON.parse(fs.readFileSync(process.argv[2], "utf8")) as HelperConfig;
+  const config = read();
+  // The fake reads this array on every request: replacing its contents changes what EC2 answers.
+  const instances = [...config.instances];
+  let reloads = 0;
+  process.on("SIGHUP", () => {
+    instances.splice(0, instances.length, ...read().instances);
+    reloads += 1;
+    const done: HelperReloaded = { reloaded: reloads };
+    process.stdout.write(`${JSON.stringify(done)}\n`);
+  });
+  const { server } = createFakeEc2(instances, { region: config.region, pageSize: config.pageSize }, (r) =>
     process.stdout.write(`${JSON.stringify({ ec2: r })}\n`),
   );
   const bridge = createBridge(new Set(config.allowedHosts));

@@ -27,6 +27,7 @@ import { parseTraceLine, type Call } from "./sandbox/straceLog";
 import { freePort, idsOf, requireRootAndStrace, runAs, startTraced } from "./sandbox/traced";
 import { describe as say, violations } from "./sandbox/verdict";
 import { ROOT } from "./support/files";
+import { titanReadyPids } from "./support/titanReady";
 import { testContext } from "./support/render";
 
 const PACKAGED = "/lib/systemd/system";
@@ -278,8 +279,14 @@ describe("every sandbox allows what its daemon really does", () => {
       },
     });
     const base = `http://127.0.0.1:${port}`;
-    await app.until("the app to answer /health", 60_000, async () =>
-      (await fetch(`${base}/health`)).ok ? true : undefined,
+    // Every worker serving (each logs a ready line), not the first answer: a worker still
+    // booting when the app is stopped would be traced only in part.
+    const workers = Number(unitEnvironment(titan).TITAN_WORKERS);
+    assert.ok(workers > 0, `titan's unit sets TITAN_WORKERS: ${unitEnvironment(titan).TITAN_WORKERS}`);
+    await app.until(`all ${workers} workers to serve`, 60_000, () =>
+      Promise.resolve(
+        titanReadyPids(fs.readFileSync(procs.get("titan").logPath, "utf8")).size === workers ? true : undefined,
+      ),
     );
     const [tcmd, ...targs] = splitWords(serviceDirective(traffic, "ExecStart"));
     const generator = startTraced(procs, work, "titan-traffic", trafficUser, [tcmd, ...targs], {

@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
@@ -301,7 +302,7 @@ test(
 );
 
 test(
-  "the fakes refuse what EC2 refuses: unsigned, unknown key, bad signature; IMDSv1; strangers; a taken private IP",
+  "the fakes refuse what EC2 refuses: unsigned, unknown key, bad signature; IMDSv1; strangers; a taken private IP; an aborted request",
   { timeout: TIMEOUT },
   async () => {
     const creds = [...aws.credentials.values()][0];
@@ -339,6 +340,19 @@ test(
     assert.match(forged.body, /<Code>SignatureDoesNotMatch<\/Code>/);
 
     // From the Prometheus host: no token, no metadata (httpTokens "required"); a token TTL is required.
+    // A client gone mid-request (Prometheus restarted by a push) ends that request, not this process.
+    const { hostname, port } = new URL(aws.ec2Endpoint);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Length: 100\r\n\r\nAction=Desc`, () => {
+          socket.destroy();
+          resolve();
+        });
+      });
+      socket.on("error", reject);
+    });
+    assert.equal((await request(aws.ec2Endpoint, { method: "POST", headers: form, body })).status, 401);
+
     // A private IP is one running instance's; a terminated one frees it for its replacement.
     const web = plan.hosts.find((h) => h.role === "web");
     assert.ok(web, "the plan has no web host");

@@ -253,12 +253,23 @@ export function verifySigV4(
 
 const sourceOf = (req: http.IncomingMessage) => (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
 
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
+/**
+ * Calls `handle` with the whole body. A client that goes away mid-request (Prometheus restarted
+ * by a push while a discovery call was in flight) ends only that request: an unhandled
+ * "aborted" error would end the harness process and leave the whole fleet behind (seen once).
+ */
+function withBody(req: http.IncomingMessage, res: http.ServerResponse, handle: (body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  res.on("error", () => undefined);
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("error", () => res.destroy());
+  req.on("end", () => {
+    try {
+      handle(Buffer.concat(chunks));
+    } catch (err) {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { "Content-Type": "text/plain" }).end(`fake AWS endpoint failed: ${String(err)}\n`);
+    }
   });
 }
 
@@ -335,7 +346,7 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
 
   // (a) The EC2 API: parse, verify the signature, answer with tests/e2e/fakeEc2.ts's answer().
   const ec2Server = http.createServer((req, res) => {
-    void readBody(req).then((body) => {
+    withBody(req, res, (body) => {
       let status: number;
       let xml: string;
       let what = "?";
@@ -375,7 +386,7 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
   // (b) The IMDS: IMDSv2 tokens bound to the instance that asked for them.
   const tokens = new Map<string, { instanceId: string; expires: number }>();
   const imdsServer = http.createServer((req, res) => {
-    void readBody(req).then(() => {
+    withBody(req, res, () => {
       const from = sourceOf(req);
       const path = new URL(req.url ?? "/", "http://x").pathname;
       const instance = holder(from);

@@ -41,17 +41,10 @@ import {
   type StackPlan,
 } from "./stackPlan";
 import { buildStandinRepository, type StandinRepository } from "./standins/repository";
+import type { AwsEndpoints, AwsEndpointsArgs } from "./awsEndpoints";
 
-/** G's tests/fleet/awsEndpoints.ts contract: a fake EC2 API and IMDS on the bridge. */
-export type StartAwsEndpoints = (
-  cleanup: Cleanup,
-  args: {
-    bridge: string;
-    bridgeAddress: string;
-    instances: { instanceId: string; privateIp: string; tags: Record<string, string> }[];
-    region: string;
-  },
-) => Promise<{ ec2Endpoint: string; stop(): unknown }>;
+/** The fake EC2 API and IMDS on the bridge (awsEndpoints.ts), as provisioning starts them. */
+export type StartAwsEndpoints = (cleanup: Cleanup, args: AwsEndpointsArgs) => Promise<AwsEndpoints>;
 
 export interface ProvisionedHost extends FleetHost {
   /** The host as the mocked stack declares it. */
@@ -97,6 +90,8 @@ export interface ProvisionedFleet {
   readonly repoServer: RepoServer;
   /** The fake EC2 API Prometheus discovers through, when one was started. */
   readonly ec2Endpoint?: string;
+  /** The fake EC2 API and IMDS themselves: a replaced host's instances change there too. */
+  readonly aws?: AwsEndpoints;
   readonly cleanup: Cleanup;
   readonly log: (line: string) => void;
   /** Each command resource's last output (the provider keeps it in state). */
@@ -317,10 +312,10 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
     })),
   );
 
-  let ec2Endpoint: string | undefined;
+  let aws: AwsEndpoints | undefined;
   if (options.awsEndpoints) {
     const ctx = stackContext(thePlan);
-    const aws = await options.awsEndpoints(cleanup, {
+    aws = await options.awsEndpoints(cleanup, {
       bridge: BRIDGE_NAME,
       bridgeAddress: BRIDGE_ADDRESS,
       instances: hosts.map((h) => ({
@@ -330,8 +325,7 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
       })),
       region: ctx.config.region,
     });
-    ec2Endpoint = aws.ec2Endpoint;
-    log(`fake EC2 API at ${ec2Endpoint}`);
+    log(`fake EC2 API at ${aws.ec2Endpoint}`);
   }
 
   const pf: ProvisionedFleet = {
@@ -341,7 +335,8 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
     config,
     repository,
     repoServer,
-    ec2Endpoint,
+    ec2Endpoint: aws?.ec2Endpoint,
+    aws,
     cleanup,
     log,
     outputs: new Map(),
@@ -440,6 +435,7 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
   const old = hostNamed(pf, name);
   // deleteBeforeReplace (infra/host.ts): the old instance goes first, its private IP is reused.
   await old.container.stop();
+  pf.aws?.setState(old.instanceId, "terminated");
   fs.rmSync(old.knownHosts, { force: true });
   const fresh = await startHost(
     pf.fleet,
@@ -461,6 +457,11 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     target: targetOf(fresh, pf.fleet),
   };
   pf.hosts[pf.hosts.indexOf(old)] = replaced;
+  pf.aws?.addInstance({
+    instanceId: replaced.instanceId,
+    privateIp: replaced.slot.privateIp,
+    tags: { ...old.planned.tags },
+  });
   await pushHost(pf, name);
   return replaced;
 }

@@ -30,9 +30,11 @@ in_range "$workers" 1 $((4 * cores)) || { echo "cpu-stress: -w $workers: expecte
 pids=""
 cleanup() {
     trap - EXIT INT TERM HUP
-    # Every child, found by parent pid: a signal can arrive between `cmd &` and the
-    # recording of $!, and wait would then block on a child nobody stopped.
-    pkill -TERM -P $$ 2>/dev/null || :
+    # Every child, found by parent pid, signalled until none is left alive (zombies aside):
+    # a signal can arrive between `cmd &` and the recording of $!, or between a child's fork
+    # and its exec, where the shell's inherited handler takes it and the child lives on;
+    # wait would then block on a child nobody stopped.
+    while pkill -TERM -r R,S,D,T,t -P $$ 2>/dev/null; do sleep 0.1; done
     wait 2>/dev/null || :
     echo "cpu-stress: stopped"
 }

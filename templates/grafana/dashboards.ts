@@ -421,9 +421,20 @@ function dashboard(
   variables: readonly Variable[],
   panels: readonly Panel[],
 ): Dashboard {
+  return dashboardShell(uid, DASHBOARD_TITLES[uid], description, variables, panels);
+}
+
+/** Every Titan dashboard's frame: tag, time range, refresh, links to the others; `title` without the "Titan / " prefix. */
+function dashboardShell(
+  uid: string,
+  title: string,
+  description: string,
+  variables: readonly Variable[],
+  panels: readonly Panel[],
+): Dashboard {
   return {
     uid,
-    title: `Titan / ${DASHBOARD_TITLES[uid]}`,
+    title: `Titan / ${title}`,
     description,
     tags: [DASHBOARD_TAG],
     timezone: "browser",
@@ -806,4 +817,4 @@ export function buildDashboards(config: StackConfig): BuiltDashboards {
 }
 
 /** Builders the Pipeline dashboard (pipelineDashboard.ts) shares with these three. */
-export { layout, linksFrom, panelLinkTo, prom, stat, timeseries, type Spec };
+export { dashboardShell, layout, linksFrom, panelLinkTo, prom, stat, timeseries, type Spec };

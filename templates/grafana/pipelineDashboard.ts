@@ -9,11 +9,9 @@
  */
 import type { StackConfig } from "../../infra/config";
 import { alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../alerts";
-import { DASHBOARD_TAG } from "./constants";
 import {
-  DASHBOARD_SCHEMA_VERSION,
+  dashboardShell,
   layout,
-  linksFrom,
   panelLinkTo,
   prom,
   stat,
@@ -153,22 +151,13 @@ export function pipelineDashboard(config: StackConfig): {
     // TargetDown is drawn here too but links to the System dashboard, as its definition says.
     if (byUid(alerts, alertUid).dashboardUid === UID) alertPanels.set(alertUid, { dashboardUid: UID, panelId });
   }
-  const dashboard: Dashboard = {
-    uid: UID,
-    title: "Titan / Pipeline",
-    description: "Is the monitoring working? Missing hosts and targets, the log path to Loki, and the alert path.",
-    tags: [DASHBOARD_TAG],
-    timezone: "browser",
-    editable: false,
-    graphTooltip: 1,
-    time: { from: "now-1h", to: "now" },
-    refresh: "30s",
-    schemaVersion: DASHBOARD_SCHEMA_VERSION,
-    version: 1,
-    links: linksFrom(UID),
-    templating: { list: [] },
+  const dashboard = dashboardShell(
+    UID,
+    "Pipeline",
+    "Is the monitoring working? Missing hosts and targets, the log path to Loki, and the alert path.",
+    [],
     panels,
-  };
+  );
   return { dashboard, alertPanels };
 }
 

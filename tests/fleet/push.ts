@@ -68,8 +68,11 @@ export interface SshOptions {
 
 export class PushError extends Error {}
 
-/** Options common to ssh and sftp (whose port flags differ: -p and -P). */
-function baseArgs(t: SshTarget, portFlag: "-p" | "-P"): string[] {
+/**
+ * Options common to ssh and sftp (whose port flags differ: -p and -P): only the run's key, and
+ * only the host key read from the container itself.
+ */
+export function baseArgs(t: SshTarget, portFlag: "-p" | "-P"): string[] {
   return [
     "-i",
     t.privateKeyPath,

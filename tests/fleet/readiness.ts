@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Container } from "./container";
 import { Fatal, probeAsync, waitFor } from "./exec";
+import { baseArgs } from "./push";
 import type { KeyPair } from "./sshKey";
 
 /** Runs a command inside the container's namespaces (mount, pid, net, ...), as root. */
@@ -65,23 +66,10 @@ export async function waitForCloudInit(c: Container, timeoutMs: number): Promise
   return { status, detail: r.out.trim() };
 }
 
-/** ssh options that trust only the host key read from the container itself. */
+/** ssh as `user` to `address`, with the push's options (push.ts baseArgs) and a short dial. */
 export function sshArgs(key: KeyPair, knownHosts: string, user: string, address: string): string[] {
-  return [
-    "-i",
-    key.privateKeyPath,
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    `UserKnownHostsFile=${knownHosts}`,
-    "-o",
-    "ConnectTimeout=5",
-    `${user}@${address}`,
-  ];
+  const target = { address, user, privateKeyPath: key.privateKeyPath, knownHosts, connectTimeoutSeconds: 5 };
+  return [...baseArgs(target, "-p"), `${user}@${address}`];
 }
 
 /** Records the host key cloud-init generated, then waits until ssh as `user` works with `key`. */

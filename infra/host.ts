@@ -5,9 +5,9 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { HostSlot } from "./addressing";
-import type { StackConfig } from "./config";
-import { baseTags, type Tags } from "./naming";
+import type { HostSlot } from "../facts/addressing";
+import type { StackConfig } from "../facts/config";
+import { baseTags, type Tags } from "../facts/naming";
 
 /** Where the data volume is attached; on Nitro instances it appears as an NVMe device. */
 export const DATA_DEVICE_NAME = "/dev/sdf";

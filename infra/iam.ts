@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
-import { baseTags } from "./naming";
+import type { StackConfig } from "../facts/config";
+import { baseTags } from "../facts/naming";
 
 export interface PolicyStatement {
   readonly Sid: string;

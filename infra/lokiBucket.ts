@@ -5,8 +5,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { StackConfig } from "./config";
-import { baseTags, physicalName } from "./naming";
+import type { StackConfig } from "../facts/config";
+import { baseTags, physicalName } from "../facts/naming";
 
 /**
  * Loki's compactor deletes expired chunks itself; the lifecycle rule is a backstop one day

@@ -1,8 +1,8 @@
 /** The VPC, its public subnet and routes, and the S3 gateway endpoint Loki's traffic takes. */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
-import { baseTags } from "./naming";
+import type { StackConfig } from "../facts/config";
+import { baseTags } from "../facts/naming";
 
 export interface NetworkArgs {
   readonly config: StackConfig;

@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
-import { ROLES } from "./topology";
+import type { StackConfig } from "../facts/config";
+import { ROLES } from "../facts/topology";
 
 export function imageId(config: StackConfig): pulumi.Output<string> {
   if ("amiId" in config.image) return pulumi.output(config.image.amiId);

@@ -5,9 +5,9 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
-import { baseTags } from "./naming";
-import { INTERNET_EGRESS_PORTS, ROLES, SERVICES, ingressRules, isOperator, type Role } from "./topology";
+import type { StackConfig } from "../facts/config";
+import { baseTags } from "../facts/naming";
+import { INTERNET_EGRESS_PORTS, ROLES, SERVICES, ingressRules, isOperator, type Role } from "../facts/topology";
 
 /** A rule as data: what the tests compare against the matrix. */
 export interface RuleSpec {

@@ -2,8 +2,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import type { StackConfig } from "./config";
-import { baseTags, physicalName } from "./naming";
+import type { StackConfig } from "../facts/config";
+import { baseTags, physicalName } from "../facts/naming";
 
 export class SshKey extends pulumi.ComponentResource {
   readonly keyPair: aws.ec2.KeyPair;

@@ -1,18 +1,18 @@
 /** Wires the components of the stack together and returns what index.ts exports. */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { addressPlan } from "./addressing";
+import { addressPlan } from "../facts/addressing";
 import { deliver } from "./delivery/pipeline";
-import type { StackConfig } from "./config";
+import type { StackConfig } from "../facts/config";
 import { Host } from "./host";
 import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
 import { LokiBucket } from "./lokiBucket";
 import { Network } from "./network";
-import { physicalName } from "./naming";
+import { physicalName } from "../facts/naming";
 import { imageId, initialZone, instanceTypeOfferings, keepZone } from "./placement";
 import { SecurityGroups } from "./securityGroups";
 import { SshKey } from "./sshKey";
-import { hasDataVolume, SERVICES, type Role } from "./topology";
+import { hasDataVolume, SERVICES, type Role } from "../facts/topology";
 import { renderUserData } from "../templates/host/userData";
 
 export interface HostOutput {

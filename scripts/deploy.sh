@@ -26,7 +26,7 @@ else
     die "your public IP could not be looked up at $ip_source, and deploy.sh checks it against allowedCidrs before pulumi up; give it yourself: TITAN_OPERATOR_IP=<your-ip> npm run deploy"
 fi
 cidrs=$(pulumi config get --stack "$STACK" allowedCidrs 2>/dev/null) || cidrs=""
-first_cidr=$(node --require ts-node/register/transpile-only infra/operatorAccess.ts \
+first_cidr=$(node --require ts-node/register/transpile-only tools/operatorAccess.ts \
   --ip "$ip" --ip-source "$ip_source" --allowed-cidrs "$cidrs" --stack "$STACK" --mode "$TITAN_MODE") || exit 1
 if [[ -n "$first_cidr" ]]; then
   pulumi config set --stack "$STACK" --path 'allowedCidrs[0]' "$first_cidr"

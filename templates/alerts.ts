@@ -7,10 +7,10 @@
  * against; the alert fires when `value <op> threshold` holds for `for`. LogQL rules (data source
  * "loki") are Grafana-managed only: promtool cannot run them, the LogQL grammar check does.
  */
-import { addressPlan } from "../infra/addressing";
-import type { StackConfig } from "../infra/config";
-import { physicalName } from "../infra/naming";
-import type { Role } from "../infra/topology";
+import { addressPlan } from "../facts/addressing";
+import type { StackConfig } from "../facts/config";
+import { physicalName } from "../facts/naming";
+import type { Role } from "../facts/topology";
 import { TITAN_JOB } from "./alloy/config";
 
 export type Severity = "critical" | "warning";

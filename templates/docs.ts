@@ -1,5 +1,5 @@
 /** README.md's alert runbooks, rendered from the alert table (a test keeps the README in step). */
-import type { StackConfig } from "../infra/config";
+import type { StackConfig } from "../facts/config";
 import { alertDefinitions } from "./alerts";
 
 const title = (anchor: string) => anchor.replace(/-/g, " ").replace(/^./, (c) => c.toUpperCase());

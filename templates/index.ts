@@ -2,7 +2,7 @@
  * Every configuration file each host receives from the configuration push, by role. User data
  * (templates/host/userData.ts) is separate: it bootstraps once and never carries these.
  */
-import type { HostSlot } from "../infra/addressing";
+import type { HostSlot } from "../facts/addressing";
 import { renderAlloyFiles } from "./alloy/config";
 import { DASHBOARD_UIDS } from "./alerts";
 import { dashboardPath, renderGrafanaFiles } from "./grafana";

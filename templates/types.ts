@@ -3,8 +3,8 @@
  * the address plan (no AWS calls, no Pulumi outputs), so the Pulumi program, the tests and the
  * local end-to-end run all render exactly the same files.
  */
-import type { AddressPlan, HostSlot } from "../infra/addressing";
-import type { StackConfig } from "../infra/config";
+import type { AddressPlan, HostSlot } from "../facts/addressing";
+import type { StackConfig } from "../facts/config";
 
 export interface TemplateContext {
   readonly config: StackConfig;

@@ -4,15 +4,9 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import { ROOT } from "./support/files";
-import {
-  CONFIG_KEYS,
-  ConfigError,
-  DEFAULT_AMI_PARAMETER,
-  isArmInstanceType,
-  loadConfig,
-  type ConfigSource,
-} from "../infra/config";
-import { GRAFANA_APT } from "../templates/versions";
+import { CONFIG_KEYS, DEFAULT_AMI_PARAMETER, isArmInstanceType, type ConfigSource } from "../facts/config";
+import { ConfigError, loadConfig } from "../infra/config";
+import { GRAFANA_APT } from "../facts/versions";
 
 const ctx = { project: "titan-observability", stack: "dev" };
 

@@ -63,10 +63,10 @@ const SHARED = { TITAN_BACKEND_URL: S3, TITAN_SECRETS_PROVIDER: KMS };
 beforeEach(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-deploy-"));
   project = path.join(work, "project");
-  for (const entry of ["scripts", "infra", "tsconfig.json", "Pulumi.dev.yaml"]) {
+  for (const entry of ["scripts", "facts", "tools", "tsconfig.json", "Pulumi.dev.yaml"]) {
     fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
   }
-  // The real modules: deploy.sh runs infra/operatorAccess.ts through ts-node.
+  // The real modules: deploy.sh runs tools/operatorAccess.ts through ts-node.
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
   fs.mkdirSync(path.join(work, "bin"));
   fs.writeFileSync(path.join(work, "bin/pulumi"), FAKE_PULUMI, { mode: 0o755 });

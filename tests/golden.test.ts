@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { hasDataVolume, ROLES } from "../infra/topology";
+import { hasDataVolume, ROLES } from "../facts/topology";
 import { renderUserData } from "../templates/host/userData";
 import { renderHostFiles } from "../templates/index";
 import { alertDefinitions } from "../templates/alerts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addressPlan, type HostSlot } from "../infra/addressing";
+import { addressPlan, type HostSlot } from "../facts/addressing";
 import { loadConfig } from "../infra/config";
 import { JOURNAL_STREAM_LABELS, JOURNAL_UNIT_COLLAPSE, alloyPipeline } from "../templates/alloy/config";
 import type { AlloyBlock, AlloyStatement } from "../templates/alloy/syntax";

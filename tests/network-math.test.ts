@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addressPlan } from "../infra/addressing";
-import { canonicalCidr, contains, formatIpv4, isPrivate, parseCidr, parseIpv4 } from "../infra/cidr";
+import { addressPlan } from "../facts/addressing";
+import { canonicalCidr, contains, formatIpv4, isPrivate, parseCidr, parseIpv4 } from "../facts/cidr";
 import { lifecycleExpiryDays, bucketNameFor } from "../infra/lokiBucket";
 import { pickZone } from "../infra/placement";
 

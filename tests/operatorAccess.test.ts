@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { operatorAccess, parseCidrList, type AccessInput } from "../infra/operatorAccess";
+import { operatorAccess, parseCidrList, type AccessInput } from "../tools/operatorAccess";
 
 const base: AccessInput = { ip: "203.0.113.9", ipSource: "test", allowedCidrs: "", stack: "dev", mode: "local" };
 const verdict = (over: Partial<AccessInput>) => operatorAccess({ ...base, ...over });

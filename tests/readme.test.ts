@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { configTable } from "../infra/configDocs";
+import { configTable } from "../templates/configDocs";
 import { alertDefinitions } from "../templates/alerts";
 import { runbookMarkdown } from "../templates/docs";
 import { testConfig } from "./support/render";
-import { ROLES, portsOf } from "../infra/topology";
+import { ROLES, portsOf } from "../facts/topology";
 import { ROOT } from "./support/files";
 
 const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
@@ -31,7 +31,7 @@ const cells = (table: string) =>
     );
 
 describe("README", () => {
-  it("carries the configuration reference rendered from infra/config.ts", () => {
+  it("carries the configuration reference rendered from facts/config.ts", () => {
     assert.deepEqual(cells(between("<!-- config-table:start -->", "<!-- config-table:end -->")), cells(configTable()));
   });
 

@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { addressPlan } from "../infra/addressing";
+import { addressPlan } from "../facts/addressing";
 import { ruleSpecs } from "../infra/securityGroups";
 import { renderUserData } from "../templates/host/userData";
-import { FLOWS, hasDataVolume, ROLES, SERVICES, portsOf, type Role } from "../infra/topology";
+import { FLOWS, hasDataVolume, ROLES, SERVICES, portsOf, type Role } from "../facts/topology";
 import { MOCK_AMI, MOCK_PASSWORD, MOCK_PRIVATE_KEY, mockVolumeId, type RecordedResource } from "./support/mockProgram";
 import { ofType, one, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
 

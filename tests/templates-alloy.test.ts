@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addressPlan, type HostSlot } from "../infra/addressing";
+import { addressPlan, type HostSlot } from "../facts/addressing";
 import { loadConfig } from "../infra/config";
-import { SERVICES } from "../infra/topology";
+import { SERVICES } from "../facts/topology";
 import {
   ALLOY_CONFIG_PATH,
   ALLOY_DEFAULTS_PATH,

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { addressPlan } from "../infra/addressing";
-import { loadConfig, type StackConfig } from "../infra/config";
-import { SERVICES } from "../infra/topology";
+import { addressPlan } from "../facts/addressing";
+import type { StackConfig } from "../facts/config";
+import { loadConfig } from "../infra/config";
+import { SERVICES } from "../facts/topology";
 import { ALERT_GROUP, alertDefinitions, DASHBOARD_UIDS } from "../templates/alerts";
 import {
   assertRuleUid,
@@ -26,7 +27,7 @@ import {
   type QueryPanel,
   type Variable,
 } from "../templates/grafana";
-import { SCRAPE_JOBS, SELF_JOB } from "../templates/scrapeJobs";
+import { SCRAPE_JOBS, SELF_JOB } from "../facts/scrapeJobs";
 import { addressOf, type RenderedFile, type TemplateContext } from "../templates/types";
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { hasDataVolume, ROLES, type Role } from "../infra/topology";
+import { hasDataVolume, ROLES, type Role } from "../facts/topology";
 import {
   BOOTSTRAP_PATH,
   bootstrapPlan as planOf,
@@ -18,7 +18,7 @@ import { GRAFANA_ADMIN_PASSWORD_PATH } from "../templates/host/grafanaServer";
 import { environment, HARDENING, renderUnit, sandbox } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
-import { GRAFANA_APT, vendorRepository, VERSIONS, type AptRepository } from "../templates/versions";
+import { GRAFANA_APT, vendorRepository, VERSIONS, type AptRepository } from "../facts/versions";
 import { VENDOR_PACKAGES } from "./fleet/standins/vendor";
 import { ROOT } from "./support/files";
 

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { addressPlan } from "../infra/addressing";
+import { addressPlan } from "../facts/addressing";
 import { loadConfig } from "../infra/config";
-import { SERVICES } from "../infra/topology";
+import { SERVICES } from "../facts/topology";
 import {
   LOKI_CONFIG_PATH,
   LOKI_SCHEMA_FROM,

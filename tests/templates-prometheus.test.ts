@@ -11,7 +11,7 @@ import { PROMETHEUS_CONFIG_PATH, prometheusConfig, renderPrometheusFiles } from 
 import type { PrometheusConfig } from "../templates/prometheus/model";
 import { renderRuleTestFile, hasScenario } from "../templates/prometheus/ruleTests";
 import { alertingRule, renderRuleFile, ruleExpression } from "../templates/prometheus/rules";
-import { SCRAPE_JOBS } from "../templates/scrapeJobs";
+import { SCRAPE_JOBS } from "../facts/scrapeJobs";
 import { testContext } from "./support/render";
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-promtool-"));

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DATA_VOLUME_ROLES, ROLES } from "../infra/topology";
-import { VERSIONS } from "../templates/versions";
+import { DATA_VOLUME_ROLES, ROLES } from "../facts/topology";
+import { VERSIONS } from "../facts/versions";
 import type { RecordedResource } from "./support/mockProgram";
 import { actionOf, ofType, one, update, type TimedSnapshot } from "./support/snapshots";
 

@@ -26,10 +26,10 @@ import {
   SLACK_WEBHOOK_ENV,
 } from "../templates/grafana/constants";
 import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_DROP_IN_PATH, GRAFANA_ENV_PATH } from "../templates/host/grafanaServer";
-import { checkGrafana, readStagedGrafanaFiles } from "../templates/validate/checkGrafana";
-import { expectedProvisioning, type ExpectedProvisioning } from "../templates/validate/expectedProvisioning";
-import { envLines, grafanaAptEnv } from "../templates/validate/grafanaApt";
-import { checkWaitOptions, waitForProvisioning } from "../templates/validate/provisioningWait";
+import { checkGrafana, readStagedGrafanaFiles } from "../tools/validate/checkGrafana";
+import { expectedProvisioning, type ExpectedProvisioning } from "../tools/validate/expectedProvisioning";
+import { envLines, grafanaAptEnv } from "../tools/validate/grafanaApt";
+import { checkWaitOptions, waitForProvisioning } from "../tools/validate/provisioningWait";
 import {
   GRAFANA_VARIANTS,
   grafanaHostFiles,
@@ -37,8 +37,9 @@ import {
   renderForValidation,
   sampleContext,
   type GrafanaVariant,
-} from "../templates/validate/renderForValidation";
-import { APT_PREFERENCES_PATH, GRAFANA_APT, VERSIONS } from "../templates/versions";
+} from "../tools/validate/renderForValidation";
+import { GRAFANA_APT, VERSIONS } from "../facts/versions";
+import { APT_PREFERENCES_PATH } from "../templates/host/aptPins";
 import { ROOT } from "./support/files";
 
 const VARIANTS = Object.keys(GRAFANA_VARIANTS) as GrafanaVariant[];
@@ -328,7 +329,7 @@ describe("renderForValidation", () => {
     assert.throws(() => grafanaVariant("slak"), /--grafana-variant="slak": expected one of slack, no-slack/);
     const cli = spawnSync(
       process.execPath,
-      [path.join(__dirname, "../templates/validate/renderForValidation.js"), os.tmpdir(), "--grafana-variant=none"],
+      [path.join(__dirname, "../tools/validate/renderForValidation.js"), os.tmpdir(), "--grafana-variant=none"],
       {
         encoding: "utf8",
       },
@@ -349,7 +350,7 @@ describe("the package facts CI installs Grafana with", () => {
       env.GRAFANA_APT_SOURCE,
       `deb [signed-by=${GRAFANA_APT.keyringPath}] https://apt.grafana.com stable main`,
     );
-    const cli = spawnSync(process.execPath, [path.join(__dirname, "../templates/validate/grafanaApt.js")], {
+    const cli = spawnSync(process.execPath, [path.join(__dirname, "../tools/validate/grafanaApt.js")], {
       encoding: "utf8",
     });
     assert.equal(cli.status, 0, cli.stderr);
@@ -380,7 +381,7 @@ describe("the validate-configs workflow's Grafana job", () => {
   });
 
   it("installs the package, replays the push's install script with its stdin, and starts no container", () => {
-    assert.match(runs, /node build\/templates\/validate\/grafanaApt\.js >>"\$GITHUB_ENV"/);
+    assert.match(runs, /node build\/tools\/validate\/grafanaApt\.js >>"\$GITHUB_ENV"/);
     for (const key of Object.keys(grafanaAptEnv())) assert.ok(runs.includes(`"$${key}"`), `the job uses ${key}`);
     assert.match(runs, /bash "\$RENDERED\/grafana\/install\.sh" <"\$RENDERED\/grafana\/push-stdin"/);
     assert.match(runs, /checkGrafana\.js "\$RENDERED\/grafana\/admin_password" "\$RENDERED\/grafana\/staging"/);

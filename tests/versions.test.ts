@@ -4,14 +4,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import {
-  GRAFANA_APT,
-  IMAGES,
-  VERSIONS,
-  grafanaSourcesLine,
-  renderAptPreferences,
-  type PinnedPackage,
-} from "../templates/versions";
+import { GRAFANA_APT, IMAGES, VERSIONS, type PinnedPackage } from "../facts/versions";
+import { grafanaSourcesLine, renderAptPreferences } from "../templates/host/aptPins";
 import { ROOT } from "./support/files";
 
 const WORKFLOW = path.join(ROOT, ".github/workflows/validate-configs.yml");
@@ -132,7 +126,7 @@ describe("validate-configs workflow", () => {
   });
 
   it("writes no Grafana version: the only versions in it are the Loki and Alloy image tags", () => {
-    // Grafana's comes from the table through templates/validate/grafanaApt.ts, never a literal.
+    // Grafana's comes from the table through tools/validate/grafanaApt.ts, never a literal.
     const allowed = Object.values(IMAGES).join(" ");
     const versions = [...text.matchAll(/\d+\.\d+\.\d+[^\s"']*/g)].map((m) => m[0]);
     for (const v of versions) assert.ok(allowed.includes(v), `version literal ${v} is not an IMAGES tag (${allowed})`);
@@ -141,7 +135,7 @@ describe("validate-configs workflow", () => {
   });
 
   it("renders with the validation CLI, then runs loki -verify-config and alloy validate", () => {
-    assert.match(text, /node build\/templates\/validate\/renderForValidation\.js /);
+    assert.match(text, /node build\/tools\/validate\/renderForValidation\.js /);
     assert.match(text, /"\$LOKI_IMAGE" -config\.file=\/etc\/loki\/config\.yml -verify-config/);
     assert.match(text, /"\$ALLOY_IMAGE" validate \/etc\/alloy\/config\.alloy/);
   });

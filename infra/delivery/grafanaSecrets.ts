@@ -9,7 +9,7 @@
  * Grafana creates its admin with the configured user and the generated password.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { SERVICES } from "../topology";
+import { SERVICES } from "../../facts/topology";
 import { SLACK_WEBHOOK_ENV } from "../../templates/grafana";
 import {
   GRAFANA_ADMIN_PASSWORD_PATH,

@@ -12,13 +12,13 @@ import { DATA_MOUNTS } from "../../templates/host/bootstrap";
 import { TITAN_APP_DIR, TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
 import { renderHostFiles } from "../../templates/index";
 import { projectRoot } from "../../templates/projectFiles";
-import { SCRAPE_JOBS, SELF_JOB } from "../../templates/scrapeJobs";
+import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { TemplateContext } from "../../templates/types";
-import type { AddressPlan } from "../addressing";
-import type { StackConfig } from "../config";
+import type { AddressPlan } from "../../facts/addressing";
+import type { StackConfig } from "../../facts/config";
 import type { Host } from "../host";
-import { physicalName } from "../naming";
-import { hasDataVolume, type Role } from "../topology";
+import { physicalName } from "../../facts/naming";
+import { hasDataVolume, type Role } from "../../facts/topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
@@ -45,7 +45,7 @@ const ACTIONS: Record<Role, InstallPlan["actions"]> = {
   ],
 };
 
-/** The Grafana push's steps besides placing files (CI replays them: templates/validate/renderForValidation.ts). */
+/** The Grafana push's steps besides placing files (CI replays them: tools/validate/renderForValidation.ts). */
 export const GRAFANA_PUSH = {
   actions: ACTIONS.grafana,
   owned: [DASHBOARDS_DIR],

@@ -8,11 +8,11 @@
  * local.file_match, loki.source.file, loki.source.journal, loki.relabel, loki.process
  * (stage.logfmt, stage.timestamp, stage.labels, stage.static_labels) and loki.write.
  */
-import type { HostSlot } from "../../infra/addressing";
-import { physicalName } from "../../infra/naming";
-import { SERVICES } from "../../infra/topology";
+import type { HostSlot } from "../../facts/addressing";
+import { physicalName } from "../../facts/naming";
+import { SERVICES } from "../../facts/topology";
 import { addressOf, type RenderedFile, type TemplateContext } from "../types";
-import { VERSIONS } from "../versions";
+import { VERSIONS } from "../../facts/versions";
 import { attr, block, comment, expr, renderAlloy, type AlloyStatement } from "./syntax";
 
 export const ALLOY_CONFIG_PATH = "/etc/alloy/config.alloy";

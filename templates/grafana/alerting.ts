@@ -10,7 +10,7 @@
  * annotations and templates, annotations never contain `${`, and the contact point settings
  * carry no `$` except the webhook reference (the tests check all three).
  */
-import type { StackConfig } from "../../infra/config";
+import type { StackConfig } from "../../facts/config";
 import { ALERT_GROUP, alertDefinitions, type AlertDefinition } from "../alerts";
 import {
   DATASOURCE_UIDS,

@@ -3,7 +3,7 @@
  * alert carry the alert's threshold as a line (from the same alert definition), and the rule
  * links back to that panel, so the dashboard an alert opens shows the breach.
  */
-import type { StackConfig } from "../../infra/config";
+import type { StackConfig } from "../../facts/config";
 import { alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../alerts";
 import { DASHBOARD_TAG, LOKI_APP_JOB, LOKI_DS, LOG_LEVELS, PROMETHEUS_DS } from "./constants";
 import type {

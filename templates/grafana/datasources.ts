@@ -1,5 +1,5 @@
 /** Data source and dashboard-provider provisioning for the grafana host. */
-import { SERVICES } from "../../infra/topology";
+import { SERVICES } from "../../facts/topology";
 import { addressOf, type TemplateContext } from "../types";
 import { DASHBOARD_FOLDER, DASHBOARDS_DIR, DATASOURCE_UIDS, GRAFANA_ORG_ID } from "./constants";
 import { SCRAPE_INTERVAL } from "../prometheus/config";

@@ -7,7 +7,7 @@
  *
  * No variables: one Prometheus serves one stack, so every series here is this stack's.
  */
-import type { StackConfig } from "../../infra/config";
+import type { StackConfig } from "../../facts/config";
 import { alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../alerts";
 import {
   dashboardShell,

@@ -4,10 +4,16 @@
  * every step to the console, and stops at the first error with the line that failed.
  * No secret and no other host's address ever appears here (DESIGN.md decision 1).
  */
-import { hasDataVolume, type DataVolumeRole, type Role } from "../../infra/topology";
+import { hasDataVolume, type DataVolumeRole, type Role } from "../../facts/topology";
 import { LOKI_DATA_DIR } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
-import { checkAptRepository, GRAFANA_APT, VERSIONS, type AptRepository, type PinnedPackage } from "../versions";
+import {
+  checkAptRepository,
+  GRAFANA_APT,
+  VERSIONS,
+  type AptRepository,
+  type PinnedPackage,
+} from "../../facts/versions";
 import { GRAFANA_SERVICE } from "./grafanaServer";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 

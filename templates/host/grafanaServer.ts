@@ -17,7 +17,7 @@
  * - packaging/deb/control/postinst never starts the service on a fresh install, and
  *   packaging/deb/systemd/grafana-server.service already has Restart=on-failure.
  */
-import { SERVICES } from "../../infra/topology";
+import { SERVICES } from "../../facts/topology";
 import type { RenderedFile, TemplateContext } from "../types";
 import { renderUnit } from "./systemd";
 

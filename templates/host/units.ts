@@ -4,7 +4,7 @@
  * tests/templates-host.test.ts); each allowance on top of HARDENING is proven by
  * tests/sandbox.test.ts (binaries here) or cited from the vendor's source (Loki, Alloy).
  */
-import { SERVICES, type Role } from "../../infra/topology";
+import { SERVICES, type Role } from "../../facts/topology";
 import { environment, renderUnit, sandbox, type Section, type UnitFile } from "./systemd";
 
 /** Where the configuration push puts the app (a copy of this repository's app/). */

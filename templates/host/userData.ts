@@ -4,9 +4,10 @@
  * role's data volume) alone, so a changed threshold, dashboard or peer address never touches
  * it and never replaces a host.
  */
-import type { Role } from "../../infra/topology";
+import type { Role } from "../../facts/topology";
 import { readProjectFile } from "../projectFiles";
-import { APT_PREFERENCES_PATH, GRAFANA_APT, renderAptPreferences, type AptRepository } from "../versions";
+import { GRAFANA_APT, type AptRepository } from "../../facts/versions";
+import { APT_PREFERENCES_PATH, renderAptPreferences } from "./aptPins";
 import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "./bootstrap";
 import { renderCloudConfig, type CloudConfig, type WriteFile } from "./cloudInit";
 import { GRAFANA_DROP_IN_PATH, renderGrafanaDropIn } from "./grafanaServer";

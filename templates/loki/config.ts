@@ -5,9 +5,9 @@
  * (`loki -config.file /etc/loki/config.yml`).
  */
 import YAML from "yaml";
-import { SERVICES } from "../../infra/topology";
+import { SERVICES } from "../../facts/topology";
 import type { RenderedFile, TemplateContext } from "../types";
-import { VERSIONS } from "../versions";
+import { VERSIONS } from "../../facts/versions";
 import type { LokiConfig } from "./model";
 
 export const LOKI_CONFIG_PATH = "/etc/loki/config.yml";

@@ -1,6 +1,6 @@
 /**
  * The subset of Loki 3.7's configuration file that this stack renders, typed. Key names follow
- * Loki's configuration reference for the 3.7 line (the pinned version is in templates/versions.ts).
+ * Loki's configuration reference for the 3.7 line (the pinned version is in facts/versions.ts).
  * Only what is rendered is modelled; the *_KEYS lists are what the tests hold the output to.
  */
 

@@ -3,9 +3,9 @@
  * found through EC2 discovery on this stack's tags, labelled with the host's Name, role and
  * environment; retention from the stack config.
  */
-import { SERVICES } from "../../infra/topology";
-import { physicalName } from "../../infra/naming";
-import { SCRAPE_JOBS, SELF_JOB } from "../scrapeJobs";
+import { SERVICES } from "../../facts/topology";
+import { physicalName } from "../../facts/naming";
+import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { RenderedFile, TemplateContext } from "../types";
 import { toYaml } from "../yaml";
 import type { PrometheusConfig, Relabel, ScrapeConfig } from "./model";

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { addressPlan } from "../../infra/addressing";
+import { addressPlan } from "../../facts/addressing";
 import YAML from "yaml";
 import { alertDefinitions, type AlertDefinition } from "../../templates/alerts";
 import {

@@ -1,11 +1,11 @@
 /**
  * Which scrape targets Prometheus must find: every service on every host whose role runs it
- * (infra/topology.ts), labelled from the host's tags (DESIGN.md decision 3). Computed from the
+ * (facts/topology.ts), labelled from the host's tags (DESIGN.md decision 3). Computed from the
  * topology and the hosts' tags, not from the rendered config, so a wrong filter or relabelling
  * in the config shows up as a difference.
  */
-import { SERVICES, type Role } from "../../infra/topology";
-import { SCRAPE_JOBS, SELF_JOB } from "../../templates/scrapeJobs";
+import { SERVICES, type Role } from "../../facts/topology";
+import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { Ec2Instance } from "./fakeEc2";
 import { tag } from "./hosts";
 import type { Target } from "./prometheusApi";

@@ -20,7 +20,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/prometheus/config";
-import { SCRAPE_JOBS } from "../../templates/scrapeJobs";
+import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
 import { projectRoot } from "../../templates/projectFiles";
 import { IMDS_ADDRESS, STANDIN_ROLE, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
 import { createBridge } from "./bridge";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BOOTSTRAP_DONE } from "../../templates/host/bootstrap";
-import { VERSIONS } from "../../templates/versions";
+import { VERSIONS } from "../../facts/versions";
 import { differences, isVerificationStep, onlyRestarted, untouched, type Fingerprint } from "./checks/changes";
 import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetProblem, type ActiveTarget } from "./checks/prometheus";

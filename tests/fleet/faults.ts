@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import { DATA_MOUNTS } from "../../templates/host/bootstrap";
-import { hasDataVolume } from "../../infra/topology";
+import { hasDataVolume } from "../../facts/topology";
 import type { ContainerHost } from "./checks/host";
 import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTarget } from "./checks/prometheus";
 import { checked, oneLine, type CheckResult } from "./checks/result";

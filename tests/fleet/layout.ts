@@ -2,9 +2,9 @@
  * The fleet's fixed facts in one table: the address plan it takes its IPs from, the bridge,
  * the proxy, the cache directory, the login user. Everything else in tests/fleet imports these.
  */
-import { addressPlan, type AddressPlan } from "../../infra/addressing";
-import { hostAddress, parseCidr } from "../../infra/cidr";
-import { CONFIG_KEYS } from "../../infra/config";
+import { addressPlan, type AddressPlan } from "../../facts/addressing";
+import { hostAddress, parseCidr } from "../../facts/cidr";
+import { CONFIG_KEYS } from "../../facts/config";
 
 /** The VPC range of the plan; the bridge carries its first subnet, which is ours alone. */
 export const FLEET_VPC_CIDR = "10.42.0.0/16";
@@ -34,6 +34,6 @@ export const CACHE_DIR = process.env.TITAN_FLEET_CACHE ?? "/var/cache/titan-flee
 
 const sshUserKey = CONFIG_KEYS.find((k) => k.key === "sshUser");
 const sshUserDefault = sshUserKey && "default" in sshUserKey ? sshUserKey.default : undefined;
-if (typeof sshUserDefault !== "string") throw new Error("infra/config.ts has no string default for sshUser");
+if (typeof sshUserDefault !== "string") throw new Error("facts/config.ts has no string default for sshUser");
 /** The image's login user: the stack's sshUser default (Debian's AMIs log in as admin). */
 export const LOGIN_USER: string = sshUserDefault;

@@ -17,7 +17,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { addressPlan } from "../../infra/addressing";
+import { addressPlan } from "../../facts/addressing";
 import { loadConfig } from "../../infra/config";
 import { PROMETHEUS_CONFIG_PATH, renderPrometheusFiles } from "../../templates/prometheus/config";
 import type { TemplateContext } from "../../templates/types";

@@ -3,7 +3,7 @@
  * measurements per role. Figures are printed, never asserted (a loaded machine is slower).
  */
 import * as os from "node:os";
-import type { Role } from "../../infra/topology";
+import type { Role } from "../../facts/topology";
 import type { CheckResult } from "./checks/result";
 
 export function checkLine(r: CheckResult): string {

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import type { Role } from "../../infra/topology";
+import type { Role } from "../../facts/topology";
 import { projectRoot } from "../../templates/projectFiles";
 import type { Action, ProgramInput, RecordedResource, Snapshot } from "../support/mockProgram";
 import { BASE_CONFIG, isSecretValue, key } from "../support/snapshots";

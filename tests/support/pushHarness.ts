@@ -11,7 +11,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { deliver } from "../../infra/delivery/pipeline";
 import { Host } from "../../infra/host";
-import { hasDataVolume } from "../../infra/topology";
+import { hasDataVolume } from "../../facts/topology";
 import { checkCommandResource } from "./commandProvider";
 import { testContext } from "./render";
 

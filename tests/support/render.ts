@@ -1,6 +1,7 @@
 /** A valid stack config and render context for template tests, with optional overrides. */
-import { addressPlan } from "../../infra/addressing";
-import { loadConfig, type StackConfig } from "../../infra/config";
+import { addressPlan } from "../../facts/addressing";
+import type { StackConfig } from "../../facts/config";
+import { loadConfig } from "../../infra/config";
 import type { TemplateContext } from "../../templates/types";
 
 export const TEST_BUCKET = "titan-observability-dev-loki-1a2b3c4d";

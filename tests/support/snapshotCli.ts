@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as fs from "node:fs";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { VERSIONS } from "../../templates/versions";
+import { VERSIONS } from "../../facts/versions";
 import { runProgram, type ProgramInput } from "./mockProgram";
 
 async function main(): Promise<void> {
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   // A pin change is a code change: make it before the program reads the table.
   for (const [component, pin] of Object.entries(input.versions ?? {})) {
     const entry = (VERSIONS as Record<string, object>)[component];
-    if (!entry) throw new Error(`no component ${component} in templates/versions.ts`);
+    if (!entry) throw new Error(`no component ${component} in facts/versions.ts`);
     Object.assign(entry, pin);
   }
   const snapshot = await runProgram(input);

@@ -28,7 +28,7 @@ export interface SnapshotOptions {
   readonly replaceBase?: boolean;
   /** The resources of the run this one updates (see runProgram). */
   readonly prior?: readonly RecordedResource[];
-  /** Pins to change before the program loads, as a code change to templates/versions.ts would. */
+  /** Pins to change before the program loads, as a code change to facts/versions.ts would. */
   readonly versions?: Readonly<Record<string, { version: string; aptPin: string }>>;
 }
 

@@ -4,7 +4,7 @@
  * inContainer), so a host that was rebooted (a new nspawn, a new init) is reached through the
  * container it runs in now.
  */
-import type { Role } from "../../../infra/topology";
+import type { Role } from "../../../facts/topology";
 import type { Container } from "../container";
 import { inContainer } from "../readiness";
 

@@ -3,8 +3,8 @@
  * operator would: every target the pushed configuration should find is up, and the traffic
  * generator moves the app's request counter between two scrapes.
  */
-import { SERVICES, type Role } from "../../../infra/topology";
-import { SCRAPE_JOBS, SELF_JOB } from "../../../templates/scrapeJobs";
+import { SERVICES, type Role } from "../../../facts/topology";
+import { SCRAPE_JOBS, SELF_JOB } from "../../../facts/scrapeJobs";
 import { waitFor } from "../exec";
 import { checked, fail, oneLine, pass, type CheckResult } from "./result";
 

@@ -1,7 +1,7 @@
 /**
  * Checks of one host's own state, each against the same source the host was built from:
  * cloud-init's verdict, the bootstrap's marker (templates/host/bootstrap.ts BOOTSTRAP_DONE),
- * every pinned package against its apt pin (the role's bootstrap plan, from templates/versions.ts),
+ * every pinned package against its apt pin (the role's bootstrap plan, from facts/versions.ts),
  * every unit the bootstrap enables (templates/host/units.ts servicesFor, which the bootstrap's
  * `systemctl enable` line is rendered from), the journal free of sandbox denials, and the web
  * host's logrotate policy.

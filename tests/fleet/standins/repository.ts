@@ -1,6 +1,6 @@
 /**
  * A local APT repository of the stand-in packages, signed with a throwaway OpenPGP key made
- * for this run in a temporary GNUPGHOME. It has the shape of Grafana's (templates/versions.ts
+ * for this run in a temporary GNUPGHOME. It has the shape of Grafana's (facts/versions.ts
  * AptRepository: URI, suite `stable`, component `main`, key URL, 40-hex fingerprint), so the
  * renderer can take it in Grafana's place. The caller serves `dir` at `uri` (file:// by default).
  */
@@ -8,8 +8,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { AptRepository } from "../../../templates/versions";
-import { GRAFANA_APT } from "../../../templates/versions";
+import type { AptRepository } from "../../../facts/versions";
+import { GRAFANA_APT } from "../../../facts/versions";
 import { buildAllPackages, hostArchitecture, type BuiltPackage } from "./packages";
 
 /** Where the exported key lands inside the repository, fetched by the bootstrap like Grafana's gpg.key. */

@@ -3,10 +3,10 @@
  * packaged systemd unit and environment file, the users their maintainer scripts create, the
  * binary paths and the config file each daemon reads. The stand-in packages (packages.ts) are
  * built from this table only. Facts, read from the vendors' packaging sources (cited per entry);
- * re-read them when a pin in templates/versions.ts moves.
+ * re-read them when a pin in facts/versions.ts moves.
  */
 import type { UnitFile } from "../../../templates/host/systemd";
-import { VERSIONS, type PinnedPackage } from "../../../templates/versions";
+import { VERSIONS, type PinnedPackage } from "../../../facts/versions";
 
 export type Daemon = "loki" | "alloy" | "grafana";
 

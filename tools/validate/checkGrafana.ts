@@ -6,16 +6,16 @@
  * and Loki do not exist in CI), logging in as the sample's non-default admin. Grafana's default
  * admin/admin must be refused.
  *
- *   node build/templates/validate/checkGrafana.js <password-file> <staged-root> [grafana-url]
+ *   node build/tools/validate/checkGrafana.js <password-file> <staged-root> [grafana-url]
  *
  * <staged-root> is the tree renderForValidation staged for the push (host paths under it); the
  * URL defaults to Grafana's port on this machine.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SERVICES } from "../../infra/topology";
+import { SERVICES } from "../../facts/topology";
 import { basicAuth, grafanaProbes, type Fetch, type VerificationSpec } from "../../infra/verify/checks";
-import { PROVISIONING_DIR, DASHBOARDS_DIR } from "../grafana/constants";
+import { PROVISIONING_DIR, DASHBOARDS_DIR } from "../../templates/grafana/constants";
 import { expectedProvisioning, type ProvisionedFile } from "./expectedProvisioning";
 import { waitForProvisioning, type WaitOptions } from "./provisioningWait";
 import { sampleContext } from "./renderForValidation";
@@ -95,7 +95,7 @@ const boundedFetch: Fetch = (url, init) => fetch(url, { ...init, signal: AbortSi
 if (require.main === module) {
   const [passwordFile, root, url = `http://127.0.0.1:${SERVICES.grafana.port}`] = process.argv.slice(2);
   if (!passwordFile || !root) {
-    console.error("usage: node build/templates/validate/checkGrafana.js <password-file> <staged-root> [grafana-url]");
+    console.error("usage: node build/tools/validate/checkGrafana.js <password-file> <staged-root> [grafana-url]");
     process.exit(2);
   }
   const password = fs.readFileSync(passwordFile, "utf8").trim();

@@ -5,7 +5,7 @@
  * and the receivers of the notification policy tree they replace.
  */
 import YAML from "yaml";
-import { DASHBOARDS_DIR, GRAFANA_PATHS } from "../grafana/constants";
+import { DASHBOARDS_DIR, GRAFANA_PATHS } from "../../templates/grafana/constants";
 
 /** A file as rendered or as read back from a staged tree: its host path and content. */
 export interface ProvisionedFile {

@@ -2,7 +2,7 @@
  * Renders a sample stack's files for CI to check with the real binaries at the pinned versions
  * (.github/workflows/validate-configs.yml):
  *
- *   node build/templates/validate/renderForValidation.js <dir> [--grafana-variant=slack|no-slack]
+ *   node build/tools/validate/renderForValidation.js <dir> [--grafana-variant=slack|no-slack]
  *
  * writes <dir>/loki/config.yml and <dir>/alloy/config.alloy, and for Grafana what its host gets,
  * in the program's two variants (with or without a Slack webhook):
@@ -18,19 +18,19 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { addressPlan } from "../../infra/addressing";
+import { addressPlan } from "../../facts/addressing";
 import { loadConfig } from "../../infra/config";
 import { GRAFANA_STDIN_ORDER } from "../../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../../infra/delivery/pipeline";
 import { installScript } from "../../infra/delivery/scripts";
-import { SERVICES } from "../../infra/topology";
-import { renderAlloyFiles } from "../alloy/config";
-import { GRAFANA_DROP_IN_PATH } from "../host/grafanaServer";
-import { cloudConfigFor } from "../host/userData";
-import { renderHostFiles } from "../index";
-import { renderLokiConfig } from "../loki/config";
-import type { RenderedFile, TemplateContext } from "../types";
-import { APT_PREFERENCES_PATH } from "../versions";
+import { SERVICES } from "../../facts/topology";
+import { renderAlloyFiles } from "../../templates/alloy/config";
+import { GRAFANA_DROP_IN_PATH } from "../../templates/host/grafanaServer";
+import { cloudConfigFor } from "../../templates/host/userData";
+import { renderHostFiles } from "../../templates/index";
+import { renderLokiConfig } from "../../templates/loki/config";
+import type { RenderedFile, TemplateContext } from "../../templates/types";
+import { APT_PREFERENCES_PATH } from "../../templates/host/aptPins";
 
 export const SAMPLE_STACK = { project: "titan-observability", stack: "ci" } as const;
 const SAMPLE_VALUES: Readonly<Record<string, string>> = {
@@ -141,7 +141,7 @@ if (require.main === module) {
   const [dir, ...flags] = process.argv.slice(2);
   if (!dir || dir.startsWith("--")) {
     console.error(
-      "usage: node build/templates/validate/renderForValidation.js <output-dir> [--grafana-variant=slack|no-slack]",
+      "usage: node build/tools/validate/renderForValidation.js <output-dir> [--grafana-variant=slack|no-slack]",
     );
     process.exit(2);
   }

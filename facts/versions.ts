@@ -1,6 +1,7 @@
 /**
- * The one table of versions the hosts install (DESIGN.md decision 4 and 6), plus the apt
- * preferences file that pins them and the container tags CI validates the configs with.
+ * The one table of versions the hosts install (DESIGN.md decision 4 and 6), the vendor APT
+ * repository they come from, and the container tags CI validates the configs with. The apt
+ * preferences file that pins them is rendered by templates/host/aptPins.ts.
  *
  * Grafana, Loki and Alloy come from Grafana's APT repository; Prometheus and node_exporter
  * from Debian 12's own archive, the same packages the tests on the build machine run against.
@@ -88,44 +89,12 @@ export type Component = keyof typeof VERSIONS;
 /**
  * Official container images at the pinned versions, for CI's loki and alloy checks
  * (`.github/workflows/validate-configs.yml`). Grafana has none: CI installs its package, as the
- * host does (templates/validate/grafanaApt.ts prints what it needs).
+ * host does (tools/validate/grafanaApt.ts prints what it needs).
  */
 export const IMAGES = {
   loki: `grafana/loki:${VERSIONS.loki.version}`,
   alloy: `grafana/alloy:v${VERSIONS.alloy.version}`,
 } as const;
-
-/** Where the preferences file goes; any name under preferences.d works, this one says what it is. */
-export const APT_PREFERENCES_PATH = "/etc/apt/preferences.d/titan-pins";
-
-/**
- * apt_preferences(5) stanzas pinning every package of the table. Priority 1001 makes apt
- * install (and downgrade to) exactly the pinned version, and never move past it on upgrade.
- */
-export function renderAptPreferences(
-  packages: readonly PinnedPackage[] = Object.values(VERSIONS),
-  vendor: AptRepository = GRAFANA_APT,
-): string {
-  checkAptRepository(vendor);
-  const stanzas = packages.map((p) => {
-    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p.package)) throw new Error(`not a Debian package name: ${p.package}`);
-    if (!/^[0-9A-Za-z.+~:*-]+$/.test(p.aptPin)) throw new Error(`not an apt version pin: ${p.aptPin}`);
-    const from = p.origin === "grafana" ? `${vendor.uri} (${vendor.suite})` : "Debian 12 (bookworm)";
-    return [
-      `Explanation: ${p.package} ${p.version} from ${from}`,
-      `Package: ${p.package}`,
-      `Pin: version ${p.aptPin}`,
-      "Pin-Priority: 1001",
-    ].join("\n");
-  });
-  return `${stanzas.join("\n\n")}\n`;
-}
-
-/** One-line deb822-free sources entry for the vendor repository, signed by the pinned key only. */
-export function grafanaSourcesLine(repo: AptRepository = GRAFANA_APT): string {
-  checkAptRepository(repo);
-  return `deb [signed-by=${repo.keyringPath}] ${repo.uri} ${repo.suite} ${repo.components.join(" ")}\n`;
-}
 
 /**
  * What an operator may set to take the vendor packages from a mirror of Grafana's repository
@@ -195,7 +164,7 @@ export function checkAptRepository(repo: AptRepository): void {
 
 /**
  * The vendor repository for the given settings: Grafana's own when there are none. Returns
- * what was expected, as text, when the settings are malformed (infra/config.ts names the key).
+ * what was expected, as text, when the settings are malformed (facts/config.ts names the key).
  */
 export function vendorRepository(settings?: unknown): AptRepository | { readonly expected: string } {
   if (settings === undefined) return GRAFANA_APT;

@@ -5,7 +5,7 @@
  * command-line entry at the bottom (run with ts-node, which the Pulumi program needs anyway).
  */
 import { parseArgs } from "node:util";
-import { contains, formatCidr, parseCidr, parseIpv4, type Cidr } from "./cidr";
+import { contains, formatCidr, parseCidr, parseIpv4, type Cidr } from "../facts/cidr";
 
 export type Mode = "local" | "shared";
 
@@ -31,7 +31,7 @@ export type Verdict =
  * The list as Pulumi prints it. A list set with `--path 'allowedCidrs[0]'` is a structured value
  * and `pulumi config get` prints it as JSON (pulumi/pulumi pkg/cmd/pulumi/config/config_get.go
  * prints the raw value, which is the JSON text for object values); a value set without --path is
- * a plain string, which infra/config.ts also accepts comma-separated.
+ * a plain string, which facts/config.ts also accepts comma-separated.
  */
 export function parseCidrList(raw: string): Cidr[] | string {
   const text = raw.trim();

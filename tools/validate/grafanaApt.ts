@@ -1,12 +1,13 @@
 /**
  * The facts CI needs to install Grafana's package as the bootstrap does, from the one versions
- * table (templates/versions.ts), as `KEY=value` lines for $GITHUB_ENV:
+ * table (facts/versions.ts), as `KEY=value` lines for $GITHUB_ENV:
  *
- *   node build/templates/validate/grafanaApt.js >>"$GITHUB_ENV"
+ *   node build/tools/validate/grafanaApt.js >>"$GITHUB_ENV"
  *
  * The workflow writes no version, key URL or fingerprint of its own.
  */
-import { checkAptRepository, GRAFANA_APT, grafanaSourcesLine, VERSIONS, type AptRepository } from "../versions";
+import { checkAptRepository, GRAFANA_APT, VERSIONS, type AptRepository } from "../../facts/versions";
+import { grafanaSourcesLine } from "../../templates/host/aptPins";
 
 export function grafanaAptEnv(repo: AptRepository = GRAFANA_APT): Record<string, string> {
   checkAptRepository(repo);

@@ -1,5 +1,5 @@
 /** The README's configuration reference, rendered from CONFIG_KEYS (tests keep the README in step). */
-import { CONFIG_KEYS, type KeySpec } from "./config";
+import { CONFIG_KEYS, type KeySpec } from "../facts/config";
 
 function defaultOf(spec: KeySpec): string {
   if (spec.required) return "**required**";

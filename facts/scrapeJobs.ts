@@ -3,7 +3,7 @@
  * config, the dashboards' and alerts' `job` selectors, the post-deploy verification and the
  * end-to-end run all read this table.
  */
-import { SERVICES, type Role, type ServiceName } from "../infra/topology";
+import { SERVICES, type Role, type ServiceName } from "./topology";
 
 export interface ScrapeJob {
   readonly job: string;

@@ -692,12 +692,16 @@ describe("end-to-end: the rendered stack with the real binaries", { timeout: RUN
       );
       const breachS = Math.ceil(Date.now() / 1000);
       t.diagnostic(`${a.name} true for ${name} ${seconds(breachS * 1000 - stoppedAt)} after the stop`);
-      // The trap: no `up` series left for the host, so `up < 1` (TargetDown) has nothing to fire on.
-      assert.deepEqual(
-        (await s.prom.query(comparison(targetDown))).filter((r) => r.metric.instance === name),
-        [],
-        `${targetDown.name} still sees ${name}: its series should be stale`,
+      // The trap: once every job's discovery has refreshed (each on its own clock, so not
+      // necessarily when the node job's did), no `up` series is left for the host, and
+      // `up < 1` (TargetDown) has nothing left to fire on.
+      await waitFor(
+        `${targetDown.name} to lose sight of ${name} (every job's discovery refreshed)`,
+        Math.max(5_000, stoppedAt + refreshMs + s.scrapeIntervalMs + 15_000 - Date.now()),
+        async () =>
+          (await s.prom.query(comparison(targetDown))).some((r) => r.metric.instance === name) ? undefined : true,
       );
+      t.diagnostic(`${targetDown.name} lost sight of ${name} ${seconds(Date.now() - stoppedAt)} after the stop`);
 
       // Past the pending period: wait until Prometheus has scraped beyond it, then read every step back.
       const endS = breachS + parseDuration(a.for) / 1000 + 15;

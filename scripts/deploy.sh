@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
 # One command from AWS credentials to a running stack: the backend and secrets of the mode
 # (scripts/pulumi-env.sh), the stack created if missing, a check that your public IP is inside
-# allowedCidrs (set to it on first use in local mode), then `pulumi up`.
+# allowedCidrs (set to it on first use in local mode), then `pulumi up` with the policy pack.
 # Extra arguments go to `pulumi up` (e.g. --yes). TITAN_OPERATOR_IP=<ip> skips the IP lookup.
 set -euo pipefail
 # shellcheck source=scripts/pulumi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
+# shellcheck source=scripts/policy-pack.sh
+source "$project_root/scripts/policy-pack.sh"
+
+# `pulumi up` previews first and stops there on a mandatory violation, before any step runs
+# (pulumi/pulumi pkg/backend/apply.go PreviewThenPromptThenExecute; a preview only records the
+# violation, pkg/resource/deploy/analyze_snapshot.go analyzeResource). Without that preview a
+# violating resource fails only when its turn comes, and stack policies run after every step
+# (pkg/resource/deploy/deployment_executor.go, AnalyzeResources): half the stack could change.
+for arg in "$@"; do
+  [[ "$arg" != --skip-preview* && ! "$arg" =~ ^-[yrf]*f[yrf]*$ ]] ||
+    die "pulumi up argument '$arg': deploy.sh does not skip the preview, expected no --skip-preview/-f; the policy pack checks every resource in the preview, before anything changes"
+done
 
 [[ -d node_modules/@pulumi/pulumi ]] || npm ci --no-audit --no-fund
 
@@ -33,4 +45,4 @@ if [[ -n "$first_cidr" ]]; then
   say "allowedCidrs was unset: set it to your public IP $first_cidr (SSH, Grafana, Prometheus and the app are open to it alone)"
 fi
 
-pulumi up --stack "$STACK" "$@"
+pulumi up --stack "$STACK" --policy-pack "$policy_pack" "$@"

@@ -1,7 +1,9 @@
 /**
- * scripts/deploy.sh, destroy.sh and ci-select-stack.sh against a fake `pulumi` and `curl` that
- * record their calls: the two modes (local, shared), stack creation with the mode's secrets
- * provider, the operator's IP checked against allowedCidrs before `pulumi up`.
+ * scripts/deploy.sh, destroy.sh and the pull-request preview's scripts (ci-select-stack.sh,
+ * ci-preview.sh, ci-pr-comment.sh) against a fake `pulumi`, `curl` and `gh` that record their
+ * calls: the two modes (local, shared), stack creation with the mode's secrets provider, the
+ * operator's IP checked against allowedCidrs before `pulumi up`, the policy pack on every `up`
+ * and preview, the preview's pull-request comment.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -22,14 +24,26 @@ let project: string;
  *   sdk/pkg/secrets/cloud/manager.go); `stack select` without --create fails on a missing stack.
  * - `config get` of a list prints it as JSON, and fails for an unset key
  *   (pkg/cmd/pulumi/config/config_get.go); `config set` writes into Pulumi.<stack>.yaml.
+ * - `up` and `preview` load a `--policy-pack` from the directory holding PulumiPolicy.yaml,
+ *   resolved from the working directory, and fail on any other path
+ *   (sdk/go/common/resource/plugin/analyzer_plugin.go, NewPolicyAnalyzer); `preview` prints
+ *   $WORK/preview-output and exits with $PREVIEW_STATUS (non-zero on a mandatory violation).
  */
 const FAKE_PULUMI = `#!/usr/bin/env bash
 printf 'pulumi %s | backend=%s passfile=%s\\n' "$*" "$PULUMI_BACKEND_URL" "\${PULUMI_CONFIG_PASSPHRASE_FILE:-}" >>"$CALLS"
-args=("$@"); stack="\${args[-1]}"; provider=""
+args=("$@"); stack="\${args[-1]}"; provider=""; pack=""
 for ((i = 0; i < $#; i++)); do
   [[ "\${args[i]}" == --stack ]] && stack="\${args[i+1]}"
   [[ "\${args[i]}" == --secrets-provider ]] && provider="\${args[i+1]}"
+  [[ "\${args[i]}" == --policy-pack ]] && pack="\${args[i+1]}"
 done
+if [[ -n "$pack" && ! -f "$pack/PulumiPolicy.yaml" ]]; then
+  echo "error: failed to load Pulumi policy project located at \\"$pack\\"" >&2; exit 255
+fi
+if [[ "$1" == preview ]]; then
+  cat "$WORK/preview-output" 2>/dev/null
+  exit "\${PREVIEW_STATUS:-0}"
+fi
 file="Pulumi.$stack.yaml"
 case "$1 $2" in
 "stack select")
@@ -56,6 +70,40 @@ printf 'curl %s\\n' "$*" >>"$CALLS"
 printf '%s\\n' "$CURL_ANSWER"
 `;
 
+/*
+ * The fake plays `gh api` against the pull request's comments, kept as files in $WORK/comments:
+ * GET lists them through the `--jq` filter ci-pr-comment.sh gives, which this fake knows only in
+ * the one form that script uses (the id of each comment whose body starts with the marker; a
+ * stand-in for gh's jq, it proves the script's flow, not the filter's syntax); POST adds one and
+ * PATCH replaces one, the body read from the file named by -F body=@<file> (cli/cli
+ * pkg/cmd/api/api.go, -F/--field: a value starting with @ is read from that file).
+ */
+const FAKE_GH = `#!/usr/bin/env bash
+printf 'gh %s | token=%s\\n' "$*" "\${GH_TOKEN:-}" >>"$CALLS"
+mkdir -p "$WORK/comments"
+method=GET; endpoint=""; body=""; jq=""
+while (($#)); do
+  case "$1" in
+  --method) method=$2; shift ;;
+  --jq) jq=$2; shift ;;
+  -F) body=\${2#body=@}; shift ;;
+  --paginate) ;;
+  *) endpoint=$1 ;;
+  esac
+  shift
+done
+case "$method" in
+GET)
+  [[ "$jq" == '.[] | select(.body | startswith("<!-- titan-preview -->")) | .id' ]] || { echo "fake gh: unknown filter $jq" >&2; exit 2; }
+  for f in "$WORK"/comments/*; do
+    [[ -f "$f" ]] && [[ "$(head -n 1 "$f")" == '<!-- titan-preview -->' ]] && basename "$f"
+  done | sort -n ;;
+POST) n=$(($(find "$WORK/comments" -type f | wc -l) + 101)); cp "$body" "$WORK/comments/$n" ;;
+PATCH) cp "$body" "$WORK/comments/\${endpoint##*/}" ;;
+esac
+exit 0
+`;
+
 const KMS = "awskms://alias/titan-pulumi?region=us-east-1";
 const S3 = "s3://team-state/titan?region=us-east-1";
 const SHARED = { TITAN_BACKEND_URL: S3, TITAN_SECRETS_PROVIDER: KMS };
@@ -68,8 +116,12 @@ beforeEach(() => {
   }
   // The real modules: deploy.sh runs tools/operatorAccess.ts through ts-node.
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
+  // The pack's own descriptor, where deploy.sh and ci-preview.sh expect it.
+  fs.mkdirSync(path.join(project, "policy"));
+  fs.copyFileSync(path.join(ROOT, "policy/PulumiPolicy.yaml"), path.join(project, "policy/PulumiPolicy.yaml"));
   fs.mkdirSync(path.join(work, "bin"));
   fs.writeFileSync(path.join(work, "bin/pulumi"), FAKE_PULUMI, { mode: 0o755 });
+  fs.writeFileSync(path.join(work, "bin/gh"), FAKE_GH, { mode: 0o755 });
   fs.writeFileSync(path.join(work, "bin/curl"), FAKE_CURL, { mode: 0o755 });
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -84,6 +136,8 @@ function run(script: string, env: Record<string, string> = {}, args: string[] = 
     "TITAN_BACKEND_URL",
     "TITAN_SECRETS_PROVIDER",
     "TITAN_OPERATOR_IP",
+    "GITHUB_REPOSITORY",
+    "GH_TOKEN",
   ]) {
     delete base[key];
   }
@@ -108,6 +162,7 @@ function run(script: string, env: Record<string, string> = {}, args: string[] = 
 const setCidrs = (json: string) => fs.writeFileSync(path.join(work, "cidrs"), `${json}\n`);
 const stackFile = () => fs.readFileSync(path.join(project, "Pulumi.dev.yaml"), "utf8");
 const ups = (calls: string[]) => calls.filter((c) => c.startsWith("pulumi up"));
+const pack = () => path.join(project, "policy");
 
 describe("deploy.sh, local mode", () => {
   it("uses a local backend and a generated passphrase, creates the stack, sets allowedCidrs, runs pulumi up", () => {
@@ -120,7 +175,7 @@ describe("deploy.sh, local mode", () => {
       "curl -fsS --max-time 10 https://checkip.amazonaws.com",
       `pulumi config get --stack dev allowedCidrs${suffix}`,
       `pulumi config set --stack dev --path allowedCidrs[0] 198.51.100.23/32${suffix}`,
-      `pulumi up --stack dev --yes${suffix}`,
+      `pulumi up --stack dev --policy-pack ${pack()} --yes${suffix}`,
     ]);
     assert.match(result.stderr, /allowedCidrs was unset: set it to your public IP 198\.51\.100\.23\/32/);
     const passphrase = fs.readFileSync(path.join(state, "passphrase"), "utf8").trim();
@@ -196,7 +251,9 @@ describe("deploy.sh, local mode", () => {
     assert.ok(
       result.calls.every((c) => !c.startsWith("pulumi") || c.endsWith("| backend=s3://team-state/titan passfile=")),
     );
-    assert.ok(result.calls.includes("pulumi up --stack demo | backend=s3://team-state/titan passfile="));
+    assert.ok(
+      result.calls.includes(`pulumi up --stack demo --policy-pack ${pack()} | backend=s3://team-state/titan passfile=`),
+    );
     assert.ok(!fs.existsSync(path.join(project, ".pulumi-state/passphrase")));
   });
 
@@ -226,7 +283,7 @@ describe("deploy.sh, shared mode", () => {
       `pulumi stack select --create --secrets-provider ${KMS} dev${suffix}`,
       "curl -fsS --max-time 10 https://checkip.amazonaws.com",
       `pulumi config get --stack dev allowedCidrs${suffix}`,
-      `pulumi up --stack dev --yes${suffix}`,
+      `pulumi up --stack dev --policy-pack ${pack()} --yes${suffix}`,
     ]);
     assert.match(stackFile(), new RegExp(`^secretsprovider: ${KMS.replace(/[?]/g, "\\?")}$`, "m"));
     assert.doesNotMatch(stackFile(), /encryptionsalt/);
@@ -315,5 +372,147 @@ describe("ci-select-stack.sh (the pull-request preview's first step)", () => {
     assert.equal(result.status, 1);
     assert.deepEqual(result.calls, []);
     assert.match(result.stderr, /the preview needs the shared backend/);
+  });
+});
+
+describe("deploy.sh and the policy pack", () => {
+  it("runs pulumi up with --policy-pack naming the pack's directory by absolute path", () => {
+    const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" });
+    assert.equal(result.status, 0, result.stderr);
+    const [up] = ups(result.calls);
+    assert.match(up, new RegExp(`^pulumi up --stack dev --policy-pack ${pack()} \\|`));
+    assert.ok(path.isAbsolute(pack()) && fs.existsSync(path.join(pack(), "PulumiPolicy.yaml")));
+  });
+
+  it("stops before calling pulumi when the pack's PulumiPolicy.yaml is missing", () => {
+    fs.rmSync(path.join(pack(), "PulumiPolicy.yaml"));
+    const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" });
+    assert.equal(result.status, 1);
+    assert.deepEqual(result.calls, []);
+    assert.match(result.stderr, new RegExp(`the policy pack is missing: expected ${pack()}/PulumiPolicy\\.yaml`));
+  });
+
+  it("refuses to skip up's preview, where a mandatory violation stops the update before any change", () => {
+    for (const flag of ["--skip-preview", "--skip-preview=true", "-f", "-yf"]) {
+      const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, [flag]);
+      assert.equal(result.status, 1, flag);
+      assert.deepEqual(result.calls, [], flag);
+      assert.match(result.stderr, new RegExp(`pulumi up argument '${flag}': deploy.sh does not skip the preview`));
+    }
+    const yes = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, ["-y"]);
+    assert.equal(yes.status, 0, yes.stderr);
+  });
+});
+
+describe("ci-preview.sh (the pull-request preview with the policy pack)", () => {
+  // The shape of pulumi's summary: a "Policies:" headline, the pack, its violations indented,
+  // then the next headline (pulumi/pulumi pkg/backend/display/progress.go, printPolicies).
+  const VIOLATION = [
+    "Previewing update (dev):",
+    "    + aws:vpc:SecurityGroupIngressRule web-ssh create",
+    "",
+    "Policies:",
+    "    ❌ titan-guardrails@v0.1.0 (local: policy)",
+    "        - [mandatory]  no-world-ingress  (aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule: web-ssh)",
+    "          ingress from 0.0.0.0/0: list the operator's addresses in allowedCidrs",
+    "",
+    "Resources:",
+    "    + 1 to create",
+  ].join("\n");
+
+  function preview(output: string, status: number) {
+    fs.appendFileSync(path.join(project, "Pulumi.dev.yaml"), `secretsprovider: ${KMS}\nencryptedkey: ZmFrZS1rZXk=\n`);
+    fs.writeFileSync(path.join(work, "preview-output"), `${output}\n`);
+    const comment = path.join(work, "preview.md");
+    const result = run("ci-preview.sh", { ...SHARED, PREVIEW_STATUS: String(status) }, [comment]);
+    return { ...result, comment: fs.existsSync(comment) ? fs.readFileSync(comment, "utf8") : "" };
+  }
+
+  it("previews the shared stack with the pack and fails with pulumi's status, the violation in the comment", () => {
+    const result = preview(VIOLATION, 255);
+    assert.equal(result.status, 255, "a mandatory violation fails the step");
+    assert.deepEqual(result.calls, [
+      `pulumi preview --stack dev --non-interactive --color never --diff --policy-pack ${pack()} | backend=${S3} passfile=`,
+    ]);
+    assert.match(result.stdout, /no-world-ingress/, "the log shows the output too");
+    assert.match(result.comment, /^#### `pulumi preview` of dev with the policy pack: \*\*failed\*\* \(exit 255\)/);
+    const summary = result.comment.slice(0, result.comment.indexOf("<details>"));
+    assert.match(summary, /~~~~text\nPolicies:\n {4}❌ titan-guardrails@v0\.1\.0 \(local: policy\)\n/);
+    assert.match(summary, /\[mandatory\] {2}no-world-ingress .*web-ssh\)\n {10}ingress from 0\.0\.0\.0\/0: list/);
+    assert.doesNotMatch(summary, /Resources:/, "only the Policies block above the details");
+    assert.ok(result.comment.includes(VIOLATION), "the whole output inside the details");
+  });
+
+  it("passes with pulumi's zero status and says so", () => {
+    const result = preview(VIOLATION.replace("❌", "✅").replace(/ {8}- \[mandatory\].*\n.*\n/, ""), 0);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.comment, /^#### `pulumi preview` of dev with the policy pack: passed\n/);
+    assert.match(result.comment, /Policies:\n {4}✅ titan-guardrails/);
+  });
+
+  it("keeps the end of an output too long for a comment, where the policies and the summary are", () => {
+    const long = `${"    ~ aws:ec2:Instance web-1 update\n".repeat(4000)}${VIOLATION}`;
+    const result = preview(long, 255);
+    assert.ok(result.comment.length < 65536, `comment of ${result.comment.length} characters`);
+    assert.match(result.comment, /its start is cut/);
+    assert.ok(result.comment.includes(VIOLATION));
+  });
+
+  it("stops before pulumi outside shared mode, without a comment file or without the pack", () => {
+    const local = run("ci-preview.sh", {}, [path.join(work, "preview.md")]);
+    assert.equal(local.status, 1);
+    assert.match(local.stderr, /the preview needs the shared backend/);
+    const usage = run("ci-preview.sh", SHARED);
+    assert.equal(usage.status, 2);
+    assert.match(usage.stderr, /usage: ci-preview\.sh <comment-file>/);
+    fs.rmSync(path.join(pack(), "PulumiPolicy.yaml"));
+    const missing = preview("", 0);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /the policy pack is missing/);
+    for (const result of [local, usage, missing]) assert.deepEqual(result.calls, []);
+  });
+});
+
+describe("ci-pr-comment.sh (the preview's pull-request comment)", () => {
+  const REPO = { GITHUB_REPOSITORY: "team/titan", GH_TOKEN: "ghs_fake" };
+  const comments = () => {
+    const dir = path.join(work, "comments");
+    return fs.existsSync(dir)
+      ? Object.fromEntries(fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]))
+      : {};
+  };
+
+  it("posts the comment once, then edits it on the next run", () => {
+    const file = path.join(work, "preview.md");
+    fs.mkdirSync(path.join(work, "comments"));
+    fs.writeFileSync(path.join(work, "comments/100"), "LGTM\n");
+    fs.writeFileSync(file, "#### first\n");
+    const first = run("ci-pr-comment.sh", REPO, ["7", file]);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.calls.length, 2);
+    assert.match(
+      first.calls[0],
+      /^gh api --paginate repos\/team\/titan\/issues\/7\/comments --jq .* \| token=ghs_fake$/,
+    );
+    assert.match(first.calls[1], /^gh api --method POST repos\/team\/titan\/issues\/7\/comments -F body=@/);
+    assert.deepEqual(comments(), { "100": "LGTM\n", "102": "<!-- titan-preview -->\n#### first\n" });
+    fs.writeFileSync(file, "#### second\n");
+    const second = run("ci-pr-comment.sh", REPO, ["7", file]);
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.calls[1], /^gh api --method PATCH repos\/team\/titan\/issues\/comments\/102 -F body=@/);
+    assert.deepEqual(comments(), { "100": "LGTM\n", "102": "<!-- titan-preview -->\n#### second\n" });
+  });
+
+  it("refuses a bad pull-request number, a missing comment file or repository", () => {
+    const file = path.join(work, "preview.md");
+    fs.writeFileSync(file, "#### x\n");
+    let result = run("ci-pr-comment.sh", REPO, ["", file]);
+    assert.match(result.stderr, /pull request number '': expected a positive integer/);
+    result = run("ci-pr-comment.sh", REPO, ["7", path.join(work, "none.md")]);
+    assert.match(result.stderr, /comment file '.*none\.md': expected the non-empty file ci-preview\.sh writes/);
+    result = run("ci-pr-comment.sh", { GH_TOKEN: "x" }, ["7", file]);
+    assert.match(result.stderr, /GITHUB_REPOSITORY='': expected owner\/name/);
+    assert.equal(result.status, 1);
+    assert.ok(!result.calls.some((c) => c.startsWith("gh")));
   });
 });

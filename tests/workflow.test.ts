@@ -10,9 +10,14 @@ const dir = path.join(ROOT, ".github/workflows");
 const validator = path.join(ROOT, "node_modules/.bin/action-validator");
 
 interface Step {
+  id?: string;
+  name?: string;
   uses?: string;
   run?: string;
+  if?: string;
+  env?: Record<string, string>;
   with?: Record<string, unknown>;
+  "continue-on-error"?: boolean;
 }
 interface Workflow {
   on: Record<string, unknown>;
@@ -20,6 +25,123 @@ interface Workflow {
     string,
     { permissions?: Record<string, string>; steps: Step[]; needs?: string; if?: string; env?: Record<string, string> }
   >;
+}
+
+/*
+ * A stand-in for the runner's step loop, enough for the preview job's control flow (it cannot
+ * prove what GitHub's servers do with the job, only what its steps' conditions say):
+ * - a step runs when its `if` holds; without a status function (success(), failure(), always(),
+ *   cancelled()) the condition is `success() && (<if>)`, and no `if` means `success()`
+ *   (actions/runner src/Sdk/DTPipelines/Pipelines/ObjectTemplating/PipelineTemplateConverter.cs,
+ *   ConvertToIfResult); success() holds while no step's result is a failure;
+ * - a failing step with continue-on-error keeps `outcome: failure` but its result (conclusion)
+ *   is success, and only a failed result fails the job (src/Runner.Worker/StepsRunner.cs,
+ *   RunStepAsync and RunAsync).
+ * The expression grammar covers what the workflow uses (||, &&, !, ==, !=, parentheses, strings,
+ * context paths, the status functions) and refuses anything else.
+ */
+type Value = string | boolean;
+function evaluate(expression: string, lookup: (path: string) => Value, jobFailed: boolean): Value {
+  const tokens = expression.match(/'[^']*'|&&|\|\||==|!=|!|\(|\)|[A-Za-z_][\w.-]*|\S/g) ?? [];
+  let at = 0;
+  const next = () => tokens[at++];
+  const peek = () => tokens[at];
+  const primary = (): Value => {
+    const token = next();
+    if (token === "(") {
+      const value = or();
+      assert.equal(next(), ")", `unbalanced parentheses in ${expression}`);
+      return value;
+    }
+    if (token?.startsWith("'")) return token.slice(1, -1);
+    if (token && /^[A-Za-z_]/.test(token)) {
+      if (peek() === "(") {
+        next();
+        assert.equal(next(), ")", `${token}() takes no argument here`);
+        const status: Record<string, boolean> = {
+          success: !jobFailed,
+          failure: jobFailed,
+          always: true,
+          cancelled: false,
+        };
+        assert.ok(token in status, `function ${token} is not modelled`);
+        return status[token];
+      }
+      return lookup(token);
+    }
+    throw new Error(`unexpected ${String(token)} in ${expression}`);
+  };
+  const comparison = (): Value => {
+    const left = primary();
+    const op = peek();
+    if (op !== "==" && op !== "!=") return left;
+    next();
+    const same = String(left).toLowerCase() === String(primary()).toLowerCase();
+    return op === "==" ? same : !same;
+  };
+  const unary = (): Value => (peek() === "!" ? (next(), !truthy(unary())) : comparison());
+  const and = (): Value => {
+    let value = unary();
+    while (peek() === "&&") {
+      next();
+      const right = unary();
+      value = truthy(value) ? right : value;
+    }
+    return value;
+  };
+  const or = (): Value => {
+    let value = and();
+    while (peek() === "||") {
+      next();
+      const right = and();
+      value = truthy(value) ? value : right;
+    }
+    return value;
+  };
+  const value = or();
+  assert.equal(at, tokens.length, `could not read ${expression}`);
+  return value;
+}
+const truthy = (v: Value) => v !== false && v !== "";
+
+type Outcome = "success" | "failure" | "skipped";
+/** Runs the job's steps in order: the preview's outcome is given, the steps after it that only
+ *  run a shell snippet are run for real with bash, every other step succeeds. */
+function simulate(steps: Step[], event: string, previewOutcome: Outcome) {
+  const results: Record<string, { outcome: Outcome; conclusion: Outcome }> = {};
+  const ran: string[] = [];
+  let jobFailed = false;
+  const lookup = (p: string): Value => {
+    if (p === "github.event_name") return event;
+    const m = /^steps\.([\w-]+)\.(outcome|conclusion)$/.exec(p);
+    assert.ok(m, `context ${p} is not modelled`);
+    return results[m[1]]?.[m[2] as "outcome" | "conclusion"] ?? "";
+  };
+  const previewIndex = steps.findIndex((s) => s.run?.startsWith("scripts/ci-preview.sh"));
+  steps.forEach((step, index) => {
+    let condition = step.if?.replace(/^\$\{\{(.*)\}\}$/s, "$1").trim() ?? "success()";
+    if (!/\b(success|failure|always|cancelled)\(\)/.test(condition)) condition = `success() && (${condition})`;
+    let outcome: Outcome = "skipped";
+    if (truthy(evaluate(condition, lookup, jobFailed))) {
+      ran.push(step.name ?? step.run ?? step.uses ?? "");
+      outcome = "success";
+      if (index === previewIndex) outcome = previewOutcome;
+      else if (index > previewIndex && step.run && !/scripts\//.test(step.run)) {
+        const env = Object.fromEntries(
+          Object.entries(step.env ?? {}).map(([k, v]) => [
+            k,
+            v.replace(/\$\{\{(.*?)\}\}/g, (_, e: string) => String(evaluate(e, lookup, jobFailed))),
+          ]),
+        );
+        const shell = spawnSync("bash", ["-e", "-c", step.run], { encoding: "utf8", env: { ...process.env, ...env } });
+        outcome = shell.status === 0 ? "success" : "failure";
+      }
+    }
+    const conclusion = outcome === "failure" && step["continue-on-error"] === true ? "success" : outcome;
+    if (step.id) results[step.id] = { outcome, conclusion };
+    if (conclusion === "failure") jobFailed = true;
+  });
+  return { ran, jobFailed };
 }
 
 describe("GitHub workflows", () => {
@@ -44,9 +166,48 @@ describe("GitHub workflows", () => {
     const aws = preview.steps.find((s) => s.uses?.startsWith("aws-actions/configure-aws-credentials@"));
     assert.match(String(aws?.with?.["role-to-assume"]), /secrets\./);
     assert.equal(aws?.with?.["aws-access-key-id"], undefined, "no long-lived keys");
-    const run = preview.steps.find((s) => s.with?.command === "preview");
-    assert.match(String(run?.uses), /^pulumi\/actions@v7$/);
-    assert.equal(run?.with?.["comment-on-pr"], true);
+    const steps = preview.steps.map((s) => s.run ?? "");
+    assert.ok(
+      steps.some((r) => r.startsWith("scripts/ci-preview.sh ")),
+      "the preview runs through ci-preview.sh",
+    );
+    assert.ok(
+      steps.some((r) => r.startsWith("scripts/ci-pr-comment.sh ")),
+      "and its comment through ci-pr-comment.sh",
+    );
+  });
+
+  it("previews with the policy pack: a failed preview still reaches the comment, then fails the job", () => {
+    const preview = (YAML.parse(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8")) as Workflow).jobs.preview;
+    // pulumi/actions@v7 comments only after a successful command (src/main.ts), so its preview
+    // cannot show a violation in the comment; the workflow must not go back to it.
+    assert.ok(!preview.steps.some((s) => s.with?.command === "preview"), "no pulumi/actions preview step");
+    const run = preview.steps.find((s) => s.run?.startsWith("scripts/ci-preview.sh"));
+    const comment = preview.steps.find((s) => s.run?.startsWith("scripts/ci-pr-comment.sh"));
+    assert.ok(run?.id && comment, "an identified preview step and a comment step");
+    // The comment posts the file the preview wrote.
+    const written = /^scripts\/ci-preview\.sh (\S+)$/.exec(String(run.run))?.[1];
+    assert.ok(written, `ci-preview.sh takes the comment file: ${run.run}`);
+    assert.match(
+      String(comment.run),
+      new RegExp(`^scripts/ci-pr-comment\\.sh \\S+ ${written.replace(/[$"]/g, "\\$&")}$`),
+    );
+    assert.equal(comment.env?.GH_TOKEN, "${{ secrets.GITHUB_TOKEN }}");
+    assert.equal(comment.env?.PR_NUMBER, "${{ github.event.pull_request.number }}");
+    // ci-preview.sh's own preview passes the pack (tests/deploy.test.ts runs it).
+    const script = fs.readFileSync(path.join(ROOT, "scripts/ci-preview.sh"), "utf8");
+    assert.match(script, /^pulumi preview .*--policy-pack "\$policy_pack"/m);
+    assert.ok(fs.existsSync(path.join(ROOT, "policy/PulumiPolicy.yaml")), "the pack the preview runs exists");
+
+    const failed = simulate(preview.steps, "pull_request", "failure");
+    assert.ok(failed.ran.includes(String(comment.name)), `a failed preview is commented: ran ${failed.ran.join(", ")}`);
+    assert.equal(failed.jobFailed, true, "a failed preview (a mandatory violation) fails the check");
+    const passed = simulate(preview.steps, "pull_request", "success");
+    assert.ok(passed.ran.includes(String(comment.name)));
+    assert.equal(passed.jobFailed, false, "a passing preview passes the check");
+    const dispatched = simulate(preview.steps, "workflow_dispatch", "failure");
+    assert.equal(dispatched.jobFailed, true, "a manual run fails too");
+    assert.ok(!dispatched.ran.includes(String(comment.name)), "no pull request, no comment");
   });
 
   it("previews against the shared backend and KMS key that deploy.sh uses, with the committed stack file", () => {
@@ -61,11 +222,13 @@ describe("GitHub workflows", () => {
     // deploy.sh's own checks select the stack, which must already exist.
     const steps = preview.steps.map((s) => s.run ?? s.uses ?? "");
     const select = steps.indexOf("scripts/ci-select-stack.sh");
-    const run = preview.steps.findIndex((s) => s.with?.command === "preview");
+    const run = steps.findIndex((s) => s.startsWith("scripts/ci-preview.sh"));
     assert.ok(select >= 0 && select < run, "ci-select-stack.sh runs before the preview");
-    assert.equal(preview.steps[run].with?.["cloud-url"], "${{ env.TITAN_BACKEND_URL }}");
-    assert.equal(preview.steps[run].with?.["secrets-provider"], "${{ env.TITAN_SECRETS_PROVIDER }}");
-    assert.notEqual(preview.steps[run].with?.upsert, true, "a preview never creates the stack");
+    // ci-preview.sh reads the same variables through pulumi-env.sh, in shared mode only, and
+    // previews the selected stack without creating one (tests/deploy.test.ts).
+    const script = fs.readFileSync(path.join(ROOT, "scripts/ci-preview.sh"), "utf8");
+    assert.match(script, /source .*pulumi-env\.sh/);
+    assert.match(script, /\[\[ "\$TITAN_MODE" == shared \]\]/);
     // No passphrase, no second backend, no config written in CI: the stack file is the committed one.
     assert.doesNotMatch(text, /PULUMI_CONFIG_PASSPHRASE|PULUMI_BACKEND_URL|config set|config-map/);
   });

@@ -12,6 +12,9 @@ import { GRAFANA_APT, vendorRepository, type AptRepository } from "./versions";
 
 export const DEFAULT_AMI_PARAMETER = "/aws/service/debian/release/12/latest/amd64";
 
+/** The root volume sizes rootVolumeSizeGb accepts; the policy pack holds every instance to the same bound. */
+export const ROOT_VOLUME_GB = { min: 8, max: 500 } as const;
+
 export interface StackConfig {
   readonly project: string;
   readonly stack: string;
@@ -193,7 +196,7 @@ export const CONFIG_KEYS = [
     key: "rootVolumeSizeGb",
     type: "integer",
     default: 20,
-    description: "Encrypted gp3 root volume of every host, in GiB (8-500).",
+    description: `Encrypted gp3 root volume of every host, in GiB (${ROOT_VOLUME_GB.min}-${ROOT_VOLUME_GB.max}).`,
   },
   {
     key: "prometheusDataVolumeSizeGb",
@@ -415,7 +418,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
     vpcCidr: read("vpcCidr", vpcCidr) ?? "",
     webCount: read("webCount", integer(1, 10)) ?? 0,
     instanceTypes: Object.freeze(instanceTypes as Record<Role, string>),
-    rootVolumeSizeGb: read("rootVolumeSizeGb", integer(8, 500)) ?? 0,
+    rootVolumeSizeGb: read("rootVolumeSizeGb", integer(ROOT_VOLUME_GB.min, ROOT_VOLUME_GB.max)) ?? 0,
     dataVolumeSizeGb: Object.freeze(
       Object.fromEntries(
         DATA_VOLUME_ROLES.map((role) => [role, read(`${role}DataVolumeSizeGb`, integer(1, 1000)) ?? 0]),

@@ -7,8 +7,18 @@ export type Tags = Record<string, string>;
 export const physicalName = (config: StackConfig, suffix: string): string =>
   `${config.project}-${config.stack}-${suffix}`;
 
+/**
+ * Tags every host carries: ownership (Project, Environment, ManagedBy) and what Prometheus' EC2
+ * discovery filters and relabels on (templates/prometheus/config.ts: Scrape, Project,
+ * Environment, Role, Name). The policy pack's hosts-tagged policy requires exactly these.
+ */
+export const HOST_TAG_KEYS = ["Name", "Project", "Environment", "Role", "ManagedBy", "Scrape"] as const;
+
 /** Tags every taggable resource carries. */
-export function baseTags(config: StackConfig, nameSuffix: string): Tags {
+export function baseTags(
+  config: StackConfig,
+  nameSuffix: string,
+): Record<"Name" | "Environment" | "Project" | "ManagedBy", string> {
   return {
     Name: physicalName(config, nameSuffix),
     Environment: config.environment,

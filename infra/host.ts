@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostSlot } from "../facts/addressing";
 import type { StackConfig } from "../facts/config";
-import { baseTags, type Tags } from "../facts/naming";
+import { HOST_TAG_KEYS, baseTags } from "../facts/naming";
 
 /** Where the data volume is attached; on Nitro instances it appears as an NVMe device. */
 export const DATA_DEVICE_NAME = "/dev/sdf";
@@ -26,7 +26,8 @@ export interface HostArgs {
   readonly userData: (dataVolumeId: string | undefined) => string;
 }
 
-export function hostTags(config: StackConfig, slot: HostSlot): Tags {
+/** Every key the policy pack's hosts-tagged policy requires, checked here by the compiler. */
+export function hostTags(config: StackConfig, slot: HostSlot): Record<(typeof HOST_TAG_KEYS)[number], string> {
   return { ...baseTags(config, slot.name), Role: slot.role, Scrape: "true" };
 }
 

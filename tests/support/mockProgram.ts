@@ -48,6 +48,9 @@ export interface RecordedResource {
   readonly deleteBeforeReplace: boolean;
   readonly ignoreChanges: string[];
   readonly dependencies: string[];
+  /** The URN the monitor assigned, and for each input the URNs of the resources it came from. */
+  readonly urn: string;
+  readonly propertyDependencies: Record<string, string[]>;
   /** The id and every output the mock provider returned. */
   readonly id?: string;
   readonly state?: Record<string, unknown>;
@@ -191,12 +194,19 @@ interface RegisterRequest {
   getDeletebeforereplace(): boolean;
   getIgnorechangesList(): string[];
   getDependenciesList(): string[];
+  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }, key: string) => void): void };
+}
+
+interface RegisterResponse {
+  getUrn(): string;
 }
 
 export async function runProgram(input: ProgramInput): Promise<Snapshot> {
   const resources: RecordedResource[] = [];
   const invokes: Snapshot["invokes"] = [];
   const options = new Map<string, Omit<RecordedResource, "inputs">>();
+  const urns = new Map<string, string>();
+  const withUrns = () => resources.map((r) => ({ ...r, urn: urns.get(`${r.type}::${r.name}`) ?? "" }));
   const prior = new Map((input.prior ?? []).map((r) => [`${r.type}::${r.name}`, r]));
 
   pulumi.runtime.setAllConfig(input.config, [...(input.secretKeys ?? [])]);
@@ -238,11 +248,14 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
 
   // The mocks see inputs only; resource options travel in the register request itself.
   const monitor = pulumi.runtime.getMonitor() as unknown as {
-    registerResource(req: RegisterRequest, cb: unknown): Promise<void>;
+    registerResource(req: RegisterRequest, cb: (err: unknown, resp?: RegisterResponse) => void): Promise<void>;
   };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) => {
-    options.set(`${req.getType()}::${req.getName()}`, {
+    const key = `${req.getType()}::${req.getName()}`;
+    const propertyDependencies: Record<string, string[]> = {};
+    req.getPropertydependenciesMap().forEach((deps, input) => (propertyDependencies[input] = deps.getUrnsList()));
+    options.set(key, {
       type: req.getType(),
       name: req.getName(),
       custom: req.getCustom(),
@@ -250,8 +263,13 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
       deleteBeforeReplace: req.getDeletebeforereplace(),
       ignoreChanges: req.getIgnorechangesList(),
       dependencies: req.getDependenciesList(),
+      urn: "", // the monitor names it after the mock provider answers: see withUrns
+      propertyDependencies,
     });
-    return register(req, cb);
+    return register(req, (err, resp) => {
+      if (resp) urns.set(key, resp.getUrn());
+      cb(err, resp);
+    });
   };
 
   // An error inside an apply (a refused input, say) fails the program as it would fail
@@ -271,7 +289,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     stackExports = require("../../index") as Record<string, unknown>;
   } catch (err) {
-    return { resources, invokes, outputs: {}, error: (err as Error).message };
+    return { resources: withUrns(), invokes, outputs: {}, error: (err as Error).message };
   }
 
   const outputs: Record<string, RecordedOutput> = {};
@@ -288,13 +306,23 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
     await waitForRPCs();
   };
   await Promise.race([resolveAll(), failed]);
-  if (failure !== undefined) return { resources, invokes, outputs, error: innermost(failure) };
-  return { resources, invokes, outputs };
+  if (failure !== undefined) return { resources: withUrns(), invokes, outputs, error: innermost(failure) };
+  return { resources: withUrns(), invokes, outputs };
 }
 
 /** The runtime wraps an input's error once per enclosing property; the cause is what a user reads. */
 const innermost = (message: string) => message.replace(/^(error serializing property "[^"]+": )+/, "");
 
 function defaultsFor(type: string, name: string, custom: boolean): Omit<RecordedResource, "inputs"> {
-  return { type, name, custom, parent: "", deleteBeforeReplace: false, ignoreChanges: [], dependencies: [] };
+  return {
+    type,
+    name,
+    custom,
+    parent: "",
+    deleteBeforeReplace: false,
+    ignoreChanges: [],
+    dependencies: [],
+    urn: "",
+    propertyDependencies: {},
+  };
 }

@@ -9,7 +9,7 @@ const LAYERS = ["facts", "templates", "infra", "tools"];
 const PURE = ["facts", "templates"];
 
 const layerRules = LAYERS.map((layer, i) => {
-  const above = [...LAYERS.slice(i + 1), "tests", "bench"];
+  const above = [...LAYERS.slice(i + 1), "policy", "tests", "bench"];
   const patterns = [
     {
       regex: `^(\\.\\./)+(${above.join("|")})(/|$)`,
@@ -44,6 +44,24 @@ export default tseslint.config(
     },
   },
   ...layerRules,
+  {
+    // The policy pack stands beside the program: it judges what infra/ declares, so it reads the
+    // facts (ports, roles, tags, bounds) and never the code it judges.
+    files: ["policy/**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+(templates|infra|tools|tests|bench|index)(/|$)",
+              message: "policy/ imports facts/ only: it judges what infra/ declares (README: Layout).",
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ["index.ts"],
     rules: {

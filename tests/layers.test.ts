@@ -47,6 +47,10 @@ const UPWARD: readonly Probe[] = [
   { file: "infra/layerProbe.ts", imports: 'import "../tools/validate/renderForValidation";' },
   { file: "infra/delivery/layerProbe.ts", imports: 'import "../../tests/support/render";' },
   { file: "tools/validate/layerProbe.ts", imports: 'import "../../tests/support/render";' },
+  { file: "infra/layerProbe.ts", imports: 'import { POLICIES } from "../policy/policies";' },
+  { file: "policy/layerProbe.ts", imports: 'import { hostTags } from "../infra/host";' },
+  { file: "policy/layerProbe.ts", imports: 'import "../templates/types";' },
+  { file: "policy/layerProbe.ts", imports: 'import "../tests/support/files";' },
   { file: "index.ts", imports: 'import { renderLokiConfig } from "./templates/loki/config";' },
   { file: "index.ts", imports: 'import "./facts/topology";' },
 ];
@@ -60,6 +64,10 @@ const ALLOWED: readonly Probe[] = [
   { file: "infra/layerProbe.ts", imports: 'import * as aws from "@pulumi/aws";' },
   { file: "tools/validate/layerProbe.ts", imports: 'import "../../infra/delivery/pipeline";' },
   { file: "index.ts", imports: 'import "./infra/stack";\nimport * as pulumi from "@pulumi/pulumi";' },
+  {
+    file: "policy/layerProbe.ts",
+    imports: 'import "../facts/topology";\nimport "@pulumi/aws/ec2/instance";\nimport "./subject";',
+  },
 ];
 
 describe("layers (eslint.config.mjs)", () => {

@@ -1,0 +1,121 @@
+/**
+ * Least privilege: no IAM document grants a wildcard action, NotAction, a wildcard resource to
+ * an action that can be scoped, or a trust to any principal; no AWS-managed admin policy is
+ * attached. infra/iam.ts holds the two documents this stack needs.
+ */
+import { GroupPolicy } from "@pulumi/aws/iam/groupPolicy";
+import { GroupPolicyAttachment } from "@pulumi/aws/iam/groupPolicyAttachment";
+import { Policy } from "@pulumi/aws/iam/policy";
+import { PolicyAttachment } from "@pulumi/aws/iam/policyAttachment";
+import { Role } from "@pulumi/aws/iam/role";
+import { RolePolicy } from "@pulumi/aws/iam/rolePolicy";
+import { RolePolicyAttachment } from "@pulumi/aws/iam/rolePolicyAttachment";
+import { UserPolicy } from "@pulumi/aws/iam/userPolicy";
+import { UserPolicyAttachment } from "@pulumi/aws/iam/userPolicyAttachment";
+import { validateResourceOfType, type ResourceValidationPolicy, type ReportViolation } from "@pulumi/policy";
+import { subject, withFix } from "./subject";
+
+/**
+ * Actions AWS authorizes only against Resource "*" (the Service Authorization Reference lists
+ * no resource type for EC2's Describe* calls), so "*" there is not a wildcard grant.
+ */
+const UNSCOPABLE_ACTION = /^ec2:Describe[A-Za-z]+$/;
+
+/** AWS-managed policies that grant whole services or the account. */
+const BROAD_MANAGED_POLICY =
+  /^arn:aws[a-z-]*:iam::aws:policy\/(.*\/)?(AdministratorAccess|PowerUserAccess|[A-Za-z0-9]*FullAccess)$/;
+
+interface Statement {
+  readonly Effect?: string;
+  readonly Action?: string | readonly string[];
+  readonly NotAction?: string | readonly string[];
+  readonly Resource?: string | readonly string[];
+  readonly NotResource?: string | readonly string[];
+  readonly Principal?: unknown;
+}
+
+const many = (value: string | readonly string[] | undefined): string[] =>
+  value === undefined ? [] : typeof value === "string" ? [value] : [...value];
+
+/** A policy document's problems; `document` is what the provider takes: JSON text or an object. */
+export function documentProblems(document: unknown): string[] {
+  let parsed: unknown = document;
+  if (typeof document === "string") {
+    try {
+      parsed = JSON.parse(document);
+    } catch {
+      return ["is not a JSON policy document"];
+    }
+  }
+  const body = (parsed ?? {}) as { Statement?: Statement | Statement[] };
+  const statements = Array.isArray(body.Statement) ? body.Statement : body.Statement ? [body.Statement] : [];
+  const problems: string[] = [];
+  for (const [i, s] of statements.entries()) {
+    if (s.Effect !== "Allow") continue;
+    const at = `statement ${i + 1}`;
+    const actions = many(s.Action);
+    if (s.NotAction !== undefined) problems.push(`${at} allows everything except ${many(s.NotAction).join(", ")}`);
+    const wild = actions.filter((a) => a.includes("*"));
+    if (wild.length > 0) problems.push(`${at} allows the wildcard action ${wild.join(", ")}`);
+    if (s.NotResource !== undefined)
+      problems.push(`${at} applies to every resource except ${many(s.NotResource).join(", ")}`);
+    const everyResource = many(s.Resource).includes("*");
+    const scopable = actions.filter((a) => !UNSCOPABLE_ACTION.test(a));
+    if (everyResource && scopable.length > 0) problems.push(`${at} grants ${scopable.join(", ")} on Resource "*"`);
+    if (principalIsAnyone(s.Principal)) problems.push(`${at} trusts any principal ("*")`);
+  }
+  return problems;
+}
+
+function principalIsAnyone(principal: unknown): boolean {
+  if (principal === "*") return true;
+  if (principal && typeof principal === "object") {
+    return Object.values(principal as Record<string, unknown>).some((v) =>
+      many(v as string | string[] | undefined).includes("*"),
+    );
+  }
+  return false;
+}
+
+const DOCUMENT_FIX =
+  'name each action and the ARNs it needs (infra/iam.ts: Prometheus gets ec2:DescribeInstances and ec2:DescribeAvailabilityZones on "*", Loki its own bucket only)';
+
+function reportDocument(what: string, field: string, document: unknown, report: ReportViolation) {
+  for (const problem of documentProblems(document)) report(withFix(`${what}: ${field} ${problem}`, DOCUMENT_FIX));
+}
+
+function reportManaged(what: string, arn: string | undefined, report: ReportViolation) {
+  if (arn !== undefined && BROAD_MANAGED_POLICY.test(arn)) {
+    report(withFix(`${what} attaches the AWS-managed ${arn}`, "an inline policy with the actions the host needs"));
+  }
+}
+
+export const noWildcardIam: ResourceValidationPolicy = {
+  name: "no-wildcard-iam",
+  description:
+    'No IAM document allows a wildcard action, NotAction/NotResource, Resource "*" on an action that can be scoped, or any principal; no AWS-managed admin or full-access policy is attached.',
+  enforcementLevel: "mandatory",
+  validateResource: [
+    validateResourceOfType(Role, (role, args, report) => {
+      reportDocument(subject(args), "assumeRolePolicy", role.assumeRolePolicy, report);
+      for (const inline of role.inlinePolicies ?? []) {
+        reportDocument(subject(args), `inline policy ${inline.name ?? ""}`.trim(), inline.policy, report);
+      }
+      for (const arn of role.managedPolicyArns ?? []) reportManaged(subject(args), arn, report);
+    }),
+    validateResourceOfType(RolePolicy, (p, args, report) => reportDocument(subject(args), "policy", p.policy, report)),
+    validateResourceOfType(UserPolicy, (p, args, report) => reportDocument(subject(args), "policy", p.policy, report)),
+    validateResourceOfType(GroupPolicy, (p, args, report) => reportDocument(subject(args), "policy", p.policy, report)),
+    validateResourceOfType(Policy, (p, args, report) => reportDocument(subject(args), "policy", p.policy, report)),
+    validateResourceOfType(RolePolicyAttachment, (a, args, report) =>
+      reportManaged(subject(args), a.policyArn, report),
+    ),
+    validateResourceOfType(UserPolicyAttachment, (a, args, report) =>
+      reportManaged(subject(args), a.policyArn, report),
+    ),
+    validateResourceOfType(GroupPolicyAttachment, (a, args, report) =>
+      reportManaged(subject(args), a.policyArn, report),
+    ),
+    validateResourceOfType(PolicyAttachment, (a, args, report) => reportManaged(subject(args), a.policyArn, report)),
+  ],
+};

@@ -1,0 +1,24 @@
+/** Every policy of the pack, in the order README's table lists them. */
+import type { Policies } from "@pulumi/policy";
+import { bucketTlsOnly, lokiBucketExpires, privateEncryptedBuckets } from "./buckets";
+import { encryptedVolumes, hostsTagged, imdsv2Required, rootVolumeSizeLimit } from "./hosts";
+import { noWildcardIam } from "./iam";
+import { internalPortsByGroup, noWorldIngress } from "./network";
+import { noGeneratedSecretInUserDataOrTags, noSecretInUserDataOrTags } from "./secrets";
+
+export const PACK_NAME = "titan-guardrails";
+
+export const POLICIES: Policies = [
+  noWorldIngress,
+  internalPortsByGroup,
+  imdsv2Required,
+  encryptedVolumes,
+  noWildcardIam,
+  privateEncryptedBuckets,
+  bucketTlsOnly,
+  noSecretInUserDataOrTags,
+  noGeneratedSecretInUserDataOrTags,
+  lokiBucketExpires,
+  hostsTagged,
+  rootVolumeSizeLimit,
+];

@@ -1,0 +1,414 @@
+/**
+ * The policy pack (policy/), judged through its own server as the engine runs it
+ * (tests/support/policyPack.ts): the program's own resources pass every policy, and each
+ * policy fails the hand-made resource it exists for, naming the resource and the fix, while
+ * every other policy stays quiet about it.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { MOCK_PASSWORD, type Snapshot } from "./support/mockProgram";
+import { ROOT } from "./support/files";
+import { RunningPack, UNKNOWN, asInputs, asOutputs, type Diagnostic, type PackResource } from "./support/policyPack";
+import { snapshot } from "./support/snapshots";
+
+type Props = Record<string, unknown>;
+
+interface ResourceCase {
+  readonly policy: string;
+  readonly why: string;
+  /** The program's resource (type suffix and name) and what the bad version changes. */
+  readonly base: readonly [string, string];
+  readonly change: (props: Props) => Props;
+  /** Declared as another resource type than the base (an older way to say the same thing). */
+  readonly asType?: string;
+  /** Words the message must contain besides the resource and "Fix:". */
+  readonly says: readonly string[];
+}
+
+interface StackCase {
+  readonly policy: string;
+  readonly why: string;
+  /** Rewrites the stack's resources (outputs, as AnalyzeStack receives them). */
+  readonly change: (resources: PackResource[]) => PackResource[];
+  /** The resource the violation is reported on. */
+  readonly on: readonly [string, string];
+  readonly says: readonly string[];
+}
+
+const isType = (suffix: string) => (r: { type: string }) => r.type.endsWith(`:${suffix}`);
+
+function find<T extends { type: string; name: string }>(
+  all: readonly T[],
+  [suffix, name]: readonly [string, string],
+): T {
+  const found = all.find((r) => isType(suffix)(r) && r.name === name);
+  assert.ok(found, `the program declares no ${suffix} "${name}"`);
+  return found;
+}
+
+/** `props` without `key`, as if the program had never set it. */
+function omit(props: Props, key: string): Props {
+  const copy = { ...props };
+  delete copy[key];
+  return copy;
+}
+
+const patchProps = (r: PackResource, change: (props: Props) => Props): PackResource => ({
+  ...r,
+  props: change(structuredClone(r.props)),
+});
+
+const policyDoc = (statement: Props) => JSON.stringify({ Version: "2012-10-17", Statement: [statement] });
+
+const INSTANCE = ["Instance", "web-1"] as const;
+const SSH_RULE = ["SecurityGroupIngressRule", "web-in-22-from-203-0-113-7-32"] as const;
+const LOKI_PUSH_RULE = ["SecurityGroupIngressRule", "loki-in-3100-from-web"] as const;
+
+const RESOURCE_CASES: readonly ResourceCase[] = [
+  {
+    policy: "no-world-ingress",
+    why: "SSH open to the internet",
+    base: SSH_RULE,
+    change: (p) => ({ ...p, cidrIpv4: "0.0.0.0/0" }),
+    says: ["port 22", "0.0.0.0/0"],
+  },
+  {
+    policy: "no-world-ingress",
+    why: "a legacy rule open to every IPv6 address",
+    base: SSH_RULE,
+    asType: "aws:ec2/securityGroupRule:SecurityGroupRule",
+    change: (p) => ({
+      type: "ingress",
+      protocol: "tcp",
+      fromPort: 443,
+      toPort: 443,
+      ipv6CidrBlocks: ["::/0"],
+      securityGroupId: p.securityGroupId,
+    }),
+    says: ["::/0"],
+  },
+  {
+    policy: "no-world-ingress",
+    why: "a group's inline ingress open to the internet",
+    base: ["SecurityGroup", "web-sg"],
+    change: (p) => ({ ...p, ingress: [{ protocol: "tcp", fromPort: 80, toPort: 80, cidrBlocks: ["0.0.0.0/0"] }] }),
+    says: ["port 80", "0.0.0.0/0"],
+  },
+  {
+    policy: "internal-ports-by-group",
+    why: "Loki's push port opened to the VPC's addresses instead of the web group",
+    base: LOKI_PUSH_RULE,
+    change: (p) => ({ ...omit(p, "referencedSecurityGroupId"), cidrIpv4: "10.20.0.0/16" }),
+    says: ["3100", "10.20.0.0/16", "referencedSecurityGroupId"],
+  },
+  {
+    policy: "internal-ports-by-group",
+    why: "an all-traffic rule from an address covers node_exporter",
+    base: LOKI_PUSH_RULE,
+    change: (p) => ({ ...omit(p, "referencedSecurityGroupId"), ipProtocol: "-1", cidrIpv4: "10.20.1.5/32" }),
+    says: ["9100"],
+  },
+  {
+    policy: "imdsv2-required",
+    why: "IMDSv1 allowed",
+    base: INSTANCE,
+    change: (p) => ({ ...p, metadataOptions: { httpEndpoint: "enabled", httpTokens: "optional" } }),
+    says: ["IMDSv1", "optional", 'httpTokens: "required"'],
+  },
+  {
+    policy: "imdsv2-required",
+    why: "no metadata options at all",
+    base: INSTANCE,
+    change: (p) => omit(p, "metadataOptions"),
+    says: ["unset"],
+  },
+  {
+    policy: "encrypted-volumes",
+    why: "an unencrypted root volume",
+    base: INSTANCE,
+    change: (p) => ({ ...p, rootBlockDevice: { ...(p.rootBlockDevice as Props), encrypted: false } }),
+    says: ["root volume", "encrypted: true"],
+  },
+  {
+    policy: "encrypted-volumes",
+    why: "an unencrypted data volume",
+    base: ["Volume", "loki-data"],
+    change: (p) => ({ ...p, encrypted: false }),
+    says: ["not encrypted"],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: "Loki's policy widened to every S3 action",
+    base: ["RolePolicy", "loki-policy"],
+    change: (p) => ({ ...p, policy: policyDoc({ Effect: "Allow", Action: "s3:*", Resource: "arn:aws:s3:::loki" }) }),
+    says: ["s3:*"],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: 'a scopable action on Resource "*"',
+    base: ["RolePolicy", "prometheus-policy"],
+    change: (p) => ({
+      ...p,
+      policy: policyDoc({ Effect: "Allow", Action: ["ec2:DescribeInstances", "s3:GetObject"], Resource: "*" }),
+    }),
+    says: ["s3:GetObject", 'Resource "*"'],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: "a trust policy any principal can assume",
+    base: ["Role", "loki-role"],
+    change: (p) => ({
+      ...p,
+      assumeRolePolicy: policyDoc({ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }),
+    }),
+    says: ["any principal"],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: "AdministratorAccess attached",
+    base: ["Role", "loki-role"],
+    change: (p) => ({ ...p, managedPolicyArns: ["arn:aws:iam::aws:policy/AdministratorAccess"] }),
+    says: ["AdministratorAccess"],
+  },
+  {
+    policy: "no-secret-in-user-data-or-tags",
+    why: "a Grafana password written into user data",
+    base: INSTANCE,
+    change: (p) => ({ ...p, userData: `${String(p.userData)}\nGF_SECURITY_ADMIN_PASSWORD=correct-horse-battery\n` }),
+    says: ["user data", "password"],
+  },
+  {
+    policy: "no-secret-in-user-data-or-tags",
+    why: "a Slack webhook in a tag",
+    base: ["Bucket", "loki-chunks"],
+    change: (p) => ({
+      ...p,
+      tags: { ...(p.tags as Props), Alerts: "https://hooks.slack.com/services/T000/B000/XXXXXXXX" },
+    }),
+    says: ["tag Alerts", "Slack webhook"],
+  },
+  {
+    policy: "hosts-tagged",
+    why: "a host Prometheus cannot find",
+    base: INSTANCE,
+    change: (p) => ({ ...p, tags: { ...omit(p.tags as Props, "Role"), Scrape: "false" } }),
+    says: ["Role", "Scrape"],
+  },
+  {
+    policy: "root-volume-size-limit",
+    why: "a root volume left to the image",
+    base: INSTANCE,
+    change: (p) => ({ ...p, rootBlockDevice: omit(p.rootBlockDevice as Props, "volumeSize") }),
+    says: ["root volume size"],
+  },
+  {
+    policy: "root-volume-size-limit",
+    why: "a 2 TiB root volume",
+    base: INSTANCE,
+    change: (p) => ({ ...p, rootBlockDevice: { ...(p.rootBlockDevice as Props), volumeSize: 2048 } }),
+    says: ["2048 GiB"],
+  },
+];
+
+const BUCKET = ["Bucket", "loki-chunks"] as const;
+const without = (suffix: string) => (all: PackResource[]) => all.filter((r) => !isType(suffix)(r));
+const changing =
+  (suffix: string, change: (props: Props) => Props) =>
+  (all: PackResource[]): PackResource[] =>
+    all.map((r) => (isType(suffix)(r) ? patchProps(r, change) : r));
+
+const STACK_CASES: readonly StackCase[] = [
+  {
+    policy: "private-encrypted-buckets",
+    why: "no public access block",
+    change: without("BucketPublicAccessBlock"),
+    on: BUCKET,
+    says: ["no public access block"],
+  },
+  {
+    policy: "private-encrypted-buckets",
+    why: "a public access block with public policies allowed",
+    change: changing("BucketPublicAccessBlock", (p) => ({ ...p, blockPublicPolicy: false })),
+    on: BUCKET,
+    says: ["blockPublicPolicy"],
+  },
+  {
+    policy: "private-encrypted-buckets",
+    why: "ACLs still honoured",
+    change: changing("BucketOwnershipControls", (p) => ({ ...p, rule: { objectOwnership: "ObjectWriter" } })),
+    on: BUCKET,
+    says: ["BucketOwnerEnforced"],
+  },
+  {
+    policy: "private-encrypted-buckets",
+    why: "no default encryption",
+    change: without("BucketServerSideEncryptionConfiguration"),
+    on: BUCKET,
+    says: ["default encryption"],
+  },
+  {
+    policy: "bucket-tls-only",
+    why: "no bucket policy",
+    change: without("BucketPolicy"),
+    on: BUCKET,
+    says: ["plain-HTTP", "aws:SecureTransport"],
+  },
+  {
+    policy: "bucket-tls-only",
+    why: "a TLS rule that leaves the objects out",
+    change: changing("BucketPolicy", (p) => {
+      const doc = JSON.parse(String(p.policy)) as { Statement: { Resource: string[] }[] };
+      doc.Statement[0].Resource = doc.Statement[0].Resource.filter((arn) => !arn.endsWith("/*"));
+      return { ...p, policy: JSON.stringify(doc) };
+    }),
+    on: BUCKET,
+    says: ["plain-HTTP"],
+  },
+  {
+    policy: "no-generated-secret-in-user-data-or-tags",
+    why: "the generated Grafana password in a host's user data, with no telltale key name",
+    change: changing("Instance", (p) =>
+      String((p.tags as Props).Role) === "grafana"
+        ? { ...p, userData: `${String(p.userData)}\n# ${MOCK_PASSWORD}\n` }
+        : p,
+    ),
+    on: ["Instance", "grafana"],
+    says: ["user data", "RandomPassword", ".result"],
+  },
+  {
+    policy: "loki-bucket-expires",
+    why: "the expiry rule disabled",
+    change: changing("BucketLifecycleConfiguration", (p) => ({
+      ...p,
+      rules: (p.rules as Props[]).map((rule) => ({ ...rule, status: "Disabled" })),
+    })),
+    on: BUCKET,
+    says: ["forever", "expiration.days"],
+  },
+];
+
+/** README's policy table: `| \`name\` | level | ... |` rows under its header. */
+function readmeTable(): { name: string; level: string }[] {
+  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const start = readme.search(/^\| *Policy *\| *Level *\| *Refuses *\| *Fix *\|/m);
+  assert.ok(start >= 0, "README has no policy table");
+  const rows: { name: string; level: string }[] = [];
+  for (const line of readme.slice(start).split("\n").slice(2)) {
+    const row = /^\| *`([a-z0-9-]+)` *\| *(\w+) *\|/.exec(line);
+    if (!row) break;
+    rows.push({ name: row[1], level: row[2] });
+  }
+  return rows;
+}
+
+function assertNamesResourceAndFix(d: Diagnostic, name: string) {
+  assert.match(d.message, new RegExp(`"${name}"`), `the message names the resource: ${d.message}`);
+  assert.match(d.message, /Fix: /, `the message says what to do: ${d.message}`);
+}
+
+describe("the policy pack, run by its own server", () => {
+  let pack: RunningPack;
+  let program: Snapshot;
+  let policies: Awaited<ReturnType<RunningPack["policies"]>>;
+
+  before(async () => {
+    [pack, program] = await Promise.all([RunningPack.start(), snapshot()]);
+    assert.equal(program.error, undefined);
+    policies = await pack.policies();
+  });
+  after(async () => pack?.stop());
+
+  const levelOf = (policy: string) => {
+    const found = policies.find((p) => p.name === policy);
+    assert.ok(found, `the pack has no policy ${policy}`);
+    return found.level;
+  };
+
+  it("README's table lists exactly the pack's policies and levels, security mandatory", () => {
+    assert.deepEqual(
+      readmeTable(),
+      policies.map((p) => ({ name: p.name, level: p.level })),
+    );
+    for (const p of policies) assert.ok(["mandatory", "advisory"].includes(p.level), `${p.name}: ${p.level}`);
+  });
+
+  it("every case below is covered: each policy has a failing case", () => {
+    const covered = new Set([...RESOURCE_CASES, ...STACK_CASES].map((c) => c.policy));
+    assert.deepEqual(
+      policies.map((p) => p.name).filter((name) => !covered.has(name)),
+      [],
+    );
+  });
+
+  for (const [label, config] of [
+    ["the default configuration", {}],
+    ["several web hosts and operator ranges", { webCount: "3", allowedCidrs: '["203.0.113.7/32","198.51.100.0/24"]' }],
+  ] as const) {
+    it(`the program's own resources pass every policy (${label})`, async () => {
+      const snap = Object.keys(config).length === 0 ? program : await snapshot(config);
+      assert.equal(snap.error, undefined);
+      const custom = snap.resources.filter((r) => r.custom);
+      const perResource = (await Promise.all(custom.map((r) => pack.analyze(asInputs(r))))).flat();
+      assert.deepEqual(perResource, []);
+      assert.deepEqual(await pack.analyzeStack(custom.map(asOutputs)), []);
+    });
+  }
+
+  for (const c of RESOURCE_CASES) {
+    it(`${c.policy} fails ${c.why}`, async () => {
+      const base = find(program.resources, c.base);
+      const bad = { ...patchProps(asInputs(base), c.change), type: c.asType ?? base.type };
+      const diagnostics = await pack.analyze(bad);
+      assert.ok(diagnostics.length > 0, `${c.policy} let it pass`);
+      for (const d of diagnostics) {
+        assert.equal(d.policy, c.policy, `only ${c.policy} speaks: ${d.message}`);
+        assert.equal(d.level, levelOf(c.policy));
+        assertNamesResourceAndFix(d, base.name);
+      }
+      const text = diagnostics.map((d) => d.message).join("\n");
+      for (const word of c.says) assert.ok(text.includes(word), `"${word}" missing from: ${text}`);
+      assert.ok(!text.includes("correct-horse-battery"), "a finding never repeats the secret");
+    });
+  }
+
+  for (const c of STACK_CASES) {
+    it(`${c.policy} fails ${c.why}`, async () => {
+      const all = program.resources.filter((r) => r.custom).map(asOutputs);
+      const on = find(program.resources, c.on);
+      const diagnostics = await pack.analyzeStack(c.change(all));
+      assert.ok(diagnostics.length > 0, `${c.policy} let it pass`);
+      for (const d of diagnostics) {
+        assert.equal(d.policy, c.policy, `only ${c.policy} speaks: ${d.message}`);
+        assert.equal(d.level, levelOf(c.policy));
+        assert.equal(d.urn, on.urn, "reported on the resource at fault");
+        assertNamesResourceAndFix(d, on.name);
+      }
+      const text = diagnostics.map((d) => d.message).join("\n");
+      for (const word of c.says) assert.ok(text.includes(word), `"${word}" missing from: ${text}`);
+      assert.ok(!text.includes(MOCK_PASSWORD), "a finding never repeats the secret");
+    });
+  }
+
+  it("in a preview, a policy that needs a value not known yet says it cannot run (advisory), not that all is well", async () => {
+    const web = asInputs(find(program.resources, INSTANCE));
+    const diagnostics = await pack.analyze({ ...web, props: { ...web.props, userData: UNKNOWN } });
+    assert.deepEqual(
+      diagnostics.map((d) => [d.policy, d.level]),
+      [["no-secret-in-user-data-or-tags", "advisory"]],
+    );
+    assert.match(diagnostics[0].message, /can't run policy 'no-secret-in-user-data-or-tags'.*during preview/);
+  });
+
+  it("in a first preview, rules between groups are judged although the groups' ids are not known yet", async () => {
+    const rule = asInputs(find(program.resources, LOKI_PUSH_RULE));
+    const preview = { ...rule, props: { ...rule.props, securityGroupId: UNKNOWN, referencedSecurityGroupId: UNKNOWN } };
+    assert.deepEqual(await pack.analyze(preview), []);
+    const open = { ...preview, props: { ...preview.props, cidrIpv4: "0.0.0.0/0" } };
+    assert.deepEqual(
+      (await pack.analyze(open)).map((d) => d.policy),
+      ["no-world-ingress", "internal-ports-by-group"],
+    );
+  });
+});

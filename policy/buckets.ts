@@ -15,6 +15,7 @@ import { BucketServerSideEncryptionConfiguration } from "@pulumi/aws/s3/bucketSe
 import { BucketServerSideEncryptionConfigurationV2 } from "@pulumi/aws/s3/bucketServerSideEncryptionConfigurationV2";
 import { BucketV2 } from "@pulumi/aws/s3/bucketV2";
 import type { PolicyResource, ReportViolation, StackValidationPolicy } from "@pulumi/policy";
+import { many, statementsOf } from "./documents";
 import { subject, withFix } from "./subject";
 
 /** A resource class, as PolicyResource.isType takes it (it compares the class's type token). */
@@ -109,28 +110,9 @@ export const privateEncryptedBuckets: StackValidationPolicy = {
   }),
 };
 
-interface PolicyStatement {
-  readonly Effect?: string;
-  readonly Action?: string | readonly string[];
-  readonly Resource?: string | readonly string[];
-  readonly Condition?: Record<string, Record<string, unknown>>;
-}
-
-const many = (v: string | readonly string[] | undefined): string[] =>
-  v === undefined ? [] : typeof v === "string" ? [v] : [...v];
-
 /** A Deny of every S3 action on the bucket and its objects whenever the request is not over TLS. */
 export function deniesPlainHttp(document: unknown, bucketName: string): boolean {
-  let parsed: unknown = document;
-  if (typeof document === "string") {
-    try {
-      parsed = JSON.parse(document);
-    } catch {
-      return false;
-    }
-  }
-  const raw = (parsed as { Statement?: PolicyStatement | PolicyStatement[] } | undefined)?.Statement;
-  const statements = Array.isArray(raw) ? raw : raw ? [raw] : [];
+  const statements = statementsOf(document) ?? [];
   const arn = `arn:aws:s3:::${bucketName}`;
   return statements.some((s) => {
     const insecure = String(s.Condition?.Bool?.["aws:SecureTransport"]) === "false";

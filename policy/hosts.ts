@@ -6,31 +6,35 @@
 import { Volume } from "@pulumi/aws/ebs/volume";
 import { Instance } from "@pulumi/aws/ec2/instance";
 import { LaunchTemplate } from "@pulumi/aws/ec2/launchTemplate";
-import { validateResourceOfType, type ResourceValidationPolicy } from "@pulumi/policy";
+import { validateResourceOfType, type ReportViolation, type ResourceValidationPolicy } from "@pulumi/policy";
 import { ROOT_VOLUME_GB } from "../facts/config";
 import { HOST_TAG_KEYS } from "../facts/naming";
 import { ROLES } from "../facts/topology";
 import { subject, withFix } from "./subject";
 
-const IMDSV2_FIX = 'metadataOptions: { httpTokens: "required" } (infra/host.ts sets it for every host)';
+/** Instances and launch templates take the same metadataOptions block. */
+function requireTokens(what: string, tokens: string | undefined, report: ReportViolation) {
+  if (tokens !== "required") {
+    report(
+      withFix(
+        `${what} lets IMDSv1 answer (httpTokens is ${tokens ?? "unset"})`,
+        'metadataOptions: { httpTokens: "required" } (infra/host.ts sets it for every host)',
+      ),
+    );
+  }
+}
 
 export const imdsv2Required: ResourceValidationPolicy = {
   name: "imdsv2-required",
   description: "Every instance and launch template requires IMDSv2 session tokens (httpTokens: required).",
   enforcementLevel: "mandatory",
   validateResource: [
-    validateResourceOfType(Instance, (instance, args, report) => {
-      const tokens = instance.metadataOptions?.httpTokens;
-      if (tokens !== "required") {
-        report(withFix(`${subject(args)} lets IMDSv1 answer (httpTokens is ${tokens ?? "unset"})`, IMDSV2_FIX));
-      }
-    }),
-    validateResourceOfType(LaunchTemplate, (template, args, report) => {
-      const tokens = template.metadataOptions?.httpTokens;
-      if (tokens !== "required") {
-        report(withFix(`${subject(args)} lets IMDSv1 answer (httpTokens is ${tokens ?? "unset"})`, IMDSV2_FIX));
-      }
-    }),
+    validateResourceOfType(Instance, (instance, args, report) =>
+      requireTokens(subject(args), instance.metadataOptions?.httpTokens, report),
+    ),
+    validateResourceOfType(LaunchTemplate, (template, args, report) =>
+      requireTokens(subject(args), template.metadataOptions?.httpTokens, report),
+    ),
   ],
 };
 

@@ -13,6 +13,7 @@ import { RolePolicyAttachment } from "@pulumi/aws/iam/rolePolicyAttachment";
 import { UserPolicy } from "@pulumi/aws/iam/userPolicy";
 import { UserPolicyAttachment } from "@pulumi/aws/iam/userPolicyAttachment";
 import { validateResourceOfType, type ResourceValidationPolicy, type ReportViolation } from "@pulumi/policy";
+import { many, statementsOf } from "./documents";
 import { subject, withFix } from "./subject";
 
 /**
@@ -25,30 +26,10 @@ const UNSCOPABLE_ACTION = /^ec2:Describe[A-Za-z]+$/;
 const BROAD_MANAGED_POLICY =
   /^arn:aws[a-z-]*:iam::aws:policy\/(.*\/)?(AdministratorAccess|PowerUserAccess|[A-Za-z0-9]*FullAccess)$/;
 
-interface Statement {
-  readonly Effect?: string;
-  readonly Action?: string | readonly string[];
-  readonly NotAction?: string | readonly string[];
-  readonly Resource?: string | readonly string[];
-  readonly NotResource?: string | readonly string[];
-  readonly Principal?: unknown;
-}
-
-const many = (value: string | readonly string[] | undefined): string[] =>
-  value === undefined ? [] : typeof value === "string" ? [value] : [...value];
-
 /** A policy document's problems; `document` is what the provider takes: JSON text or an object. */
 export function documentProblems(document: unknown): string[] {
-  let parsed: unknown = document;
-  if (typeof document === "string") {
-    try {
-      parsed = JSON.parse(document);
-    } catch {
-      return ["is not a JSON policy document"];
-    }
-  }
-  const body = (parsed ?? {}) as { Statement?: Statement | Statement[] };
-  const statements = Array.isArray(body.Statement) ? body.Statement : body.Statement ? [body.Statement] : [];
+  const statements = statementsOf(document);
+  if (statements === undefined) return ["is not a JSON policy document"];
   const problems: string[] = [];
   for (const [i, s] of statements.entries()) {
     if (s.Effect !== "Allow") continue;
@@ -70,9 +51,7 @@ export function documentProblems(document: unknown): string[] {
 function principalIsAnyone(principal: unknown): boolean {
   if (principal === "*") return true;
   if (principal && typeof principal === "object") {
-    return Object.values(principal as Record<string, unknown>).some((v) =>
-      many(v as string | string[] | undefined).includes("*"),
-    );
+    return Object.values(principal as Record<string, unknown>).some((v) => many(v).includes("*"));
   }
   return false;
 }

@@ -167,6 +167,13 @@ const RESOURCE_CASES: readonly ResourceCase[] = [
   },
   {
     policy: "no-wildcard-iam",
+    why: "a policy that is not a JSON document (nothing in it can be judged)",
+    base: ["RolePolicy", "loki-policy"],
+    change: (p) => ({ ...p, policy: "Allow s3 everything" }),
+    says: ["not a JSON policy document"],
+  },
+  {
+    policy: "no-wildcard-iam",
     why: "AdministratorAccess attached",
     base: ["Role", "loki-role"],
     change: (p) => ({ ...p, managedPolicyArns: ["arn:aws:iam::aws:policy/AdministratorAccess"] }),

@@ -22,7 +22,9 @@ max_output=56000
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-pulumi preview --stack "$STACK" --non-interactive --color never --diff --policy-pack "$policy_pack" 2>&1 | tee "$log"
+# No --diff: it selects the diff display, which has no "Policies:" summary (pulumi/pulumi
+# pkg/cmd/pulumi/operations/preview.go; the summary is pkg/backend/display/progress.go's).
+pulumi preview --stack "$STACK" --non-interactive --color never --policy-pack "$policy_pack" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

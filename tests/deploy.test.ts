@@ -28,6 +28,10 @@ let project: string;
  *   resolved from the working directory, and fail on any other path
  *   (sdk/go/common/resource/plugin/analyzer_plugin.go, NewPolicyAnalyzer); `preview` prints
  *   $WORK/preview-output and exits with $PREVIEW_STATUS (non-zero on a mandatory violation).
+ *   With --diff it prints no "Policies:" block: that block is the progress display's
+ *   (pkg/backend/display/progress.go); --diff selects the diff display
+ *   (pkg/cmd/pulumi/operations/preview.go), which prints each violation inline among the
+ *   resources' diffs (pkg/backend/display/diff.go), so the fake drops the block.
  */
 const FAKE_PULUMI = `#!/usr/bin/env bash
 printf 'pulumi %s | backend=%s passfile=%s\\n' "$*" "$PULUMI_BACKEND_URL" "\${PULUMI_CONFIG_PASSPHRASE_FILE:-}" >>"$CALLS"
@@ -41,7 +45,11 @@ if [[ -n "$pack" && ! -f "$pack/PulumiPolicy.yaml" ]]; then
   echo "error: failed to load Pulumi policy project located at \\"$pack\\"" >&2; exit 255
 fi
 if [[ "$1" == preview ]]; then
-  cat "$WORK/preview-output" 2>/dev/null
+  if [[ " $* " == *" --diff "* ]]; then
+    awk '/^Policies:/ { skip = 1; next } skip && /^[^ \t]/ { skip = 0 } !skip' "$WORK/preview-output" 2>/dev/null
+  else
+    cat "$WORK/preview-output" 2>/dev/null
+  fi
   exit "\${PREVIEW_STATUS:-0}"
 fi
 file="Pulumi.$stack.yaml"
@@ -432,7 +440,7 @@ describe("ci-preview.sh (the pull-request preview with the policy pack)", () => 
     const result = preview(VIOLATION, 255);
     assert.equal(result.status, 255, "a mandatory violation fails the step");
     assert.deepEqual(result.calls, [
-      `pulumi preview --stack dev --non-interactive --color never --diff --policy-pack ${pack()} | backend=${S3} passfile=`,
+      `pulumi preview --stack dev --non-interactive --color never --policy-pack ${pack()} | backend=${S3} passfile=`,
     ]);
     assert.match(result.stdout, /no-world-ingress/, "the log shows the output too");
     assert.match(result.comment, /^#### `pulumi preview` of dev with the policy pack: \*\*failed\*\* \(exit 255\)/);

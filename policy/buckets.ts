@@ -16,7 +16,7 @@ import { BucketServerSideEncryptionConfigurationV2 } from "@pulumi/aws/s3/bucket
 import { BucketV2 } from "@pulumi/aws/s3/bucketV2";
 import type { PolicyResource, ReportViolation, StackValidationPolicy } from "@pulumi/policy";
 import { many, statementsOf } from "./documents";
-import { subject, withFix } from "./subject";
+import { subject, unlessComputed, withFix } from "./subject";
 
 /** A resource class, as PolicyResource.isType takes it (it compares the class's type token). */
 type Kind = Parameters<PolicyResource["isType"]>[0];
@@ -33,8 +33,10 @@ type Props = Record<string, unknown>;
 function companions(bucket: PolicyResource, all: readonly PolicyResource[], kinds: readonly Kind[]) {
   return all.filter((r) => {
     if (!kinds.some((kind) => r.isType(kind))) return false;
+    // The SDK sends a (possibly empty) list for every input, a literal one included
+    // (@pulumi/pulumi runtime/resource.ts): an empty list means the name was written out.
     const from = r.propertyDependencies.bucket;
-    return from !== undefined ? from.includes(bucket) : r.props.bucket === bucket.props.bucket;
+    return from !== undefined && from.length > 0 ? from.includes(bucket) : r.props.bucket === bucket.props.bucket;
   });
 }
 
@@ -81,8 +83,10 @@ export const privateEncryptedBuckets: StackValidationPolicy = {
         bucket.urn,
       );
     }
+    // acl is Optional+Computed (terraform-provider-aws internal/service/s3/bucket.go): unknown in
+    // the preview of a new bucket unless the program sets it.
     const acls: unknown[] = [
-      bucket.props.acl as unknown,
+      unlessComputed((): unknown => bucket.props.acl),
       ...companions(bucket, all, [BucketAcl, BucketAclV2]).map((a): unknown => a.props.acl),
     ];
     for (const acl of acls.filter((a): a is string => typeof a === "string" && PUBLIC_ACLS.includes(a))) {
@@ -113,12 +117,18 @@ export const privateEncryptedBuckets: StackValidationPolicy = {
 /** A Deny of every S3 action on the bucket and its objects whenever the request is not over TLS. */
 export function deniesPlainHttp(document: unknown, bucketName: string): boolean {
   const statements = statementsOf(document) ?? [];
-  const arn = `arn:aws:s3:::${bucketName}`;
   return statements.some((s) => {
     const insecure = String(s.Condition?.Bool?.["aws:SecureTransport"]) === "false";
     const everyAction = many(s.Action).some((a) => a === "s3:*" || a === "*");
-    const resources = many(s.Resource);
-    return s.Effect === "Deny" && insecure && everyAction && resources.includes(arn) && resources.includes(`${arn}/*`);
+    // Any partition: aws, aws-cn, aws-us-gov (the program builds the ARN from bucket.arn).
+    const targets = many(s.Resource).map((arn) => arn.replace(/^arn:aws[a-z-]*:s3:::/, ""));
+    return (
+      s.Effect === "Deny" &&
+      insecure &&
+      everyAction &&
+      targets.includes(bucketName) &&
+      targets.includes(`${bucketName}/*`)
+    );
   });
 }
 

@@ -29,9 +29,11 @@ export const imdsv2Required: ResourceValidationPolicy = {
   description: "Every instance and launch template requires IMDSv2 session tokens (httpTokens: required).",
   enforcementLevel: "mandatory",
   validateResource: [
-    validateResourceOfType(Instance, (instance, args, report) =>
-      requireTokens(subject(args), instance.metadataOptions?.httpTokens, report),
-    ),
+    validateResourceOfType(Instance, (instance, args, report) => {
+      // Without options of its own an instance takes its launch template's, judged there.
+      if (instance.metadataOptions === undefined && instance.launchTemplate !== undefined) return;
+      requireTokens(subject(args), instance.metadataOptions?.httpTokens, report);
+    }),
     validateResourceOfType(LaunchTemplate, (template, args, report) =>
       requireTokens(subject(args), template.metadataOptions?.httpTokens, report),
     ),
@@ -47,8 +49,10 @@ export const encryptedVolumes: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   validateResource: [
     validateResourceOfType(Instance, (instance, args, report) => {
-      // Without a rootBlockDevice the root volume inherits the image snapshot's encryption.
-      if (!isTrue(instance.rootBlockDevice?.encrypted)) {
+      // Without a rootBlockDevice the root volume inherits the image snapshot's encryption, or
+      // the launch template's mapping (judged there).
+      const fromTemplate = instance.rootBlockDevice === undefined && instance.launchTemplate !== undefined;
+      if (!fromTemplate && !isTrue(instance.rootBlockDevice?.encrypted)) {
         report(
           withFix(
             `${subject(args)} has an unencrypted root volume`,

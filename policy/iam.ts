@@ -10,6 +10,7 @@ import { PolicyAttachment } from "@pulumi/aws/iam/policyAttachment";
 import { Role } from "@pulumi/aws/iam/role";
 import { RolePolicy } from "@pulumi/aws/iam/rolePolicy";
 import { RolePolicyAttachment } from "@pulumi/aws/iam/rolePolicyAttachment";
+import { RolePolicyAttachmentsExclusive } from "@pulumi/aws/iam/rolePolicyAttachmentsExclusive";
 import { UserPolicy } from "@pulumi/aws/iam/userPolicy";
 import { UserPolicyAttachment } from "@pulumi/aws/iam/userPolicyAttachment";
 import { validateResourceOfType, type ResourceValidationPolicy, type ReportViolation } from "@pulumi/policy";
@@ -95,6 +96,9 @@ export const noWildcardIam: ResourceValidationPolicy = {
     validateResourceOfType(GroupPolicyAttachment, (a, args, report) =>
       reportManaged(subject(args), a.policyArn, report),
     ),
+    validateResourceOfType(RolePolicyAttachmentsExclusive, (a, args, report) => {
+      for (const arn of a.policyArns ?? []) reportManaged(subject(args), arn, report);
+    }),
     validateResourceOfType(PolicyAttachment, (a, args, report) => reportManaged(subject(args), a.policyArn, report)),
   ],
 };

@@ -167,6 +167,22 @@ const RESOURCE_CASES: readonly ResourceCase[] = [
   },
   {
     policy: "no-wildcard-iam",
+    why: "AdministratorAccess among a role's exclusive attachments",
+    base: ["RolePolicy", "loki-policy"],
+    asType: "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+    change: (p) => ({ roleName: p.role, policyArns: ["arn:aws:iam::aws:policy/AdministratorAccess"] }),
+    says: ["AdministratorAccess"],
+  },
+  {
+    policy: "imdsv2-required",
+    why: "a launch template that allows IMDSv1",
+    base: INSTANCE,
+    asType: "aws:ec2/launchTemplate:LaunchTemplate",
+    change: () => ({ imageId: "ami-1", metadataOptions: { httpTokens: "optional" } }),
+    says: ["IMDSv1"],
+  },
+  {
+    policy: "no-wildcard-iam",
     why: "a policy that is not a JSON document (nothing in it can be judged)",
     base: ["RolePolicy", "loki-policy"],
     change: (p) => ({ ...p, policy: "Allow s3 everything" }),
@@ -406,6 +422,72 @@ describe("the policy pack, run by its own server", () => {
       [["no-secret-in-user-data-or-tags", "advisory"]],
     );
     assert.match(diagnostics[0].message, /can't run policy 'no-secret-in-user-data-or-tags'.*during preview/);
+  });
+
+  it("an instance that takes its metadata options and root volume from a launch template is judged through the template", async () => {
+    const web = asInputs(find(program.resources, INSTANCE));
+    const props = omit(omit(web.props, "metadataOptions"), "rootBlockDevice");
+    const fromTemplate = { ...web, props: { ...props, launchTemplate: { id: "lt-1", version: "$Latest" } } };
+    assert.deepEqual(
+      (await pack.analyze(fromTemplate)).map((d) => d.policy),
+      ["root-volume-size-limit"],
+      "only the size, which the template does not bound for the instance, is left to say",
+    );
+  });
+
+  it("a bucket's companions named by a literal bucket name are linked by that name (the SDK sends an empty dependency list)", async () => {
+    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const bucket = find(all, BUCKET);
+    const literal = all.map((r) =>
+      r.propertyDependencies.bucket?.includes(bucket.urn)
+        ? {
+            ...r,
+            propertyDependencies: { ...r.propertyDependencies, bucket: [] },
+            props: { ...r.props, bucket: bucket.props.bucket },
+          }
+        : r,
+    );
+    assert.deepEqual(await pack.analyzeStack(literal), []);
+  });
+
+  it("a TLS-only policy in another partition (aws-cn) counts", async () => {
+    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const cn = changing("BucketPolicy", (p) => ({
+      ...p,
+      policy: String(p.policy).replaceAll("arn:aws:s3", "arn:aws-cn:s3"),
+    }))(all);
+    assert.notDeepEqual(cn, all);
+    assert.deepEqual(await pack.analyzeStack(cn), []);
+  });
+
+  it("in the first preview (a new bucket, its computed outputs unknown), the bucket is still judged; only what needs its name cannot run", async () => {
+    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const bucket = find(all, BUCKET);
+    // What a preview sends for resources about to be created: inputs, computed outputs unknown
+    // (acl is Optional+Computed; the name comes from a RandomId; the companions take bucket.id).
+    const preview = all.map((r) => {
+      if (r === bucket) return { ...r, props: { ...r.props, acl: UNKNOWN, arn: UNKNOWN, bucket: UNKNOWN } };
+      if (r.propertyDependencies.bucket?.includes(bucket.urn)) {
+        return {
+          ...r,
+          props: { ...r.props, bucket: UNKNOWN, ...(isType("BucketPolicy")(r) ? { policy: UNKNOWN } : {}) },
+        };
+      }
+      return isType("RandomPassword")(r) || isType("RandomBytes")(r) || isType("PrivateKey")(r)
+        ? { ...r, props: Object.fromEntries(Object.keys(r.props).map((k) => [k, UNKNOWN])) }
+        : r;
+    });
+    const quiet = await pack.analyzeStack(preview);
+    assert.deepEqual(quiet.map((d) => [d.policy, d.level]).sort(), [
+      ["bucket-tls-only", "advisory"],
+      ["no-generated-secret-in-user-data-or-tags", "advisory"],
+    ]);
+    for (const d of quiet) assert.match(d.message, /can't run policy .* during preview/);
+    const open = await pack.analyzeStack(without("BucketPublicAccessBlock")(preview));
+    assert.deepEqual(
+      open.filter((d) => d.policy === "private-encrypted-buckets").map((d) => [d.level, d.urn]),
+      [["mandatory", bucket.urn]],
+    );
   });
 
   it("in a first preview, rules between groups are judged although the groups' ids are not known yet", async () => {

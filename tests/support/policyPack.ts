@@ -3,12 +3,14 @@
  * @pulumi/policy server started the way the engine's analyzer plugin starts it, and asked over
  * gRPC exactly what the engine asks.
  *
- * - Start: pulumi pkg/resource/plugin/analyzer_plugin.go (NewPolicyAnalyzer) runs the
- *   `policy` analyzer plugin with the pack directory as working directory and the arguments
- *   `<engine address> .`; that plugin runs @pulumi/pulumi/cmd/run-policy-pack, resolved from
- *   that directory, which registers ts-node (type-checking, reading the pack's tsconfig.json)
+ * - Start: the engine starts a nodejs pack through the nodejs language host's RunPlugin
+ *   (pulumi sdk/go/common/resource/plugin/analyzer_plugin.go, NewPolicyAnalyzer; older CLIs
+ *   through the `pulumi-analyzer-policy` script) with policy/ as the working directory; both
+ *   run @pulumi/pulumi/cmd/run-policy-pack, resolved upward from that directory, which drops
+ *   the engine's address, registers ts-node (type-checking, reading the pack's tsconfig.json)
  *   and requires the pack. `new PolicyPack` (@pulumi/policy server.js `serve`) listens on
- *   127.0.0.1 and prints the port on stdout.
+ *   127.0.0.1 and prints the port on stdout. The language host's policy proxy and the
+ *   PULUMI_CONFIG it passes (policy config) are not reproduced: the pack reads no config.
  * - Ask: Analyze with one resource's inputs and AnalyzeStack with every resource's outputs,
  *   marshalled with KeepUnknowns and KeepSecrets (analyzer_plugin.go); @pulumi/policy unwraps
  *   secrets before a policy reads them (deserialize.js), so the mock's unwrapped inputs are what
@@ -16,7 +18,9 @@
  *   string of @pulumi/pulumi runtime/rpc.ts `unknownValue`.
  *
  * What it cannot prove: which inputs the engine sends after the provider's Check (defaults a
- * provider adds are absent here), and the CLI's own rendering of the diagnostics.
+ * provider adds are absent here); which outputs a real preview leaves unknown (the mocks know
+ * every output, so tests mark them by hand, from the provider's schema); and the CLI's own
+ * rendering of the diagnostics.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";

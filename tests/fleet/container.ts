@@ -4,11 +4,11 @@
  * machine's PID 1 and no machined, hence --register=no --keep-unit; the container is known by
  * the pid of nspawn (which this run started) and of its init (the "leader").
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Cleanup } from "./cleanup";
-import { Fatal, run, waitFor } from "./exec";
+import { Fatal, probeChild, run, waitFor, type ProbeResult } from "./exec";
 
 export interface ContainerSpec {
   /** Machine name, also nspawn's veth name (vb-<name>, shortened by nspawn if long). */
@@ -187,25 +187,21 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
   const endCommands = () => {
     for (const c of commands) c.kill("SIGKILL");
   };
-  const enter = (command: readonly string[], timeoutMs = 60_000) =>
-    new Promise<{ status: number; out: string }>((resolve) => {
-      const leader = exited ? undefined : findLeader(nspawnPid);
-      if (leader === undefined) {
-        resolve({ status: -1, out: `container ${spec.machine} is not running` });
-        return;
-      }
-      const child = execFile(
-        "/usr/bin/nsenter",
-        ["--target", String(leader), "--all", ...command],
-        { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          commands.delete(child);
-          const status = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-          resolve({ status, out: `${stdout}${stderr}${err && typeof err.code !== "number" ? err.message : ""}` });
-        },
-      );
-      commands.add(child);
-    });
+  const enter = async (command: readonly string[], timeoutMs = 60_000): Promise<ProbeResult> => {
+    const leader = exited ? undefined : findLeader(nspawnPid);
+    if (leader === undefined) return { status: -1, out: `container ${spec.machine} is not running` };
+    const { child, result } = probeChild(
+      "/usr/bin/nsenter",
+      ["--target", String(leader), "--all", ...command],
+      timeoutMs,
+    );
+    commands.add(child);
+    try {
+      return await result;
+    } finally {
+      commands.delete(child);
+    }
+  };
   const stop = async (timeoutMs = 60_000) => {
     await powerOff(timeoutMs);
     await released(timeoutMs);

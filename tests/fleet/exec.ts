@@ -2,7 +2,7 @@
  * Running the host's tools for the fleet: synchronous calls that fail with the command line
  * and its stderr, and a wait that polls a real condition until a deadline (never a fixed sleep).
  */
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync, type ChildProcess } from "node:child_process";
 
 export interface RunOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -43,14 +43,20 @@ export function probe(command: string, args: readonly string[], timeoutMs = 60_0
   return { status: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? r.error.message : ""}` };
 }
 
-/** `probe` without blocking the event loop, so hosts are awaited in parallel. */
-export function probeAsync(
+export interface ProbeResult {
+  readonly status: number;
+  readonly out: string;
+}
+
+/** `probe` without blocking the event loop, with the child, for a caller that may have to end it. */
+export function probeChild(
   command: string,
   args: readonly string[],
   timeoutMs = 60_000,
-): Promise<{ status: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(
+): { child: ChildProcess; result: Promise<ProbeResult> } {
+  let child!: ChildProcess;
+  const result = new Promise<ProbeResult>((resolve) => {
+    child = execFile(
       command,
       args,
       { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
@@ -60,6 +66,12 @@ export function probeAsync(
       },
     );
   });
+  return { child, result };
+}
+
+/** `probe` without blocking the event loop, so hosts are awaited in parallel. */
+export function probeAsync(command: string, args: readonly string[], timeoutMs = 60_000): Promise<ProbeResult> {
+  return probeChild(command, args, timeoutMs).result;
 }
 
 export function which(tool: string): boolean {

@@ -266,6 +266,13 @@ const STACK_CASES: readonly StackCase[] = [
   },
   {
     policy: "private-encrypted-buckets",
+    why: "a public-read canned ACL on the bucket",
+    change: changing("Bucket", (p) => ({ ...p, acl: "public-read" })),
+    on: BUCKET,
+    says: ["canned ACL public-read"],
+  },
+  {
+    policy: "private-encrypted-buckets",
     why: "no default encryption",
     change: without("BucketServerSideEncryptionConfiguration"),
     on: BUCKET,

@@ -356,6 +356,29 @@ describe("the policy pack, run by its own server", () => {
     return found.level;
   };
 
+  /** The stack as AnalyzeStack receives it: every custom resource's outputs. */
+  const stackOutputs = () => program.resources.filter((r) => r.custom).map(asOutputs);
+
+  /** A bad case's verdict: its policy alone speaks, at its level, about `resource`, with a fix. */
+  function assertOnly(
+    diagnostics: Diagnostic[],
+    c: { policy: string; says: readonly string[] },
+    resource: { name: string; urn?: string },
+  ) {
+    assert.ok(diagnostics.length > 0, `${c.policy} let it pass`);
+    for (const d of diagnostics) {
+      assert.equal(d.policy, c.policy, `only ${c.policy} speaks: ${d.message}`);
+      assert.equal(d.level, levelOf(c.policy));
+      if (resource.urn !== undefined) assert.equal(d.urn, resource.urn, "reported on the resource at fault");
+      assertNamesResourceAndFix(d, resource.name);
+    }
+    const text = diagnostics.map((d) => d.message).join("\n");
+    for (const word of c.says) assert.ok(text.includes(word), `"${word}" missing from: ${text}`);
+    for (const secret of ["correct-horse-battery", MOCK_PASSWORD]) {
+      assert.ok(!text.includes(secret), "a finding never repeats the secret");
+    }
+  }
+
   it("README's table lists exactly the pack's policies and levels, security mandatory", () => {
     assert.deepEqual(
       readmeTable(),
@@ -390,34 +413,13 @@ describe("the policy pack, run by its own server", () => {
     it(`${c.policy} fails ${c.why}`, async () => {
       const base = find(program.resources, c.base);
       const bad = { ...patchProps(asInputs(base), c.change), type: c.asType ?? base.type };
-      const diagnostics = await pack.analyze(bad);
-      assert.ok(diagnostics.length > 0, `${c.policy} let it pass`);
-      for (const d of diagnostics) {
-        assert.equal(d.policy, c.policy, `only ${c.policy} speaks: ${d.message}`);
-        assert.equal(d.level, levelOf(c.policy));
-        assertNamesResourceAndFix(d, base.name);
-      }
-      const text = diagnostics.map((d) => d.message).join("\n");
-      for (const word of c.says) assert.ok(text.includes(word), `"${word}" missing from: ${text}`);
-      assert.ok(!text.includes("correct-horse-battery"), "a finding never repeats the secret");
+      assertOnly(await pack.analyze(bad), c, { name: base.name });
     });
   }
 
   for (const c of STACK_CASES) {
     it(`${c.policy} fails ${c.why}`, async () => {
-      const all = program.resources.filter((r) => r.custom).map(asOutputs);
-      const on = find(program.resources, c.on);
-      const diagnostics = await pack.analyzeStack(c.change(all));
-      assert.ok(diagnostics.length > 0, `${c.policy} let it pass`);
-      for (const d of diagnostics) {
-        assert.equal(d.policy, c.policy, `only ${c.policy} speaks: ${d.message}`);
-        assert.equal(d.level, levelOf(c.policy));
-        assert.equal(d.urn, on.urn, "reported on the resource at fault");
-        assertNamesResourceAndFix(d, on.name);
-      }
-      const text = diagnostics.map((d) => d.message).join("\n");
-      for (const word of c.says) assert.ok(text.includes(word), `"${word}" missing from: ${text}`);
-      assert.ok(!text.includes(MOCK_PASSWORD), "a finding never repeats the secret");
+      assertOnly(await pack.analyzeStack(c.change(stackOutputs())), c, find(program.resources, c.on));
     });
   }
 
@@ -443,7 +445,7 @@ describe("the policy pack, run by its own server", () => {
   });
 
   it("a bucket's companions named by a literal bucket name are linked by that name (the SDK sends an empty dependency list)", async () => {
-    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const all = stackOutputs();
     const bucket = find(all, BUCKET);
     const literal = all.map((r) =>
       r.propertyDependencies.bucket?.includes(bucket.urn)
@@ -458,7 +460,7 @@ describe("the policy pack, run by its own server", () => {
   });
 
   it("a TLS-only policy in another partition (aws-cn) counts", async () => {
-    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const all = stackOutputs();
     const cn = changing("BucketPolicy", (p) => ({
       ...p,
       policy: String(p.policy).replaceAll("arn:aws:s3", "arn:aws-cn:s3"),
@@ -468,7 +470,7 @@ describe("the policy pack, run by its own server", () => {
   });
 
   it("in the first preview (a new bucket, its computed outputs unknown), the bucket is still judged; only what needs its name cannot run", async () => {
-    const all = program.resources.filter((r) => r.custom).map(asOutputs);
+    const all = stackOutputs();
     const bucket = find(all, BUCKET);
     // What a preview sends for resources about to be created: inputs, computed outputs unknown
     // (acl is Optional+Computed; the name comes from a RandomId; the companions take bucket.id).

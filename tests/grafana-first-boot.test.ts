@@ -252,8 +252,8 @@ describe("the push", () => {
     const start = first(/systemctl (re)?start grafana-server/);
     assert.ok(start > 0, "the push starts Grafana");
     for (const [what, re] of [
-      ["password", new RegExp(`secret ${GRAFANA_ADMIN_PASSWORD_PATH} `)],
-      ["secret key", new RegExp(`\\| secret ${GRAFANA_SECRETS_ENV_PATH} `)],
+      ["password", new RegExp(`^secret ${GRAFANA_ADMIN_PASSWORD_PATH} `)],
+      ["secret key", new RegExp(`^secret ${GRAFANA_SECRETS_ENV_PATH} `)],
       ["settings", new RegExp(`place "\\$staging${GRAFANA_ENV_PATH}" ${GRAFANA_ENV_PATH} `)],
     ] as const) {
       const at = first(re);

@@ -35,21 +35,37 @@ export const GRAFANA_SECRET_LINES: readonly string[] = [
   "  exit 1",
   "fi",
   `sudo install -d -m 0750 -o root -g grafana ${GRAFANA_SECRETS_DIR}`,
-  "secret() { # target owner group mode, content on stdin",
+  // The content is the fifth argument, and each call is a plain command: a function at the end
+  // of a pipeline (`printf … | secret …`) runs in a subshell in bash and dash, and the
+  // `changed` it sets is lost, so nothing restarted and no reset ran. A shell function's
+  // arguments stay inside this shell (no process's argv), and printf is a builtin in both.
+  "secret() { # target owner group mode content",
   `  tmp=$(sudo mktemp -p ${GRAFANA_SECRETS_DIR})`,
-  '  sudo tee "$tmp" >/dev/null',
-  '  if sudo cmp -s "$tmp" "$1"; then sudo rm -f "$tmp"; return; fi',
-  '  sudo chown "$2:$3" "$tmp" && sudo chmod "$4" "$tmp" && sudo mv "$tmp" "$1"',
+  '  printf \'%s\' "$5" | sudo tee "$tmp" >/dev/null',
+  '  if sudo cmp -s "$tmp" "$1"; then sudo rm -f "$tmp"; return 0; fi',
+  '  sudo chown "$2:$3" "$tmp"',
+  '  sudo chmod "$4" "$tmp"',
+  '  sudo mv "$tmp" "$1"',
   '  changed="$changed $1"',
   "}",
   // Grafana (user grafana) reads the password itself; root owns it.
-  `printf '%s' "$admin_password" | secret ${GRAFANA_ADMIN_PASSWORD_PATH} root grafana 0440`,
-  "{",
-  `  printf '${SECRET_KEY_ENV}=%s\\n' "$secret_key"`,
-  `  if [ -n "$slack_webhook" ]; then printf '${SLACK_WEBHOOK_ENV}=%s\\n' "$slack_webhook"; fi`,
-  `} | secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600`,
+  `secret ${GRAFANA_ADMIN_PASSWORD_PATH} root grafana 0440 "$admin_password"`,
+  "nl='",
+  "'",
+  `secret_env="${SECRET_KEY_ENV}=$secret_key$nl"`,
+  `if [ -n "$slack_webhook" ]; then secret_env="\${secret_env}${SLACK_WEBHOOK_ENV}=$slack_webhook$nl"; fi`,
+  `secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600 "$secret_env"`,
 ];
 
+/**
+ * `grafana cli`, as the deb package runs it (grafana/grafana 12.x): /usr/sbin/grafana is
+ * packaging/wrappers/grafana, which execs /usr/share/grafana/bin/grafana and, for `cli`, adds
+ * the package's paths itself; older wrappers did not, so they are given here too (urfave/cli
+ * keeps the last value of a repeated flag). The global flags are the `cli` command's own
+ * (pkg/cmd/grafana-cli/commands/cli.go: --homepath, --config, --configOverrides), and
+ * commands.go `initializeRunner` splits --configOverrides on spaces into cfg: arguments.
+ * `grafana-cli` is the older wrapper for the same `grafana cli`.
+ */
 const GRAFANA_CLI = [
   "sudo -u grafana grafana cli",
   `--homepath ${GRAFANA_PACKAGE_PATHS.home}`,
@@ -60,9 +76,12 @@ const GRAFANA_CLI = [
 
 /**
  * After the restart: Grafana must answer (a unit condition skips a start silently, so a missing
- * file shows up here, not as a quiet success). A changed password file is applied with the CLI
- * (pkg/cmd/grafana-cli/commands/reset_password_command.go: user id 1, the first admin), because
- * admin_password only counts when the database is created; on a first start it is a no-op.
+ * file shows up here, not as a quiet success). A changed password file is applied with the CLI,
+ * because admin_password only counts when the database is created; on a first start it sets the
+ * password the database already has. pkg/cmd/grafana-cli/commands/commands.go declares
+ * `admin reset-admin-password` with --password-from-stdin and --user-id (default 1, the first
+ * admin); reset_password_command.go reads one line from stdin and exits non-zero (1, from
+ * pkg/cmd/grafana/main.go) on a failure, which fails the push.
  */
 export const GRAFANA_POST_LINES: readonly string[] = [
   "healthy=''",

@@ -1,0 +1,143 @@
+/**
+ * A rotated Grafana secret is applied (issue 17, item 1): the push's own install script, as
+ * pipeline.ts renders it for the Grafana host, runs under bash and under dash with sudo,
+ * systemctl, curl and the grafana binary stubbed, against a stand-in root. Each run's
+ * `installed:` line is its `$changed`; the stubs record what restarted and what the CLI got.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
+import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
+import { installScript } from "../infra/delivery/scripts";
+import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../templates/host/grafanaServer";
+
+const STUBS: Record<string, string> = {
+  // Runs the command as this user; records every argv, so a secret on a command line shows.
+  sudo: [
+    "#!/bin/sh",
+    'printf "%s\\n" "sudo $*" >>"$STUB_LOG/argv"',
+    'if [ "$1" = -u ]; then shift 2; fi',
+    'case "$1" in',
+    '  chown) echo "$2" >"$3.owner" ;;',
+    '  mv) mv "$2" "$3" && if [ -e "$2.owner" ]; then mv "$2.owner" "$3.owner"; fi ;;',
+    '  install) eval "last=\\${$#}"; mkdir -p "$last" ;;',
+    '  *) exec "$@" ;;',
+    "esac",
+  ].join("\n"),
+  systemctl: ["#!/bin/sh", 'printf "%s\\n" "$*" >>"$STUB_LOG/systemctl"'].join("\n"),
+  curl: "#!/bin/sh\nexit 0",
+  grafana: [
+    "#!/bin/sh",
+    'printf "%s\\n" "grafana $*" >>"$STUB_LOG/argv"',
+    'printf "%s\\n" "$*" >>"$STUB_LOG/grafana"',
+    'cat >"$STUB_LOG/reset-stdin"',
+  ].join("\n"),
+};
+
+interface Run {
+  /** `$changed` as the script's last line reports it: host paths, in order. */
+  readonly changed: string[];
+  readonly systemctl: string[];
+  readonly cli: string[];
+  readonly resetStdin?: string;
+  readonly argv: string;
+}
+
+describe("a rotated Grafana secret is applied", () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "grafana-rotation-"));
+  after(() => fs.rmSync(work, { recursive: true, force: true }));
+  const bin = path.join(work, "bin");
+  fs.mkdirSync(bin);
+  for (const [name, body] of Object.entries(STUBS))
+    fs.writeFileSync(path.join(bin, name), `${body}\n`, { mode: 0o755 });
+
+  /** The Grafana push's install script (no rendered files: only the secrets and what follows). */
+  const script = (root: string, staging: string) =>
+    installScript({ staging, files: [], ...GRAFANA_PUSH })
+      .split("/etc/grafana")
+      .join(`${root}/etc/grafana`);
+
+  function push(shell: string, root: string, secrets: Record<(typeof GRAFANA_STDIN_ORDER)[number], string>): Run {
+    const log = path.join(root, "log");
+    fs.rmSync(log, { recursive: true, force: true });
+    fs.mkdirSync(log, { recursive: true });
+    const staging = path.join(root, "titan-staging", "0123456789abcdef");
+    fs.mkdirSync(staging, { recursive: true });
+    const stdin = `${GRAFANA_STDIN_ORDER.map((k) => secrets[k]).join("\n")}\n`;
+    const result = spawnSync(shell, ["-c", script(root, staging)], {
+      input: stdin,
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, STUB_LOG: log },
+    });
+    assert.equal(result.status, 0, `${shell}: ${result.stderr}`);
+    const installed = result.stdout.split("\n").find((l) => l.startsWith("installed:"));
+    assert.ok(installed, result.stdout);
+    const read = (f: string) => (fs.existsSync(path.join(log, f)) ? fs.readFileSync(path.join(log, f), "utf8") : "");
+    const lines = (f: string) => read(f).split("\n").filter(Boolean);
+    return {
+      changed:
+        installed === "installed: nothing changed"
+          ? []
+          : installed
+              .slice("installed:".length)
+              .trim()
+              .split(/\s+/)
+              .map((p) => p.slice(root.length)),
+      systemctl: lines("systemctl"),
+      cli: lines("grafana"),
+      resetStdin: fs.existsSync(path.join(log, "reset-stdin")) ? read("reset-stdin") : undefined,
+      argv: read("argv"),
+    };
+  }
+
+  for (const shell of ["bash", "dash"]) {
+    it(`under ${shell}: lists every changed secret file, restarts Grafana for a new webhook, resets a new password`, () => {
+      const root = fs.mkdtempSync(path.join(work, `${shell}-`));
+      const first = {
+        adminPassword: "first-password-0123",
+        secretKey: "key-0123456789",
+        slackWebhookUrl: "https://hooks.slack.com/services/T/B/one",
+      };
+      const values = Object.values(first);
+
+      const created = push(shell, root, first);
+      assert.deepEqual(created.changed, [GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH]);
+      assert.deepEqual(created.systemctl, ["restart grafana-server"]);
+      assert.equal(created.resetStdin, first.adminPassword);
+
+      const again = push(shell, root, first);
+      assert.deepEqual(again.changed, [], "nothing changed, nothing listed");
+      assert.deepEqual(again.systemctl, [], "and nothing restarted");
+      assert.deepEqual(again.cli, [], "and no reset");
+
+      const rotatedHook = { ...first, slackWebhookUrl: "https://hooks.slack.com/services/T/B/two" };
+      const hook = push(shell, root, rotatedHook);
+      assert.deepEqual(hook.changed, [GRAFANA_SECRETS_ENV_PATH]);
+      assert.deepEqual(hook.systemctl, ["restart grafana-server"], "Grafana reads its environment only at start");
+      assert.deepEqual(hook.cli, []);
+      assert.match(
+        fs.readFileSync(root + GRAFANA_SECRETS_ENV_PATH, "utf8"),
+        /=https:\/\/hooks\.slack\.com\/services\/T\/B\/two\n$/,
+      );
+
+      const rotatedPassword = { ...rotatedHook, adminPassword: "second-password-4567" };
+      const password = push(shell, root, rotatedPassword);
+      assert.deepEqual(password.changed, [GRAFANA_ADMIN_PASSWORD_PATH]);
+      assert.equal(password.cli.length, 1);
+      assert.match(
+        password.cli[0],
+        /^cli --homepath \S+ --config \S+ --configOverrides .* admin reset-admin-password --password-from-stdin$/,
+      );
+      assert.equal(password.resetStdin, rotatedPassword.adminPassword);
+      assert.equal(fs.readFileSync(root + GRAFANA_ADMIN_PASSWORD_PATH, "utf8"), rotatedPassword.adminPassword);
+
+      for (const run of [created, again, hook, password])
+        for (const secret of [...values, rotatedHook.slackWebhookUrl, rotatedPassword.adminPassword])
+          assert.ok(!run.argv.includes(secret), `a secret on a command line: ${run.argv}`);
+    });
+  }
+});

@@ -383,6 +383,57 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
   ];
 }
 
+/**
+ * A rule the stack once shipped and no longer does. Grafana's file provisioning only creates and
+ * updates rules (grafana/grafana pkg/services/provisioning/alerting/rules_provisioner.go: each
+ * group's rules are created or updated by uid, the group's interval is updated, and only the
+ * file's `deleteRules` entries are deleted), so a rule dropped from the table would stay in
+ * Grafana for ever, still evaluating and notifying. Its uid therefore moves here when it is
+ * removed or renamed, and the rules file lists it under `deleteRules` (templates/grafana/
+ * alerting.ts). Deleting a uid Grafana does not have is a no-op (pkg/services/ngalert/
+ * provisioning/alert_rules.go DeleteAlertRule: "the single delete is idempotent"), so an entry
+ * stays here for good: a stack that skipped a release still loses the rule.
+ */
+export interface RetiredAlert {
+  /** The uid the rule had in Grafana. Never reused by a live definition. */
+  readonly uid: string;
+  /** Its alert name when it was retired, for the reader. */
+  readonly name: string;
+  /** When it left the table, YYYY-MM-DD. */
+  readonly retired: string;
+  /** Why: removed, or renamed (then to which uid). */
+  readonly why: string;
+}
+
+/**
+ * Every uid the table ever shipped and no longer does (tests/alert-retirement.test.ts checks it
+ * against the live table and against every rules file the repository's history rendered).
+ */
+export const RETIRED_ALERTS: readonly RetiredAlert[] = [];
+
+const RETIRED_DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Refuses a retired list that would delete a live rule, repeat an entry, or say nothing of why. */
+export function checkRetiredAlerts(
+  live: readonly Pick<AlertDefinition, "uid">[],
+  retired: readonly RetiredAlert[],
+): void {
+  const liveUids = new Set(live.map((d) => d.uid));
+  const seen = new Set<string>();
+  for (const r of retired) {
+    if (liveUids.has(r.uid))
+      throw new Error(
+        `retired alert uid ${JSON.stringify(r.uid)} is also a live definition: a uid is retired for good, give the live rule a new one`,
+      );
+    if (seen.has(r.uid)) throw new Error(`retired alert uid ${JSON.stringify(r.uid)} is listed twice`);
+    seen.add(r.uid);
+    if (!RETIRED_DATE.test(r.retired) || Number.isNaN(Date.parse(r.retired)))
+      throw new Error(`retired alert ${r.uid}: retired=${JSON.stringify(r.retired)}, expected a date YYYY-MM-DD`);
+    if (r.why.trim() === "")
+      throw new Error(`retired alert ${r.uid}: why is empty, expected the reason it was removed`);
+  }
+}
+
 /** The definitions Prometheus (and promtool) can evaluate: every PromQL one. */
 export const promqlDefinitions = (defs: readonly AlertDefinition[]): AlertDefinition[] =>
   defs.filter((d) => d.datasource === "prometheus");

@@ -5,9 +5,9 @@
 import type { HostSlot } from "../facts/addressing";
 import { renderAlloyFiles } from "./alloy/config";
 import { DASHBOARD_UIDS } from "./alerts";
-import { dashboardPath, renderGrafanaFiles } from "./grafana";
+import { dashboardPath, renderGrafanaFiles, type AlertRuleChanges } from "./grafana";
 import { renderGrafanaServerFiles } from "./host/grafanaServer";
-import { renderLokiConfig } from "./loki/config";
+import { renderLokiFiles } from "./loki/config";
 import { renderPrometheusFiles } from "./prometheus/config";
 import type { RenderedFile, TemplateContext } from "./types";
 
@@ -15,6 +15,8 @@ export interface HostRenderOptions {
   readonly slackWebhookConfigured: boolean;
   /** Grafana's public URL, for links in notifications. */
   readonly grafanaRootUrl?: string;
+  /** Grafana only: retired uids and extra rules besides the table's (CI's second-push check). */
+  readonly alertRuleChanges?: AlertRuleChanges;
 }
 
 export function renderHostFiles(ctx: TemplateContext, host: HostSlot, options: HostRenderOptions): RenderedFile[] {
@@ -24,12 +26,13 @@ export function renderHostFiles(ctx: TemplateContext, host: HostSlot, options: H
     case "prometheus":
       return renderPrometheusFiles(ctx);
     case "loki":
-      return [renderLokiConfig(ctx)];
+      return renderLokiFiles(ctx);
     case "grafana":
       return [
         ...renderGrafanaFiles(ctx, {
           slackWebhookConfigured: options.slackWebhookConfigured,
           runbookBaseUrl: ctx.config.runbookBaseUrl,
+          alertRuleChanges: options.alertRuleChanges,
         }),
         ...renderGrafanaServerFiles(ctx, {
           rootUrl: options.grafanaRootUrl,

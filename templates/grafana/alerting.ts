@@ -11,7 +11,14 @@
  * carry no `$` except the webhook reference (the tests check all three).
  */
 import type { StackConfig } from "../../facts/config";
-import { ALERT_GROUP, alertDefinitions, type AlertDefinition } from "../alerts";
+import {
+  ALERT_GROUP,
+  alertDefinitions,
+  checkRetiredAlerts,
+  RETIRED_ALERTS,
+  type AlertDefinition,
+  type RetiredAlert,
+} from "../alerts";
 import {
   DATASOURCE_UIDS,
   DEFAULT_RECEIVER,
@@ -271,12 +278,34 @@ export function notificationPolicy(slackWebhookConfigured: boolean): Notificatio
   };
 }
 
+/**
+ * The rule group, and a `deleteRules` entry for every retired uid (templates/alerts.ts
+ * RETIRED_ALERTS): provisioning never removes a rule by itself. Shape from grafana/grafana
+ * pkg/services/provisioning/alerting/rules_types.go RuleDeleteV1 {uid, orgId}; the provisioner
+ * applies them after the groups (rules_provisioner.go Provision).
+ */
+export interface AlertRuleChanges {
+  /** Default: RETIRED_ALERTS. */
+  readonly retired?: readonly RetiredAlert[];
+  /** Rules besides the table's (CI's second-push check ships one, then retires it). */
+  readonly extra?: readonly AlertRule[];
+}
+
 export function alertRulesFile(
   config: StackConfig,
   alertPanels: ReadonlyMap<string, AlertPanel>,
   runbookBaseUrl?: string,
+  changes: AlertRuleChanges = {},
 ): AlertingFile {
-  return { apiVersion: 1, groups: [alertRuleGroup(config, alertPanels, runbookBaseUrl)] };
+  const retired = changes.retired ?? RETIRED_ALERTS;
+  const table = alertRuleGroup(config, alertPanels, runbookBaseUrl);
+  const group = { ...table, rules: [...table.rules, ...(changes.extra ?? [])] };
+  const uids = group.rules.map((r) => r.uid);
+  const twice = uids.find((uid, i) => uids.indexOf(uid) !== i);
+  if (twice !== undefined) throw new Error(`alert rule uid ${JSON.stringify(twice)} is used by two rules`);
+  checkRetiredAlerts(group.rules, retired);
+  const deleteRules = retired.map((r) => ({ orgId: GRAFANA_ORG_ID, uid: assertRuleUid(r.uid) }));
+  return { apiVersion: 1, groups: [group], ...(deleteRules.length > 0 ? { deleteRules } : {}) };
 }
 
 export function notificationTemplatesFile(): AlertingFile {

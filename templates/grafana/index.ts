@@ -6,7 +6,13 @@
  */
 import { toYaml as sharedToYaml } from "../yaml";
 import type { RenderedFile, TemplateContext } from "../types";
-import { alertRulesFile, contactPointsFile, notificationPoliciesFile, notificationTemplatesFile } from "./alerting";
+import {
+  alertRulesFile,
+  contactPointsFile,
+  notificationPoliciesFile,
+  notificationTemplatesFile,
+  type AlertRuleChanges,
+} from "./alerting";
 import { DASHBOARDS_DIR, GRAFANA_PATHS } from "./constants";
 import { buildDashboards } from "./dashboards";
 import { withPipelineDashboard } from "./pipelineDashboard";
@@ -16,7 +22,9 @@ import type { Dashboard } from "./model";
 export * from "./constants";
 export {
   alertRule,
+  alertRulesFile,
   assertRuleUid,
+  type AlertRuleChanges,
   grafanaAnnotation,
   NOTIFICATION_TEMPLATE,
   REF,
@@ -35,6 +43,8 @@ export interface GrafanaRenderOptions {
    * links to its runbook section; rules always carry the runbook steps themselves.
    */
   readonly runbookBaseUrl?: string;
+  /** Retired uids and extra rules; default: the table's (CI's second-push check sets its own). */
+  readonly alertRuleChanges?: AlertRuleChanges;
 }
 
 export const GRAFANA_FILE_MODE = 0o640;
@@ -73,7 +83,10 @@ export function renderGrafanaFiles(ctx: TemplateContext, opts: GrafanaRenderOpti
     file(GRAFANA_PATHS.datasources, toYaml(dataSourcesFile(ctx))),
     file(GRAFANA_PATHS.dashboardProvider, toYaml(dashboardProvidersFile())),
     ...dashboards.map((d) => file(dashboardPath(d), toJson(d))),
-    file(GRAFANA_PATHS.alertRules, toYaml(alertRulesFile(ctx.config, alertPanels, opts.runbookBaseUrl))),
+    file(
+      GRAFANA_PATHS.alertRules,
+      toYaml(alertRulesFile(ctx.config, alertPanels, opts.runbookBaseUrl, opts.alertRuleChanges)),
+    ),
     file(GRAFANA_PATHS.notificationTemplates, toYaml(notificationTemplatesFile())),
     file(
       GRAFANA_PATHS.contactPoints,

@@ -427,6 +427,8 @@ export interface NotificationTemplate {
 export interface AlertingFile {
   readonly apiVersion: 1;
   readonly groups?: readonly AlertRuleGroup[];
+  /** Rules to delete by uid (provisioning never deletes a rule that is merely left out). */
+  readonly deleteRules?: readonly { readonly orgId: number; readonly uid: string }[];
   readonly contactPoints?: readonly ContactPoint[];
   readonly deleteContactPoints?: readonly { readonly orgId: number; readonly uid: string }[];
   readonly policies?: readonly NotificationPolicy[];

@@ -74,6 +74,9 @@ const GRAFANA_CLI = [
   `--configOverrides 'cfg:default.paths.data=${GRAFANA_PACKAGE_PATHS.data} cfg:default.paths.logs=${GRAFANA_PACKAGE_PATHS.logs} cfg:default.paths.plugins=${GRAFANA_PACKAGE_PATHS.plugins}'`,
 ].join(" ");
 
+/** Sets user 1's password to the line on standard input (see below). */
+export const GRAFANA_RESET_PASSWORD = `${GRAFANA_CLI} admin reset-admin-password --password-from-stdin`;
+
 /**
  * After the restart: Grafana must answer (a unit condition skips a start silently, so a missing
  * file shows up here, not as a quiet success). A changed password file is applied with the CLI,
@@ -95,7 +98,7 @@ export const GRAFANA_POST_LINES: readonly string[] = [
   "  exit 1",
   "fi",
   `case "$changed" in *" ${GRAFANA_ADMIN_PASSWORD_PATH}"*)`,
-  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | ${GRAFANA_CLI} admin reset-admin-password --password-from-stdin >/dev/null`,
+  `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | ${GRAFANA_RESET_PASSWORD} >/dev/null`,
   '  echo "grafana admin password set" ;;',
   "esac",
 ];

@@ -16,6 +16,7 @@ import YAML from "yaml";
 import { SERVICES } from "../../facts/topology";
 import { ALLOY_CONFIG_PATH, ALLOY_DEFAULTS_PATH, renderAlloyFiles } from "../../templates/alloy/config";
 import { GRAFANA_DROP_IN_PATH, grafanaEnvironment } from "../../templates/host/grafanaServer";
+import { GRAFANA_RESET_PASSWORD } from "../../infra/delivery/grafanaSecrets";
 import { servicesFor, unitsFor } from "../../templates/host/units";
 import { LOKI_CONFIG_PATH, lokiConfig, renderLokiYaml } from "../../templates/loki/config";
 import { GRAFANA_APT, VERSIONS } from "../../facts/versions";
@@ -367,9 +368,12 @@ describe("each stand-in, started as its unit starts it, with the project's rende
       fs.readFileSync(path.join(root, "usr/share/grafana/conf/sample.ini"), "utf8"),
     );
     fs.mkdirSync(path.join(root, "var/run/grafana"), { recursive: true });
+    // Grafana reads $__file{} itself and refuses to start without the file (pkg/setting/expanders.go).
+    fs.writeFileSync(path.join(tmp, "unit-admin-password"), "unit-password");
     const s = startUnit("grafana", {
       ...env,
       ...gf,
+      GF_SECURITY_ADMIN_PASSWORD: `$__file{${path.join(tmp, "unit-admin-password")}}`,
       GF_SERVER_HTTP_PORT: String(port),
       GF_SERVER_HTTP_ADDR: "127.0.0.1",
     });
@@ -387,6 +391,64 @@ describe("each stand-in, started as its unit starts it, with the project's rende
       await stop(s);
     }
     assert.equal(s.child.exitCode, 0, s.log());
+  });
+
+  it("grafana: the push's `grafana cli … admin reset-admin-password` sets the password /api/user accepts", async () => {
+    const root = roots.grafana;
+    const v = VENDOR_PACKAGES.grafana;
+    const env = parseEnvironmentFile(fs.readFileSync(path.join(root, v.defaults?.path ?? ""), "utf8"));
+    const data = fs.mkdtempSync(path.join(tmp, "grafana-data-"));
+    const passwordFile = path.join(tmp, "admin_password");
+    fs.writeFileSync(passwordFile, "first-password-0123");
+    const gf = grafanaEnvironment(testContext({ grafanaAdminUser: "ops-lead" }));
+    const port = await freePort();
+    writeUnder(
+      root,
+      "/etc/grafana/grafana.ini",
+      fs.readFileSync(path.join(root, "usr/share/grafana/conf/sample.ini"), "utf8"),
+    );
+    fs.mkdirSync(path.join(root, "var/run/grafana"), { recursive: true });
+    const s = startUnit(
+      "grafana",
+      {
+        ...env,
+        ...gf,
+        GF_SECURITY_ADMIN_PASSWORD: `$__file{${passwordFile}}`,
+        GF_SERVER_HTTP_PORT: String(port),
+        GF_SERVER_HTTP_ADDR: "127.0.0.1",
+      },
+      (argv) => argv.map((a) => a.replace(/cfg:default\.paths\.data=\S+/, `cfg:default.paths.data=${data}`)),
+    );
+    const signIn = async (password: string) =>
+      (
+        await fetch(`http://127.0.0.1:${port}/api/user`, {
+          headers: { Authorization: `Basic ${Buffer.from(`ops-lead:${password}`).toString("base64")}` },
+        })
+      ).status;
+    // The push's own command line, with the package's paths under this root and this data dir.
+    const cli = GRAFANA_RESET_PASSWORD.replace(/^sudo -u grafana grafana /, "")
+      .replace(/ \//g, ` ${root}/`)
+      .replace(/cfg:default\.paths\.data=\S+/, `cfg:default.paths.data=${data}`);
+    const reset = (password: string, args = cli) =>
+      spawnSync("sh", ["-c", `/usr/bin/python3 ${path.join(root, v.binary)} ${args}`], {
+        input: `${password}\n`,
+        encoding: "utf8",
+      });
+    try {
+      await waitHealthy(s.child, `http://127.0.0.1:${port}/api/health`, s.log);
+      assert.equal(await signIn("first-password-0123"), 200, "the first start creates the configured admin");
+      const r = reset("second-password-4567");
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /STAND-IN grafana/);
+      assert.equal(await signIn("second-password-4567"), 200, "the new password logs in");
+      assert.equal(await signIn("first-password-0123"), 401, "the old one is refused");
+      // Grafana's CLI (urfave/cli, pkg/cmd/grafana/main.go) exits 1 on any error.
+      assert.equal(reset("x", `${cli} --no-such-flag`).status, 1);
+      assert.equal(reset("abc").status, 1, "new password is too short");
+      assert.equal(await signIn("second-password-4567"), 200);
+    } finally {
+      await stop(s);
+    }
   });
 
   for (const [d, missing] of [

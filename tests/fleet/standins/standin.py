@@ -6,6 +6,8 @@
 # fails, like the daemon, when it is missing), creates the state directory the daemon would
 # write, and serves the daemon's health endpoint and /metrics on the port the config names.
 # Nothing else: see CANNOT below.
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -25,8 +27,9 @@ CANNOT = {
     "server.http_listen_address, common.path_prefix)",
     "alloy": "it does not parse or run the Alloy pipeline, tail files, read the journal or push "
     "to Loki; the config file is only read, never evaluated",
-    "grafana": "it has no database, no UI, no provisioning, no alerting and no admin user; "
-    "`grafana cli admin reset-admin-password` is accepted and does nothing",
+    "grafana": "it has no SQL database, no UI, no provisioning and no alerting; it keeps only "
+    "the admin user (a JSON file in paths.data) for basic auth on /api/user, and its `grafana cli` "
+    "knows only `admin reset-admin-password`",
 }
 
 
@@ -49,11 +52,15 @@ def version_text():
 class Flags:
     """Go-style (-name value, -name=value) or pflag-style (--name value, --name=value) flags."""
 
-    def __init__(self, values, bools):
+    def __init__(self, values, bools, code=2, interspersed=True):
         self.values = set(values)
         self.bools = set(bools)
         self.got = {}
         self.positional = []
+        # Exit status for a flag error; urfave/cli (Grafana) stops at the first positional
+        # argument (Go's flag package), so a subcommand's flags are its own.
+        self.code = code
+        self.interspersed = interspersed
 
     def parse(self, argv):
         i = 0
@@ -63,6 +70,9 @@ class Flags:
                 self.positional.extend(argv[i + 1 :])
                 break
             if not arg.startswith("-") or arg == "-":
+                if not self.interspersed:
+                    self.positional.extend(argv[i:])
+                    break
                 self.positional.append(arg)
                 i += 1
                 continue
@@ -73,12 +83,12 @@ class Flags:
                 if not eq:
                     i += 1
                     if i >= len(argv):
-                        fail(f"flag needs an argument: {arg}", 2)
+                        fail(f"flag needs an argument: {arg}", self.code)
                     value = argv[i]
                 self.got[name] = value
             else:
                 fail(f"flag provided but not defined: {arg} (the stand-in knows: "
-                     f"{', '.join(sorted(self.values | self.bools))})", 2)
+                     f"{', '.join(sorted(self.values | self.bools))})", self.code)
             i += 1
         return self
 
@@ -161,23 +171,49 @@ def metrics_text():
     return "\n".join(lines) + "\n"
 
 
-def serve(host, port, health_path, health_body, health_type="text/plain; charset=utf-8"):
+def basic_auth(headers):
+    """(user, password) from an Authorization: Basic header, or None."""
+    value = headers.get("Authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def serve(host, port, health_path, health_body, health_type="text/plain; charset=utf-8", routes=None,
+          metrics_auth=None):
+    """routes: path -> f(headers) returning (status, body, content type); metrics_auth: (user, password) or None."""
+    routes = routes or {}
+
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = f"standin-{DAEMON}/{VERSION}"
 
         def do_GET(self):
             path = self.path.split("?", 1)[0]
+            status = 200
             if path == health_path:
                 body, ctype = health_body, health_type
             elif path == "/metrics":
+                if metrics_auth and basic_auth(self.headers) != metrics_auth:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body, ctype = metrics_text(), "text/plain; version=0.0.4; charset=utf-8"
+            elif path in routes:
+                status, body, ctype = routes[path](self.headers)
             else:
-                self.send_error(404, f"the {DAEMON} stand-in serves only {health_path} and /metrics")
+                known = " ".join([health_path, "/metrics", *routes])
+                self.send_error(404, f"the {DAEMON} stand-in serves only {known}")
                 return
             with LOCK:
                 REQUESTS[path] = REQUESTS.get(path, 0) + 1
             data = body.encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -190,7 +226,7 @@ def serve(host, port, health_path, health_body, health_type="text/plain; charset
     stop = lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()  # noqa: E731
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    say(f"listening on {host or '0.0.0.0'}:{server.server_address[1]}, serving {health_path} and /metrics only")
+    say(f"listening on {host or '0.0.0.0'}:{server.server_address[1]}, serving {' '.join([health_path, '/metrics', *routes])} only")
     server.serve_forever()
     say("stopped")
 
@@ -249,45 +285,148 @@ def alloy(argv):
     serve(host.strip("[]"), port_of(port, "--server.http.listen-addr"), "/-/ready", "Alloy is ready.\n")
 
 
+GRAFANA_USERS = "standin-users.json"
+# urfave/cli v2 as grafana/grafana uses it: pkg/cmd/grafana/main.go exits 1 on any error
+# app.Run returns, a flag error included.
+GRAFANA_CLI_ERROR = 1
+
+
+def expand_grafana(value):
+    """pkg/setting/expanders.go: `$__file{path}` is the file's content, whitespace trimmed."""
+    if value.startswith("$__file{") and value.endswith("}"):
+        path = value[len("$__file{"):-1]
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError as e:
+            fail(f"failed to read file {path} for $__file{{}}: {e.strerror}")
+    return value
+
+
+def grafana_settings(got, positional):
+    """defaults.ini under --homepath, then --config, then cfg: overrides (arguments, then --configOverrides)."""
+    overrides = {}
+    for a in got.get("configOverrides", "").split() + list(positional):
+        if a.startswith("cfg:") and "=" in a:
+            k, v = a[len("cfg:"):].split("=", 1)
+            overrides[k] = v
+    home = got.get("homepath") or os.getcwd()
+    if not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
+        fail(f"Could not find config defaults under homepath {home}: set --homepath or start in it")
+    text = read_config(os.path.join(home, "conf", "defaults.ini"))
+    if "config" in got:
+        text += "\n" + read_config(got["config"])
+
+    def setting(section, key, default=None):
+        env = os.environ.get(f"GF_{section.upper()}_{key.upper()}")
+        value = env if env is not None else overrides.get(f"default.{section}.{key}") or ini_value(text, section, key)
+        return expand_grafana(value) if value is not None else default
+
+    data = overrides.get("default.paths.data") or os.environ.get("GF_PATHS_DATA") or ini_value(text, "paths", "data")
+    return setting, os.path.join(home, data or "data")
+
+
+def password_hash(password, salt):
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 10000, 50).hex()
+
+
+def read_users(data):
+    try:
+        with open(os.path.join(data, GRAFANA_USERS), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def write_users(data, users):
+    path = os.path.join(data, GRAFANA_USERS)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(users, f)
+    os.replace(path + ".tmp", path)
+
+
+def ensure_admin(data, setting):
+    """pkg/services/sqlstore/sqlstore.go ensureMainOrgAndAdminUser: only when there is no user yet."""
+    if read_users(data) is not None:
+        return
+    salt = os.urandom(5).hex()
+    login = setting("security", "admin_user", "admin")
+    password = setting("security", "admin_password", "admin")
+    write_users(data, {"1": {"login": login, "salt": salt, "password": password_hash(password, salt)}})
+    say(f"created admin user {login!r} (id 1) from admin_user/admin_password: the database was empty")
+
+
+def grafana_cli(argv):
+    # pkg/cmd/grafana-cli/commands/cli.go: the `cli` command's global flags.
+    flags = Flags(["config", "homepath", "configOverrides", "pluginsDir", "repo", "pluginUrl"],
+                  ["debug", "d", "insecure", "version", "v"], GRAFANA_CLI_ERROR, interspersed=False).parse(argv)
+    rest = flags.positional
+    if rest[:2] != ["admin", "reset-admin-password"]:
+        fail(f"the stand-in's `grafana cli` knows only `admin reset-admin-password`, not {' '.join(rest) or '(nothing)'}",
+             GRAFANA_CLI_ERROR)
+    # commands.go: reset-admin-password takes --password-from-stdin and --user-id (default 1).
+    sub = Flags(["user-id"], ["password-from-stdin"], GRAFANA_CLI_ERROR).parse(rest[2:])
+    setting, data = grafana_settings(flags.got, [])
+    if sub.got.get("password-from-stdin"):
+        # reset_password_command.go: one line from stdin.
+        line = sys.stdin.readline()
+        if not line:
+            fail("can't read password from stdin", GRAFANA_CLI_ERROR)
+        password = line.rstrip("\n")
+    else:
+        password = sub.positional[0] if sub.positional else ""
+    if len(password) < 4:
+        fail("new password is too short", GRAFANA_CLI_ERROR)
+    user_id = sub.got.get("user-id", "1")
+    users = read_users(data) or {}
+    if user_id not in users:
+        fail(f"could not read user (id: {user_id}) from database {os.path.join(data, GRAFANA_USERS)}", GRAFANA_CLI_ERROR)
+    salt = os.urandom(5).hex()
+    users[user_id].update(salt=salt, password=password_hash(password, salt))
+    write_users(data, users)
+    say(f"Admin password changed (user id {user_id}; STAND-IN: a JSON file, not Grafana's database)")
+
+
 def grafana(argv):
     if argv[:1] in (["--version"], ["-v"]):
         sys.stdout.write(version_text())
         return
     if argv[:1] == ["cli"]:
-        rest = [a for a in argv[1:] if not a.startswith("--homepath") and not a.startswith("--config")]
-        if rest[:2] == ["admin", "reset-admin-password"]:
-            sys.stdin.read()
-            say("admin password NOT set: the stand-in has no database")
-            return
-        fail(f"the stand-in's cli knows only `admin reset-admin-password`, not {' '.join(rest)}", 2)
+        grafana_cli(argv[1:])
+        return
     if argv[:1] != ["server"]:
         fail(f"the stand-in knows only `grafana server`, `grafana cli` and `--version`, not {' '.join(argv[:1])}", 2)
     flags = Flags(["config", "homepath", "pidfile", "packaging", "configOverrides"], ["v", "version"]).parse(argv[1:])
     if flags.got.get("v") or flags.got.get("version"):
         sys.stdout.write(version_text())
         return
-    overrides = dict(a[len("cfg:"):].split("=", 1) for a in flags.positional if a.startswith("cfg:") and "=" in a)
-    for a in flags.got.get("configOverrides", "").split():
-        if a.startswith("cfg:") and "=" in a:
-            k, v = a[len("cfg:"):].split("=", 1)
-            overrides[k] = v
-    home = flags.got.get("homepath") or os.getcwd()
-    if not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
-        fail(f"Could not find config defaults under homepath {home}: set --homepath or start in it")
-    text = read_config(os.path.join(home, "conf", "defaults.ini"))
-    if "config" in flags.got:
-        text += "\n" + read_config(flags.got["config"])
-    port = (os.environ.get("GF_SERVER_HTTP_PORT") or overrides.get("default.server.http_port")
-            or ini_value(text, "server", "http_port") or "3000")
-    host = os.environ.get("GF_SERVER_HTTP_ADDR") or ini_value(text, "server", "http_addr") or ""
-    data = overrides.get("default.paths.data") or os.environ.get("GF_PATHS_DATA") or ini_value(text, "paths", "data")
-    if data:
-        touch_state(data)
+    setting, data = grafana_settings(flags.got, flags.positional)
+    port = setting("server", "http_port", "3000")
+    host = setting("server", "http_addr", "")
+    touch_state(data)
+    ensure_admin(data, setting)
     if flags.got.get("pidfile"):
         with open(flags.got["pidfile"], "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
+
+    def signed_in(headers):
+        # GET /api/user: the signed-in user; the users file is read on every request, as the
+        # database is, so a reset by the CLI counts at once.
+        creds = basic_auth(headers)
+        for uid, u in (read_users(data) or {}).items():
+            if creds and creds[0] == u["login"] and password_hash(creds[1], u["salt"]) == u["password"]:
+                body = json.dumps({"id": int(uid), "login": u["login"], "isGrafanaAdmin": uid == "1",
+                                   "standIn": True})
+                return 200, body + "\n", "application/json"
+        return 401, json.dumps({"message": "Invalid username or password"}) + "\n", "application/json"
+
+    # pkg/api/http_server.go metricsEndpoint: basic auth only when both are set.
+    metrics_user = setting("metrics", "basic_auth_username", "")
+    metrics_password = setting("metrics", "basic_auth_password", "")
+    metrics_auth = (metrics_user, metrics_password) if metrics_user and metrics_password else None
     health = json.dumps({"database": "ok", "version": VERSION, "commit": "STAND-IN"}, indent=2) + "\n"
-    serve(host, port_of(port, "http_port"), "/api/health", health, "application/json; charset=UTF-8")
+    serve(host, port_of(port, "http_port"), "/api/health", health, "application/json; charset=UTF-8",
+          routes={"/api/user": signed_in}, metrics_auth=metrics_auth)
 
 
 def main():

@@ -17,7 +17,7 @@ import YAML from "yaml";
 import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
 import { installScript } from "../infra/delivery/scripts";
-import { alertDefinitions, DASHBOARD_UIDS } from "../templates/alerts";
+import { alertDefinitions, DASHBOARD_UIDS, RETIRED_ALERTS } from "../templates/alerts";
 import {
   DATASOURCE_UIDS,
   DEFAULT_RECEIVER,
@@ -34,9 +34,12 @@ import {
   GRAFANA_VARIANTS,
   grafanaHostFiles,
   grafanaVariant,
+  NEVER_SHIPPED_UID,
+  PROBE_RULE,
   renderForValidation,
   sampleContext,
   type GrafanaVariant,
+  type Push,
 } from "../tools/validate/renderForValidation";
 import { GRAFANA_APT, VERSIONS } from "../facts/versions";
 import { APT_PREFERENCES_PATH } from "../templates/host/aptPins";
@@ -107,7 +110,8 @@ async function fakeGrafana(state: () => GrafanaState, onRequest: (path: string) 
 }
 
 const headers = { Authorization: basic(ADMIN, PASSWORD) };
-const filesOf = (variant: GrafanaVariant) => grafanaHostFiles(sampleContext(), variant);
+/** What CI's first push installs (the table's rules plus the probe the second push retires). */
+const filesOf = (variant: GrafanaVariant, push: Push = "first") => grafanaHostFiles(sampleContext(), variant, push);
 
 describe("what CI expects Grafana to provision, read from the rendered files", () => {
   it("lists every data source, dashboard and rule the renderer produced", () => {
@@ -264,6 +268,49 @@ describe("CI's Grafana check", { timeout: 20_000 }, () => {
   });
 });
 
+describe("CI's second push: a retired rule leaves Grafana", { timeout: 20_000 }, () => {
+  const retiredUids = RETIRED_ALERTS.map((r) => r.uid);
+
+  it("ships the probe rule first, then retires it and a uid Grafana never had; nothing else differs", () => {
+    for (const variant of VARIANTS) {
+      const first = expectedProvisioning(filesOf(variant, "first"));
+      const second = expectedProvisioning(filesOf(variant, "second"));
+      assert.ok(first.ruleUids.includes(PROBE_RULE.uid), variant);
+      assert.deepEqual(first.deletedRuleUids, retiredUids);
+      assert.ok(!second.ruleUids.includes(PROBE_RULE.uid), variant);
+      assert.deepEqual(second.deletedRuleUids, [...retiredUids, PROBE_RULE.uid, NEVER_SHIPPED_UID]);
+      assert.deepEqual(
+        second.ruleUids,
+        alertDefinitions(sampleContext().config).map((d) => d.uid),
+        "the second push's rules are the table's",
+      );
+      const differ = filesOf(variant, "first")
+        .filter((f, i) => f.content !== filesOf(variant, "second")[i].content)
+        .map((f) => f.path);
+      assert.deepEqual(differ, [GRAFANA_PATHS.alertRules], "only the rules file changes, so the push restarts Grafana");
+    }
+  });
+
+  it("keeps waiting while Grafana still lists the retired rule, and passes once it is gone", async () => {
+    const files = filesOf("slack", "second");
+    const first = provisioned(expectedProvisioning(filesOf("slack", "first")));
+    let state = first;
+    const grafana = await fakeGrafana(() => state);
+    try {
+      const failures = await checkGrafana(grafana.url, PASSWORD, { files, wait: { timeoutMs: 100, intervalMs: 10 } });
+      assert.equal(failures.length, 1);
+      assert.match(failures[0], new RegExp(`still missing: deletion of alert rules ${PROBE_RULE.uid}$`));
+      state = { ...first, rules: first.rules.filter((r) => r.uid !== PROBE_RULE.uid) };
+      assert.deepEqual(
+        await checkGrafana(grafana.url, PASSWORD, { files, wait: { timeoutMs: 2_000, intervalMs: 10 } }),
+        [],
+      );
+    } finally {
+      await grafana.close();
+    }
+  });
+});
+
 describe("renderForValidation", () => {
   const dirs: string[] = [];
   after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -290,6 +337,16 @@ describe("renderForValidation", () => {
       );
       // What the check reads back is what was rendered.
       assert.deepEqual(expectedProvisioning(readStagedGrafanaFiles(staging)), expectedProvisioning(files));
+      // The second push: its own staged tree and install script.
+      const secondStaging = path.join(dir, "grafana", "second", "staging");
+      const second = filesOf(variant, "second");
+      for (const f of second)
+        assert.equal(fs.readFileSync(path.join(secondStaging, f.path), "utf8"), f.content, f.path);
+      assert.equal(
+        fs.readFileSync(path.join(dir, "grafana", "second", "install.sh"), "utf8"),
+        `${installScript({ staging: secondStaging, files: second, ...GRAFANA_PUSH })}\n`,
+      );
+      assert.deepEqual(expectedProvisioning(readStagedGrafanaFiles(secondStaging)), expectedProvisioning(second));
       for (const p of [GRAFANA_DROP_IN_PATH, APT_PREFERENCES_PATH])
         assert.ok(fs.existsSync(path.join(dir, "grafana", "user-data", p)), `user data's ${p}`);
       assert.ok(
@@ -385,6 +442,16 @@ describe("the validate-configs workflow's Grafana job", () => {
     for (const key of Object.keys(grafanaAptEnv())) assert.ok(runs.includes(`"$${key}"`), `the job uses ${key}`);
     assert.match(runs, /bash "\$RENDERED\/grafana\/install\.sh" <"\$RENDERED\/grafana\/push-stdin"/);
     assert.match(runs, /checkGrafana\.js "\$RENDERED\/grafana\/admin_password" "\$RENDERED\/grafana\/staging"/);
+    // Then the second push, checked against its own files, before the log check reads the log.
+    const second = runs.indexOf('bash "$RENDERED/grafana/second/install.sh" <"$RENDERED/grafana/push-stdin"');
+    const secondCheck = runs.indexOf(
+      'checkGrafana.js "$RENDERED/grafana/admin_password" "$RENDERED/grafana/second/staging"',
+    );
+    assert.ok(
+      second > runs.indexOf('"$RENDERED/grafana/staging"') && secondCheck > second,
+      "second push after the first check",
+    );
+    assert.ok(secondCheck < runs.indexOf("journalctl -u grafana-server"), "before the log is read");
     assert.doesNotMatch(
       runs,
       /docker|__FILE|grafana\/grafana:/,

@@ -1,8 +1,8 @@
 /**
  * What a Grafana booted with the rendered files must show through its API once provisioning is
  * done, read back from those very files (not from the tables that rendered them): every data
- * source, dashboard, alert rule and contact point they declare, the contact points they delete,
- * and the receivers of the notification policy tree they replace.
+ * source, dashboard, alert rule and contact point they declare, the alert rules and contact
+ * points they delete, and the receivers of the notification policy tree they replace.
  */
 import YAML from "yaml";
 import { DASHBOARDS_DIR, GRAFANA_PATHS } from "../../templates/grafana/constants";
@@ -23,6 +23,8 @@ export interface ExpectedProvisioning {
   readonly datasourceUids: readonly string[];
   readonly dashboardUids: readonly string[];
   readonly ruleUids: readonly string[];
+  /** Rules the files delete (`deleteRules`): they must not exist. */
+  readonly deletedRuleUids: readonly string[];
   readonly contactPoints: readonly ContactPointIntegration[];
   /** Contact points the files delete: they must not exist. */
   readonly deletedContactPointUids: readonly string[];
@@ -74,6 +76,7 @@ export function expectedProvisioning(files: readonly ProvisionedFile[]): Expecte
   if (dashboards.length === 0) throw new Error(`expected dashboard JSON files under ${DASHBOARDS_DIR}; got none`);
 
   const contactsDoc = parseYaml(contacts);
+  const rulesDoc = parseYaml(rules);
   const policyTrees = list(policies, parseYaml(policies), "policies");
   if (policyTrees.length !== 1)
     throw new Error(`${policies.path}: expected exactly one policy tree, got ${policyTrees.length}`);
@@ -85,9 +88,8 @@ export function expectedProvisioning(files: readonly ProvisionedFile[]): Expecte
       const doc = JSON.parse(f.content) as Doc;
       return text(f, doc, "uid");
     }),
-    ruleUids: list(rules, parseYaml(rules), "groups").flatMap((g) =>
-      list(rules, g, "rules").map((r) => text(rules, r, "uid")),
-    ),
+    ruleUids: list(rules, rulesDoc, "groups").flatMap((g) => list(rules, g, "rules").map((r) => text(rules, r, "uid"))),
+    deletedRuleUids: list(rules, rulesDoc, "deleteRules").map((d) => text(rules, d, "uid")),
     contactPoints: list(contacts, contactsDoc, "contactPoints").flatMap((cp) =>
       list(contacts, cp, "receivers").map((r) => ({
         name: text(contacts, cp, "name"),

@@ -66,7 +66,14 @@ export async function missingProvisioning(
   const checks: (() => Promise<string[]>)[] = [
     async () => missing("data sources", expected.datasourceUids, uids(await at("/api/datasources"))),
     async () => missing("dashboards", expected.dashboardUids, uids(await at("/api/search?type=dash-db&limit=5000"))),
-    async () => missing("alert rules", expected.ruleUids, uids(await at("/api/v1/provisioning/alert-rules"))),
+    async () => {
+      const have = uids(await at("/api/v1/provisioning/alert-rules"));
+      const stale = expected.deletedRuleUids.filter((uid) => have.includes(uid));
+      return [
+        ...missing("alert rules", expected.ruleUids, have),
+        ...(stale.length ? [`deletion of alert rules ${stale.join(", ")}`] : []),
+      ];
+    },
     async () => {
       const body = await at("/api/v1/provisioning/contact-points");
       const have = Array.isArray(body) ? (body as Json[]) : [];

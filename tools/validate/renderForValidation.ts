@@ -8,10 +8,13 @@
  * in the program's two variants (with or without a Slack webhook):
  * - <dir>/grafana/user-data/: the files user data writes before the package is installed (the
  *   drop-in that holds grafana-server until its settings exist, the apt pins), at host paths;
- * - <dir>/grafana/staging/: the push's staged tree, every rendered file at its host path;
+ * - <dir>/grafana/staging/: the push's staged tree, every rendered file at its host path (the
+ *   first push: the alert rules carry one more rule, PROBE_RULE);
  * - <dir>/grafana/install.sh: the push's own install script for that staging directory (places
  *   the files with owner and mode, writes the secrets from stdin, restarts, waits, resets the
  *   admin password), run by CI as the push runs it over SSH;
+ * - <dir>/grafana/second/staging/ and second/install.sh: the second push (PUSHES below), the
+ *   same files except the alert rules: the first push's extra rule is retired;
  * - <dir>/grafana/push-stdin and admin_password (0600): fresh random secrets in the push's stdin
  *   order, and the password alone for the check.
  */
@@ -24,7 +27,10 @@ import { GRAFANA_STDIN_ORDER } from "../../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../../infra/delivery/pipeline";
 import { installScript } from "../../infra/delivery/scripts";
 import { SERVICES } from "../../facts/topology";
+import { alertDefinitions, RETIRED_ALERTS, type RetiredAlert } from "../../templates/alerts";
 import { renderAlloyFiles } from "../../templates/alloy/config";
+import { alertRule, buildDashboards, type AlertRuleChanges } from "../../templates/grafana";
+import { withPipelineDashboard } from "../../templates/grafana/pipelineDashboard";
 import { GRAFANA_DROP_IN_PATH } from "../../templates/host/grafanaServer";
 import { cloudConfigFor } from "../../templates/host/userData";
 import { renderHostFiles } from "../../templates/index";
@@ -68,13 +74,51 @@ export function sampleContext(): TemplateContext {
   };
 }
 
+/**
+ * CI pushes to its Grafana twice, to prove a rule that leaves the table leaves Grafana (file
+ * provisioning only deletes what `deleteRules` names: grafana/grafana pkg/services/provisioning/
+ * alerting/rules_provisioner.go). The first push ships the table plus PROBE_RULE; the second
+ * ships the table with PROBE_RULE retired, and with a uid Grafana never had retired too (the
+ * delete is a no-op then, pkg/services/ngalert/provisioning/alert_rules.go DeleteAlertRule, and
+ * must not stop Grafana from starting).
+ */
+export const PROBE_RULE = { uid: "titan-ci-removed-probe", name: "CiRemovedRuleProbe" } as const;
+export const NEVER_SHIPPED_UID = "titan-ci-never-shipped";
+export const PUSHES = ["first", "second"] as const;
+export type Push = (typeof PUSHES)[number];
+
+function ciRetired(uid: string, why: string): RetiredAlert {
+  return { uid, name: uid, retired: "2026-12-06", why };
+}
+
+/** The extra rule of the first push and the retired list of the second, on top of the table's. */
+export function pushRuleChanges(ctx: TemplateContext, push: Push): AlertRuleChanges {
+  if (push === "second")
+    return {
+      retired: [
+        ...RETIRED_ALERTS,
+        ciRetired(PROBE_RULE.uid, "CI's first push shipped it"),
+        ciRetired(NEVER_SHIPPED_UID, "never shipped: deleting it must be a no-op"),
+      ],
+    };
+  const [base] = alertDefinitions(ctx.config);
+  const panel = withPipelineDashboard(ctx.config, buildDashboards(ctx.config)).alertPanels.get(base.uid);
+  if (!panel) throw new Error(`alert ${base.uid} has no dashboard panel`);
+  return {
+    extra: [
+      alertRule({ ...base, ...PROBE_RULE, summary: "CI probe: shipped once, then retired", noDataState: "OK" }, panel),
+    ],
+  };
+}
+
 /** Everything the push installs on the Grafana host in this variant, as rendered. */
-export function grafanaHostFiles(ctx: TemplateContext, variant: GrafanaVariant): RenderedFile[] {
+export function grafanaHostFiles(ctx: TemplateContext, variant: GrafanaVariant, push?: Push): RenderedFile[] {
   const host = ctx.plan.hosts.find((h) => h.role === "grafana");
   if (!host) throw new Error("the sample plan has no Grafana host");
   return renderHostFiles(ctx, host, {
     ...GRAFANA_VARIANTS[variant],
     grafanaRootUrl: `http://127.0.0.1:${SERVICES.grafana.port}`,
+    ...(push ? { alertRuleChanges: pushRuleChanges(ctx, push) } : {}),
   });
 }
 
@@ -116,8 +160,10 @@ export function renderForValidation(
   const alloyConfig = renderAlloyFiles(ctx, web).find((f) => f.path.endsWith(".alloy"));
   if (!alloyConfig) throw new Error("renderAlloyFiles produced no .alloy file");
 
-  const grafana = grafanaHostFiles(ctx, variant);
+  const grafana = grafanaHostFiles(ctx, variant, "first");
   const staging = path.join(root, "grafana", "staging");
+  const second = grafanaHostFiles(ctx, variant, "second");
+  const secondStaging = path.join(root, "grafana", "second", "staging");
   const secrets = pushStdin(variant);
   // World-readable like the rendered files on the host (CI's runner user stages them, sudo installs them).
   const files: [string, string, number][] = [
@@ -130,6 +176,16 @@ export function renderForValidation(
       parseInt(f.permissions, 8),
     ]),
     ["grafana/install.sh", `${installScript({ staging, files: grafana, ...GRAFANA_PUSH })}\n`, 0o755],
+    ...second.map((f): [string, string, number] => [
+      path.posix.join("grafana/second/staging", f.path),
+      f.content,
+      0o644,
+    ]),
+    [
+      "grafana/second/install.sh",
+      `${installScript({ staging: secondStaging, files: second, ...GRAFANA_PUSH })}\n`,
+      0o755,
+    ],
     ["grafana/push-stdin", secrets.stdin, 0o600],
     ["grafana/admin_password", secrets.password, 0o600],
   ];

@@ -10,11 +10,15 @@ import { hasDataVolume, ROLES, type Role } from "../facts/topology";
 import {
   BOOTSTRAP_PATH,
   bootstrapPlan as planOf,
+  DATA_DAEMONS,
   DATA_MOUNTS,
+  dataMountDropInPath,
   renderBootstrapScript,
 } from "../templates/host/bootstrap";
 import type { CloudConfig } from "../templates/host/cloudInit";
+import { AMAZON_TIME_SYNC, SSHD_DROP_IN_PATH, SSHD_SETTINGS, TIMESYNCD_DROP_IN_PATH } from "../templates/host/baseline";
 import { GRAFANA_ADMIN_PASSWORD_PATH } from "../templates/host/grafanaServer";
+import { LOKI_CONFIGURED_PATH } from "../templates/loki/config";
 import { environment, HARDENING, renderUnit, sandbox } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
@@ -64,8 +68,11 @@ describe("user data", () => {
     it(`${role}: carries no address, secret or per-stack value`, () => {
       const text = renderUserData(input(role));
       assert.doesNotMatch(text, /\b10\.\d+\.\d+\.\d+\b/, "no private address: hosts never wait for each other");
-      // The Grafana drop-in names the password file (a path, not a secret).
-      const withoutPaths = text.split(GRAFANA_ADMIN_PASSWORD_PATH).join("<path>");
+      // The Grafana drop-in names the password file (a path, not a secret); sshd's drop-in turns passwords off.
+      const withoutPaths = text
+        .split(GRAFANA_ADMIN_PASSWORD_PATH)
+        .join("<path>")
+        .replace(/^ *(PasswordAuthentication|PermitEmptyPasswords) no$/gm, "");
       assert.doesNotMatch(withoutPaths, /hooks\.slack\.com|password|BEGIN .*PRIVATE KEY/i);
       assert.doesNotMatch(text, /titan-observability/, "no project or stack name: one user data per role");
     });
@@ -139,6 +146,74 @@ describe("user data", () => {
     assert.deepEqual(servicesFor("grafana"), ["prometheus-node-exporter", "grafana-server"]);
     const script = renderBootstrapScript(bootstrapPlan("web"));
     assert.match(script, /^systemctl enable prometheus-node-exporter titan titan-traffic alloy$/m);
+  });
+
+  it("holds Loki back until the push has written its configuration: a condition, not a mask, and no start at bootstrap", () => {
+    const files = cloudConfigFor(input("loki")).write_files;
+    const dropIn = files.find((f) => f.path === "/etc/systemd/system/loki.service.d/titan.conf");
+    assert.match(dropIn?.content ?? "", new RegExp(`^\\[Unit\\]\nConditionPathExists=${LOKI_CONFIGURED_PATH}$`, "m"));
+    // Not the packaged example's path: the package ships /etc/loki/config.yml itself.
+    assert.notEqual(LOKI_CONFIGURED_PATH, VENDOR_PACKAGES.loki.config.path);
+    const script = renderBootstrapScript(bootstrapPlan("loki"));
+    assert.doesNotMatch(script, /^systemctl (re)?start .*\bloki\b/m, "the bootstrap never starts Loki");
+    assert.doesNotMatch(script, /mask loki/, "the postinst unmasks: a mask would not hold");
+    assert.match(script, /^systemctl enable prometheus-node-exporter loki$/m);
+    assert.match(script, /^log "loki: enabled, started by the configuration push"$/m);
+    assert.match(script, /^systemctl restart prometheus-node-exporter$/m);
+    // Written before the package installs (cloud-init's write_files runs before runcmd).
+    assert.ok(files.indexOf(dropIn!) < files.findIndex((f) => f.path === BOOTSTRAP_PATH));
+  });
+
+  it("makes each data daemon require its volume's mount, from user data", () => {
+    for (const role of ROLES) {
+      const files = cloudConfigFor(input(role)).write_files;
+      const dropIns = files.filter((f) => f.path.endsWith("/data-volume.conf"));
+      if (!hasDataVolume(role)) {
+        assert.deepEqual(dropIns, [], role);
+        continue;
+      }
+      assert.equal(dropIns.length, 1, role);
+      assert.equal(dropIns[0].path, `/etc/systemd/system/${DATA_DAEMONS[role]}.service.d/data-volume.conf`);
+      assert.equal(dropIns[0].path, dataMountDropInPath(role));
+      assert.match(
+        dropIns[0].content,
+        new RegExp(`^\\[Unit\\]\nRequiresMountsFor=${DATA_MOUNTS[role].mountPoint}$`, "m"),
+      );
+      assert.ok(servicesFor(role).includes(DATA_DAEMONS[role]), `${role} runs ${DATA_DAEMONS[role]}`);
+    }
+  });
+
+  it("keeps time from the Amazon Time Sync Service and hardens sshd on every host", () => {
+    for (const role of ROLES) {
+      const files = cloudConfigFor(input(role)).write_files;
+      const timesyncd = files.find((f) => f.path === TIMESYNCD_DROP_IN_PATH);
+      assert.match(
+        timesyncd?.content ?? "",
+        new RegExp(`^\\[Time\\]\nNTP=${AMAZON_TIME_SYNC.replaceAll(".", "\\.")}$`, "m"),
+      );
+      // After the image's own 01_debian_cloud.conf, so ours is read last.
+      assert.ok(path.basename(TIMESYNCD_DROP_IN_PATH) > "01_debian_cloud.conf");
+      const sshd = files.find((f) => f.path === SSHD_DROP_IN_PATH);
+      // Before cloud-init's 50-cloud-init.conf: sshd keeps the first value it reads.
+      assert.ok(path.basename(SSHD_DROP_IN_PATH) < "50-cloud-init.conf");
+      for (const [k, v] of Object.entries(SSHD_SETTINGS))
+        assert.match(sshd?.content ?? "", new RegExp(`^${k} ${v}$`, "m"));
+      const script = renderBootstrapScript(bootstrapPlan(role));
+      assert.match(script, /^systemctl enable systemd-timesyncd\nsystemctl restart systemd-timesyncd$/m);
+      assert.match(script, /^sshd -t\nsystemctl try-reload-or-restart ssh$/m);
+    }
+    assert.deepEqual(Object.fromEntries(Object.entries(SSHD_SETTINGS).map(([k, v]) => [k.toLowerCase(), v])), {
+      permitrootlogin: "no",
+      passwordauthentication: "no",
+      kbdinteractiveauthentication: "no",
+      permitemptypasswords: "no",
+      authenticationmethods: "publickey",
+      x11forwarding: "no",
+      allowagentforwarding: "no",
+      allowtcpforwarding: "no",
+      allowstreamlocalforwarding: "no",
+      permittunnel: "no",
+    });
   });
 
   it("ships the app's logrotate policy on web hosts", () => {

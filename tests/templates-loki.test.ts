@@ -5,12 +5,17 @@ import YAML from "yaml";
 import { addressPlan } from "../facts/addressing";
 import { loadConfig } from "../infra/config";
 import { SERVICES } from "../facts/topology";
+import { instanceMemoryMiB } from "../facts/instanceMemory";
 import {
   LOKI_CONFIG_PATH,
+  LOKI_CONFIGURED_PATH,
+  LOKI_INSTANCE_ADDR,
   LOKI_SCHEMA_FROM,
   lokiConfig,
+  lokiReplayMemoryCeiling,
   lokiRetentionHours,
   renderLokiConfig,
+  renderLokiFiles,
 } from "../templates/loki/config";
 import { LOKI_AWS_KEYS, LOKI_BLOCK_KEYS, LOKI_TOP_LEVEL_KEYS } from "../templates/loki/model";
 import type { TemplateContext } from "../templates/types";
@@ -84,6 +89,43 @@ describe("Loki config", () => {
       renderLokiConfig(context()).content,
       /^ {2}# .*interfaces.*\n(?: {2}# .*\n)* {2}instance_addr: 127\.0\.0\.1$/m,
     );
+  });
+
+  it("gives the push the configuration first, then the mark the unit's condition waits for", () => {
+    const files = renderLokiFiles(context());
+    assert.deepEqual(
+      files.map((f) => f.path),
+      [LOKI_CONFIG_PATH, LOKI_CONFIGURED_PATH],
+    );
+    assert.deepEqual(files[0], renderLokiConfig(context()));
+    assert.ok(LOKI_CONFIGURED_PATH.startsWith("/etc/loki/"), "a change restarts Loki like the config's");
+  });
+
+  it("serves gRPC on loopback only, where the ring and the querier worker dial it", () => {
+    const server = rendered().server;
+    assert.equal(server.grpc_listen_address, "127.0.0.1");
+    // The ring advertises instance_addr:grpc_listen_port; the querier worker dials
+    // 127.0.0.1:grpc_listen_port (pkg/querier/worker_service.go): both reach a loopback listener.
+    assert.equal(rendered().common.instance_addr, LOKI_INSTANCE_ADDR);
+    assert.equal(server.grpc_listen_address, LOKI_INSTANCE_ADDR);
+    assert.equal(server.http_listen_address, undefined, "HTTP stays on every interface: clients push and query there");
+  });
+
+  it("bounds the WAL replay to half the Loki host's memory, not Loki's 4GB default", () => {
+    const wal = (ctx: TemplateContext) => (rendered(ctx).ingester as { wal: Record<string, unknown> }).wal;
+    assert.deepEqual(wal(context()), { replay_memory_ceiling: "1024MB" }, "t3.small: 2 GiB");
+    assert.equal(wal(context({ lokiInstanceType: "t3.medium" })).replay_memory_ceiling, "2048MB");
+    assert.equal(wal(context({ lokiInstanceType: "r6i.xlarge" })).replay_memory_ceiling, "16384MB");
+    assert.equal(lokiReplayMemoryCeiling("t4g.nano"), "256MB");
+    assert.deepEqual(
+      ["t3.micro", "t4g.2xlarge", "m5.large", "c7g.medium", "r6i.4xlarge"].map(instanceMemoryMiB),
+      [1024, 32768, 8192, 2048, 131072],
+    );
+    assert.throws(
+      () => lokiConfig(context({ lokiInstanceType: "x2idn.16xlarge" })),
+      /lokiInstanceType = "x2idn\.16xlarge": expected a t2\/t3\/t3a\/t4g type .* whose memory is known/,
+    );
+    assert.throws(() => lokiReplayMemoryCeiling("t3.huge"), /lokiInstanceType = "t3\.huge"/);
   });
 
   it("listens on the topology's Loki port", () => {

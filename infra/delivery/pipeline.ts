@@ -26,6 +26,7 @@ import { GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafan
 import type { InstallPlan } from "./scripts";
 
 /** What each role's files set in motion when they change. */
+import { LOKI_POST_LINES } from "./lokiPush";
 const ACTIONS: Record<Role, InstallPlan["actions"]> = {
   prometheus: [
     // SIGHUP for a new prometheus.yml; new flags need a restart.
@@ -143,7 +144,7 @@ export function deliver(args: DeliveryArgs): Delivery {
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
         extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_PUSH.extra : undefined,
-        post: isGrafana ? GRAFANA_PUSH.post : undefined,
+        post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,

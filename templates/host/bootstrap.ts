@@ -14,7 +14,9 @@ import {
   type AptRepository,
   type PinnedPackage,
 } from "../../facts/versions";
+import { TIMESYNCD_SERVICE } from "./baseline";
 import { GRAFANA_SERVICE } from "./grafanaServer";
+import { renderUnit } from "./systemd";
 import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 
 export const BOOTSTRAP_PATH = "/usr/local/sbin/titan-bootstrap";
@@ -39,6 +41,30 @@ export const DATA_MOUNTS: Readonly<Record<DataVolumeRole, { mountPoint: string; 
   grafana: { mountPoint: "/var/lib/grafana", owner: "grafana" },
 };
 
+/** The daemon that keeps its state on each role's data volume. */
+export const DATA_DAEMONS: Readonly<Record<DataVolumeRole, string>> = {
+  prometheus: "prometheus",
+  loki: "loki",
+  grafana: GRAFANA_SERVICE,
+};
+
+export const dataMountDropInPath = (role: DataVolumeRole): string =>
+  `/etc/systemd/system/${DATA_DAEMONS[role]}.service.d/data-volume.conf`;
+
+/**
+ * The data daemon needs its mount, and starts after it. The fstab line says `nofail` (a host
+ * whose volume is late or lost must still boot and be reachable), and for such an entry
+ * systemd's fstab generator neither orders the mount before local-fs.target nor makes it
+ * required (systemd src/fstab-generator/fstab-generator.c add_mount: `Before=` only without
+ * nofail, and a `.wants/` link instead of `.requires/`): on its own the daemon could start on the
+ * root disk, and the mount would then hide what it wrote. RequiresMountsFor= adds After= and,
+ * since the generated mount unit has a fragment, Requires= (src/core/unit.c
+ * unit_add_mount_dependencies). Carried in user data, so it holds from the package's first start.
+ */
+export function renderDataMountDropIn(role: DataVolumeRole): string {
+  return renderUnit({ Unit: { RequiresMountsFor: DATA_MOUNTS[role].mountPoint } });
+}
+
 /** Device names the attachment can show up as when there is no NVMe serial link (Xen). */
 const FALLBACK_DEVICES = ["/dev/xvdf", "/dev/sdf"];
 
@@ -57,7 +83,9 @@ export interface BootstrapPlan {
   readonly vendorRepository?: AptRepository;
 }
 
-const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg"];
+// systemd-timesyncd is the Debian 12 EC2 image's own time daemon (templates/host/baseline.ts):
+// listed so a host keeps time even on an image built without it.
+const BASE_EXTRAS = ["ca-certificates", "curl", "gnupg", TIMESYNCD_SERVICE];
 
 export function bootstrapPlan(
   role: Role,
@@ -100,9 +128,11 @@ function installSpec(p: PinnedPackage): string {
 
 /**
  * Services enabled here but started only by the configuration push, once their settings and
- * secrets exist: Grafana creates its admin from whatever settings it sees first.
+ * secrets exist: Grafana creates its admin from whatever settings it sees first, and Loki would
+ * otherwise run on the package's example config (units.ts, LOKI_DROP_IN). Both units carry a
+ * condition only the push satisfies; the push checks that each one answers after its start.
  */
-export const STARTED_BY_PUSH: readonly string[] = [GRAFANA_SERVICE];
+export const STARTED_BY_PUSH: readonly string[] = [GRAFANA_SERVICE, "loki"];
 
 function startLines(services: readonly string[]): string[] {
   const now = services.filter((s) => !STARTED_BY_PUSH.includes(s));
@@ -220,6 +250,12 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     "systemctl daemon-reload",
     `systemctl enable ${plan.services.map(shellWord).join(" ")}`,
     ...startLines(plan.services),
+    "",
+    "# Time from the Amazon Time Sync Service, and sshd's drop-in (both written by cloud-init) in force.",
+    `systemctl enable ${TIMESYNCD_SERVICE}`,
+    `systemctl restart ${TIMESYNCD_SERVICE}`,
+    "sshd -t",
+    "systemctl try-reload-or-restart ssh",
     "",
     `install -d -m 0755 "$(dirname ${shellWord(BOOTSTRAP_DONE)})"`,
     `date --utc +%FT%TZ >${shellWord(BOOTSTRAP_DONE)}`,

@@ -5,6 +5,7 @@
  * tests/sandbox.test.ts (binaries here) or cited from the vendor's source (Loki, Alloy).
  */
 import { SERVICES, type Role } from "../../facts/topology";
+import { LOKI_CONFIGURED_PATH } from "../loki/config";
 import { environment, renderUnit, sandbox, type Section, type UnitFile } from "./systemd";
 
 /** Where the configuration push puts the app (a copy of this repository's app/). */
@@ -85,10 +86,15 @@ const traffic: UnitFile = {
  * package's; RestartSec= is set only where the package leaves systemd's 100 ms default, so a
  * crash loop does not hit the start limit (5 starts in 10 s) within a second.
  */
-function dropIn(options: { writable?: readonly string[]; restartSec?: number; service: Section }): string {
+function dropIn(options: {
+  writable?: readonly string[];
+  restartSec?: number;
+  unit?: Section;
+  service: Section;
+}): string {
   const writable = options.writable ?? [];
   return renderUnit({
-    Unit: {},
+    Unit: options.unit ?? {},
     Service: {
       ...(options.restartSec !== undefined ? { RestartSec: options.restartSec } : {}),
       ...options.service,
@@ -141,10 +147,20 @@ const ALLOY_DROP_IN: UnitSpec = {
  *   cmd/loki/loki with CGO_ENABLED=0), so no dynamic loader or JIT maps writable code.
  * - Writes: common.path_prefix (/var/lib/loki) holds the WAL, TSDB index, cache and compactor
  *   state (pkg/loki/config_wrapper.go applyPathPrefixDefaults; the other paths are ours).
+ * - Held back until the push has configured it: the package ships its example config at
+ *   /etc/loki/config.yml (tools/packaging/nfpm.jsonnet, cmd/loki/loki-local-config.yaml: a
+ *   filesystem store under /tmp/loki, which PrivateTmp throws away) and its postinst unmasks,
+ *   enables and restarts the unit on a clean install (tools/packaging/loki-postinstall.sh), so
+ *   masking cannot hold it. A condition on a file only the push writes can: a skipped start is
+ *   no failure, so the postinst, the bootstrap and every boot before the push pass quietly.
  */
 const LOKI_DROP_IN: UnitSpec = {
   path: "/etc/systemd/system/loki.service.d/titan.conf",
-  content: dropIn({ writable: ["/var/lib/loki"], service: sandbox({ families: ["AF_NETLINK"] }) }),
+  content: dropIn({
+    writable: ["/var/lib/loki"],
+    unit: { ConditionPathExists: LOKI_CONFIGURED_PATH },
+    service: sandbox({ families: ["AF_NETLINK"] }),
+  }),
 };
 
 export function unitsFor(role: Role): UnitSpec[] {

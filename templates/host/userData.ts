@@ -4,11 +4,18 @@
  * role's data volume) alone, so a changed threshold, dashboard or peer address never touches
  * it and never replaces a host.
  */
-import type { Role } from "../../facts/topology";
+import { hasDataVolume, type Role } from "../../facts/topology";
 import { readProjectFile } from "../projectFiles";
 import { GRAFANA_APT, type AptRepository } from "../../facts/versions";
 import { APT_PREFERENCES_PATH, renderAptPreferences } from "./aptPins";
-import { BOOTSTRAP_PATH, bootstrapPlan, renderBootstrapScript } from "./bootstrap";
+import { renderSshdDropIn, renderTimesyncdDropIn, SSHD_DROP_IN_PATH, TIMESYNCD_DROP_IN_PATH } from "./baseline";
+import {
+  BOOTSTRAP_PATH,
+  bootstrapPlan,
+  dataMountDropInPath,
+  renderBootstrapScript,
+  renderDataMountDropIn,
+} from "./bootstrap";
 import { renderCloudConfig, type CloudConfig, type WriteFile } from "./cloudInit";
 import { GRAFANA_DROP_IN_PATH, renderGrafanaDropIn } from "./grafanaServer";
 import { unitsFor } from "./units";
@@ -39,7 +46,10 @@ export function cloudConfigFor({ role, dataVolumeId, vendorRepository = GRAFANA_
   const files: WriteFile[] = [
     file(APT_PREFERENCES_PATH, renderAptPreferences(plan.pinned, vendorRepository)),
     ...unitsFor(role).map((unit) => file(unit.path, unit.content)),
+    file(TIMESYNCD_DROP_IN_PATH, renderTimesyncdDropIn()),
+    file(SSHD_DROP_IN_PATH, renderSshdDropIn(), "0600"),
   ];
+  if (hasDataVolume(role)) files.push(file(dataMountDropInPath(role), renderDataMountDropIn(role)));
   if (role === "web") files.push(file("/etc/logrotate.d/titan", readProjectFile("app/packaging/titan.logrotate")));
   // Here, not in the push: the unit must be held back from its very first boot on.
   if (role === "grafana") files.push(file(GRAFANA_DROP_IN_PATH, renderGrafanaDropIn()));

@@ -8,9 +8,16 @@ import YAML from "yaml";
 import { SERVICES } from "../../facts/topology";
 import type { RenderedFile, TemplateContext } from "../types";
 import { VERSIONS } from "../../facts/versions";
+import { instanceMemoryMiB } from "../../facts/instanceMemory";
 import type { LokiConfig } from "./model";
 
 export const LOKI_CONFIG_PATH = "/etc/loki/config.yml";
+/**
+ * Written by the push right after LOKI_CONFIG_PATH; loki.service has a ConditionPathExists= on
+ * it (templates/host/units.ts). The package ships its own example at LOKI_CONFIG_PATH, so that
+ * path existing proves nothing: this one only the push writes.
+ */
+export const LOKI_CONFIGURED_PATH = "/etc/loki/titan-configured";
 /** The package runs Loki as user `loki`; the file is readable by group `loki`, not by all. */
 export const LOKI_CONFIG_OWNER = { owner: "root", group: "loki", mode: 0o640 } as const;
 export const LOKI_DATA_DIR = "/var/lib/loki";
@@ -21,6 +28,30 @@ export const LOKI_GRPC_PORT = 9096;
  * `common.instance_addr: 127.0.0.1`). Clients still reach the HTTP port on every interface.
  */
 export const LOKI_INSTANCE_ADDR = "127.0.0.1";
+/**
+ * Where the gRPC server listens: loopback, since only Loki itself calls it. Consistent with
+ * single-binary mode: the ring advertises LOKI_INSTANCE_ADDR with the gRPC port, and the
+ * querier worker, left unconfigured, dials 127.0.0.1 on the gRPC port (grafana/loki
+ * pkg/querier/worker_service.go InitWorkerService); dskit's server binds
+ * server.grpc_listen_address (dskit server/server.go).
+ */
+export const LOKI_GRPC_LISTEN_ADDRESS = "127.0.0.1";
+/**
+ * Share of the host's memory the WAL replay may fill before it flushes to storage. Loki's
+ * default is 4GB whatever the host (pkg/ingester/wal.go defaultCeiling, flag
+ * -ingester.wal-replay-memory-ceiling, whose help suggests a high share of the memory): on a
+ * 2 GiB host a replay after a crash would be OOM-killed and crash again. Half leaves room for
+ * the rest of Loki and the host.
+ */
+export const LOKI_REPLAY_MEMORY_SHARE = 0.5;
+
+/** `ingester.wal.replay_memory_ceiling` for the Loki host's instance type, in whole MB. */
+export function lokiReplayMemoryCeiling(instanceType: string): string {
+  const mib = instanceMemoryMiB(instanceType);
+  if (typeof mib !== "number")
+    throw new Error(`lokiInstanceType = ${JSON.stringify(instanceType)}: expected ${mib.expected}`);
+  return `${Math.floor(mib * LOKI_REPLAY_MEMORY_SHARE)}MB`;
+}
 /**
  * First day of the tsdb/v13 schema period. A new schema is added as a new period with a later
  * date; this one must never change once the stack holds data.
@@ -40,13 +71,19 @@ export function lokiConfig(ctx: TemplateContext): LokiConfig {
   return {
     target: "all",
     auth_enabled: false,
-    server: { http_listen_port: SERVICES.loki.port, grpc_listen_port: LOKI_GRPC_PORT, log_level: "info" },
+    server: {
+      http_listen_port: SERVICES.loki.port,
+      grpc_listen_address: LOKI_GRPC_LISTEN_ADDRESS,
+      grpc_listen_port: LOKI_GRPC_PORT,
+      log_level: "info",
+    },
     common: {
       instance_addr: LOKI_INSTANCE_ADDR,
       path_prefix: LOKI_DATA_DIR,
       replication_factor: 1,
       ring: { kvstore: { store: "inmemory" } },
     },
+    ingester: { wal: { replay_memory_ceiling: lokiReplayMemoryCeiling(config.instanceTypes.loki) } },
     schema_config: {
       configs: [
         {
@@ -101,7 +138,11 @@ const COMMENTS: Readonly<Record<string, string>> = {
   auth_enabled:
     " No tenants and no authentication. Safe only because the loki security group admits :3100\n" +
     " from the web (push), Grafana (queries) and Prometheus (metrics) security groups alone.",
-  "server.grpc_listen_port": " Internal only: not opened in any security group.",
+  "server.grpc_listen_address": " Internal only: Loki calls itself over gRPC; nothing else may.",
+  "server.grpc_listen_port": " Not opened in any security group either.",
+  "ingester.wal.replay_memory_ceiling":
+    " Half the host's memory (from lokiInstanceType), not Loki's 4GB default: a WAL replay after\n" +
+    " a crash must fit the host, or it is OOM-killed and crashes again.",
   "common.instance_addr":
     " Advertised by every component. Without it Loki reads its address from the network\n" +
     " interfaces (over netlink) at start-up and stops when it finds none it likes.",
@@ -143,4 +184,23 @@ export function renderLokiYaml(config: LokiConfig): string {
 
 export function renderLokiConfig(ctx: TemplateContext): RenderedFile {
   return { path: LOKI_CONFIG_PATH, content: renderLokiYaml(lokiConfig(ctx)), ...LOKI_CONFIG_OWNER };
+}
+
+/**
+ * What the push gives the loki host: the configuration, then the mark that lets the unit start
+ * (placed in this order, so the mark never exists without the configuration).
+ */
+export function renderLokiFiles(ctx: TemplateContext): RenderedFile[] {
+  return [
+    renderLokiConfig(ctx),
+    {
+      path: LOKI_CONFIGURED_PATH,
+      content:
+        "# Written by the configuration push after config.yml. loki.service starts only once this\n" +
+        "# file exists (ConditionPathExists in its drop-in): never on the package's example config.\n",
+      owner: "root",
+      group: "root",
+      mode: 0o644,
+    },
+  ];
 }

@@ -6,6 +6,7 @@
 
 export interface LokiServer {
   readonly http_listen_port: number;
+  readonly grpc_listen_address: string;
   readonly grpc_listen_port: number;
   readonly log_level: "debug" | "info" | "warn" | "error";
 }
@@ -83,11 +84,17 @@ export interface LokiLimits {
   readonly discover_service_name: readonly string[];
 }
 
+/** The WAL's replay budget; WAL on and its dir under path_prefix are Loki's defaults. */
+export interface LokiIngester {
+  readonly wal: { readonly replay_memory_ceiling: string };
+}
+
 export interface LokiConfig {
   readonly target: "all";
   readonly auth_enabled: false;
   readonly server: LokiServer;
   readonly common: LokiCommon;
+  readonly ingester: LokiIngester;
   readonly schema_config: { readonly configs: readonly LokiPeriodConfig[] };
   readonly storage_config: LokiStorageConfig;
   readonly compactor: LokiCompactor;
@@ -101,6 +108,7 @@ export const LOKI_TOP_LEVEL_KEYS = [
   "auth_enabled",
   "server",
   "common",
+  "ingester",
   "schema_config",
   "storage_config",
   "compactor",
@@ -109,8 +117,9 @@ export const LOKI_TOP_LEVEL_KEYS = [
 ] as const satisfies readonly (keyof LokiConfig)[];
 
 export const LOKI_BLOCK_KEYS = {
-  server: ["http_listen_port", "grpc_listen_port", "log_level"],
+  server: ["http_listen_port", "grpc_listen_address", "grpc_listen_port", "log_level"],
   common: ["instance_addr", "path_prefix", "replication_factor", "ring"],
+  ingester: ["wal"],
   storage_config: ["use_thanos_objstore", "aws", "tsdb_shipper"],
   compactor: [
     "working_directory",
@@ -141,6 +150,7 @@ export const LOKI_BLOCK_KEYS = {
 } as const satisfies {
   server: readonly (keyof LokiServer)[];
   common: readonly (keyof LokiCommon)[];
+  ingester: readonly (keyof LokiIngester)[];
   storage_config: readonly (keyof LokiStorageConfig)[];
   compactor: readonly (keyof LokiCompactor)[];
   limits_config: readonly (keyof LokiLimits)[];

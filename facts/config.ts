@@ -38,6 +38,8 @@ export interface StackConfig {
   /** Operator-supplied key pair; when absent the stack generates one. */
   readonly sshKey?: Readonly<{ publicKey: string; privateKey: string }>;
   readonly grafanaAdminUser: string;
+  /** Raised to generate a new Grafana admin password (the RandomPassword's keeper); unset: never rotated. */
+  readonly grafanaAdminPasswordRotation?: number;
   /** Where the alert runbooks are published (e.g. this README on your Git host); optional. */
   readonly runbookBaseUrl?: string;
   /** Plain text here; index.ts wraps it with pulumi.secret before any resource sees it. */
@@ -306,6 +308,12 @@ export const CONFIG_KEYS = [
     description: "Grafana admin login; its password is generated and exported as a secret.",
   },
   {
+    key: "grafanaAdminPasswordRotation",
+    type: "integer",
+    description:
+      "Set, then raise (1, 2, ...), to generate a new Grafana admin password: the next `pulumi up` resets it in Grafana. Unset, the password generated on the first `up` stays (1-1000000).",
+  },
+  {
     key: "vendorAptRepository",
     type: "object",
     description:
@@ -439,6 +447,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
     sshKey: publicKey && privateKey ? Object.freeze({ publicKey, privateKey }) : undefined,
     grafanaAdminUser:
       read("grafanaAdminUser", pattern(/^[A-Za-z0-9_.@-]{1,64}$/, "1-64 letters, digits or _.@-")) ?? "",
+    grafanaAdminPasswordRotation: read("grafanaAdminPasswordRotation", integer(1, 1_000_000)),
     slackWebhookUrl: read("slackWebhookUrl", slackWebhook),
     runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
     vendorAptRepository: read("vendorAptRepository", vendorApt) ?? GRAFANA_APT,

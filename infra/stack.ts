@@ -90,7 +90,15 @@ export function defineStack(config: StackConfig): StackOutputs {
   const grafanaUrl = urlOf("grafana", SERVICES.grafana.port);
   const prometheusUrl = urlOf("prometheus", SERVICES.prometheus.port);
 
-  const grafanaPassword = new random.RandomPassword("grafana-admin-password", { length: 32, special: false });
+  // A changed keeper replaces the password (terraform-provider-random internal/provider/
+  // resource_password.go: keepers RequiresReplaceIfValuesNotNull); no keeper until the operator
+  // sets grafanaAdminPasswordRotation, so existing stacks keep theirs.
+  const rotation = config.grafanaAdminPasswordRotation;
+  const grafanaPassword = new random.RandomPassword("grafana-admin-password", {
+    length: 32,
+    special: false,
+    ...(rotation === undefined ? {} : { keepers: { rotation: String(rotation) } }),
+  });
   const grafanaAdminPassword = pulumi.secret(grafanaPassword.result);
   // Never changes once created: a new key would leave what Grafana already encrypted unreadable.
   const grafanaSecretKey = new random.RandomBytes("grafana-secret-key", { length: 32 });

@@ -14,6 +14,8 @@ import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
 import { installScript } from "../infra/delivery/scripts";
 import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../templates/host/grafanaServer";
+import { MOCK_PASSWORD } from "./support/mockProgram";
+import { one, snapshot, update, type TimedSnapshot } from "./support/snapshots";
 
 const STUBS: Record<string, string> = {
   // Runs the command as this user; records every argv, so a secret on a command line shows.
@@ -140,4 +142,47 @@ describe("a rotated Grafana secret is applied", () => {
           assert.ok(!run.argv.includes(secret), `a secret on a command line: ${run.argv}`);
     });
   }
+});
+
+describe("grafanaAdminPasswordRotation", () => {
+  const REMOTE = "command:remote:Command";
+  const PASSWORD = "random:index/randomPassword:RandomPassword";
+  const stdinOf = (snap: TimedSnapshot) => {
+    const stdin = one(snap, REMOTE, "grafana-push-install").inputs.stdin as { value: string };
+    return stdin.value.split("\n")[GRAFANA_STDIN_ORDER.indexOf("adminPassword")];
+  };
+
+  it("set or raised: a new password, which only the Grafana push delivers (and resets)", async () => {
+    const snap = await update({}, { grafanaAdminPasswordRotation: "1" });
+    assert.equal(snap.error, undefined, snap.error);
+    const password = one(snap, PASSWORD, "grafana-admin-password");
+    assert.equal(password.action, "replace");
+    assert.deepEqual(password.replacedBecause, ["keepers"]);
+    assert.notEqual(stdinOf(snap), MOCK_PASSWORD);
+    assert.equal(stdinOf(snap), (password.state as { result: string }).result);
+    const pushes = snap.resources.filter((r) => r.type === REMOTE && r.name.endsWith("-push-install"));
+    assert.deepEqual(
+      pushes.filter((r) => r.action !== "same").map((r) => r.name),
+      ["grafana-push-install"],
+    );
+  });
+
+  it("raised: replaced again by its keeper", async () => {
+    const snap = await update({ grafanaAdminPasswordRotation: "1" }, { grafanaAdminPasswordRotation: "2" });
+    const password = one(snap, PASSWORD, "grafana-admin-password");
+    assert.deepEqual(password.replacedBecause, ["keepers.rotation"]);
+    assert.equal(one(snap, REMOTE, "grafana-push-install").action, "replace");
+  });
+
+  it("unchanged: the same password, and no push runs for it", async () => {
+    const snap = await update({ grafanaAdminPasswordRotation: "3" }, { grafanaAdminPasswordRotation: "3" });
+    assert.equal(snap.error, undefined, snap.error);
+    assert.equal(one(snap, PASSWORD, "grafana-admin-password").action, "same");
+    assert.equal(one(snap, REMOTE, "grafana-push-install").action, "same");
+  });
+
+  it("refuses a value that is not a whole number from 1, naming the key", async () => {
+    const snap = await snapshot({ grafanaAdminPasswordRotation: "0" });
+    assert.match(snap.error ?? "", /grafanaAdminPasswordRotation/);
+  });
 });

@@ -134,7 +134,12 @@ function decide(
   return { inputs: effective, action, changed, replacedBecause, prior };
 }
 
-function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+function computedState(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  generation = 0,
+): Record<string, unknown> {
   switch (type) {
     case "aws:ec2/instance:Instance":
       publicIpCounter += 1;
@@ -147,7 +152,8 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
     case "random:index/randomId:RandomId":
       return { ...inputs, hex: "1a2b3c4d" };
     case "random:index/randomPassword:RandomPassword":
-      return { ...inputs, result: MOCK_PASSWORD };
+      // A replaced password is a new random string.
+      return { ...inputs, result: generation === 0 ? MOCK_PASSWORD : `${MOCK_PASSWORD}-${generation}` };
     case "random:index/randomBytes:RandomBytes":
       return { ...inputs, hex: MOCK_SECRET_KEY, base64: MOCK_SECRET_KEY };
     case "tls:index/privateKey:PrivateKey":
@@ -220,9 +226,11 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
         const recorded = options.get(key) ?? defaultsFor(type, name, custom ?? false);
         const d = decide(type, inputs, recorded.ignoreChanges, prior.get(key));
         const kept = d.action === "same" || d.action === "update";
-        const id = kept && d.prior?.id ? d.prior.id : idFor(type, name, d.action === "replace" ? ++replacements : 0);
+        const generation = d.action === "replace" ? ++replacements : 0;
+        const id = kept && d.prior?.id ? d.prior.id : idFor(type, name, generation);
         // An updated resource keeps what the provider computed (its public IP, say); inputs win.
-        const state = kept && d.prior?.state ? { ...d.prior.state, ...d.inputs } : computedState(type, name, d.inputs);
+        const state =
+          kept && d.prior?.state ? { ...d.prior.state, ...d.inputs } : computedState(type, name, d.inputs, generation);
         resources.push({
           ...recorded,
           inputs: d.inputs,

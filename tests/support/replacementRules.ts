@@ -46,6 +46,22 @@ export const REPLACE_RULES: Readonly<Record<string, ReplaceRule>> = {
     "outpostArn",
     "snapshotId",
   ),
+  // hashicorp/terraform-provider-random internal/provider/resource_password.go: keepers,
+  // length and every character-set option require replacement (a new result).
+  "random:index/randomPassword:RandomPassword": forceNew(
+    "keepers",
+    "length",
+    "special",
+    "upper",
+    "lower",
+    "number",
+    "numeric",
+    "minNumeric",
+    "minUpper",
+    "minLower",
+    "minSpecial",
+    "overrideSpecial",
+  ),
   // internal/service/ec2/ebs_volume_attachment.go: device_name, instance_id and volume_id are ForceNew.
   "aws:ec2/volumeAttachment:VolumeAttachment": forceNew("deviceName", "instanceId", "volumeId"),
   // internal/service/ec2/vpc_subnet.go: availability_zone(_id), cidr_block, vpc_id, outpost_arn

@@ -29,9 +29,11 @@ import {
   plainInputs,
   snapshot,
   update,
+  BASE_CONFIG,
   type TimedSnapshot,
 } from "./support/snapshots";
 import { testContext } from "./support/render";
+import type { StackPlanOutput } from "./fleet/stackPlanCli";
 
 const REMOTE = "command:remote:Command";
 const COPY = "command:remote:CopyToRemote";
@@ -170,6 +172,22 @@ describe("verification", () => {
       String((one(webhook, LOCAL, "verify-pipeline").inputs.environment as Record<string, string>).VERIFY_SPEC),
     ) as VerificationSpec;
     assert.equal(withHook.grafana.contactPoint, "titan-slack");
+  });
+
+  it("derives its log marker from what it verifies, the same in the marker line and the spec", () => {
+    const specOf = (snap: TimedSnapshot) =>
+      JSON.parse(
+        String((one(snap, LOCAL, "verify-pipeline").inputs.environment as Record<string, string>).VERIFY_SPEC),
+      ) as VerificationSpec;
+    const marker = specOf(base).logMarker?.marker ?? "";
+    assert.match(marker, /^titan-verify-[0-9a-f]{12}$/);
+    assert.ok(String(one(base, REMOTE, "web-1-log-marker").inputs.create).includes(`marker=${marker}\\n`));
+    // Its trigger is the digest the marker is cut from, on both the marker and the verification.
+    const trigger = String((one(base, LOCAL, "verify-pipeline").inputs.triggers as unknown[])[0]);
+    assert.equal(marker, `titan-verify-${trigger.slice(0, 12)}`);
+    assert.deepEqual(one(base, REMOTE, "web-1-log-marker").inputs.triggers, [trigger]);
+    // A changed push is a new verification: a new marker, so Loki must return fresh lines.
+    assert.notEqual(specOf(threshold).logMarker?.marker, marker);
   });
 
   it("expects webCount app targets", () => {
@@ -475,5 +493,115 @@ describe("data volume growth", () => {
       if (loop) spawnSync("losetup", ["-d", loop]);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a second `up` with nothing changed", () => {
+  it("is a no-op: every resource the same, so no command runs and no service restarts", async () => {
+    const again = await update({}, {});
+    assert.equal(again.error, undefined, again.error);
+    const changed = again.resources
+      .filter((r) => r.action !== "same")
+      .map((r) => `${r.name} ${r.action}: ${r.changed?.join(", ")}`);
+    assert.deepEqual(changed, []);
+  });
+
+  it("re-runs the verification and its markers when a push they verify changes", async () => {
+    const next = await update({}, { cpuWarningPercent: "90" });
+    assert.equal(next.error, undefined, next.error);
+    for (const [type, name] of [
+      [LOCAL, "verify-pipeline"],
+      [REMOTE, "web-1-log-marker"],
+    ]) {
+      const r = one(next, type, name);
+      assert.equal(r.action, "replace", `${name}: ${r.changed?.join(", ")}`);
+      assert.ok(r.replacedBecause?.includes("triggers"), `${name}: ${r.replacedBecause?.join(", ")}`);
+    }
+  });
+});
+
+describe("command timeouts (customTimeouts)", () => {
+  it("bound every command resource, each sized to what it does", () => {
+    const commands = base.resources.filter((r) => r.type.startsWith("command:"));
+    assert.ok(commands.length > 0);
+    for (const r of commands) {
+      for (const op of ["create", "update", "delete"] as const) {
+        assert.match(r.customTimeouts[op], /^\d+m$/, `${r.name} ${op}`);
+      }
+    }
+    const minutes = (name: string) =>
+      Number.parseInt(base.resources.find((r) => r.name === name)?.customTimeouts.create ?? "", 10);
+    // Waiting for a fresh host (dials, then cloud-init) outlasts a copy; one log line is the shortest.
+    assert.ok(minutes("web-1-push-ready") > minutes("web-1-push-files"));
+    assert.ok(minutes("web-1-log-marker") < minutes("web-1-push-install"));
+    // The verification's own polling deadline fits inside its timeout.
+    const spec = JSON.parse(
+      String((one(base, LOCAL, "verify-pipeline").inputs.environment as Record<string, string>).VERIFY_SPEC),
+    ) as VerificationSpec;
+    assert.ok(spec.timeoutMs < minutes("verify-pipeline") * 60_000);
+  });
+});
+
+/**
+ * A copy of this checkout at `dest`: the repository's files, the compiled program this test runs
+ * from, and node_modules linked. Build outputs, local state and push trees stay behind. Returns
+ * the copy's stack-plan entry point (tests/fleet/stackPlanCli.ts: the snapshot, and each
+ * CopyToRemote's source path, which the snapshot's JSON cannot hold).
+ */
+function copyCheckout(dest: string): string {
+  const root = projectRoot();
+  const compiled = path.resolve(__dirname, "..");
+  const skip = (name: string) =>
+    ["node_modules", ".git", ".pulumi-state", ".titan-push", "__pycache__", ".pytest_cache"].includes(name) ||
+    /^build($|-)/.test(name);
+  fs.cpSync(root, dest, { recursive: true, filter: (src) => src === root || !skip(path.basename(src)) });
+  fs.cpSync(compiled, path.join(dest, path.basename(compiled)), { recursive: true });
+  fs.symlinkSync(path.join(root, "node_modules"), path.join(dest, "node_modules"));
+  return path.join(dest, path.basename(compiled), "tests/fleet/stackPlanCli.js");
+}
+
+describe("another checkout, another working directory", () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-checkouts-"));
+  after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  it("declares exactly the same inputs, with no path of either checkout in them", async () => {
+    const input = path.join(work, "input.json");
+    fs.writeFileSync(input, JSON.stringify({ config: BASE_CONFIG, secretKeys: [], stack: "dev" }));
+    // Two checkouts at different depths; the second runs from a subdirectory, as `pulumi up`
+    // started there would (the engine runs the program and the providers from the project's
+    // directory all the same: pulumi/pulumi pkg/engine/project.go getPwdMain).
+    const runs = await Promise.all(
+      [
+        { root: path.join(work, "a"), cwd: "." },
+        { root: path.join(work, "elsewhere/deeper/b"), cwd: "infra" },
+      ].map(async ({ root, cwd }) => {
+        fs.mkdirSync(root, { recursive: true });
+        const cli = copyCheckout(root);
+        const { stdout } = await promisify(execFile)(process.execPath, [cli], {
+          cwd: path.join(root, cwd),
+          env: { ...process.env, STACK_PLAN_INPUT_FILE: input, AWS_REGION: "", AWS_DEFAULT_REGION: "" },
+          maxBuffer: 256 * 1024 * 1024,
+        });
+        return { root, ...(JSON.parse(stdout) as StackPlanOutput) };
+      }),
+    );
+    for (const { root, snapshot: snap, sources } of runs) {
+      assert.equal(snap.error, undefined, snap.error);
+      const declared = JSON.stringify([snap.resources.map((r) => r.inputs), sources]);
+      for (const p of [root, work, projectRoot()]) assert.ok(!declared.includes(p), `an input names the checkout ${p}`);
+      // The archive each copy names, resolved against its project directory (where the engine
+      // hashes it and pulumi-command opens it), holds the tree the program wrote there.
+      assert.equal(Object.keys(sources).length, HOSTS.length);
+      for (const [name, source] of Object.entries(sources)) {
+        assert.equal(source.kind, "FileArchive", name);
+        assert.ok(source.path && !path.isAbsolute(source.path), `${name}: ${source.path}`);
+        assert.equal(fs.readdirSync(path.join(root, source.path)).length, 1, `${root}: ${source.path}`);
+      }
+    }
+    const [a, b] = runs.map(({ snapshot: snap, sources }) => ({
+      resources: snap.resources.map((r) => ({ type: r.type, name: r.name, inputs: r.inputs })),
+      sources,
+    }));
+    assert.deepEqual(b, a);
   });
 });

@@ -13,6 +13,7 @@ import { projectRoot } from "../../templates/projectFiles";
 import type { RenderedFile } from "../../templates/types";
 import type { Host } from "../host";
 import { pushArchiveDir, writePushTree, type PushEntry } from "./pushTree";
+import { COMMAND_TIMEOUTS } from "./timeouts";
 import {
   installScript,
   stagingDir,
@@ -70,6 +71,11 @@ export class ConfigPush extends pulumi.ComponentResource {
   readonly ready: command.remote.Command;
   readonly copy: command.remote.CopyToRemote;
   readonly install: command.remote.Command;
+  /**
+   * Changes exactly when the install runs again (its triggers, and its content): what the
+   * verification re-runs for. Hashes of hashes only, so it can be shown in plain text.
+   */
+  readonly fingerprint: pulumi.Output<string>;
 
   constructor(name: string, args: ConfigPushArgs, opts?: pulumi.ComponentResourceOptions) {
     super("titan:delivery:ConfigPush", name, {}, opts);
@@ -111,7 +117,11 @@ export class ConfigPush extends pulumi.ComponentResource {
         // A replaced host must be waited for again.
         triggers: [host.instance.id],
       },
-      { parent: this, dependsOn: host.dataAttachment ? [host.instance, host.dataAttachment] : [host.instance] },
+      {
+        parent: this,
+        dependsOn: host.dataAttachment ? [host.instance, host.dataAttachment] : [host.instance],
+        customTimeouts: COMMAND_TIMEOUTS.ready,
+      },
     );
 
     // No trailing slash: the provider copies the directory into remotePath/<basename>, that
@@ -124,11 +134,17 @@ export class ConfigPush extends pulumi.ComponentResource {
         remotePath: stagingParent(args.sshUser),
         triggers: [contentDigest, host.instance.id],
       },
-      { parent: this, dependsOn: [this.ready] },
+      { parent: this, dependsOn: [this.ready], customTimeouts: COMMAND_TIMEOUTS.copy },
     );
 
     // A resized data volume re-runs the install, which grows the filesystem.
     const volumeSize = host.dataVolume && args.dataMount ? [host.dataVolume.size] : [];
+    const installTriggers: pulumi.Output<unknown>[] = [
+      contentDigest,
+      host.instance.id,
+      ...volumeSize,
+      ...(args.stdin ? [args.stdin.apply((s) => digest(s))] : []),
+    ];
     this.install = new command.remote.Command(
       `${name}-install`,
       {
@@ -148,14 +164,19 @@ export class ConfigPush extends pulumi.ComponentResource {
         addPreviousOutputInEnv,
         // Only stderr reaches the logs; nothing here prints a secret, and stdout stays out of them too.
         logging: "stderr",
-        triggers: [
-          contentDigest,
-          host.instance.id,
-          ...volumeSize,
-          ...(args.stdin ? [args.stdin.apply((s) => digest(s))] : []),
-        ],
+        triggers: installTriggers,
       },
-      { parent: this, dependsOn: [this.copy], additionalSecretOutputs: ["stdin"] },
+      {
+        parent: this,
+        dependsOn: [this.copy],
+        additionalSecretOutputs: ["stdin"],
+        customTimeouts: COMMAND_TIMEOUTS.install,
+      },
+    );
+    // The secrets' digest is itself secret; hashed once more it reveals nothing of generated
+    // passwords, keys or a webhook token, and the verification's marker need not be hidden.
+    this.fingerprint = pulumi.unsecret(
+      pulumi.all(installTriggers).apply((parts) => digest(...parts.map((part) => String(part)))),
     );
 
     this.registerOutputs({});

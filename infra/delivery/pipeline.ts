@@ -1,6 +1,8 @@
 /**
  * Delivery for the whole stack: one ConfigPush per host, a marker line written on every web
- * host, and the verification that proves the pipeline once everything is pushed.
+ * host, and the verification that proves the pipeline once everything is pushed. Both run
+ * again only when something they verify changed (a no-op `up` runs nothing); `npm run verify`
+ * (tools/verifyStack.ts) runs them on demand.
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
@@ -9,7 +11,7 @@ import { alertDefinitions, DASHBOARD_UIDS } from "../../templates/alerts";
 import { TITAN_JOB } from "../../templates/alloy/config";
 import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT } from "../../templates/grafana";
 import { DATA_MOUNTS } from "../../templates/host/bootstrap";
-import { TITAN_APP_DIR, TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
+import { TITAN_APP_DIR } from "../../templates/host/units";
 import { renderHostFiles } from "../../templates/index";
 import { projectRoot } from "../../templates/projectFiles";
 import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
@@ -20,13 +22,14 @@ import type { Host } from "../host";
 import { physicalName } from "../../facts/naming";
 import { hasDataVolume, type Role } from "../../facts/topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
+import { markerFor, markerLineCommand, VERIFY_COMMAND } from "../verify/marker";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
 import type { InstallPlan } from "./scripts";
+import { COMMAND_TIMEOUTS, VERIFY_TIMEOUT_MS } from "./timeouts";
 
 /** What each role's files set in motion when they change. */
-import { LOKI_POST_LINES } from "./lokiPush";
 const ACTIONS: Record<Role, InstallPlan["actions"]> = {
   prometheus: [
     // SIGHUP for a new prometheus.yml; new flags need a restart.
@@ -144,7 +147,7 @@ export function deliver(args: DeliveryArgs): Delivery {
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
         extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_PUSH.extra : undefined,
-        post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
+        post: isGrafana ? GRAFANA_PUSH.post : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,
@@ -157,58 +160,77 @@ export function deliver(args: DeliveryArgs): Delivery {
     );
   }
 
-  // A fresh marker per run: each web host logs it, and Loki must return it with its labels.
-  const runId = new Date().toISOString();
-  const marker = `titan-verify-${digest(runId).slice(0, 12)}`;
+  // No clock and no checkout path in any input: a second `up` with nothing changed must be a
+  // no-op, and a preview from CI or another machine must match. The verification re-runs when
+  // something it verifies changed: its spec, or any push (content, secrets, instance, volume).
   const webHosts = args.hosts.filter((h) => h.slot.role === "web");
-  const markers = webHosts.map(
-    (host) =>
-      new command.remote.Command(
-        `${host.slot.name}-log-marker`,
-        {
-          connection: connectionTo(host),
-          create:
-            `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
-            ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`,
-          // Debian's sshd refuses PULUMI_COMMAND_STDOUT/STDERR (see configPush.ts).
-          addPreviousOutputInEnv: false,
-          triggers: [runId],
-        },
-        { parent, dependsOn: [pushes[host.slot.name].install] },
-      ),
-  );
-
-  const spec: pulumi.Output<VerificationSpec> = pulumi
+  const baseSpec = pulumi
     .all([grafanaUrl, prometheusUrl])
-    .apply(([grafana, prometheus]) => ({
+    .apply(([grafana, prometheus]): Omit<VerificationSpec, "logMarker"> => ({
       prometheusUrl: prometheus,
       grafanaUrl: grafana,
       grafanaUser: config.grafanaAdminUser,
       environment: config.environment,
       targets: expectedTargets(config, plan),
-      logMarker: { marker, job: TITAN_JOB, hosts: webHosts.map((h) => physicalName(config, h.slot.name)) },
       grafana: {
         datasourceUids: Object.values(DATASOURCE_UIDS),
         dashboardUids: Object.values(DASHBOARD_UIDS),
         ruleUids: alertDefinitions(config).map((d) => d.uid),
         contactPoint: slackConfigured ? SLACK_CONTACT_POINT.name : undefined,
       },
-      timeoutMs: 5 * 60 * 1000,
+      timeoutMs: VERIFY_TIMEOUT_MS,
       intervalMs: 5000,
     }));
+  const fingerprints = Object.keys(pushes)
+    .sort()
+    .map((name) => pushes[name].fingerprint);
+  const verifyDigest = pulumi
+    .all([baseSpec.apply((s) => JSON.stringify(s)), pulumi.all(fingerprints)])
+    .apply(([specJson, pushed]) => digest(specJson, ...pushed));
+  // Each web host logs a line with this marker and Loki must return it with its labels: a new
+  // digest, a new marker, so the lines Loki returns are this verification's own.
+  const marker = verifyDigest.apply(markerFor);
+
+  const markers = webHosts.map(
+    (host) =>
+      new command.remote.Command(
+        `${host.slot.name}-log-marker`,
+        {
+          connection: connectionTo(host),
+          create: marker.apply((m) => markerLineCommand(m)),
+          // Debian's sshd refuses PULUMI_COMMAND_STDOUT/STDERR (see configPush.ts).
+          addPreviousOutputInEnv: false,
+          triggers: [verifyDigest],
+        },
+        { parent, dependsOn: [pushes[host.slot.name].install], customTimeouts: COMMAND_TIMEOUTS.marker },
+      ),
+  );
+
+  const spec: pulumi.Output<VerificationSpec> = pulumi.all([baseSpec, marker]).apply(([base, m]) => ({
+    ...base,
+    logMarker: { marker: m, job: TITAN_JOB, hosts: webHosts.map((h) => physicalName(config, h.slot.name)) },
+  }));
 
   const verification = new command.local.Command(
     "verify-pipeline",
     {
-      create: "node --require ts-node/register/transpile-only infra/verify/cli.ts",
-      dir: projectRoot(),
+      create: VERIFY_COMMAND,
+      // No `dir`: pulumi-command runs a local command in its own working directory when none is
+      // given (provider/pkg/provider/local/commandOutputs.go, `cmd.Dir, err = os.Getwd()`), and
+      // the engine starts every provider in the project's directory (pulumi/pulumi
+      // sdk/go/common/resource/plugin/plugin.go, `cmd.Dir = pwd`, from pkg/engine/project.go
+      // getPwdMain). An absolute `dir` would put this checkout's path in state.
       environment: { VERIFY_SPEC: spec.apply((s) => JSON.stringify(s)) },
       stdin: pulumi.secret(args.grafanaAdminPassword),
       // The readable report goes to the log (stderr); the JSON report becomes a stack output.
       logging: "stderr",
-      triggers: [runId],
+      triggers: [verifyDigest],
     },
-    { parent, dependsOn: [...Object.values(pushes).map((p) => p.install), ...markers] },
+    {
+      parent,
+      dependsOn: [...Object.values(pushes).map((p) => p.install), ...markers],
+      customTimeouts: COMMAND_TIMEOUTS.verify,
+    },
   );
   return { pushes, verification };
 }

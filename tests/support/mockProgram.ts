@@ -48,6 +48,8 @@ export interface RecordedResource {
   readonly deleteBeforeReplace: boolean;
   readonly ignoreChanges: string[];
   readonly dependencies: string[];
+  /** The customTimeouts option as sent (@pulumi/pulumi runtime/resource.js: "" when unset). */
+  readonly customTimeouts: { create: string; update: string; delete: string };
   /** The URN the monitor assigned, and for each input the URNs of the resources it came from. */
   readonly urn: string;
   readonly propertyDependencies: Record<string, string[]>;
@@ -200,6 +202,7 @@ interface RegisterRequest {
   getDeletebeforereplace(): boolean;
   getIgnorechangesList(): string[];
   getDependenciesList(): string[];
+  getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
   getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }, key: string) => void): void };
 }
 
@@ -271,6 +274,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
       deleteBeforeReplace: req.getDeletebeforereplace(),
       ignoreChanges: req.getIgnorechangesList(),
       dependencies: req.getDependenciesList(),
+      customTimeouts: timeoutsOf(req),
       urn: "", // the monitor names it after the mock provider answers: see withUrns
       propertyDependencies,
     });
@@ -321,6 +325,11 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
 /** The runtime wraps an input's error once per enclosing property; the cause is what a user reads. */
 const innermost = (message: string) => message.replace(/^(error serializing property "[^"]+": )+/, "");
 
+function timeoutsOf(req: RegisterRequest): RecordedResource["customTimeouts"] {
+  const t = req.getCustomtimeouts();
+  return { create: t?.getCreate() ?? "", update: t?.getUpdate() ?? "", delete: t?.getDelete() ?? "" };
+}
+
 function defaultsFor(type: string, name: string, custom: boolean): Omit<RecordedResource, "inputs"> {
   return {
     type,
@@ -330,6 +339,7 @@ function defaultsFor(type: string, name: string, custom: boolean): Omit<Recorded
     deleteBeforeReplace: false,
     ignoreChanges: [],
     dependencies: [],
+    customTimeouts: { create: "", update: "", delete: "" },
     urn: "",
     propertyDependencies: {},
   };

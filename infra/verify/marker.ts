@@ -1,0 +1,28 @@
+/**
+ * The verification's log marker: a line each web host appends to the app's log, which Loki must
+ * then return with its labels. Shared by the program (after a push) and `npm run verify`.
+ */
+import { TITAN_LOG_DIR, TITAN_USER } from "../../templates/host/units";
+
+/** How the local command runs the verification, from the project's directory. */
+export const VERIFY_COMMAND = "node --require ts-node/register/transpile-only infra/verify/cli.ts";
+
+const MARKER = /^titan-verify-[0-9a-f]{12}$/;
+
+/** The marker of one verification, from 12 or more hex digits (a digest or a random nonce). */
+export function markerFor(hex: string): string {
+  const marker = `titan-verify-${hex.slice(0, 12)}`;
+  if (!MARKER.test(marker)) {
+    throw new Error(`verification marker: ${JSON.stringify(hex)} must start with 12 hex digits`);
+  }
+  return marker;
+}
+
+/** The shell command a web host's login user runs to log the marker line as the app's user. */
+export function markerLineCommand(marker: string): string {
+  if (!MARKER.test(marker)) throw new Error(`verification marker ${JSON.stringify(marker)}: expected ${MARKER.source}`);
+  return (
+    `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
+    ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`
+  );
+}

@@ -8,9 +8,10 @@
  */
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
 import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
-import { GRAFANA_APT, vendorRepository, type AptRepository } from "./versions";
+import { DEBIAN_IMAGE, GRAFANA_APT, vendorRepository, type AptRepository } from "./versions";
 
-export const DEFAULT_AMI_PARAMETER = "/aws/service/debian/release/12/latest/amd64";
+/** The image hosts boot when neither amiId nor amiSsmParameter is set: one pinned Debian release. */
+export type PinnedImage = typeof DEBIAN_IMAGE;
 
 /** The root volume sizes rootVolumeSizeGb accepts; the policy pack holds every instance to the same bound. */
 export const ROOT_VOLUME_GB = { min: 8, max: 500 } as const;
@@ -33,7 +34,11 @@ export interface StackConfig {
     logErrorLinesPerMinute: number;
   }>;
   readonly retention: Readonly<{ prometheusDays: number; lokiDays: number }>;
-  readonly image: Readonly<{ amiId: string } | { ssmParameter: string }>;
+  /**
+   * amiId: exactly that image; ssmParameter: whatever the parameter names at each run (a moving
+   * parameter replaces every host when it moves); pinned (the default): DEBIAN_IMAGE.
+   */
+  readonly image: Readonly<{ amiId: string } | { ssmParameter: string } | { pinned: PinnedImage }>;
   readonly sshUser: string;
   /** Operator-supplied key pair; when absent the stack generates one. */
   readonly sshKey?: Readonly<{ publicKey: string; privateKey: string }>;
@@ -276,8 +281,7 @@ export const CONFIG_KEYS = [
   {
     key: "amiSsmParameter",
     type: "string",
-    default: DEFAULT_AMI_PARAMETER,
-    description: "Public SSM parameter that names the OS image (default: latest Debian 12 amd64).",
+    description: `SSM parameter that names the OS image; unset, hosts boot the pinned Debian release ${DEBIAN_IMAGE.name}. A parameter that moves (…/latest/…) replaces every host when it moves.`,
   },
   {
     key: "amiId",
@@ -393,13 +397,16 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
     "amiSsmParameter",
     pattern(/^\/[A-Za-z0-9_.\-/]+$/, "an SSM parameter path starting with /"),
   );
-  if (amiId === undefined && ssmParameter) {
-    const armParameter = /arm64/.test(ssmParameter);
+  if (amiId === undefined) {
+    // The pinned default is an amd64 build (DEBIAN_IMAGE.architecture).
+    const armParameter = ssmParameter !== undefined && /arm64/.test(ssmParameter);
+    const imageKey =
+      ssmParameter !== undefined ? `amiSsmParameter ${ssmParameter}` : `the default image ${DEBIAN_IMAGE.name}`;
     for (const role of ROLES) {
       const type = instanceTypes[role];
       if (type && isArmInstanceType(type) !== armParameter) {
         problems.push(
-          `${role}InstanceType = ${JSON.stringify(type)}: expected an ${armParameter ? "arm64 (Graviton)" : "x86_64"} instance type to match amiSsmParameter ${ssmParameter}`,
+          `${role}InstanceType = ${JSON.stringify(type)}: expected an ${armParameter ? "arm64 (Graviton)" : "x86_64"} instance type to match ${imageKey}`,
         );
       }
     }
@@ -442,7 +449,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
       prometheusDays: read("prometheusRetentionDays", integer(1, 3650)) ?? 0,
       lokiDays: read("lokiRetentionDays", integer(1, 3650)) ?? 0,
     }),
-    image: Object.freeze(amiId ? { amiId } : { ssmParameter: ssmParameter ?? "" }),
+    image: Object.freeze(amiId ? { amiId } : ssmParameter ? { ssmParameter } : { pinned: DEBIAN_IMAGE }),
     sshUser: read("sshUser", pattern(/^[a-z_][a-z0-9_-]{0,31}$/, "a Unix user name such as admin")) ?? "",
     sshKey: publicKey && privateKey ? Object.freeze({ publicKey, privateKey }) : undefined,
     grafanaAdminUser:

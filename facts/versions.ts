@@ -97,6 +97,24 @@ export const IMAGES = {
 } as const;
 
 /**
+ * The OS image every host boots unless `amiId` or `amiSsmParameter` says otherwise: one exact
+ * Debian 12 release, looked up by its publisher and exact name (infra/placement.ts), so the
+ * same program resolves the same image on every run and a newer Debian build never replaces a
+ * host by itself. Bumping `name` is a planned replacement of every host (the preview shows it).
+ * Evidence: Debian's cloud team publishes from account 136693071363 (public Terraform and
+ * provisioning code filters `owners = ["136693071363"]`); its images are named
+ * `debian-12-amd64-YYYYMMDD-BUILD`, and `debian-12-amd64-20260923-2610` was identified with
+ * `aws ec2 describe-images` in us-east-1 by a public project (searched 2026-12-06; a
+ * 20261006-2623 build appears only in a test fixture, so it is not pinned). The name's date and
+ * build are the same in every region; the AMI id is not, hence a lookup instead of an id.
+ */
+export const DEBIAN_IMAGE = {
+  owner: "136693071363",
+  name: "debian-12-amd64-20260923-2610",
+  architecture: "x86_64",
+} as const;
+
+/**
  * What an operator may set to take the vendor packages from a mirror of Grafana's repository
  * (stack key `vendorAptRepository`: Artifactory, Nexus, aptly... for air-gapped or pinned-mirror
  * deploys). The mirror serves the same packages at the same versions; it usually signs with its

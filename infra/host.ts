@@ -24,6 +24,12 @@ export interface HostArgs {
   readonly dataVolumeSizeGb?: number;
   /** The host's cloud-init user data, given the id of its data volume (if it has one). */
   readonly userData: (dataVolumeId: string | undefined) => string;
+  /**
+   * What must exist before the instance boots: its security group's rules and the subnet's
+   * route out. Nothing in the instance's inputs refers to them, so without this the engine may
+   * launch it first and its bootstrap would start with no way to the package mirrors.
+   */
+  readonly bootDependsOn?: readonly pulumi.Resource[];
 }
 
 /** Every key the policy pack's hosts-tagged policy requires, checked here by the compiler. */
@@ -90,10 +96,14 @@ export class Host extends pulumi.ComponentResource {
       },
       {
         ...parent,
+        dependsOn: [...(args.bootDependsOn ?? [])],
         // The fixed private IP cannot be held by two instances at once.
         deleteBeforeReplace: true,
-        // A newer image in the SSM parameter must not silently replace running hosts.
-        ignoreChanges: ["ami"],
+        // No ignoreChanges on `ami`: it would hide a new amiId until some other change replaced
+        // the host, and the engine re-checks a replaced resource with the program's own inputs,
+        // ignoreChanges not applied (pulumi/pulumi pkg/resource/deploy/step_generator.go: on
+        // diff.Replace(), prov.Check with News: goal.Properties), so that replacement would boot
+        // whatever the program resolves then. The image is pinned instead (placement.ts imageId).
       },
     );
 

@@ -16,6 +16,8 @@ export class Network extends pulumi.ComponentResource {
   readonly subnet: aws.ec2.Subnet;
   readonly routeTable: aws.ec2.RouteTable;
   readonly s3Endpoint: aws.ec2.VpcEndpoint;
+  /** The subnet's way out (default route and its association): a host's bootstrap needs it. */
+  readonly internetRoute: pulumi.Resource[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("titan:infra:Network", name, {}, opts);
@@ -74,7 +76,7 @@ export class Network extends pulumi.ComponentResource {
       },
       parent,
     );
-    new aws.ec2.Route(
+    const defaultRoute = new aws.ec2.Route(
       `${name}-default-route`,
       {
         routeTableId: this.routeTable.id,
@@ -83,7 +85,7 @@ export class Network extends pulumi.ComponentResource {
       },
       parent,
     );
-    new aws.ec2.RouteTableAssociation(
+    const association = new aws.ec2.RouteTableAssociation(
       `${name}-public-rta`,
       {
         subnetId: this.subnet.id,
@@ -91,6 +93,7 @@ export class Network extends pulumi.ComponentResource {
       },
       parent,
     );
+    this.internetRoute = [defaultRoute, association];
 
     // Gateway endpoints are free and keep Loki's chunk traffic to S3 off the internet.
     this.s3Endpoint = new aws.ec2.VpcEndpoint(

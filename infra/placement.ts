@@ -8,8 +8,29 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../facts/config";
 import { ROLES } from "../facts/topology";
 
+/**
+ * The image id the hosts boot. No host ignores a change to it (infra/host.ts): whatever this
+ * resolves to is what a replaced host boots, and a new value is a planned replacement the
+ * preview shows. The default is therefore one exact Debian release (facts/versions.ts
+ * DEBIAN_IMAGE), found by publisher and exact name: the same id on every run until the pin moves.
+ */
 export function imageId(config: StackConfig): pulumi.Output<string> {
   if ("amiId" in config.image) return pulumi.output(config.image.amiId);
+  if ("pinned" in config.image) {
+    const image = config.image.pinned;
+    // An exact name has one image per owner and region; more than one would fail the lookup
+    // (terraform-provider-aws internal/service/ec2/ec2_ami_data_source.go: "Your query returned
+    // more than one result" unless most_recent), so no newer build can slip in.
+    return aws.ec2
+      .getAmiOutput({
+        owners: [image.owner],
+        filters: [
+          { name: "name", values: [image.name] },
+          { name: "architecture", values: [image.architecture] },
+        ],
+      })
+      .apply((ami) => ami.id);
+  }
   // The parameter is public and not a secret, but `value` would show the AMI as [secret] in
   // every diff: terraform-provider-aws internal/service/ssm/parameter_data_source.go marks
   // `value` Sensitive and offers `insecure_value` for this case. The output form of an invoke

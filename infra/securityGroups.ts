@@ -81,6 +81,13 @@ export interface SecurityGroupsArgs {
 
 export class SecurityGroups extends pulumi.ComponentResource {
   readonly byRole: Readonly<Record<Role, aws.ec2.SecurityGroup>>;
+  /**
+   * Every rule of each role's group. A new group has no egress at all (the AWS provider removes
+   * the default allow-all rule: terraform-provider-aws internal/service/ec2/vpc_security_group.go
+   * revokes it on create), so a host launched before its rules exist bootstraps without a path to
+   * the package mirrors; hosts depend on these.
+   */
+  readonly rulesOf: Readonly<Record<Role, pulumi.Resource[]>>;
 
   constructor(name: string, args: SecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("titan:infra:SecurityGroups", name, {}, opts);
@@ -100,6 +107,11 @@ export class SecurityGroups extends pulumi.ComponentResource {
       );
     }
     this.byRole = groups;
+    const rules = Object.fromEntries(ROLES.map((role) => [role, [] as pulumi.Resource[]])) as Record<
+      Role,
+      pulumi.Resource[]
+    >;
+    this.rulesOf = rules;
 
     for (const spec of ruleSpecs(config.allowedCidrs)) {
       const common = {
@@ -113,8 +125,11 @@ export class SecurityGroups extends pulumi.ComponentResource {
           : { referencedSecurityGroupId: groups[spec.peer.role].id }),
         tags: baseTags(config, spec.name),
       };
-      if (spec.direction === "ingress") new aws.vpc.SecurityGroupIngressRule(spec.name, common, parent);
-      else new aws.vpc.SecurityGroupEgressRule(spec.name, common, parent);
+      rules[spec.role].push(
+        spec.direction === "ingress"
+          ? new aws.vpc.SecurityGroupIngressRule(spec.name, common, parent)
+          : new aws.vpc.SecurityGroupEgressRule(spec.name, common, parent),
+      );
     }
 
     this.registerOutputs({});

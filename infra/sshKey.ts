@@ -1,5 +1,15 @@
-/** The EC2 key pair the configuration push logs in with: the operator's, or a generated one. */
+/**
+ * The EC2 key pair the configuration push logs in with: the operator's, or a generated one.
+ *
+ * A host learns its authorized key once, from the key pair named at launch; a new key never
+ * reaches a running host. The key pair's name therefore carries a digest of the public key: a
+ * rotated key is a new key pair name, and `key_name` is ForceNew on an instance
+ * (hashicorp/terraform-provider-aws internal/service/ec2/ec2_instance.go; encoded in
+ * tests/support/replacementRules.ts), so rotation replaces every host, planned and shown in the
+ * preview, instead of leaving hosts that refuse the new key.
+ */
 import * as aws from "@pulumi/aws";
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { StackConfig } from "../facts/config";
@@ -31,7 +41,7 @@ export class SshKey extends pulumi.ComponentResource {
     this.keyPair = new aws.ec2.KeyPair(
       name,
       {
-        keyName: physicalName(config, "deploy"),
+        keyName: pulumi.output(publicKey).apply((key) => keyPairName(config, key)),
         publicKey,
         tags: baseTags(config, "deploy-key"),
       },
@@ -40,4 +50,10 @@ export class SshKey extends pulumi.ComponentResource {
 
     this.registerOutputs({ keyName: this.keyPair.keyName });
   }
+}
+
+/** `<project>-<stack>-deploy-<first 10 hex digits of the SHA-256 of the key's base64 blob>`. */
+export function keyPairName(config: StackConfig, publicKey: string): string {
+  const blob = publicKey.trim().split(/\s+/)[1] ?? publicKey.trim();
+  return `${physicalName(config, "deploy")}-${crypto.createHash("sha256").update(blob).digest("hex").slice(0, 10)}`;
 }

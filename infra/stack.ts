@@ -80,6 +80,7 @@ export function defineStack(config: StackConfig): StackOutputs {
         dataVolumeSizeGb: hasDataVolume(slot.role) ? config.dataVolumeSizeGb[slot.role] : undefined,
         userData: (dataVolumeId) =>
           renderUserData({ role: slot.role, dataVolumeId, vendorRepository: config.vendorAptRepository }),
+        bootDependsOn: [...groups.rulesOf[slot.role], ...network.internetRoute],
       }),
   );
 

@@ -4,9 +4,9 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import { ROOT } from "./support/files";
-import { CONFIG_KEYS, DEFAULT_AMI_PARAMETER, isArmInstanceType, type ConfigSource } from "../facts/config";
+import { CONFIG_KEYS, isArmInstanceType, type ConfigSource } from "../facts/config";
 import { ConfigError, loadConfig } from "../infra/config";
-import { GRAFANA_APT } from "../facts/versions";
+import { DEBIAN_IMAGE, GRAFANA_APT } from "../facts/versions";
 
 const ctx = { project: "titan-observability", stack: "dev" };
 
@@ -47,7 +47,7 @@ describe("loadConfig", () => {
       logErrorLinesPerMinute: 60,
     });
     assert.deepEqual(config.retention, { prometheusDays: 15, lokiDays: 7 });
-    assert.deepEqual(config.image, { ssmParameter: DEFAULT_AMI_PARAMETER });
+    assert.deepEqual(config.image, { pinned: DEBIAN_IMAGE }, "one exact Debian release, not a moving parameter");
     assert.equal(config.vendorAptRepository, GRAFANA_APT, "vendor packages from Grafana's own repository");
     assert.deepEqual(config.instanceTypes, {
       web: "t3.small",

@@ -3,12 +3,21 @@
  * and output, against the tables it must follow.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { addressPlan } from "../facts/addressing";
 import { ruleSpecs } from "../infra/securityGroups";
 import { renderUserData } from "../templates/host/userData";
 import { FLOWS, hasDataVolume, ROLES, SERVICES, portsOf, type Role } from "../facts/topology";
-import { MOCK_AMI, MOCK_PASSWORD, MOCK_PRIVATE_KEY, mockVolumeId, type RecordedResource } from "./support/mockProgram";
+import {
+  MOCK_PASSWORD,
+  MOCK_PRIVATE_KEY,
+  MOCK_PUBLIC_KEY,
+  mockAmiId,
+  mockVolumeId,
+  type RecordedResource,
+} from "./support/mockProgram";
+import { DEBIAN_IMAGE } from "../facts/versions";
 import { ofType, one, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
 
 const INSTANCE = "aws:ec2/instance:Instance";
@@ -78,25 +87,39 @@ describe("hosts", () => {
     }
   });
 
-  it("uses the image from the SSM parameter and the zone that offers the instance types", () => {
-    const ssm = snap.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter");
+  it("boots the pinned Debian release, found by publisher and exact name, in the zone that offers the instance types", () => {
     assert.deepEqual(
-      ssm.map((i) => i.inputs.name),
-      ["/aws/service/debian/release/12/latest/amd64"],
+      snap.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter"),
+      [],
     );
+    const amis = snap.invokes.filter((i) => i.token === "aws:ec2/getAmi:getAmi");
+    assert.deepEqual(
+      amis.map((i) => i.inputs),
+      [
+        {
+          owners: [DEBIAN_IMAGE.owner],
+          filters: [
+            { name: "name", values: [DEBIAN_IMAGE.name] },
+            { name: "architecture", values: ["x86_64"] },
+          ],
+        },
+      ],
+      "no most-recent lookup: a newer build must not change the id",
+    );
+    assert.match(DEBIAN_IMAGE.name, /^debian-12-amd64-\d{8}-\d+$/);
     for (const host of ofType(snap, INSTANCE)) {
-      // A plain string: the SSM parameter's `value` is a secret and would show as [secret] in diffs.
-      assert.equal(host.inputs.ami, MOCK_AMI);
+      assert.equal(host.inputs.ami, mockAmiId(DEBIAN_IMAGE.name));
       assert.equal(host.inputs.availabilityZone, "us-east-1b", "zone a lacks t3.small in the mock");
       assert.equal(host.inputs.instanceType, "t3.small");
     }
     assert.equal(one(snap, "aws:ec2/subnet:Subnet", "network-public").inputs.availabilityZone, "us-east-1b");
   });
 
-  it("replaces hosts delete-first (fixed IPs) and never for a newer image or a changed user data reboot", () => {
+  it("replaces hosts delete-first (fixed IPs), ignores no input, and never reboots for a changed user data", () => {
     for (const host of ofType(snap, INSTANCE)) {
       assert.equal(host.deleteBeforeReplace, true, host.name);
-      assert.deepEqual(host.ignoreChanges, ["ami"], host.name);
+      // An ignored `ami` would hide a new amiId (tests/updates.test.ts "the image").
+      assert.deepEqual(host.ignoreChanges, [], host.name);
       assert.equal(host.inputs.userDataReplaceOnChange, true, host.name);
     }
   });
@@ -134,6 +157,27 @@ describe("hosts", () => {
       assert.equal(attachment.inputs.volumeId, mockVolumeId(`${role}-data`));
       assert.equal(attachment.deleteBeforeReplace, true);
       assert.equal(one(snap, "aws:ebs/volume:Volume", `${role}-data`).inputs.availabilityZone, "us-east-1b");
+    }
+  });
+
+  it("launches each host only after its security group's rules and the subnet's route out exist", () => {
+    const urnOf = (r: RecordedResource) => r.urn;
+    const route = [
+      one(snap, "aws:ec2/route:Route", "network-default-route"),
+      one(snap, "aws:ec2/routeTableAssociation:RouteTableAssociation", "network-public-rta"),
+    ].map(urnOf);
+    for (const host of ofType(snap, INSTANCE)) {
+      const role = (host.inputs.tags as Record<string, string>).Role as Role;
+      const rules = [...ofType(snap, INGRESS), ...ofType(snap, EGRESS)].filter(
+        (r) => sgRole(r.inputs.securityGroupId) === role,
+      );
+      assert.ok(
+        rules.some((r) => r.type === EGRESS && r.inputs.cidrIpv4 === "0.0.0.0/0"),
+        `${role} has a way out`,
+      );
+      for (const dep of [...rules.map(urnOf), ...route]) {
+        assert.ok(dep && host.dependencies.includes(dep), `${host.name} does not wait for ${dep}`);
+      }
     }
   });
 
@@ -402,14 +446,16 @@ describe("secrets and outputs", () => {
     for (const r of snap.resources) assert.ok(!plainInputs(r).includes("SENTINEL"), r.name);
   });
 
-  it("registers the generated key with EC2 under the stack's name", () => {
+  it("registers the generated key with EC2 under the stack's name and the key's digest", () => {
     const keyPair = one(snap, "aws:ec2/keyPair:KeyPair", "deploy-key");
-    assert.equal(keyPair.inputs.keyName, "titan-observability-dev-deploy");
+    // The digest makes a rotated key a new name, which replaces the hosts (tests/updates.test.ts).
+    const digest = createHash("sha256").update(MOCK_PUBLIC_KEY.split(" ")[1]).digest("hex").slice(0, 10);
+    assert.equal(keyPair.inputs.keyName, `titan-observability-dev-deploy-${digest}`);
     assert.match(String(keyPair.inputs.publicKey), /^ssh-ed25519 /);
     assert.deepEqual(one(snap, "tls:index/privateKey:PrivateKey", "deploy-key-generated").inputs, {
       algorithm: "ED25519",
     });
-    for (const host of ofType(snap, INSTANCE)) assert.equal(host.inputs.keyName, "titan-observability-dev-deploy");
+    for (const host of ofType(snap, INSTANCE)) assert.equal(host.inputs.keyName, keyPair.inputs.keyName);
   });
 });
 
@@ -417,8 +463,8 @@ describe("the program", () => {
   it("calls only mocked invokes", () => {
     const tokens = new Set(snap.invokes.map((i) => i.token));
     assert.deepEqual([...tokens].sort(), [
+      "aws:ec2/getAmi:getAmi",
       "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
-      "aws:ssm/getParameter:getParameter",
     ]);
   });
 

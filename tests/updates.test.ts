@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DATA_VOLUME_ROLES, ROLES } from "../facts/topology";
 import { VERSIONS } from "../facts/versions";
-import type { RecordedResource } from "./support/mockProgram";
+import { MOCK_PRIVATE_KEY, type RecordedResource } from "./support/mockProgram";
 import { actionOf, ofType, one, update, type TimedSnapshot } from "./support/snapshots";
 
 const INSTANCE = "aws:ec2/instance:Instance";
@@ -109,5 +109,54 @@ describe("a configuration change", () => {
     );
     const others = touched(snap).filter((t) => !t.startsWith("grafana-push") && !/log-marker|verify-pipeline/.test(t));
     assert.deepEqual(others, [], "only Grafana's push and the per-run checks re-run");
+  });
+});
+
+describe("the image", () => {
+  it("replaces every host, as a planned replacement, when amiId is set, and keeps every data volume", async () => {
+    const snap = await update({}, { amiId: "ami-0fedcba9876543210" });
+    assert.equal(snap.error, undefined, snap.error);
+    assert.deepEqual(touched(snap, INSTANCE), ROLES.map((r) => `${hostName(r)}:replace`).sort());
+    for (const host of ofType(snap, INSTANCE)) {
+      assert.deepEqual(host.replacedBecause, ["ami"], host.name);
+      assert.equal(host.inputs.ami, "ami-0fedcba9876543210", host.name);
+    }
+    assertDataKept(snap);
+  });
+
+  it("replaces every host when the pinned Debian release is bumped (a code change), and nothing else", async () => {
+    const snap = await update({}, {}, { changedVersions: { debianImage: { name: "debian-12-amd64-20991231-9999" } } });
+    assert.equal(snap.error, undefined, snap.error);
+    for (const host of ofType(snap, INSTANCE)) {
+      assert.equal(host.action, "replace", host.name);
+      assert.deepEqual(host.replacedBecause, ["ami"], host.name);
+    }
+    assertDataKept(snap);
+  });
+
+  it("changes nothing when nothing changed: the same configuration is the same image", async () => {
+    const snap = await update({}, {});
+    assert.equal(snap.error, undefined, snap.error);
+    assert.deepEqual(touched(snap, INSTANCE), []);
+    // Every resource but the per-run checks (issue 17 item 6, another change) is the same.
+    assert.deepEqual(
+      touched(snap).filter((t) => !/log-marker|verify-pipeline/.test(t)),
+      [],
+    );
+  });
+});
+
+describe("the SSH key", () => {
+  it("replaces every host when the operator's key is rotated (a host learns its key only at launch)", async () => {
+    const key = (comment: string, fill: string) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${fill.repeat(43)} ${comment}`;
+    const before = { sshPublicKey: key("old", "A"), sshPrivateKey: MOCK_PRIVATE_KEY };
+    const after = { sshPublicKey: key("new", "B"), sshPrivateKey: MOCK_PRIVATE_KEY };
+    const snap = await update(before, after, { secretKeys: ["sshPrivateKey"] });
+    assert.equal(snap.error, undefined, snap.error);
+    for (const host of ofType(snap, INSTANCE)) {
+      assert.equal(host.action, "replace", host.name);
+      assert.deepEqual(host.replacedBecause, ["keyName"], host.name);
+    }
+    assertDataKept(snap);
   });
 });

@@ -1,7 +1,7 @@
 /** The program under other configurations: scaling, operator CIDRs, supplied keys and images, bad input. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MOCK_PRIVATE_KEY } from "./support/mockProgram";
+import { MOCK_AMI, MOCK_PRIVATE_KEY } from "./support/mockProgram";
 import { ofType, one, plainInputs, snapshot } from "./support/snapshots";
 
 const INSTANCE = "aws:ec2/instance:Instance";
@@ -68,10 +68,25 @@ describe("program variants", () => {
     assert.equal(snap.outputs.sshPrivateKey, undefined, "the operator already has it");
   });
 
-  it("uses an explicit AMI without looking up the SSM parameter", async () => {
+  it("uses an explicit AMI without looking any image up", async () => {
     const snap = await snapshot({ amiId: "ami-0fedcba9876543210" });
-    assert.equal(snap.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter").length, 0);
+    assert.deepEqual(
+      snap.invokes.filter((i) => ["aws:ssm/getParameter:getParameter", "aws:ec2/getAmi:getAmi"].includes(i.token)),
+      [],
+    );
     for (const host of ofType(snap, INSTANCE)) assert.equal(host.inputs.ami, "ami-0fedcba9876543210");
+  });
+
+  it("uses an SSM parameter when one is set, as a plain (not secret) AMI id", async () => {
+    const snap = await snapshot({ amiSsmParameter: "/aws/service/debian/release/12/latest/amd64" });
+    assert.equal(snap.error, undefined, snap.error);
+    const ssm = snap.invokes.filter((i) => i.token === "aws:ssm/getParameter:getParameter");
+    assert.deepEqual(
+      ssm.map((i) => i.inputs.name),
+      ["/aws/service/debian/release/12/latest/amd64"],
+    );
+    // A plain string: the SSM parameter's `value` is a secret and would show as [secret] in diffs.
+    for (const host of ofType(snap, INSTANCE)) assert.equal(host.inputs.ami, MOCK_AMI);
   });
 
   it("deploys with a Slack webhook without exposing it", async () => {

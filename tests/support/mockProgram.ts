@@ -86,6 +86,13 @@ let publicIpCounter = 0;
 /** Replaced resources get ids no earlier run used. */
 let replacements = 0;
 
+/** The id the mock EC2 gives the image of that exact name: another name, another id. */
+export function mockAmiId(name: string): string {
+  let hash = 0;
+  for (const c of name) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  return `ami-0${hash.toString(16).padStart(8, "0")}${"1".repeat(8)}`;
+}
+
 /** EBS volume ids are validated where they are used (the bootstrap), so the mock makes real-looking ones. */
 export function mockVolumeId(name: string): string {
   let hash = 0;
@@ -177,6 +184,14 @@ function invoke(token: string, inputs: Record<string, unknown>): Record<string, 
       // terraform-provider-aws internal/service/ssm/parameter_data_source.go: `value` is
       // Sensitive (the bridge returns it as a secret), `insecure_value` is not.
       return { name: inputs.name, type: "String", value: secretValue(MOCK_AMI), insecureValue: MOCK_AMI };
+    case "aws:ec2/getAmi:getAmi": {
+      // One image per exact name (what facts/versions.ts DEBIAN_IMAGE pins); its id follows the name.
+      const filters = (inputs.filters ?? []) as { name: string; values: string[] }[];
+      const names = filters.find((f) => f.name === "name")?.values ?? [];
+      if (names.length !== 1 || /[*?]/.test(names[0]))
+        throw new Error(`mock getAmi: expected one exact name, got ${names.join(", ")}`);
+      return { id: mockAmiId(names[0]), name: names[0], owners: inputs.owners, architecture: "x86_64" };
+    }
     case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
       const filters = (inputs.filters ?? []) as { name: string; values: string[] }[];
       const wanted = filters.find((f) => f.name === "instance-type")?.values ?? [];

@@ -46,6 +46,8 @@ export const REPLACE_RULES: Readonly<Record<string, ReplaceRule>> = {
     "outpostArn",
     "snapshotId",
   ),
+  // internal/service/ec2/ec2_key_pair.go: key_name, key_name_prefix and public_key are ForceNew.
+  "aws:ec2/keyPair:KeyPair": forceNew("keyName", "keyNamePrefix", "publicKey"),
   // hashicorp/terraform-provider-random internal/provider/resource_password.go: keepers,
   // length and every character-set option require replacement (a new result).
   "random:index/randomPassword:RandomPassword": forceNew(

@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as fs from "node:fs";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { VERSIONS } from "../../facts/versions";
+import { DEBIAN_IMAGE, VERSIONS } from "../../facts/versions";
 import { runProgram, type ProgramInput } from "./mockProgram";
 
 async function main(): Promise<void> {
@@ -19,15 +19,17 @@ async function main(): Promise<void> {
     aws.vpc.SecurityGroupIngressRule,
     aws.ebs.Volume,
     aws.ssm.getParameter,
+    aws.ec2.getAmi,
   ];
   void [random.RandomId, tls.PrivateKey];
   const started = process.hrtime.bigint();
   const input = JSON.parse(fs.readFileSync(process.env.SNAPSHOT_INPUT_FILE ?? "", "utf8")) as ProgramInput & {
-    versions?: Record<string, { version: string; aptPin: string }>;
+    versions?: Record<string, Record<string, string>>;
   };
   // A pin change is a code change: make it before the program reads the table.
+  const pins: Record<string, object> = { ...VERSIONS, debianImage: DEBIAN_IMAGE };
   for (const [component, pin] of Object.entries(input.versions ?? {})) {
-    const entry = (VERSIONS as Record<string, object>)[component];
+    const entry = pins[component];
     if (!entry) throw new Error(`no component ${component} in facts/versions.ts`);
     Object.assign(entry, pin);
   }

@@ -28,8 +28,8 @@ export interface SnapshotOptions {
   readonly replaceBase?: boolean;
   /** The resources of the run this one updates (see runProgram). */
   readonly prior?: readonly RecordedResource[];
-  /** Pins to change before the program loads, as a code change to facts/versions.ts would. */
-  readonly versions?: Readonly<Record<string, { version: string; aptPin: string }>>;
+  /** Pins to change before the program loads, as a code change to facts/versions.ts would (debianImage: DEBIAN_IMAGE). */
+  readonly versions?: Readonly<Record<string, { version: string; aptPin: string } | { name: string }>>;
 }
 
 export async function snapshot(

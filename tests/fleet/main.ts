@@ -12,6 +12,7 @@ import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarge
 import { fail, pass, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { Cleanup } from "./cleanup";
+import { grafanaSecretChanges } from "./checks/grafanaSecrets";
 import { retentionChange, thresholdChange } from "./checks/changes";
 import type { Container } from "./container";
 import { killAndRecover, rebootPrometheus, replacePrometheus } from "./faults";
@@ -136,6 +137,7 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   log("changes");
   results.push(...(await step("threshold change", "fleet", () => thresholdChange(pf, hosts))));
   results.push(...(await step("retention change", "fleet", () => retentionChange(pf, hosts, promUrl))));
+  results.push(...(await step("grafana secret changes", "fleet", () => grafanaSecretChanges(pf, hosts))));
 
   log("faults");
   const target = (job: string, host: string): ExpectedTarget | undefined =>

@@ -49,8 +49,8 @@ export interface FleetConfigInput {
   readonly vendorAptRepository?: VendorRepositoryConfig;
 }
 
-/** Keys given as secrets (the engine would hold them encrypted). */
-export const FLEET_SECRET_KEYS = ["sshPrivateKey"];
+/** Keys given as secrets (the engine would hold them encrypted); the webhook must be one (facts/config.ts). */
+export const FLEET_SECRET_KEYS = ["sshPrivateKey", "slackWebhookUrl"];
 
 /**
  * The fleet's stack configuration: the smallest valid one (snapshots.ts BASE_CONFIG), the

@@ -55,6 +55,8 @@ export interface AlertDefinition {
 
 /** Fixed thresholds that are not stack config. */
 export const APP_ERROR_RATIO_WARNING = 0.05;
+/** node-mixin's NodeClockSkewDetected threshold. */
+export const CLOCK_SKEW_SECONDS = 0.05;
 export const APP_P95_LATENCY_WARNING_SECONDS = 0.5;
 
 export const DASHBOARD_UIDS = {
@@ -143,6 +145,52 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       runbook: "high-memory-usage",
       runbookSteps:
         "Check `free -m` and `ps aux --sort=-rss | head` over SSH. Prometheus grows with its series count (look for a jump in `prometheus_tsdb_head_series`), Loki with active streams, gunicorn with workers. Restart the leaking service with `sudo systemctl restart <unit>` as a stopgap, then raise the instance type.",
+      dashboardUid: DASHBOARD_UIDS.system,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-clock-skew",
+      name: "ClockSkewDetected",
+      severity: "warning",
+      datasource: "prometheus",
+      // prometheus/node_exporter docs/node-mixin/alerts/alerts.libsonnet NodeClockSkewDetected:
+      // offset beyond 0.05s and not shrinking (offset and its 5m derivative share a sign), for 10m.
+      // As one compared value: |offset|, kept only while the product of the two is not negative.
+      // Parenthesised: the renderers append `> threshold`, which binds tighter than `and`.
+      expr: `(abs(node_timex_offset_seconds{job="node"}) and (node_timex_offset_seconds{job="node"} * deriv(node_timex_offset_seconds{job="node"}[5m]) >= 0))`,
+      op: ">",
+      threshold: CLOCK_SKEW_SECONDS,
+      unit: "seconds",
+      for: "10m",
+      summary: "Clock on {{ $labels.instance }} is off by more than 50ms",
+      description: `The system clock of {{ $labels.instance }} is {{ $value }} away from its time source and not converging (threshold ${CLOCK_SKEW_SECONDS * 1000}ms, sustained 10 minutes). Signed AWS API calls (EC2 discovery) and Loki refuse clocks that are far enough off.`,
+      runbook: "clock-skew-detected",
+      runbookSteps:
+        "SSH to the host and run `timedatectl timesync-status`: the server should be the Amazon Time Sync Service (169.254.169.123) and the offset small. `journalctl -u systemd-timesyncd -n 50` shows why it cannot reach it or steps. If timesyncd is not running, `sudo systemctl restart systemd-timesyncd`; a host that keeps drifting after that is replaced with `pulumi up`. See ClockNotSynchronising when the kernel reports no synchronisation at all.",
+      dashboardUid: DASHBOARD_UIDS.system,
+      // No timex series means node_exporter is gone: TargetDown reports that.
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-clock-not-synchronising",
+      name: "ClockNotSynchronising",
+      severity: "warning",
+      datasource: "prometheus",
+      // Same file, NodeClockNotSynchronising: the kernel reported unsynchronised for 5 minutes and
+      // its maximum error reached 16s (the kernel's ceiling once no daemon disciplines it), for 10m.
+      expr: `(min_over_time(node_timex_sync_status{job="node"}[5m]) and node_timex_maxerror_seconds{job="node"} >= 16)`,
+      op: "<",
+      threshold: 1,
+      unit: "none",
+      for: "10m",
+      summary: "Clock on {{ $labels.instance }} is not synchronising",
+      description:
+        "The kernel of {{ $labels.instance }} has reported its clock unsynchronised for 10 minutes (sync status {{ $value }}, maximum error at its 16s ceiling): nothing disciplines it, so it drifts freely.",
+      runbook: "clock-not-synchronising",
+      runbookSteps:
+        "SSH to the host: `systemctl status systemd-timesyncd` (it must be active) and `timedatectl show-timesync --all` (the server must be 169.254.169.123, set by the user-data drop-in under /etc/systemd/timesyncd.conf.d/). `journalctl -u systemd-timesyncd -n 50` names the failure: no route to the link-local address, or another time daemon holding the clock. `sudo systemctl restart systemd-timesyncd` and check that `timedatectl` says `System clock synchronized: yes` within a minute.",
       dashboardUid: DASHBOARD_UIDS.system,
       noDataState: "OK",
       execErrState: "Error",
@@ -391,8 +439,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
  * Grafana for ever, still evaluating and notifying. Its uid therefore moves here when it is
  * removed or renamed, and the rules file lists it under `deleteRules` (templates/grafana/
  * alerting.ts). Deleting a uid Grafana does not have is a no-op (pkg/services/ngalert/
- * provisioning/alert_rules.go DeleteAlertRule: "the single delete is idempotent"), so an entry
- * stays here for good: a stack that skipped a release still loses the rule.
+ * provisioning/alert_rules.go DeleteAlertRule: "the single delete is idempotent"; the store's
+ * DeleteAlertRulesByUID, ngalert/store/alert_rule.go, deletes `uid IN (...)` and zero rows is
+ * no error), so an entry stays here for good: a stack that skipped a release still loses the
+ * rule. CI boots the pinned Grafana with such a uid (tools/validate/renderForValidation.ts).
  */
 export interface RetiredAlert {
   /** The uid the rule had in Grafana. Never reused by a live definition. */

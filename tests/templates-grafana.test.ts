@@ -416,6 +416,10 @@ const KNOWN_METRICS = new Set([
   "node_disk_written_bytes_total",
   "node_network_receive_bytes_total",
   "node_network_transmit_bytes_total",
+  // prometheus/node_exporter collector/timex.go (adjtimex(2)): namespace node, subsystem timex.
+  "node_timex_offset_seconds",
+  "node_timex_maxerror_seconds",
+  "node_timex_sync_status",
   "http_requests_total",
   "http_request_duration_seconds_bucket",
   "http_requests_in_flight",
@@ -465,8 +469,12 @@ const PROMQL_FUNCTIONS = new Set([
   "label_values",
   "absent",
   "vector",
+  // The clock rules (node-mixin's): |offset|, its trend, and sync status over a window.
+  "abs",
+  "deriv",
+  "min_over_time",
 ]);
-const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring", "or"]);
+const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring", "or", "and"]);
 
 /** The Alloy pipeline's stream labels (the contract with the Alloy stage). */
 const ALLOY_LABEL_CONTRACT = new Set(["job", "host", "role", "environment", "filename", "level", "unit"]);

@@ -576,6 +576,38 @@ function systemSpecs(alerts: readonly AlertDefinition[]): Spec[] {
       w: 12,
       h: 8,
     }),
+    timeseries({
+      title: "Clock offset",
+      description:
+        "How far each host's clock is from its time source, either way, and the kernel's maximum error (16s once nothing disciplines the clock).",
+      targets: [
+        prom("A", `abs(node_timex_offset_seconds{${NODE}})`, "{{instance}} offset"),
+        prom("B", `node_timex_maxerror_seconds{${NODE}}`, "{{instance}} maximum error"),
+      ],
+      field: { unit: "s", min: 0, alert: alert("titan-clock-skew") },
+      w: 12,
+      h: 8,
+    }),
+    stat({
+      title: "Clock synchronised",
+      description: "The kernel's synchronisation status: NOT SYNCED means no time daemon disciplines the clock.",
+      targets: [prom("A", `node_timex_sync_status{${NODE}}`, "{{instance}}")],
+      field: {
+        unit: "",
+        alert: alert("titan-clock-not-synchronising"),
+        mappings: [
+          {
+            type: "value",
+            options: {
+              "0": { text: "NOT SYNCED", color: "red", index: 0 },
+              "1": { text: "SYNCED", color: "green", index: 1 },
+            },
+          },
+        ],
+      },
+      w: 12,
+      h: 8,
+    }),
   ];
 }
 

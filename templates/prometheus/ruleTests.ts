@@ -147,6 +147,55 @@ const SCENARIOS: Record<string, Builder> = {
       resolvedAt: "25m",
     };
   },
+  "titan-clock-skew": ({ threshold: t }) => {
+    const node = (instance: string) => ({ job: "node", instance });
+    const metric = "node_timex_offset_seconds";
+    // host-a runs behind by more each minute (diverging, negative: the rule reads |offset|);
+    // host-b stays just inside the threshold; host-c is far off but converging, which the
+    // mixin's derivative condition leaves alone. After PHASE minutes host-a is back in sync.
+    // Rounded to microseconds, so the fixture shows no float noise.
+    const us = (seconds: number) => Math.round(seconds * 1e6) / 1e6;
+    const step = us(t / 50);
+    return {
+      series: [
+        {
+          series: `${metric}${labelText(node(hosts.above))}`,
+          values: `${us(-(t + 10 * step))}-${step}x${PHASE - 1} 0x${PHASE}`,
+        },
+        { series: `${metric}${labelText(node(hosts.below))}`, values: `${us(t * 0.8)}x${2 * PHASE}` },
+        { series: `${metric}${labelText(node("host-c"))}`, values: `${us(4 * t)}-${step}x${2 * PHASE}` },
+      ],
+      labels: node(hosts.above),
+      // 15 minutes in: t + 10 steps + 15 steps, in milliseconds as humanizeDuration prints it.
+      valueText: `${us(t + 25 * step) * 1e3}ms`,
+      quietAt: "9m",
+      firingAt: "15m",
+      resolvedAt: "30m",
+    };
+  },
+  "titan-clock-not-synchronising": () => {
+    const node = (instance: string) => ({ job: "node", instance });
+    const sync = "node_timex_sync_status";
+    const maxerror = "node_timex_maxerror_seconds";
+    return {
+      series: [
+        // host-a: unsynchronised, its maximum error at the kernel's 16s ceiling; then synced.
+        { series: `${sync}${labelText(node(hosts.above))}`, values: gauge(0, 1) },
+        { series: `${maxerror}${labelText(node(hosts.above))}`, values: gauge(16, 0.1) },
+        // host-b: synchronised throughout.
+        { series: `${sync}${labelText(node(hosts.below))}`, values: gauge(1, 1) },
+        { series: `${maxerror}${labelText(node(hosts.below))}`, values: gauge(0.1, 0.1) },
+        // host-c: reported unsynchronised while its error is still small (a daemon restarting).
+        { series: `${sync}${labelText(node("host-c"))}`, values: gauge(0, 0) },
+        { series: `${maxerror}${labelText(node("host-c"))}`, values: gauge(0.5, 0.5) },
+      ],
+      labels: node(hosts.above),
+      valueText: "0",
+      quietAt: "9m",
+      firingAt: "15m",
+      resolvedAt: "30m",
+    };
+  },
   "titan-target-down": () => ({
     series: [
       { series: `up${labelText({ job: "titan", instance: hosts.above })}`, values: gauge(0, 1) },

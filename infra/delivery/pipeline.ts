@@ -137,11 +137,15 @@ export function deliver(args: DeliveryArgs): Delivery {
         connection,
         sshUser: config.sshUser,
         root: args.root,
-        files: pulumi
-          .all([ctx, grafanaUrl])
-          .apply(([c, url]) =>
-            renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
-          ),
+        // Only Grafana's files carry its URL (root_url): no other push may depend on the Grafana
+        // host, or replacing it would re-run every host's push.
+        files: isGrafana
+          ? pulumi
+              .all([ctx, grafanaUrl])
+              .apply(([c, url]) =>
+                renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
+              )
+          : ctx.apply((c) => renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured })),
         actions: ACTIONS[slot.role],
         owned: isGrafana ? GRAFANA_PUSH.owned : undefined,
         extraFiles: isWeb ? app : undefined,

@@ -14,9 +14,39 @@ source "$project_root/scripts/policy-pack.sh"
 # violation, pkg/resource/deploy/analyze_snapshot.go analyzeResource). Without that preview a
 # violating resource fails only when its turn comes, and stack policies run after every step
 # (pkg/resource/deploy/deployment_executor.go, AnalyzeResources): half the stack could change.
+# The arguments are read as the CLI's flag library reads them (spf13/pflag parseShortArg): in a
+# group such as -yf each letter is a flag until one that takes a value, which takes the rest of
+# the group (-sf is --stack=f) or, ending it, the next argument. Flags that take a value are
+# those of pulumi/pulumi pkg/cmd/pulumi/operations/up.go and pkg/cmd/pulumi/pulumi.go (-r, and
+# --refresh, --suppress-permalink and --attach-debugger, have an optional value: NoOptDefVal).
+value_shorts=scmtpCv
+value_longs=" stack config-file config secrets-provider client message target exclude replace target-replace policy-pack policy-pack-config parallel plan event-log exec-kind exec-agent output cwd tracing otel-traces profiling memprofilerate verbose color tracing-header "
+refuse_skip_preview() {
+  die "pulumi up argument '$1': deploy.sh does not skip the preview, expected no --skip-preview/-f; the policy pack checks every resource in the preview, before anything changes"
+}
+value_next=
 for arg in "$@"; do
-  [[ "$arg" != --skip-preview* && ! "$arg" =~ ^-[yrf]*f[yrf]*$ ]] ||
-    die "pulumi up argument '$arg': deploy.sh does not skip the preview, expected no --skip-preview/-f; the policy pack checks every resource in the preview, before anything changes"
+  if [[ -n "$value_next" ]]; then
+    value_next=
+    continue
+  fi
+  case "$arg" in
+    --) break ;;
+    --skip-preview | --skip-preview=*) refuse_skip_preview "$arg" ;;
+    --*=*) ;;
+    --*) [[ "$value_longs" != *" ${arg#--} "* ]] || value_next=1 ;;
+    -?*)
+      for ((i = 1; i < ${#arg}; i++)); do
+        letter=${arg:i:1}
+        [[ "$letter" != f ]] || refuse_skip_preview "$arg"
+        [[ "$letter" != "=" ]] || break
+        if [[ "$value_shorts" == *"$letter"* ]]; then
+          ((i + 1 < ${#arg})) || value_next=1
+          break
+        fi
+      done
+      ;;
+  esac
 done
 
 [[ -d node_modules/@pulumi/pulumi ]] || npm ci --no-audit --no-fund

@@ -401,14 +401,35 @@ describe("deploy.sh and the policy pack", () => {
   });
 
   it("refuses to skip up's preview, where a mandatory violation stops the update before any change", () => {
-    for (const flag of ["--skip-preview", "--skip-preview=true", "-f", "-yf"]) {
-      const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, [flag]);
-      assert.equal(result.status, 1, flag);
-      assert.deepEqual(result.calls, [], flag);
+    // pulumi up's flags (pulumi/pulumi pkg/cmd/pulumi/operations/up.go): -f is --skip-preview;
+    // -y, -j, -d and the global -e, -Q are booleans and -r has an optional value, so an f after
+    // them in one group is --skip-preview too (spf13/pflag parseSingleShortArg).
+    const skipping = [
+      ["--skip-preview"],
+      ["--skip-preview=true"],
+      ["-f"],
+      ["-yf"],
+      ["-fy"],
+      ["-jf"],
+      ["-df"],
+      ["-rf"],
+      ["-yjdf"],
+      ["-f=true"],
+      ["-s", "dev", "-yf"],
+      ["--message", "fix", "-yf"],
+    ];
+    for (const args of skipping) {
+      const flag = args[args.length - 1];
+      const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, args);
+      assert.equal(result.status, 1, args.join(" "));
+      assert.deepEqual(result.calls, [], args.join(" "));
       assert.match(result.stderr, new RegExp(`pulumi up argument '${flag}': deploy.sh does not skip the preview`));
     }
-    const yes = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, ["-y"]);
-    assert.equal(yes.status, 0, yes.stderr);
+    // A value is not a flag: -m takes the next argument, -s the rest of its group.
+    for (const args of [["-y"], ["-yr"], ["-m", "-f"], ["--message", "-f"], ["-ym", "-f"], ["-p", "-f"], ["-ysf"]]) {
+      const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, args);
+      assert.equal(result.status, 0, `${args.join(" ")}: ${result.stderr}`);
+    }
   });
 });
 

@@ -20,24 +20,92 @@ import {
 } from "./layout";
 
 /** Bump when the build steps below change in a way the inputs do not show. */
-const BUILD_VERSION = 2;
+const BUILD_VERSION = 3;
 
 /**
- * Fleet-only (the base image, never production code): remounts the data volume from fstab at
- * every boot. The bootstrap writes `UUID=... <mount point> ext4 defaults,nofail 0 2` to
+ * Fleet-only (the base image, never production code): a stand-in for systemd-fstab-generator's
+ * device entries. The bootstrap writes `UUID=... <mount point> ext4 defaults,nofail 0 2` to
  * /etc/fstab, which on EC2 systemd-fstab-generator turns into a mount unit. In a container it
  * does not: systemd v252's src/fstab-generator/fstab-generator.c parse_fstab() skips every
  * entry whose source is a device path (UUID= becomes /dev/disk/by-uuid/...) when /sys is
  * read-only, which systemd-nspawn makes it (`if (is_device_path(what) &&
  * path_is_read_only_fs("/sys") > 0) { log_info("Running in a container, ignoring fstab device
- * entry for %s.", what); continue; }`; the same string is in Debian 12's 252.39 binary). So a
- * rebooted fleet host would start Prometheus on an empty /var/lib/prometheus. This unit does
- * what the generated mount unit does on EC2, for ext4 entries only, before local-fs.target
- * (which every service is ordered after); the device is bound into the container by nspawn
- * before its init starts, so it has appeared by then. Without an fstab entry (first boot,
- * before the bootstrap) `mount -a` mounts nothing and succeeds.
+ * entry for %s.", what); continue; }`; the same string is in Debian 12's 252.39 binary).
+ *
+ * This generator writes, for each ext4 UUID= entry, the mount unit the real one writes
+ * (add_mount: `Before=local-fs.target` and a `local-fs.target.requires/` link, or for
+ * `nofail` no ordering at all and a `.wants/` link), so a `nofail` mount here is as weakly
+ * ordered as on EC2 and a daemon that does not require its mount can start before it. Device
+ * units do not exist in a container (no udev), so where systemd would wait for the device
+ * (DefaultDeviceTimeoutSec, 90 s) a oneshot waits for a block device that carries the UUID;
+ * the reboot fault (faults.ts) attaches the volume late, as EC2 may, to make the race real.
  */
-export const REMOUNT_UNIT = "titan-fleet-remount.service";
+export const FSTAB_GENERATOR = "/etc/systemd/system-generators/titan-fleet-fstab";
+export const DEVICE_WAIT = "/usr/local/lib/titan-fleet/wait-device";
+
+export const fstabGenerator = (): string =>
+  [
+    "#!/bin/sh",
+    "# Fleet stand-in for systemd-fstab-generator's device entries (tests/fleet/baseImage.ts).",
+    "set -eu",
+    'dest="$1"',
+    'fstab="${TITAN_FLEET_FSTAB:-/etc/fstab}"',
+    '[ -r "$fstab" ] || exit 0',
+    "while read -r what where type opts _; do",
+    '  case "$what" in UUID=*) uuid="${what#UUID=}" ;; *) continue ;; esac',
+    '  [ "$type" = ext4 ] || continue',
+    '  unit=$(/usr/bin/systemd-escape --path --suffix=mount "$where")',
+    '  wait="titan-fleet-device-${uuid}.service"',
+    '  nofail=""',
+    '  case ",$opts," in *,nofail,*) nofail=1 ;; esac',
+    "  {",
+    '    echo "[Unit]"',
+    '    echo "Description=Fleet stand-in for the device of UUID=$uuid (no udev here)"',
+    '    echo "DefaultDependencies=no"',
+    '    echo "[Service]"',
+    '    echo "Type=oneshot"',
+    '    echo "RemainAfterExit=yes"',
+    '    echo "TimeoutStartSec=90"',
+    `    echo "ExecStart=${DEVICE_WAIT} $uuid"`,
+    '  } >"$dest/$wait"',
+    "  {",
+    '    echo "# Written by the fleet stand-in for systemd-fstab-generator"',
+    '    echo "[Unit]"',
+    '    echo "SourcePath=/etc/fstab"',
+    '    if [ -z "$nofail" ]; then echo "Before=local-fs.target"; fi',
+    '    echo "Requires=$wait"',
+    '    echo "After=$wait"',
+    '    echo "[Mount]"',
+    '    echo "What=/dev/disk/by-uuid/$uuid"',
+    '    echo "Where=$where"',
+    '    echo "Type=ext4"',
+    '    echo "Options=$opts"',
+    '  } >"$dest/$unit"',
+    '  if [ -n "$nofail" ]; then link=local-fs.target.wants; else link=local-fs.target.requires; fi',
+    '  mkdir -p "$dest/$link"',
+    '  ln -sf "../$unit" "$dest/$link/$unit"',
+    'done <"$fstab"',
+    "",
+  ].join("\n");
+
+/** Waits until a block device carries the filesystem UUID $1 (probing, not trusting links). */
+export const deviceWait = (): string =>
+  [
+    "#!/bin/sh",
+    "# Fleet stand-in for waiting on a device unit (tests/fleet/baseImage.ts).",
+    "set -u",
+    "while :; do",
+    "  for dev in /dev/loop*; do",
+    '    [ -b "$dev" ] || continue',
+    '    if [ "$(blkid -p -s UUID -o value "$dev" 2>/dev/null)" = "$1" ]; then exit 0; fi',
+    "  done",
+    "  sleep 0.2",
+    "done",
+    "",
+  ].join("\n");
+
+/** Image files that must be executable. */
+const EXECUTABLES = new Set([FSTAB_GENERATOR, DEVICE_WAIT]);
 
 /** Installed with apt after debootstrap (its own resolver cannot handle virtual packages). */
 export const IMAGE_PACKAGES: readonly string[] = [
@@ -88,22 +156,8 @@ export function imageFiles(): Record<string, string> {
       "    shell: /bin/bash",
       "",
     ].join("\n"),
-    [`/etc/systemd/system/${REMOUNT_UNIT}`]: [
-      "[Unit]",
-      "Description=Fleet stand-in for fstab-generator: mount the ext4 entries of /etc/fstab",
-      "DefaultDependencies=no",
-      "After=systemd-remount-fs.service",
-      "Before=local-fs.target",
-      "",
-      "[Service]",
-      "Type=oneshot",
-      "RemainAfterExit=yes",
-      "ExecStart=/bin/mount -a -t ext4",
-      "",
-      "[Install]",
-      "WantedBy=local-fs.target",
-      "",
-    ].join("\n"),
+    [FSTAB_GENERATOR]: fstabGenerator(),
+    [DEVICE_WAIT]: deviceWait(),
     // Empty: systemd makes a new id at each container's first boot.
     "/etc/machine-id": "",
   };
@@ -167,7 +221,7 @@ function build(rootfs: string, proxyUrl: string, inputs: ImageInputs, log: (line
   for (const [file, content] of Object.entries(inputs.files)) {
     const target = path.join(rootfs, file);
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, content);
+    fs.writeFileSync(target, content, { mode: EXECUTABLES.has(file) ? 0o755 : 0o644 });
   }
   // No daemon may start inside the build chroot (invoke-rc.d honours policy-rc.d's 101).
   const policy = path.join(rootfs, "usr/sbin/policy-rc.d");
@@ -178,7 +232,7 @@ function build(rootfs: string, proxyUrl: string, inputs: ImageInputs, log: (line
     `mount -t proc proc ${rootfs}/proc`,
     `chroot ${rootfs} ${apt} update`,
     `chroot ${rootfs} ${apt} install -y --no-install-recommends ${inputs.packages.join(" ")}`,
-    `chroot ${rootfs} systemctl enable systemd-networkd ${REMOUNT_UNIT}`,
+    `chroot ${rootfs} systemctl enable systemd-networkd`,
     `chroot ${rootfs} apt-get clean`,
     `umount ${rootfs}/proc`,
   ].join("\n");

@@ -1,11 +1,11 @@
 /**
  * Faults done to a running fleet, and what must hold after each: a daemon killed with SIGKILL
- * is brought back by systemd (its unit's Restart=); a rebooted Prometheus host comes back with
- * its services, its data volume mounted again from fstab and the series it had recorded; a
+ * is brought back by systemd (its unit's Restart=); a rebooted data host whose volume shows up
+ * late comes back with its daemon started only after the mount, and the data it had; a
  * replaced Prometheus host (new root, new instance id, the same volume) still has that history.
  */
 import * as fs from "node:fs";
-import { DATA_MOUNTS } from "../../templates/host/bootstrap";
+import { DATA_DAEMONS, DATA_MOUNTS } from "../../templates/host/bootstrap";
 import { hasDataVolume } from "../../facts/topology";
 import type { ContainerHost } from "./checks/host";
 import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTarget } from "./checks/prometheus";
@@ -15,7 +15,7 @@ import type { Cleanup } from "./cleanup";
 import { bootAfterReboot, type Container } from "./container";
 import { waitFor } from "./exec";
 import { waitForSystemd } from "./readiness";
-import { writeDiskLinks, type LoopVolume } from "./volume";
+import { attachLoop, detachLoop, writeDiskLinks, type LoopVolume } from "./volume";
 
 const unitProps = async (h: ContainerHost, unit: string): Promise<Record<string, string>> => {
   const r = await h.exec(["systemctl", "show", "-p", "MainPID,ActiveState,InvocationID,NRestarts", unit]);
@@ -124,41 +124,154 @@ function diskDirOf(h: ContainerHost): string | undefined {
   return Object.entries(h.container.spec.readOnlyBinds).find(([, inside]) => inside === "/dev/disk")?.[0];
 }
 
+/** The mount unit systemd names for a mount point (systemd-escape --path; these paths need no escaping). */
+export function mountUnitOf(mountPoint: string): string {
+  if (!/^\/[a-z0-9/]+$/.test(mountPoint) || mountPoint.endsWith("/"))
+    throw new Error(`mount point ${JSON.stringify(mountPoint)}: expected a plain absolute path`);
+  return `${mountPoint.slice(1).replaceAll("/", "-")}.mount`;
+}
+
+const showProps = async (h: ContainerHost, unit: string, props: string[]): Promise<Record<string, string>> => {
+  const r = await h.exec(["systemctl", "show", "-p", props.join(","), unit]);
+  return Object.fromEntries(
+    r.out
+      .trim()
+      .split("\n")
+      .map((l) => l.split(/=(.*)/s, 2) as [string, string]),
+  );
+};
+
+/**
+ * The role's data daemon started only once its volume was mounted: the mount unit was active
+ * before the daemon's main process started, in this boot (monotonic clock).
+ */
+export function mountedBeforeDaemon(h: ContainerHost, when: string): Promise<CheckResult> {
+  if (!hasDataVolume(h.role)) throw new Error(`${h.name} (${h.role}) has no data volume`);
+  const unit = DATA_DAEMONS[h.role];
+  const mount = mountUnitOf(DATA_MOUNTS[h.role].mountPoint);
+  return checked(`${when}: ${mount} active before ${unit} started`, h.name, async () => {
+    const m = await showProps(h, mount, ["ActiveState", "ActiveEnterTimestampMonotonic"]);
+    const d = await showProps(h, unit, ["ActiveState", "ExecMainStartTimestampMonotonic"]);
+    const mounted = Number(m.ActiveEnterTimestampMonotonic);
+    const started = Number(d.ExecMainStartTimestampMonotonic);
+    const ok = m.ActiveState === "active" && mounted > 0 && started > 0 && started >= mounted;
+    return {
+      ok,
+      detail:
+        `${mount} ${m.ActiveState} at ${(mounted / 1e6).toFixed(2)} s, ${unit} ${d.ActiveState} started at ` +
+        `${(started / 1e6).toFixed(2)} s${ok ? "" : ": the daemon ran before its volume was there"}`,
+    };
+  });
+}
+
+/**
+ * Waits until the data daemon has either started, or is held back by nothing but its mount:
+ * its start job is queued and none of the units it is ordered after has a job left except the
+ * mount. Then attaching the volume decides the race the way a late EBS device does.
+ */
+async function daemonDecided(h: ContainerHost, unit: string, mount: string): Promise<string> {
+  return waitFor(
+    `${unit} on ${h.name} started, or waiting only for ${mount}`,
+    async () => {
+      const state = (await h.exec(["systemctl", "is-active", unit])).out.trim();
+      if (state === "active" || state === "activating") return `${unit} ${state} before the volume was attached`;
+      const jobs = (await h.exec(["systemctl", "list-jobs", "--no-legend", "--no-pager", "--plain"])).out
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/)[1])
+        .filter((u): u is string => Boolean(u));
+      const after = ((await showProps(h, unit, ["After"])).After ?? "").split(/\s+/).filter(Boolean);
+      const blocking = after.filter((u) => u !== mount && jobs.includes(u));
+      if (jobs.includes(`${unit}.service`) && blocking.length === 0)
+        return `${unit} queued, held back by ${after.includes(mount) ? mount : "nothing"}`;
+      throw new Error(`${unit} ${state}; pending: ${blocking.join(" ") || "(no start job yet)"}`);
+    },
+    { timeoutMs: 120_000, intervalMs: 250 },
+  );
+}
+
+/** Something the host keeps on its data volume, read back after a fault. */
+export interface DataProbe {
+  record(): Promise<void>;
+  kept(when: string): Promise<CheckResult>;
+}
+
+/** Prometheus' history: a sample recorded before is still answered. */
+export function prometheusHistory(h: ContainerHost, prometheusUrl: string): DataProbe {
+  let stamp = 0;
+  return {
+    record: async () => void (stamp = await recordedSample(prometheusUrl)),
+    kept: (when) => historyKept(prometheusUrl, h.name, stamp, when),
+  };
+}
+
+/** A file written on the volume before (any data role): the same content afterwards. */
+export function volumeToken(h: ContainerHost): DataProbe {
+  if (!hasDataVolume(h.role)) throw new Error(`${h.name} (${h.role}) has no data volume`);
+  const file = `${DATA_MOUNTS[h.role].mountPoint}/.fleet-token`;
+  const token = `fleet-${process.pid}-${Date.now()}`;
+  return {
+    record: async () => {
+      const r = await h.exec(["/bin/sh", "-c", `printf %s ${token} >${file} && sync`]);
+      if (r.status !== 0) throw new Error(`writing ${file}: ${oneLine(r.out)}`);
+    },
+    kept: (when) =>
+      checked(`${when}: what was written on the volume is still there`, h.name, async () => {
+        const r = await h.exec(["cat", file]);
+        const ok = r.status === 0 && r.out === token;
+        return { ok, detail: ok ? `${file} read back` : `${file}: ${oneLine(r.out) || "missing"}` };
+      }),
+  };
+}
+
 /**
  * `systemctl reboot` inside the host; the harness boots the same root again when nspawn ends
- * (container.ts bootAfterReboot), then: systemd up, every enabled unit active again, the volume
- * mounted from fstab (the fleet's stand-in for fstab-generator, baseImage.ts REMOUNT_UNIT), and
- * the sample recorded before the reboot still answered.
+ * (container.ts bootAfterReboot) with the volume's loop device detached, as an EBS device may
+ * still be missing when systemd starts the boot's jobs. The fleet's fstab generator stand-in
+ * (baseImage.ts FSTAB_GENERATOR) orders the `nofail` mount as weakly as EC2 does. Once the
+ * data daemon has either started or is held back by its mount alone, the volume is attached
+ * again. Then: systemd up, the mount active before the daemon started, every enabled unit
+ * active, the volume mounted, and the data recorded before the reboot still there.
  */
-export async function rebootPrometheus(
+export async function rebootDataHost(
   h: ContainerHost,
   volume: LoopVolume,
-  prometheusUrl: string,
+  probe: DataProbe,
   cleanup: Cleanup,
   log: (line: string) => void,
 ): Promise<CheckResult[]> {
-  const stamp = await recordedSample(prometheusUrl);
-  log(`${h.name}: rebooting (sample ${stamp} recorded before)`);
+  if (!hasDataVolume(h.role)) throw new Error(`${h.name} (${h.role}) has no data volume`);
+  const unit = DATA_DAEMONS[h.role];
+  const mount = mountUnitOf(DATA_MOUNTS[h.role].mountPoint);
+  await probe.record();
+  log(`${h.name}: rebooting`);
   const diskDir = diskDirOf(h);
   await h.exec(["systemctl", "reboot"]);
   h.container = await bootAfterReboot(h.container, cleanup, 120_000, () => {
     // udev would have made the by-uuid link of the now-formatted volume; the stand-in does it.
     if (diskDir && fs.existsSync(diskDir)) writeDiskLinks(diskDir, volume);
+    detachLoop(volume);
   });
-  log(`${h.name}: booted again (nspawn pid ${h.container.nspawnPid})`);
+  log(`${h.name}: booted again (nspawn pid ${h.container.nspawnPid}), volume not attached yet`);
+  let decided: string;
+  try {
+    decided = await daemonDecided(h, unit, mount);
+  } finally {
+    attachLoop(volume);
+  }
+  log(`${h.name}: ${decided}; volume attached`);
   const systemd = await waitForSystemd(h.container, 300_000);
-  const results: CheckResult[] = [
+  return [
     {
       name: "after reboot: systemd running",
       host: h.name,
       ok: systemd.state === "running",
       detail: `${systemd.state}${systemd.failed.length ? `, failed: ${systemd.failed.join(" ")}` : ""}`,
     },
+    await mountedBeforeDaemon(h, "after reboot (volume attached late)"),
     await volumeMounted(h, volume, "after reboot"),
     ...(await unitsActive(h)).map((r) => ({ ...r, name: `after reboot: ${r.name}` })),
-    await historyKept(prometheusUrl, h.name, stamp, "after reboot"),
+    await probe.kept("after reboot"),
   ];
-  return results;
 }
 
 /**

@@ -11,11 +11,12 @@ import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
 import { fail, pass, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
+import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
 import { grafanaSecretChanges } from "./checks/grafanaSecrets";
 import { retentionChange, thresholdChange } from "./checks/changes";
 import type { Container } from "./container";
-import { killAndRecover, rebootPrometheus, replacePrometheus } from "./faults";
+import { killAndRecover, prometheusHistory, rebootDataHost, replacePrometheus, volumeToken } from "./faults";
 import type { Fleet } from "./fleet";
 import { startAwsEndpoints } from "./awsEndpoints";
 import { provisionFleet, replaceHost, type ProvisionedFleet } from "./provision";
@@ -151,10 +152,23 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     );
   }
   const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
+  // Loki's host: rebooted with its volume attached late, Loki must wait for its mount, and
+  // still never run on the package's example config.
+  const loki = hosts.find((h) => h.role === "loki");
+  const lokiVolume = pf.hosts.find((h) => h.slot.role === "loki")?.volume;
+  if (loki && lokiVolume) {
+    results.push(
+      ...(await step("reboot", loki.name, async () => {
+        const r = await rebootDataHost(loki, lokiVolume, volumeToken(loki), pf.cleanup, log);
+        setContainer(pf, loki.name, loki.container);
+        return [...r, await lokiNeverUnconfigured(loki, "after reboot")];
+      })),
+    );
+  }
   if (prometheus && promUrl && volume) {
     results.push(
       ...(await step("reboot", prometheus.name, async () => {
-        const r = await rebootPrometheus(prometheus, volume, promUrl, pf.cleanup, log);
+        const r = await rebootDataHost(prometheus, volume, prometheusHistory(prometheus, promUrl), pf.cleanup, log);
         setContainer(pf, prometheus.name, prometheus.container);
         return r;
       })),

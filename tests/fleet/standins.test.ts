@@ -322,6 +322,11 @@ describe("each stand-in, started as its unit starts it, with the project's rende
       assert.deepEqual(s.argv.slice(1), ["-config.file", path.join(root, LOKI_CONFIG_PATH)]);
       assert.equal(await checkServes(s, port, "/ready"), "ready\n");
       assert.ok(fs.existsSync(path.join(local.common.path_prefix, "standin-was-here")), "path_prefix not written");
+      // Its record of the start, which the fleet's Loki check reads (checks/loki.ts).
+      assert.match(
+        s.log(),
+        /STAND-IN loki \S+: started on config \S+\/etc\/loki\/config\.yml sha256 [0-9a-f]{64} first line: # Loki .*Rendered by templates\/loki\/config\.ts/,
+      );
     } finally {
       await stop(s);
     }

@@ -35,6 +35,19 @@ export function createLoopVolume(dir: string, volumeId: string, sizeMiB: number,
   return { volumeId, file, device };
 }
 
+/**
+ * The volume's device without its medium (the node stays, bound into the host; it reads as
+ * empty), as an EBS device that has not appeared yet: nothing can mount it until attachLoop.
+ */
+export function detachLoop(volume: LoopVolume): void {
+  run("/usr/sbin/losetup", ["--detach", volume.device]);
+}
+
+/** The volume's file on the same device node again (the cleanup's detach still applies). */
+export function attachLoop(volume: LoopVolume): void {
+  run("/usr/sbin/losetup", [volume.device, volume.file]);
+}
+
 /** Loop devices still attached to `file` (none once the run is cleaned up). */
 export const loopDevicesOf = (file: string): string[] =>
   run("/usr/sbin/losetup", ["--associated", file, "--noheadings", "--output", "NAME"])

@@ -6,7 +6,9 @@
  * `systemctl enable` line is rendered from), the journal free of sandbox denials, and the web
  * host's logrotate policy.
  */
+import { AMAZON_TIME_SYNC, SSHD_SETTINGS, TIMESYNCD_SERVICE } from "../../../templates/host/baseline";
 import { bootstrapPlan, BOOTSTRAP_DONE } from "../../../templates/host/bootstrap";
+import { lokiNeverUnconfigured } from "./loki";
 import { servicesFor } from "../../../templates/host/units";
 import { shell, type CheckHost } from "./host";
 import { checked, oneLine, type CheckResult } from "./result";
@@ -142,10 +144,50 @@ export function logrotatePolicy(h: CheckHost, file = "/etc/logrotate.d/titan"): 
   });
 }
 
+/** `sshd -T` (the effective settings, every include applied) against what user data sets. */
+export function sshdHardened(h: CheckHost): Promise<CheckResult> {
+  return checked("sshd -T: keys only, no root login, no forwarding", h.name, async () => {
+    const r = await h.exec(["sshd", "-T"]);
+    if (r.status !== 0) return { ok: false, detail: `sshd -T: ${oneLine(r.out)}` };
+    const effective = new Map(
+      r.out.split("\n").map((l) => [l.split(" ", 1)[0].toLowerCase(), l.slice(l.indexOf(" ") + 1).trim()]),
+    );
+    const wrong = Object.entries(SSHD_SETTINGS).filter(([k, v]) => effective.get(k.toLowerCase()) !== v);
+    return {
+      ok: wrong.length === 0,
+      detail:
+        wrong.length === 0
+          ? `${Object.keys(SSHD_SETTINGS).length} settings in force (the push logged in with its key after they were)`
+          : wrong.map(([k, v]) => `${k} is ${effective.get(k.toLowerCase()) ?? "unset"}, expected ${v}`).join("; "),
+    };
+  });
+}
+
+/**
+ * systemd-timesyncd enabled with the Amazon Time Sync Service as its server, as timesyncd
+ * merges its configuration. Its unit has ConditionVirtualization=!container, so in the fleet it
+ * is enabled but never runs: synchronisation itself is EC2's to prove.
+ */
+export function timeSyncConfigured(h: CheckHost): Promise<CheckResult> {
+  return checked(`${TIMESYNCD_SERVICE} enabled, server ${AMAZON_TIME_SYNC}`, h.name, async () => {
+    const enabled = (await h.exec(["systemctl", "is-enabled", `${TIMESYNCD_SERVICE}.service`])).out.trim();
+    const cat = await h.exec(["systemd-analyze", "cat-config", "systemd/timesyncd.conf"]);
+    const servers = cat.out
+      .split("\n")
+      .filter((l) => /^NTP=/.test(l))
+      .map((l) => l.slice(4));
+    const last = servers[servers.length - 1];
+    const ok = enabled === "enabled" && last === AMAZON_TIME_SYNC;
+    return { ok, detail: `${enabled}; NTP= ${servers.join(" | ") || "(none)"}` };
+  });
+}
+
 /** Every check of one host's own state. */
 export async function hostChecks(h: CheckHost): Promise<CheckResult[]> {
   const results = [await cloudInitFinished(h), await bootstrapMarker(h)];
   results.push(...(await pinnedPackages(h)), ...(await unitsActive(h)), await noSandboxDenials(h));
+  results.push(await sshdHardened(h), await timeSyncConfigured(h));
   if (h.role === "web") results.push(await logrotatePolicy(h));
+  if (h.role === "loki") results.push(await lokiNeverUnconfigured(h));
   return results;
 }

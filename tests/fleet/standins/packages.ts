@@ -132,7 +132,25 @@ function shippedConfig(pkg: VendorPackage): string {
   const note = `STAND-IN default for ${pkg.pin.package} ${pkg.debianVersion}; the configuration push replaces it.`;
   switch (pkg.daemon) {
     case "loki":
-      return `# ${note}\nserver:\n  http_listen_port: ${pkg.defaultPort}\n`;
+      // The keys of the vendor's example (cmd/loki/loki-local-config.yaml, shipped as
+      // /etc/loki/config.yml by tools/packaging/nfpm.jsonnet) that decide where Loki listens and
+      // writes: no auth, a filesystem store under /tmp/loki.
+      return [
+        `# ${note}`,
+        "auth_enabled: false",
+        "server:",
+        `  http_listen_port: ${pkg.defaultPort}`,
+        "  grpc_listen_port: 9096",
+        "common:",
+        "  instance_addr: 127.0.0.1",
+        "  path_prefix: /tmp/loki",
+        "  storage:",
+        "    filesystem:",
+        "      chunks_directory: /tmp/loki/chunks",
+        "      rules_directory: /tmp/loki/rules",
+        "  replication_factor: 1",
+        "",
+      ].join("\n");
     case "alloy":
       return `// ${note}\nlogging {\n  level = "warn"\n}\n`;
     case "grafana":

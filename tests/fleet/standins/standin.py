@@ -8,6 +8,7 @@
 # Nothing else: see CANNOT below.
 import base64
 import hashlib
+import hashlib
 import http.server
 import json
 import os
@@ -245,6 +246,11 @@ def loki(argv):
     if found is None:
         fail(f"failed parsing config: {','.join(names)} does not exist, set config.file for custom config path")
     text = read_config(found)
+    # The stand-in's record of each start: which config it ran on (the fleet checks that Loki
+    # never ran on the package's example, tests/fleet/checks/loki.ts).
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    say(f"started on config {found} sha256 {digest} first line: {first}")
     if flags.got.get("verify-config"):
         fail("cannot verify a Loki configuration (this is not Loki); refusing rather than passing it", 2)
     port = port_of(yaml_scalar(text, "server", "http_listen_port") or "3100", "server.http_listen_port")

@@ -53,6 +53,36 @@ export interface AlertDefinition {
   readonly expectedSeries?: readonly Readonly<Record<string, string>>[];
 }
 
+/**
+ * The reasons Alloy's loki.write counts dropped entries under, each with what it means for
+ * this stack (grafana/alloy internal/component/common/loki/client, v1.18.1 to v1.19: shards.go
+ * sendBatch and queue append, endpoint.go enqueue). Any status that is not 429 or 5xx (a 4xx:
+ * Loki refusing the batch, e.g. lines too old, out of order or too long) drops the whole batch
+ * at once as ingester_error, as do 5xx and connection errors once the retries run out.
+ * metrics.go also declares line_too_long and zero-initialises it, but nothing increments it:
+ * it is not listed, and a line Loki finds too long arrives as a 400, so ingester_error.
+ */
+export const ALLOY_DROP_REASONS: readonly { readonly reason: string; readonly means: string }[] = [
+  {
+    reason: "ingester_error",
+    means:
+      "Loki refused the batch (any 4xx but 429 drops it at once: check LokiDiscardingLogs for why, e.g. timestamps too old or lines too long) or was unreachable until the retries ran out (5xx or connection errors: see LogsNotReachingLoki and `systemctl status loki` on the loki host).",
+  },
+  {
+    reason: "rate_limited",
+    means: "Loki answered 429 to the last retry: it refuses the volume, see LokiDiscardingLogs.",
+  },
+  {
+    reason: "stream_limited",
+    means: "a batch reached Alloy's own max_streams: a label with too many values on the web host.",
+  },
+  {
+    reason: "queue_is_full",
+    means:
+      "Alloy's send queue was full and loki.write drops rather than waits (block_on_overflow off): the drops follow a burst or a slow Loki.",
+  },
+];
+
 /** Fixed thresholds that are not stack config. */
 export const APP_ERROR_RATIO_WARNING = 0.05;
 /** node-mixin's NodeClockSkewDetected threshold. */
@@ -283,7 +313,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       severity: "critical",
       datasource: "prometheus",
       // grafana/alloy internal/component/common/loki/client/metrics.go: loki_write_dropped_entries_total
-      // {host, tenant, reason} counts entries given up on after the retries; zero-initialised per reason.
+      // {host, tenant, reason} counts entries given up on; zero-initialised per reason.
       expr: 'sum by (instance) (increase(loki_write_dropped_entries_total{job="alloy"}[5m]))',
       op: ">",
       threshold: 0,
@@ -291,10 +321,9 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "1m",
       summary: "Alloy on {{ $labels.instance }} is dropping log lines",
       description:
-        "Alloy on {{ $labels.instance }} dropped {{ $value }} log entries in 5 minutes that Loki never received (retries exhausted, rate or stream limits, or lines too long). Those lines are lost.",
+        "Alloy on {{ $labels.instance }} dropped {{ $value }} log entries in 5 minutes that Loki never stored: Loki refused them or could not be reached until the retries ran out. Those lines are lost.",
       runbook: "logs-dropped-before-loki",
-      runbookSteps:
-        "On the Pipeline dashboard see which reason the drops carry (`loki_write_dropped_entries_total` by reason). ingester_error or retries exhausted: Loki is down or unreachable, see LogsNotReachingLoki and `systemctl status loki` on the loki host. rate_limited or stream_limited: Loki refuses the volume, see LokiDiscardingLogs. line_too_long: the app wrote a huge line. `journalctl -u alloy -n 100` on the web host shows each failed push.",
+      runbookSteps: `On the Pipeline dashboard see which reason the drops carry (\`loki_write_dropped_entries_total\` by reason). ${ALLOY_DROP_REASONS.map((r) => `${r.reason}: ${r.means}`).join(" ")} \`journalctl -u alloy -n 100\` on the web host shows each failed push with its HTTP status.`,
       dashboardUid: DASHBOARD_UIDS.pipeline,
       noDataState: "OK",
       execErrState: "Error",

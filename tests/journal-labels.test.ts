@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { addressPlan, type HostSlot } from "../facts/addressing";
 import { loadConfig } from "../infra/config";
-import { JOURNAL_STREAM_LABELS, JOURNAL_UNIT_COLLAPSE, alloyPipeline } from "../templates/alloy/config";
+import {
+  JOURNAL_STREAM_LABELS,
+  JOURNAL_UNIT_COLLAPSE,
+  TITAN_LOG_RULES,
+  alloyPipeline,
+  hostLabels,
+  parseLogfmt,
+  titanLabels,
+} from "../templates/alloy/config";
 import type { AlloyBlock, AlloyStatement } from "../templates/alloy/syntax";
 import type { TemplateContext } from "../templates/types";
 import { journalEntryLabels } from "./support/journalTarget";
@@ -161,5 +169,100 @@ describe("journal `unit` label", () => {
 
   it("gives every collapsed value a name no real unit can have (no unit-type suffix)", () => {
     for (const { unit } of JOURNAL_UNIT_COLLAPSE) assert.doesNotMatch(unit, /\.[a-z]+$/);
+  });
+});
+
+/**
+ * A LogQL stream selector's matchers, as stage.match reads them (grafana/alloy
+ * internal/component/loki/process/stages/match.go processLogQL: every matcher must hold; a
+ * missing label reads as ""). Only what the rendered selector uses: `=`, `!=`, `=~`, `!~`.
+ */
+function selectorMatches(selector: string, labels: Readonly<Record<string, string>>): boolean {
+  const body = /^\{(.*)\}$/.exec(selector)?.[1];
+  if (body === undefined) throw new Error(`not a stream selector: ${selector}`);
+  const matcher = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)/y;
+  let matched = true;
+  let count = 0;
+  for (let i = 0; i < body.length; count++) {
+    matcher.lastIndex = i;
+    const m = matcher.exec(body);
+    if (!m) throw new Error(`cannot read matcher at ${i} of ${selector}`);
+    i = matcher.lastIndex;
+    const [, name, op, raw] = m;
+    const value = JSON.parse(`"${raw}"`) as string;
+    const have = labels[name] ?? "";
+    const ok =
+      op === "=" ? have === value : op === "!=" ? have !== value : anchored(value).test(have) === (op === "=~");
+    matched &&= ok;
+  }
+  if (count === 0) throw new Error(`empty selector ${selector}`);
+  return matched;
+}
+
+describe("app `level` label", () => {
+  const ctx = context();
+  const host = ctx.plan.hosts.find((h): h is HostSlot => h.role === "web");
+  assert.ok(host);
+  const titan = alloyPipeline(ctx, host)
+    .filter(isBlock)
+    .find((b) => b.name === "loki.process" && b.label === "titan");
+  assert.ok(titan);
+  const stages = titan.body.filter(isBlock);
+  const attrOf = (b: AlloyBlock | undefined, name: string) => {
+    const a = b?.body.find((s) => s.kind === "attribute" && s.name === name);
+    assert.ok(a && a.kind === "attribute", `no ${name}`);
+    return a.value;
+  };
+  const match = stages.find((b) => b.name === "stage.match");
+  const selector = attrOf(match, "selector");
+  assert.equal(typeof selector, "string");
+  const override = attrOf(
+    match?.body.filter(isBlock).find((b) => b.name === "stage.static_labels"),
+    "values",
+  ) as Record<string, string>;
+
+  /** The level label a line reaches Loki with, through the rendered stages in their order. */
+  const rendered = (line: string): string | undefined => {
+    const fields = parseLogfmt(line);
+    const extracted = Object.keys(
+      attrOf(
+        stages.find((b) => b.name === "stage.logfmt"),
+        "mapping",
+      ) as object,
+    );
+    const labels: Record<string, string> = {};
+    for (const f of Object.keys(
+      attrOf(
+        stages.find((b) => b.name === "stage.labels"),
+        "values",
+      ) as object,
+    ))
+      if (extracted.includes(f) && fields[f] !== undefined && fields[f] !== "") labels[f] = fields[f];
+    if (stages.indexOf(match!) < stages.findIndex((b) => b.name === "stage.labels"))
+      throw new Error("stage.match runs before the level label exists");
+    if (selectorMatches(selector as string, labels)) Object.assign(labels, override);
+    return labels.level;
+  };
+  const line = (level?: string) => `ts=2026-12-06T05:00:00.000Z${level === undefined ? "" : ` level=${level}`} msg=hi`;
+
+  it("keeps the levels the app writes", () => {
+    for (const level of TITAN_LOG_RULES.levels) assert.equal(rendered(line(level)), level);
+  });
+
+  it("maps any other value to other, so the label stays bounded", () => {
+    for (const level of ["debug", "WARN", "warn", "Error", "critical", "info2", "xinfo", "info|error", "fatal"])
+      assert.equal(rendered(line(level)), TITAN_LOG_RULES.otherLevel, level);
+    const values = new Set(Array.from({ length: 200 }, (_, n) => rendered(line(`level${n}`))));
+    assert.deepEqual([...values], [TITAN_LOG_RULES.otherLevel]);
+  });
+
+  it("leaves a line without a level without the label", () => {
+    assert.equal(rendered(line()), undefined);
+  });
+
+  it("agrees with titanLabels, which the end-to-end run checks real lines with", () => {
+    const labels = hostLabels(ctx, host);
+    for (const level of [...TITAN_LOG_RULES.levels, "debug", "WARN", undefined])
+      assert.equal(titanLabels(line(level), "/var/log/titan/app.log", labels).level, rendered(line(level)), level);
   });
 });

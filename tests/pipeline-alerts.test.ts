@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../templates/alerts";
+import { ALLOY_DROP_REASONS, alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../templates/alerts";
 import {
   DASHBOARDS_DIR,
   DATASOURCE_UIDS,
@@ -109,6 +109,34 @@ describe("Pipeline dashboard", () => {
     assert.throws(
       () => withPipelineDashboard(testContext().config, { dashboards: [], alertPanels: new Map() }),
       /alert titan-app-error-log-lines: no panel of error lines per host on dashboard titan-logs/,
+    );
+  });
+});
+
+describe("LogsDroppedBeforeLoki", () => {
+  const dropped = alertDefinitions(testContext().config).find((d) => d.uid === "titan-logs-dropped");
+
+  it("reads a drop as Loki refusing the lines or being unreachable, not as a client-side limit", () => {
+    assert.ok(dropped);
+    assert.match(dropped.description, /Loki refused them or could not be reached until the retries ran out/);
+    assert.doesNotMatch(dropped.description, /lines too long|stream limits/);
+  });
+
+  it("explains each reason Alloy's loki.write emits, and none it never emits", () => {
+    assert.ok(dropped);
+    // grafana/alloy internal/component/common/loki/client (v1.18.1-v1.19): the reasons shards.go and
+    // endpoint.go increment; line_too_long is declared in metrics.go but never incremented.
+    const emitted = ["ingester_error", "rate_limited", "stream_limited", "queue_is_full"];
+    assert.deepEqual(
+      ALLOY_DROP_REASONS.map((r) => r.reason),
+      emitted,
+    );
+    for (const reason of emitted) assert.ok(dropped.runbookSteps.includes(`${reason}: `), reason);
+    assert.doesNotMatch(dropped.runbookSteps, /line_too_long|retries exhausted:/);
+    // A non-429 4xx drops the whole batch at once, under ingester_error.
+    assert.match(
+      ALLOY_DROP_REASONS[0].means,
+      /Loki refused the batch \(any 4xx but 429 drops it at once.*or was unreachable until the retries ran out/,
     );
   });
 });

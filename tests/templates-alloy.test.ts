@@ -183,7 +183,7 @@ describe("Alloy pipeline on a web host", () => {
   it("promotes only level to a label; request_id, duration and path stay in the line", () => {
     const process = component(model, "loki.process", "titan");
     const stages = process.body.filter((s): s is AlloyBlock => s.kind === "block").map((b) => b.name);
-    assert.deepEqual(stages, ["stage.logfmt", "stage.timestamp", "stage.labels", "stage.static_labels"]);
+    assert.deepEqual(stages, ["stage.logfmt", "stage.timestamp", "stage.labels", "stage.match", "stage.static_labels"]);
     assert.deepEqual(value(child(process, "stage.labels"), "values"), { level: "" });
     const promoted = [
       ...Object.keys(value(child(process, "stage.labels"), "values") as object),

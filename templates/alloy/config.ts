@@ -56,6 +56,8 @@ export const TITAN_LOG_RULES = {
   /** Fields promoted to labels. Only bounded ones: level is one of `levels`. */
   labelFields: ["level"],
   levels: ["info", "warning", "error"],
+  /** What any other `level` value becomes, so the label stays bounded whatever a line says. */
+  otherLevel: "other",
   /** High-cardinality fields that must stay in the line, never become labels. */
   lineOnlyFields: ["ts", "msg", "request_id", "duration", "path"],
 } as const;
@@ -80,6 +82,23 @@ export const JOURNAL_UNIT_SOURCE = "__journal__systemd_unit";
 
 /** How far back the journal is read when Alloy starts without a saved position. */
 export const JOURNAL_MAX_AGE = "12h";
+
+/**
+ * The LogQL stream selector of the lines whose `level` label is set but not one of `levels`.
+ * grafana/alloy internal/component/loki/process/stages/match.go: stage.match runs its nested
+ * stages on an entry only when every matcher of the selector matches its labels (processLogQL),
+ * and the matchers are LogQL's, so regexes are fully anchored RE2.
+ */
+export function unknownLevelSelector(): string {
+  const { levels } = TITAN_LOG_RULES;
+  for (const l of levels) if (!/^[a-z]+$/.test(l)) throw new Error(`level ${JSON.stringify(l)}: expected a-z only`);
+  return `{level=~".+", level!~"${levels.join("|")}"}`;
+}
+
+/** The `level` label a line's level field becomes (what the stages above do). */
+export function levelLabel(value: string): string {
+  return (TITAN_LOG_RULES.levels as readonly string[]).includes(value) ? value : TITAN_LOG_RULES.otherLevel;
+}
 
 export const lokiPushUrl = (ctx: TemplateContext): string =>
   `http://${addressOf(ctx.plan, "loki")}:${SERVICES.loki.port}/loki/api/v1/push`;
@@ -117,6 +136,13 @@ export function alloyPipeline(ctx: TemplateContext, host: HostSlot): AlloyStatem
         attr("format", rules.timestampFormat),
       ]),
       block("stage.labels", undefined, [attr("values", Object.fromEntries(rules.labelFields.map((f) => [f, ""])))]),
+      comment(
+        `A level the app does not write (a typo, debug, WARN) becomes "${rules.otherLevel}": the label stays bounded.`,
+      ),
+      block("stage.match", undefined, [
+        attr("selector", unknownLevelSelector()),
+        block("stage.static_labels", undefined, [attr("values", { level: rules.otherLevel })]),
+      ]),
       block("stage.static_labels", undefined, [attr("values", { job: TITAN_JOB, ...labels })]),
     ]),
     comment("The systemd journal (the alloy user is in group systemd-journal); `unit` from the entry's unit."),
@@ -234,6 +260,7 @@ export function titanLabels(
 ): Record<string, string> {
   const fields = parseLogfmt(line);
   const labels: Record<string, string> = { job: TITAN_JOB, ...host, filename };
-  for (const f of TITAN_LOG_RULES.labelFields) if (fields[f] !== undefined) labels[f] = fields[f];
+  for (const f of TITAN_LOG_RULES.labelFields) if (fields[f] !== undefined && fields[f] !== "") labels[f] = fields[f];
+  if (labels.level !== undefined) labels.level = levelLabel(labels.level);
   return labels;
 }

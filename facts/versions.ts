@@ -6,8 +6,9 @@
  * Grafana, Loki and Alloy come from Grafana's APT repository; Prometheus and node_exporter
  * from Debian 12's own archive, the same packages the tests on the build machine run against.
  * Debian replaces package revisions with security updates (`+deb12u1`, ...), so those two
- * are pinned by upstream version with a glob; Grafana's repository never re-issues a version,
- * so those three are pinned exactly.
+ * are pinned by upstream version with a glob. Grafana's repository keeps every version, so
+ * those three are pinned exactly; Grafana itself also takes its security re-issues of the same
+ * patch (PinnedPackage.securityReissues).
  *
  * Evidence for each choice (searched public material; re-check before bumping):
  * - Grafana 12.4.15: 12.4 is the last minor of the 12 line (longest support window), and
@@ -18,12 +19,21 @@
  *   projects pin 12.4.12 and earlier. 12.4.3 lacked the fixes of 12.4.4 onwards (e.g.
  *   CVE-2026-41602, GHSA-xmrv-pmrh-hhx2, grafana/grafana#124582). CI installs exactly this
  *   version from apt.grafana.com, so a version the repository lacks fails there.
- * - Loki 3.7.7: grafana/loki CHANGELOG (release-3.7.x, 2026-08-27); 3.7.5 restored the
- *   deb/rpm builds that 3.5.4-3.5.x and 3.7.3-3.7.4 first lacked (grafana/loki#19404,
- *   #22851, #23341). 3.7.x still defaults to the legacy object-store clients: Thanos became
- *   the default only on main (grafana/loki#22676, after the 3.7 branch).
- * - Alloy 1.19.2 (package revision -1): GitHub release v1.19.2; `grafana/alloy:v1.19.2`
- *   is used with `alloy validate` in public CI; `alloy validate` exists since before v1.12.
+ * - Loki 3.7.8, the newest 3.7.x patch found (searched 2026-12-06): grafana/loki#24587
+ *   "docs: Loki 3.7.8 Release Notes" (merged 2026-09-17), and public projects pin
+ *   `grafana/loki:3.7.8` (digest sha256:1107dd5274e0...); no 3.7.9 found. 3.7.7 was in the
+ *   CHANGELOG of release-3.7.x on 2026-08-27. 3.7.5 restored the deb/rpm builds that
+ *   3.5.4-3.5.x and 3.7.3-3.7.4 first lacked (grafana/loki#19404, #22851, #23341). 3.7.x still
+ *   defaults to the legacy object-store clients: Thanos became the default only on main
+ *   (grafana/loki#22676, after the 3.7 branch).
+ * - Alloy 1.21.2 (package revision -1, as Alloy's debs are versioned: `alloy=1.20.0-1` in
+ *   public apt pins), the newest 1.21.x patch found (searched 2026-12-06): GitHub releases
+ *   v1.21.1 (2026-10-21, backports and Go 1.27.3) and v1.21.2 (2026-10-22, bug fixes), as
+ *   newreleases.io records them. The loki.write drop reasons the alerts read are unchanged from
+ *   v1.18.1 to main of 2026-08 (templates/alerts.ts ALLOY_DROP_REASONS); the CHANGELOG's
+ *   breaking changes up to 1.18 touch otelcol components only, none of the components
+ *   templates/alloy uses, and CI runs `alloy validate` with `grafana/alloy:v1.21.2` on the
+ *   rendered config (the 1.19-1.21 release notes were not found in the searched material).
  */
 
 /**
@@ -50,6 +60,31 @@ export interface PinnedPackage {
   /** What apt preferences pin: an exact package version, or a glob over Debian revisions. */
   readonly aptPin: string;
   readonly origin: "grafana" | "debian";
+  /**
+   * Grafana's security re-issues of this very patch are accepted too (acceptedPins): Grafana
+   * re-releases a patch as `X.Y.Z+security-NN` (e.g. 12.0.2+security-01), and its APT repository
+   * ships that as Debian version `X.Y.Z-NN` (apt.grafana.com's pool/main/g/grafana/
+   * grafana_12.0.2-01_amd64.deb installs as `grafana (12.0.2-01)`; dl.grafana.com names the same
+   * build grafana_12.0.2+security~01_amd64.deb, and the enterprise 11.2.2+security-01 package
+   * also installs as `11.2.2-01`). An exact pin would never install one.
+   */
+  readonly securityReissues?: true;
+}
+
+/** Two digits, as Grafana numbers its security re-issues (+security-01, -02, ...). */
+const REISSUE = "[0-9][0-9]";
+
+/**
+ * Every version (apt glob) the package may be installed at: its pin, and for a package taking
+ * security re-issues, `X.Y.Z-NN` (how Grafana's repository versions them) and `X.Y.Z+security-NN`
+ * (the upstream name, should a package ever carry it). Nothing else: not X.Y.Z-1, not X.Y.Z.1,
+ * not the next patch.
+ */
+export function acceptedPins(p: PinnedPackage): string[] {
+  if (!p.securityReissues) return [p.aptPin];
+  if (!/^\d+\.\d+\.\d+$/.test(p.aptPin))
+    throw new Error(`${p.package}: securityReissues needs an exact X.Y.Z aptPin, got ${JSON.stringify(p.aptPin)}`);
+  return [p.aptPin, `${p.aptPin}-${REISSUE}`, `${p.aptPin}+security-${REISSUE}`];
 }
 
 /**
@@ -72,9 +107,9 @@ export const GRAFANA_APT: AptRepository = {
 };
 
 export const VERSIONS = {
-  grafana: { package: "grafana", version: "12.4.15", aptPin: "12.4.15", origin: "grafana" },
-  loki: { package: "loki", version: "3.7.7", aptPin: "3.7.7", origin: "grafana" },
-  alloy: { package: "alloy", version: "1.19.2", aptPin: "1.19.2-1", origin: "grafana" },
+  grafana: { package: "grafana", version: "12.4.15", aptPin: "12.4.15", origin: "grafana", securityReissues: true },
+  loki: { package: "loki", version: "3.7.8", aptPin: "3.7.8", origin: "grafana" },
+  alloy: { package: "alloy", version: "1.21.2", aptPin: "1.21.2-1", origin: "grafana" },
   prometheus: { package: "prometheus", version: "2.42.0+ds", aptPin: "2.42.0+ds-*", origin: "debian" },
   nodeExporter: {
     package: "prometheus-node-exporter",
@@ -211,3 +246,19 @@ export function vendorRepository(settings?: unknown): AptRepository | { readonly
     keyringPath: GRAFANA_APT.keyringPath,
   });
 }
+
+/**
+ * The Pulumi CLI the pull-request preview installs: pulumi/actions' `pulumi-version` input
+ * (action.yml), a semver range its src/libs/pulumi-cli.ts downloadCli resolves, so an exact
+ * version installs exactly that release. pulumi/pulumi releases the CLI and the Node.js SDK
+ * together under one version, so the pin is the @pulumi/pulumi version package-lock.json holds
+ * (tests/workflow.test.ts checks the workflow and the lock against it).
+ *
+ * `minimum` is what the program needs of any operator's CLI: from 3.115.0 (pulumi/pulumi#16100)
+ * the engine hashes a relative FileArchive path against the project's directory
+ * (pkg/resource/deploy/source_eval.go, WorkingDirectory: runinfo.Pwd), where pulumi-command
+ * opens it too (providers start there: sdk/go/common/resource/plugin/plugin.go), so the push
+ * archive is found whichever directory `pulumi up` is started from; before, the engine read it
+ * against its own working directory.
+ */
+export const PULUMI_CLI = { version: "3.270.0", minimum: "3.115.0" } as const;

@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { ROOT } from "./support/files";
+import { PULUMI_CLI } from "../facts/versions";
+import { ROOT, walk } from "./support/files";
 
 const dir = path.join(ROOT, ".github/workflows");
 const validator = path.join(ROOT, "node_modules/.bin/action-validator");
@@ -175,6 +176,72 @@ describe("GitHub workflows", () => {
       steps.some((r) => r.startsWith("scripts/ci-pr-comment.sh ")),
       "and its comment through ci-pr-comment.sh",
     );
+  });
+
+  it("tests what can pass on GitHub's runners: all but the fleet, privileged, and says what it leaves out", () => {
+    const wf = YAML.parse(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8")) as Workflow;
+    const test = wf.jobs.test as Workflow["jobs"][string] & {
+      container?: string | { image: string; options?: string };
+      "runs-on": string;
+    };
+    assert.equal(test["runs-on"], "ubuntu-latest");
+    // The hosts' OS, as the tests' Debian packages assume.
+    const container = typeof test.container === "string" ? { image: test.container } : test.container;
+    assert.equal(container?.image, "debian:12");
+    // scripts/test.sh leaves out exactly its FLEET_BOOT_TESTS and the fleet under TITAN_SKIP_FLEET=1.
+    assert.equal(test.env?.TITAN_SKIP_FLEET, "1", "the fleet cannot boot in a GitHub container: skip it, loudly");
+    assert.ok(test.steps.some((s) => s.run === "npm test"));
+    const script = fs.readFileSync(path.join(ROOT, "scripts/test.sh"), "utf8");
+    assert.match(script, /TITAN_SKIP_FLEET:-\}" == 1/);
+    const boot = /FLEET_BOOT_TESTS=\(([^)]*)\)/.exec(script)?.[1].trim().split(/\s+/) ?? [];
+    assert.ok(boot.length > 0);
+    for (const file of boot) {
+      const source = file.replace(/^build\//, "").replace(/\.js$/, ".ts");
+      assert.ok(fs.existsSync(path.join(ROOT, source)), `FLEET_BOOT_TESTS names ${file}, which has no source`);
+    }
+    assert.ok(
+      test.steps.some((s) => /^echo "::warning .*\.ci\/run/.test(s.run ?? "")),
+      "a warning on the run's page says the fleet was left out and where it runs",
+    );
+    // Every other test file runs. Those that create namespaces or mount (ip netns, losetup,
+    // mount, unshare) need CAP_SYS_ADMIN, which Docker's default seccomp profile requires for
+    // mount/unshare/setns (moby profiles/seccomp/default.json): the container must be privileged.
+    const privileged = walk(path.join(ROOT, "tests"))
+      .filter((f) => /\.ts$/.test(f) && !f.endsWith("workflow.test.ts"))
+      // The fleet's own modules serve FLEET_BOOT_TESTS and the fleet run alone.
+      .filter((f) => !f.includes(`${path.sep}fleet${path.sep}`) || f.endsWith(".test.ts"))
+      .filter((f) => !boot.some((b) => f.endsWith(b.replace(/^build\//, "").replace(/\.js$/, ".ts"))))
+      .filter((f) => /"netns"|\blosetup\b|"mount"|"unshare"/.test(fs.readFileSync(f, "utf8")))
+      .map((f) => path.relative(ROOT, f));
+    assert.ok(
+      privileged.includes("tests/e2e/netns.ts"),
+      `the scan finds the end-to-end run's namespace: ${privileged.join(", ")}`,
+    );
+    assert.match(String(container?.options), /(^|\s)--privileged(\s|$)/, `needed by ${privileged.join(", ")}`);
+    // The fleet is not dropped: .ci/run is the full test command, fleet included.
+    const ci = fs.readFileSync(path.join(ROOT, ".ci/run"), "utf8");
+    assert.match(ci, /^npm test$/m);
+    assert.doesNotMatch(ci, /TITAN_SKIP_FLEET/);
+  });
+
+  it("installs the pinned Pulumi CLI for the preview: the SDK's version, new enough for the push archive", () => {
+    const preview = (YAML.parse(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8")) as Workflow).jobs.preview;
+    const install = preview.steps.filter((s) => s.uses?.startsWith("pulumi/actions@"));
+    assert.equal(install.length, 1);
+    // pulumi/actions action.yml: `pulumi-version`; without it the action installs the latest CLI.
+    assert.equal(install[0].with?.["pulumi-version"], PULUMI_CLI.version);
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { version: string }>;
+    };
+    assert.equal(
+      lock.packages["node_modules/@pulumi/pulumi"].version,
+      PULUMI_CLI.version,
+      "CLI and SDK share a release",
+    );
+    const numbers = (v: string) => v.split(".").map(Number);
+    const [pin, min] = [numbers(PULUMI_CLI.version), numbers(PULUMI_CLI.minimum)];
+    const cmp = pin.map((n, i) => n - min[i]).find((d) => d !== 0) ?? 0;
+    assert.ok(cmp >= 0, `${PULUMI_CLI.version} is older than ${PULUMI_CLI.minimum}`);
   });
 
   it("previews with the policy pack: a failed preview still reaches the comment, then fails the job", () => {

@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { GRAFANA_FIRST_START, GRAFANA_POST_LINES } from "../infra/delivery/grafanaSecrets";
+import { DEFAULT_WAIT } from "../tools/validate/checkGrafana";
 import { snapshot, type TimedSnapshot } from "./support/snapshots";
 
 const COMMAND = /^command:/;
@@ -42,5 +44,18 @@ describe("only Grafana's push depends on the Grafana URL", () => {
     const install = snap.resources.find((r) => r.name === "grafana-push-install");
     assert.ok(install);
     assert.ok((install.propertyDependencies.create ?? []).some((u) => urns.has(u)));
+  });
+});
+
+describe("one deadline for Grafana's first start", () => {
+  it("the push waits for /api/health exactly as long, and as often, as CI waits for provisioning", () => {
+    const loop = GRAFANA_POST_LINES.map((l) => /^for _ in \$\(seq 1 (\d+)\); do$/.exec(l)).find(Boolean);
+    const pause = GRAFANA_POST_LINES.map((l) => /^\s*sleep (\d+)$/.exec(l)).find(Boolean);
+    assert.ok(loop && pause, "the push polls in a counted loop with a pause");
+    const pushSeconds = Number(loop[1]) * Number(pause[1]);
+    assert.equal(pushSeconds, GRAFANA_FIRST_START.timeoutSeconds);
+    assert.equal(Number(pause[1]), GRAFANA_FIRST_START.intervalSeconds);
+    assert.equal(DEFAULT_WAIT.timeoutMs, pushSeconds * 1000, "CI's boot check");
+    assert.equal(DEFAULT_WAIT.intervalMs, Number(pause[1]) * 1000);
   });
 });

@@ -10,10 +10,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
+import { GRAFANA_ADMIN_USER_RECORD, GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
 import { installScript } from "../infra/delivery/scripts";
-import { GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH } from "../templates/host/grafanaServer";
+import {
+  GRAFANA_ADMIN_PASSWORD_PATH,
+  GRAFANA_ENV_PATH,
+  GRAFANA_PACKAGE_PATHS,
+  GRAFANA_SECRETS_ENV_PATH,
+} from "../templates/host/grafanaServer";
 import { MOCK_PASSWORD } from "./support/mockProgram";
 import { one, snapshot, update, type TimedSnapshot } from "./support/snapshots";
 
@@ -47,6 +52,7 @@ interface Run {
   readonly cli: string[];
   readonly resetStdin?: string;
   readonly argv: string;
+  readonly stderr: string;
 }
 
 describe("a rotated Grafana secret is applied", () => {
@@ -61,9 +67,21 @@ describe("a rotated Grafana secret is applied", () => {
   const script = (root: string, staging: string) =>
     installScript({ staging, files: [], ...GRAFANA_PUSH })
       .split("/etc/grafana")
-      .join(`${root}/etc/grafana`);
+      .join(`${root}/etc/grafana`)
+      .split(GRAFANA_PACKAGE_PATHS.data)
+      .join(`${root}${GRAFANA_PACKAGE_PATHS.data}`);
 
-  function push(shell: string, root: string, secrets: Record<(typeof GRAFANA_STDIN_ORDER)[number], string>): Run {
+  function push(
+    shell: string,
+    root: string,
+    secrets: Record<(typeof GRAFANA_STDIN_ORDER)[number], string>,
+    adminUser = "ops-lead",
+    status = 0,
+  ): Run {
+    // The settings file the push places before these lines run, with the configured admin.
+    fs.mkdirSync(path.join(root, path.dirname(GRAFANA_ENV_PATH)), { recursive: true });
+    fs.mkdirSync(path.join(root, GRAFANA_PACKAGE_PATHS.data), { recursive: true });
+    fs.writeFileSync(path.join(root, GRAFANA_ENV_PATH), `GF_SECURITY_ADMIN_USER="${adminUser}"\n`);
     const log = path.join(root, "log");
     fs.rmSync(log, { recursive: true, force: true });
     fs.mkdirSync(log, { recursive: true });
@@ -75,7 +93,8 @@ describe("a rotated Grafana secret is applied", () => {
       encoding: "utf8",
       env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, STUB_LOG: log },
     });
-    assert.equal(result.status, 0, `${shell}: ${result.stderr}`);
+    assert.equal(result.status, status, `${shell}: ${result.stderr}`);
+    if (status !== 0) return { changed: [], systemctl: [], cli: [], argv: "", stderr: result.stderr };
     const installed = result.stdout.split("\n").find((l) => l.startsWith("installed:"));
     assert.ok(installed, result.stdout);
     const read = (f: string) => (fs.existsSync(path.join(log, f)) ? fs.readFileSync(path.join(log, f), "utf8") : "");
@@ -93,6 +112,7 @@ describe("a rotated Grafana secret is applied", () => {
       cli: lines("grafana"),
       resetStdin: fs.existsSync(path.join(log, "reset-stdin")) ? read("reset-stdin") : undefined,
       argv: read("argv"),
+      stderr: result.stderr,
     };
   }
 
@@ -140,6 +160,30 @@ describe("a rotated Grafana secret is applied", () => {
       for (const run of [created, again, hook, password])
         for (const secret of [...values, rotatedHook.slackWebhookUrl, rotatedPassword.adminPassword])
           assert.ok(!run.argv.includes(secret), `a secret on a command line: ${run.argv}`);
+    });
+  }
+
+  for (const shell of ["bash", "dash"]) {
+    it(`under ${shell}: refuses a renamed admin on a running Grafana, before anything restarts`, () => {
+      const root = fs.mkdtempSync(path.join(work, `${shell}-rename-`));
+      const secrets = { adminPassword: "first-password-0123", secretKey: "key-0123456789", slackWebhookUrl: "" };
+      const first = push(shell, root, secrets, "ops-lead");
+      assert.deepEqual(first.systemctl, ["restart grafana-server"]);
+      assert.equal(
+        fs.readFileSync(root + GRAFANA_ADMIN_USER_RECORD, "utf8"),
+        "ops-lead",
+        "recorded once Grafana answers",
+      );
+      const renamed = push(shell, root, { ...secrets, adminPassword: "second-password-4567" }, "new-lead", 1);
+      assert.match(renamed.stderr, /grafanaAdminUser = "new-lead": expected "ops-lead"/);
+      assert.equal(fs.existsSync(path.join(root, "log", "systemctl")), false, "nothing restarted");
+      assert.equal(
+        fs.readFileSync(root + GRAFANA_ADMIN_PASSWORD_PATH, "utf8"),
+        secrets.adminPassword,
+        "no secret written",
+      );
+      const back = push(shell, root, secrets, "ops-lead");
+      assert.deepEqual(back.changed, [], "set back: the push goes through, nothing to do");
     });
   }
 });

@@ -13,6 +13,7 @@ import { SERVICES } from "../../facts/topology";
 import { SLACK_WEBHOOK_ENV } from "../../templates/grafana";
 import {
   GRAFANA_ADMIN_PASSWORD_PATH,
+  GRAFANA_ENV_PATH,
   GRAFANA_PACKAGE_PATHS,
   GRAFANA_SECRETS_DIR,
   GRAFANA_SECRETS_ENV_PATH,
@@ -24,6 +25,30 @@ export const SECRET_KEY_ENV = "GF_SECURITY_SECRET_KEY";
 
 /** The order GRAFANA_SECRET_LINES reads standard input in, one value a line. */
 export const GRAFANA_STDIN_ORDER = ["adminPassword", "secretKey", "slackWebhookUrl"] as const;
+
+/**
+ * Where the push records the admin login Grafana's database was created with, beside the
+ * database (the data volume): it outlives a replaced host exactly as the database does.
+ */
+export const GRAFANA_ADMIN_USER_RECORD = `${GRAFANA_PACKAGE_PATHS.data}/titan-admin-user`;
+
+/**
+ * Refuses a changed grafanaAdminUser on a running stack, before anything restarts: Grafana
+ * applies admin_user only when it creates its database (pkg/services/sqlstore/sqlstore.go
+ * `ensureMainOrgAndAdminUser` returns early once a user exists), so the new login would never
+ * exist while the verification and the outputs name it. Reads the login from the settings file
+ * this push has just placed.
+ */
+export const GRAFANA_ADMIN_USER_CHECK: readonly string[] = [
+  `admin_user=$(sudo sed -n 's/^GF_SECURITY_ADMIN_USER="\\(.*\\)"$/\\1/p' ${GRAFANA_ENV_PATH})`,
+  `if sudo test -f ${GRAFANA_ADMIN_USER_RECORD}; then`,
+  `  created_with=$(sudo cat ${GRAFANA_ADMIN_USER_RECORD})`,
+  '  if [ "$created_with" != "$admin_user" ]; then',
+  `    echo "grafanaAdminUser = \\"$admin_user\\": expected \\"$created_with\\", the admin Grafana's database was created with. Grafana applies admin_user only to a new database, so a rename on a running stack would never take effect: set grafanaAdminUser back to \\"$created_with\\" (to rename, change the login in Grafana first, then write the new name to ${GRAFANA_ADMIN_USER_RECORD} on the host)." >&2`,
+  "    exit 1",
+  "  fi",
+  "fi",
+];
 
 /** Reads the secrets from stdin into root-owned files; refuses to go on without the two that are required. */
 export const GRAFANA_SECRET_LINES: readonly string[] = [
@@ -74,6 +99,13 @@ const GRAFANA_CLI = [
   `--configOverrides 'cfg:default.paths.data=${GRAFANA_PACKAGE_PATHS.data} cfg:default.paths.logs=${GRAFANA_PACKAGE_PATHS.logs} cfg:default.paths.plugins=${GRAFANA_PACKAGE_PATHS.plugins}'`,
 ].join(" ");
 
+/**
+ * How long Grafana may take to start and answer, the first start included (database migrations
+ * come first): the push waits this long for /api/health, and CI's boot check
+ * (tools/validate/checkGrafana.ts) this long for the provisioned resources. One deadline.
+ */
+export const GRAFANA_FIRST_START = { timeoutSeconds: 180, intervalSeconds: 2 } as const;
+
 /** Sets user 1's password to the line on standard input (see below). */
 export const GRAFANA_RESET_PASSWORD = `${GRAFANA_CLI} admin reset-admin-password --password-from-stdin`;
 
@@ -88,15 +120,17 @@ export const GRAFANA_RESET_PASSWORD = `${GRAFANA_CLI} admin reset-admin-password
  */
 export const GRAFANA_POST_LINES: readonly string[] = [
   "healthy=''",
-  "for _ in $(seq 1 60); do",
+  `for _ in $(seq 1 ${GRAFANA_FIRST_START.timeoutSeconds / GRAFANA_FIRST_START.intervalSeconds}); do`,
   `  if curl -fsS -o /dev/null http://127.0.0.1:${SERVICES.grafana.port}/api/health; then healthy=1; break; fi`,
-  "  sleep 2",
+  `  sleep ${GRAFANA_FIRST_START.intervalSeconds}`,
   "done",
   'if [ -z "$healthy" ]; then',
   `  echo "${GRAFANA_SERVICE} is not answering on :${SERVICES.grafana.port}:" >&2`,
   `  sudo systemctl status --no-pager ${GRAFANA_SERVICE} >&2 || true`,
   "  exit 1",
   "fi",
+  // Grafana answers, so its database exists: record whose admin it holds (once).
+  `sudo test -f ${GRAFANA_ADMIN_USER_RECORD} || printf '%s' "$admin_user" | sudo tee ${GRAFANA_ADMIN_USER_RECORD} >/dev/null`,
   `case "$changed" in *" ${GRAFANA_ADMIN_PASSWORD_PATH}"*)`,
   `  sudo cat ${GRAFANA_ADMIN_PASSWORD_PATH} | ${GRAFANA_RESET_PASSWORD} >/dev/null`,
   '  echo "grafana admin password set" ;;',

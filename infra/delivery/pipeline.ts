@@ -25,7 +25,7 @@ import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { markerFor, markerLineCommand, VERIFY_COMMAND } from "../verify/marker";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
-import { GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
+import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
 import type { InstallPlan } from "./scripts";
 import { COMMAND_TIMEOUTS, VERIFY_TIMEOUT_MS } from "./timeouts";
 
@@ -53,7 +53,8 @@ const ACTIONS: Record<Role, InstallPlan["actions"]> = {
 export const GRAFANA_PUSH = {
   actions: ACTIONS.grafana,
   owned: [DASHBOARDS_DIR],
-  extra: GRAFANA_SECRET_LINES,
+  // A renamed admin is refused before any secret is written or anything restarts.
+  extra: [...GRAFANA_ADMIN_USER_CHECK, ...GRAFANA_SECRET_LINES],
   post: GRAFANA_POST_LINES,
 } as const satisfies Omit<InstallPlan, "staging" | "files">;
 

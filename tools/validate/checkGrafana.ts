@@ -14,6 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SERVICES } from "../../facts/topology";
+import { GRAFANA_FIRST_START } from "../../infra/delivery/grafanaSecrets";
 import { basicAuth, grafanaProbes, type Fetch, type VerificationSpec } from "../../infra/verify/checks";
 import { PROVISIONING_DIR, DASHBOARDS_DIR } from "../../templates/grafana/constants";
 import { expectedProvisioning, type ProvisionedFile } from "./expectedProvisioning";
@@ -27,8 +28,11 @@ export interface CheckGrafanaOptions {
   readonly wait?: WaitOptions;
 }
 
-/** Generous for a cold first start on a CI runner (database migrations come first). */
-export const DEFAULT_WAIT: WaitOptions = { timeoutMs: 180_000, intervalMs: 2_000 };
+/** The push's own deadline for Grafana's first start (database migrations come first). */
+export const DEFAULT_WAIT: WaitOptions = {
+  timeoutMs: GRAFANA_FIRST_START.timeoutSeconds * 1000,
+  intervalMs: GRAFANA_FIRST_START.intervalSeconds * 1000,
+};
 
 export async function checkGrafana(
   grafanaUrl: string,

@@ -471,3 +471,16 @@ describe("systemd units", () => {
     }
   });
 });
+  it("match the README's sandbox claims: the daemons without a sandbox drop-in are named as such", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const sandboxed = new Set(
+      ROLES.flatMap((r) => unitsFor(r))
+        .filter((u) => u.content.includes("\nProtectSystem=strict\n"))
+        .map((u) => /\/([^/]+)\.service(\.d\/[^/]+\.conf)?$/.exec(u.path)?.[1]),
+    );
+    const bare = [...new Set(ROLES.flatMap((r) => servicesFor(r)))].filter((s) => !sandboxed.has(s));
+    assert.deepEqual(bare, ["prometheus", "grafana-server"]);
+    assert.match(readme, /\*\*Prometheus and Grafana have no\s+sandbox drop-in\*\*/);
+    assert.match(readme, /own units, and drop-ins for node_exporter, Loki and Alloy\./);
+  });
+

@@ -4,7 +4,9 @@
  * volume that outlives it.
  */
 import * as aws from "@pulumi/aws";
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { HOST_KEY_COMMAND, HOST_KEY_ENV, HOST_KEY_TIMEOUTS } from "./hostKey/command";
 import type { HostSlot } from "../facts/addressing";
 import type { StackConfig } from "../facts/config";
 import { HOST_TAG_KEYS, baseTags } from "../facts/naming";
@@ -42,6 +44,13 @@ export class Host extends pulumi.ComponentResource {
   readonly dataVolume?: aws.ebs.Volume;
   readonly dataAttachment?: aws.ec2.VolumeAttachment;
   readonly slot: HostSlot;
+  /**
+   * The host's stable public address: an Elastic IP that outlives stop/start and replacement
+   * (an instance's own public IP changes on every start), so URLs and every push dial it.
+   */
+  readonly publicIp: pulumi.Output<string>;
+  /** The host's SSH key (`ssh-ed25519 AAAA...`), read from its console through EC2's API. */
+  readonly hostKey: pulumi.Output<string>;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("titan:infra:Host", name, {}, opts);
@@ -120,6 +129,37 @@ export class Host extends pulumi.ComponentResource {
       );
     }
 
-    this.registerOutputs({ publicIp: this.instance.publicIp, privateIp: this.instance.privateIp });
+    // Allocated apart from the instance, so it survives the instance's replacement; only the
+    // association follows the instance. The association lands seconds after the instance runs,
+    // which swaps its public address: the bootstrap retries every download (bootstrap.ts retry).
+    const eip = new aws.ec2.Eip(
+      `${name}-eip`,
+      { domain: "vpc", tags: { ...baseTags(config, `${slot.name}-eip`), Role: slot.role } },
+      parent,
+    );
+    const association = new aws.ec2.EipAssociation(
+      `${name}-eip-association`,
+      { allocationId: eip.allocationId, instanceId: this.instance.id },
+      parent,
+    );
+    this.publicIp = pulumi.all([eip.publicIp, association.id]).apply(([ip]) => ip);
+
+    // Runs once per instance (the trigger is its id; a replaced host is asked again), and never on
+    // an unchanged stack. Its inputs hold the instance id and region only, no local path.
+    const hostKey = new command.local.Command(
+      `${name}-host-key`,
+      {
+        create: HOST_KEY_COMMAND,
+        environment: { [HOST_KEY_ENV.instanceId]: this.instance.id, [HOST_KEY_ENV.region]: config.region },
+        triggers: [this.instance.id],
+        // The key is stdout (kept in state); the polling progress is only logged.
+        logging: "stderr",
+      },
+      // cli.ts gives up after HOST_KEY_TIMEOUT_MINUTES; the engine's bound comes after it.
+      { ...parent, customTimeouts: HOST_KEY_TIMEOUTS },
+    );
+    this.hostKey = hostKey.stdout;
+
+    this.registerOutputs({ publicIp: this.publicIp, privateIp: this.instance.privateIp });
   }
 }

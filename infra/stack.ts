@@ -86,7 +86,7 @@ export function defineStack(config: StackConfig): StackOutputs {
 
   const urlOf = (role: Role, port: number) => {
     const host = hosts.find((h) => h.slot.role === role) as Host;
-    return pulumi.interpolate`http://${host.instance.publicIp}:${port}`;
+    return pulumi.interpolate`http://${host.publicIp}:${port}`;
   };
   const grafanaUrl = urlOf("grafana", SERVICES.grafana.port);
   const prometheusUrl = urlOf("prometheus", SERVICES.prometheus.port);
@@ -121,9 +121,9 @@ export function defineStack(config: StackConfig): StackOutputs {
   for (const host of hosts) {
     hostOutputs[host.slot.name] = {
       role: host.slot.role,
-      publicIp: host.instance.publicIp,
+      publicIp: host.publicIp,
       privateIp: host.instance.privateIp,
-      ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.instance.publicIp}`,
+      ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.publicIp}`,
     };
   }
   return {
@@ -132,7 +132,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     appUrls: pulumi.all(
       hosts
         .filter((h) => h.slot.role === "web")
-        .map((h) => pulumi.interpolate`http://${h.instance.publicIp}:${SERVICES.titan.port}`),
+        .map((h) => pulumi.interpolate`http://${h.publicIp}:${SERVICES.titan.port}`),
     ),
     hosts: hostOutputs,
     lokiBucket: bucket.bucket.bucket,

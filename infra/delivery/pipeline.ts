@@ -117,7 +117,12 @@ export function deliver(args: DeliveryArgs): Delivery {
   const app = appFiles(appRoot).map((f) => ({ path: `app/${f}`, from: path.join(appRoot, f) }));
 
   const connectionTo = (host: Host) => ({
-    host: host.instance.publicIp,
+    // The Elastic IP: a stop and start outside Pulumi does not move it (infra/host.ts).
+    host: host.publicIp,
+    // Pinned: without hostKey pulumi-command accepts any host key (v1.2.1 provider/pkg/provider/
+    // remote/connection.go SSHConfig: ssh.InsecureIgnoreHostKey); with it, ssh.FixedHostKey and
+    // only that key's algorithm. The key comes from the instance's console via EC2's API.
+    hostKey: host.hostKey,
     user: config.sshUser,
     privateKey: args.privateKey,
     // A fresh instance needs a minute or two before sshd answers; an unreachable one fails in minutes.

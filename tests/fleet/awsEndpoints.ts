@@ -131,7 +131,48 @@ export interface AwsEndpoints {
   setState(instanceId: string, state: InstanceState): void;
   /** Adds an instance (a host that joins after the start). */
   addInstance(instance: FleetInstance): void;
+  /**
+   * The operator's keys (what `pulumi up` runs with): the only ones GetConsoleOutput answers, as
+   * the instances' roles have no ec2:GetConsoleOutput on AWS (infra/iam.ts).
+   */
+  readonly operatorCredentials: Omit<IssuedCredentials, "instanceId" | "roleName">;
+  /** Where GetConsoleOutput reads an instance's console (the fleet's nspawn console log). */
+  setConsole(instanceId: string, read: () => string): void;
   stop(): Promise<void>;
+}
+
+/** EC2's console output limit: the newest 64 KiB with Latest, the first 64 KiB without. */
+export const CONSOLE_OUTPUT_BYTES = 64 * 1024;
+
+/**
+ * GetConsoleOutput as the EC2 Query API answers it (API reference GetConsoleOutput: InstanceId,
+ * Latest; the response carries instanceId, timestamp and output, base64-encoded). An unknown or
+ * terminated instance is InvalidInstanceID.NotFound; nothing printed yet is an empty output.
+ */
+export function answerConsoleOutput(
+  body: string,
+  instances: readonly Ec2Instance[],
+  consoles: ReadonlyMap<string, () => string>,
+): { status: number; body: string } {
+  const params = new URLSearchParams(body);
+  const instanceId = params.get("InstanceId") ?? "";
+  const instance = instances.find((i) => i.instanceId === instanceId && i.state !== "terminated");
+  if (!instance) {
+    throw new Ec2ApiError("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' does not exist`);
+  }
+  const latest = params.get("Latest") === "true";
+  const all = Buffer.from(consoles.get(instanceId)?.() ?? "", "utf8");
+  const shown = latest
+    ? all.subarray(Math.max(0, all.length - CONSOLE_OUTPUT_BYTES))
+    : all.subarray(0, CONSOLE_OUTPUT_BYTES);
+  const xml =
+    '<?xml version="1.0" encoding="UTF-8"?>\n<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">' +
+    "<requestId>00000000-0000-4000-8000-000000000002</requestId>" +
+    `<instanceId>${instanceId}</instanceId>` +
+    `<timestamp>${new Date().toISOString()}</timestamp>` +
+    `<output>${shown.toString("base64")}</output>` +
+    "</GetConsoleOutputResponse>";
+  return { status: 200, body: xml };
 }
 
 /** Array.isArray without its type guard (which would widen a typed array to any[]). */
@@ -340,7 +381,18 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     }
   };
   for (const [n, i] of instances.entries()) add(i, `instances[${n}]`);
-  const byKey = (accessKeyId: string) => [...credentials.values()].find((c) => c.accessKeyId === accessKeyId);
+  const operatorDigest = (what: string) => sha256(`${runSecret}/operator/${what}`);
+  const operatorCredentials = {
+    accessKeyId: `ASIA${operatorDigest("key").slice(0, 16).toUpperCase()}`,
+    secretAccessKey: Buffer.from(operatorDigest("secret"), "hex").toString("base64").slice(0, 40),
+    token: Buffer.from(operatorDigest("token") + operatorDigest("token2"), "hex").toString("base64"),
+    expiration: new Date(Date.now() + 6 * 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  };
+  const consoles = new Map<string, () => string>();
+  const byKey = (accessKeyId: string) =>
+    accessKeyId === operatorCredentials.accessKeyId
+      ? operatorCredentials
+      : [...credentials.values()].find((c) => c.accessKeyId === accessKeyId);
 
   const requests: AwsRequest[] = [];
 
@@ -363,7 +415,22 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
           byKey,
           region,
         );
-        ({ status, body: xml } = answer(live, request, { region, pageSize }));
+        if (request.action === "GetConsoleOutput") {
+          if (accessKeyId !== operatorCredentials.accessKeyId) {
+            throw new Ec2ApiError(
+              "UnauthorizedOperation",
+              "You are not authorized to perform this operation (only the operator's keys may read consoles).",
+              403,
+            );
+          }
+          ({ status, body: xml } = answerConsoleOutput(
+            req.method === "POST" ? body.toString() : (req.url ?? "").replace(/^[^?]*\??/, ""),
+            live,
+            consoles,
+          ));
+        } else {
+          ({ status, body: xml } = answer(live, request, { region, pageSize }));
+        }
       } catch (err) {
         const e = err instanceof Ec2ApiError ? err : new Ec2ApiError("InternalError", String(err), 500);
         status = e.status;
@@ -509,6 +576,13 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     },
     addInstance(instance) {
       add(instance, "addInstance");
+    },
+    operatorCredentials,
+    setConsole(instanceId, read) {
+      if (!live.some((i) => i.instanceId === instanceId)) {
+        throw bad("setConsole instanceId", instanceId, `one of ${live.map((i) => i.instanceId).join(", ")}`);
+      }
+      consoles.set(instanceId, read);
     },
     stop,
   };

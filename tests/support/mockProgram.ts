@@ -83,6 +83,16 @@ export interface ProgramInput {
 }
 
 let publicIpCounter = 0;
+let eipCounter = 0;
+
+/** A well-formed ed25519 public key per resource name (32 bytes after the type, as OpenSSH encodes it). */
+export function mockHostKey(name: string): string {
+  const type = Buffer.from("ssh-ed25519");
+  const key = Buffer.alloc(32);
+  Buffer.from(name).copy(key);
+  const len = (b: Buffer) => Buffer.from([0, 0, 0, b.length]);
+  return `ssh-ed25519 ${Buffer.concat([len(type), type, len(key), key]).toString("base64")}`;
+}
 /** Replaced resources get ids no earlier run used. */
 let replacements = 0;
 
@@ -153,6 +163,12 @@ function computedState(
     case "aws:ec2/instance:Instance":
       publicIpCounter += 1;
       return { ...inputs, publicIp: `198.51.100.${publicIpCounter}`, arn: `arn:aws:ec2:::instance/${name}` };
+    case "aws:ec2/eip:Eip":
+      eipCounter += 1;
+      return { ...inputs, publicIp: `203.0.113.${eipCounter}`, allocationId: `eipalloc-${name}` };
+    case "command:local:Command":
+      // The host-key fetch prints the key it read from the console (infra/hostKey/cli.ts).
+      return name.endsWith("-host-key") ? { ...inputs, stdout: mockHostKey(name) } : { ...inputs };
     case "aws:s3/bucket:Bucket":
       return { ...inputs, arn: `arn:aws:s3:::${String(inputs.bucket)}` };
     case "aws:iam/role:Role":

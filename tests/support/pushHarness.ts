@@ -63,7 +63,8 @@ async function main(): Promise<void> {
         const state = args.type === "aws:s3/bucket:Bucket" && preview ? {} : { ...inputs, bucket: "harness-bucket" };
         return {
           id: `${args.name}-id`,
-          state: args.type === "aws:ec2/instance:Instance" ? { ...state, publicIp: "198.51.100.9" } : state,
+          // Pushes dial the host's Elastic IP (infra/host.ts).
+          state: args.type === "aws:ec2/eip:Eip" ? { ...state, publicIp: "198.51.100.9" } : state,
         };
       },
       call: () => ({}),

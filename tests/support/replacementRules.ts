@@ -46,6 +46,19 @@ export const REPLACE_RULES: Readonly<Record<string, ReplaceRule>> = {
     "outpostArn",
     "snapshotId",
   ),
+  // internal/service/ec2/ec2_eip.go: address, domain, network_border_group, public_ipv4_pool and
+  // ipam_pool_id are ForceNew; instance, network_interface, associate_with_private_ip,
+  // customer_owned_ipv4_pool and tags are updated in place.
+  "aws:ec2/eip:Eip": forceNew("address", "domain", "networkBorderGroup", "publicIpv4Pool", "ipamPoolId"),
+  // internal/service/ec2/ec2_eip_association.go: every argument is ForceNew (the resource has no Update).
+  "aws:ec2/eipAssociation:EipAssociation": forceNew(
+    "allocationId",
+    "allowReassociation",
+    "instanceId",
+    "networkInterfaceId",
+    "privateIpAddress",
+    "publicIp",
+  ),
   // internal/service/ec2/ec2_key_pair.go: key_name, key_name_prefix and public_key are ForceNew.
   "aws:ec2/keyPair:KeyPair": forceNew("keyName", "keyNamePrefix", "publicKey"),
   // hashicorp/terraform-provider-random internal/provider/resource_password.go: keepers,

@@ -1,0 +1,24 @@
+/**
+ * The local command that prints a host's key (cli.ts), written so it works from wherever the
+ * provider runs it in the project and records no absolute path in the state: Node resolves
+ * `--require ts-node/...` and `require.resolve` by walking up from the working directory to the
+ * project's node_modules, and the project root is three levels above ts-node's package.json.
+ * The program itself already runs under ts-node (Pulumi.yaml runtime options), so nothing extra
+ * is installed for it.
+ */
+export const HOST_KEY_COMMAND =
+  "node --require ts-node/register/transpile-only -e " +
+  `"require(require('path').resolve(require.resolve('ts-node/package.json'), '../../../infra/hostKey/cli.ts'))"`;
+
+/** The environment variable names cli.ts reads. */
+export const HOST_KEY_ENV = { instanceId: "HOST_KEY_INSTANCE_ID", region: "AWS_REGION" } as const;
+
+/** How long cli.ts waits for cloud-init to print the keys (its default HOST_KEY_TIMEOUT_SECONDS). */
+export const HOST_KEY_TIMEOUT_MINUTES = 30;
+
+/** The resource's customTimeouts: the fetch's own deadline plus the SDK's last call and node's start. */
+export const HOST_KEY_TIMEOUTS = {
+  create: `${HOST_KEY_TIMEOUT_MINUTES + 5}m`,
+  update: `${HOST_KEY_TIMEOUT_MINUTES + 5}m`,
+  delete: "5m",
+} as const;

@@ -18,6 +18,7 @@ import { BEGIN_KEYS, END_KEYS, parseConsoleHostKey } from "../infra/hostKey/cons
 import { HOST_KEY_COMMAND } from "../infra/hostKey/command";
 import { Ec2ApiError, errorXml, parseEc2Request, type Ec2Instance } from "./e2e/fakeEc2";
 import { answerConsoleOutput, verifySigV4 } from "./fleet/awsEndpoints";
+import { baseArgs, parseAuthorizedKey, pinHostKey } from "./fleet/push";
 import YAML from "yaml";
 import { hasDataVolume, ROLES } from "../facts/topology";
 import { renderUserData } from "../templates/host/userData";
@@ -251,5 +252,32 @@ describe("the user data leaves cloud-init's key block on the console", () => {
       const modules = doc.cloud_final_modules as unknown[] | undefined;
       assert.ok(modules === undefined || JSON.stringify(modules).includes("keys_to_console"), role);
     }
+  });
+});
+
+describe("the fleet's push pins a hostKey as pulumi-command does", () => {
+  const target = { address: "10.42.0.20", user: "admin", privateKeyPath: "/k", knownHosts: "/unused" };
+
+  it("reads hostKey as ssh.ParseAuthorizedKey does, refusing a malformed one by name", () => {
+    assert.deepEqual(parseAuthorizedKey(`${ED} root@host`), { type: "ssh-ed25519", blob: ED.split(" ")[1] });
+    assert.throws(() => parseAuthorizedKey("ssh-ed25519"), /hostKey "ssh-ed25519": expected an authorized_keys line/);
+    // The blob's own type must be the one named (an ecdsa blob labelled ed25519 is refused).
+    assert.throws(() => parseAuthorizedKey(`ssh-ed25519 ${ECDSA.split(" ")[1]}`), /not a ssh-ed25519 key/);
+  });
+
+  it("trusts only that key, and offers only its algorithm (FixedHostKey, HostKeyAlgorithms)", () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "titan-pin-")), "known_hosts");
+    const pinned = pinHostKey(target, `${ED} comment`, file);
+    assert.equal(fs.readFileSync(file, "utf8"), `10.42.0.20 ${ED}\n`);
+    const args = baseArgs(pinned, "-p");
+    const options = args.filter((_, i) => args[i - 1] === "-o");
+    assert.ok(options.includes("StrictHostKeyChecking=yes"));
+    assert.ok(options.includes(`UserKnownHostsFile=${file}`));
+    assert.ok(options.includes("HostKeyAlgorithms=ssh-ed25519"));
+    assert.ok(!baseArgs(target, "-p").some((a) => a.startsWith("HostKeyAlgorithms=")), "unpinned: no restriction");
+    assert.equal(
+      fs.readFileSync(pinHostKey({ ...target, port: 2222 }, ED, file).knownHosts, "utf8"),
+      `[10.42.0.20]:2222 ${ED}\n`,
+    );
   });
 });

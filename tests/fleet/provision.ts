@@ -42,6 +42,7 @@ import {
 } from "./stackPlan";
 import { buildStandinRepository, type StandinRepository } from "./standins/repository";
 import type { AwsEndpoints, AwsEndpointsArgs } from "./awsEndpoints";
+import { learnHostKey } from "./hostKeys";
 
 /** The fake EC2 API and IMDS on the bridge (awsEndpoints.ts), as provisioning starts them. */
 export type StartAwsEndpoints = (cleanup: Cleanup, args: AwsEndpointsArgs) => Promise<AwsEndpoints>;
@@ -197,6 +198,10 @@ async function runSteps(
   const ran: RanStep[] = [];
   for (const step of steps) {
     const push = step.push;
+    // pulumi-command accepts any host key without one (remote/connection.go): every push pins it.
+    if (pf.aws && !push.connection.hostKey) {
+      throw new PushError(`${push.resource}: its connection has no hostKey, so any host would be trusted`);
+    }
     if (push.connection.user !== host.target.user) {
       throw new PushError(
         `${push.resource}: connects as ${push.connection.user}, the image's login user is ${host.target.user}`,
@@ -326,6 +331,10 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
       region: ctx.config.region,
     });
     log(`fake EC2 API at ${aws.ec2Endpoint}`);
+    // Every push pins the host key the program's host-key command reads from the console.
+    const api = aws;
+    const pinned = await Promise.all(hosts.map((h) => learnHostKey(thePlan, h, h.target, api, fleet.runDir, log)));
+    hosts.forEach((h, i) => hosts.splice(i, 1, { ...h, target: pinned[i] }));
   }
 
   const pf: ProvisionedFleet = {
@@ -462,8 +471,13 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     privateIp: replaced.slot.privateIp,
     tags: { ...old.planned.tags },
   });
+  // A replaced instance has a new host key: its host-key command runs again (trigger: instance id).
+  if (pf.aws) {
+    const target = await learnHostKey(pf.plan, replaced, replaced.target, pf.aws, pf.fleet.runDir, pf.log);
+    pf.hosts[pf.hosts.indexOf(replaced)] = { ...replaced, target };
+  }
   await pushHost(pf, name);
-  return replaced;
+  return hostNamed(pf, name);
 }
 
 /** Runs `command` on a host as the login user over SSH (the push's own client and key). */

@@ -22,7 +22,11 @@
  *   same table; copyOperations below computes it against the host's real state.
  * - Connection (remote/connection.go): user defaults to root, port to 22; dials are retried
  *   up to dialErrorLimit times with perDialTimeout each. Without `hostKey` the provider ignores
- *   the host key (ssh.InsecureIgnoreHostKey); the fleet checks it, which is stricter.
+ *   the host key (ssh.InsecureIgnoreHostKey); the fleet checks it, which is stricter. With
+ *   `hostKey` (connectionBase.SSHConfig): ssh.ParseAuthorizedKey of it (an authorized_keys line),
+ *   ssh.FixedHostKey (the server's key must be exactly that one) and HostKeyAlgorithms limited to
+ *   that key's type; here a known_hosts file holding only that key for the address, with
+ *   StrictHostKeyChecking=yes and HostKeyAlgorithms=<its type> (pinHostKey).
  *
  * Differences of the system client, and how they are closed:
  * - OpenSSH sends `SetEnv` without asking for a reply (clientloop.c), so a refusal is silent;
@@ -44,8 +48,10 @@ export interface SshTarget {
   readonly user: string;
   readonly port?: number;
   readonly privateKeyPath: string;
-  /** A known_hosts file holding the host's key (readiness.ts waitForSsh writes it). */
+  /** A known_hosts file holding the host's key (readiness.ts waitForSsh writes it, or pinHostKey). */
   readonly knownHosts: string;
+  /** The connection's `hostKey`, pinned as pulumi-command pins it (pinHostKey writes knownHosts from it). */
+  readonly hostKey?: string;
   /** Seconds per dial (the connection's perDialTimeout). */
   readonly connectTimeoutSeconds?: number;
   /** Dial attempts before giving up (the connection's dialErrorLimit). */
@@ -69,6 +75,36 @@ export interface SshOptions {
 export class PushError extends Error {}
 
 /**
+ * The key of an authorized_keys line as golang.org/x/crypto/ssh ParseAuthorizedKey reads it for
+ * pulumi-command's `hostKey`: `<type> <base64 blob> [comment]`, the blob's own leading string
+ * being the type. Throws, naming the value, on anything else (the provider fails the resource:
+ * "failed to parse host key").
+ */
+export function parseAuthorizedKey(hostKey: string): { type: string; blob: string } {
+  const [type, blob] = hostKey.trim().split(/\s+/);
+  const bad = (why: string) =>
+    new PushError(`hostKey ${JSON.stringify(hostKey)}: expected an authorized_keys line "<type> <base64>" (${why})`);
+  if (!type || !blob || !/^[A-Za-z0-9+/]+={0,3}$/.test(blob)) throw bad("two fields, the second base64");
+  const raw = Buffer.from(blob, "base64");
+  const length = raw.length >= 4 ? raw.readUInt32BE(0) : -1;
+  if (length < 1 || raw.length < 4 + length || raw.subarray(4, 4 + length).toString("latin1") !== type) {
+    throw bad(`the key inside is not a ${type} key`);
+  }
+  return { type, blob };
+}
+
+/**
+ * `t` connecting only to the host holding `hostKey`: known_hosts (written to `file`) lists just
+ * that key for the address, and HostKeyAlgorithms (baseArgs) offers just its type.
+ */
+export function pinHostKey(t: SshTarget, hostKey: string, file: string): SshTarget {
+  const { type, blob } = parseAuthorizedKey(hostKey);
+  const host = (t.port ?? 22) === 22 ? t.address : `[${t.address}]:${t.port}`;
+  fs.writeFileSync(file, `${host} ${type} ${blob}\n`);
+  return { ...t, hostKey: `${type} ${blob}`, knownHosts: file };
+}
+
+/**
  * Options common to ssh and sftp (whose port flags differ: -p and -P): only the run's key, and
  * only the host key read from the container itself.
  */
@@ -86,6 +122,7 @@ export function baseArgs(t: SshTarget, portFlag: "-p" | "-P"): string[] {
     "StrictHostKeyChecking=yes",
     "-o",
     `UserKnownHostsFile=${t.knownHosts}`,
+    ...(t.hostKey === undefined ? [] : ["-o", `HostKeyAlgorithms=${parseAuthorizedKey(t.hostKey).type}`]),
     "-o",
     `ConnectTimeout=${t.connectTimeoutSeconds ?? 15}`,
     "-o",

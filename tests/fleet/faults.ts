@@ -302,3 +302,39 @@ export async function replacePrometheus(
     await historyKept(prometheusUrl, h.name, stamp, label),
   ];
 }
+
+/**
+ * A data host replaced as `pulumi up` replaces an instance (provision.ts replaceHost: fresh
+ * root, new instance id, same volume, bootstrap and the whole push): the volume mounted, every
+ * unit active, and what was written on the volume before still there.
+ */
+export async function replaceDataHost(
+  h: ContainerHost,
+  volume: LoopVolume,
+  probe: DataProbe,
+  replace: () => Promise<{ container: Container; instanceId: string; pushError?: string }>,
+  log: (line: string) => void,
+): Promise<{ label: string; results: CheckResult[] }> {
+  await probe.record();
+  log(`${h.name}: replacing`);
+  const fresh = await replace();
+  h.container = fresh.container;
+  const label = `replaced (${fresh.instanceId})`;
+  const push: CheckResult =
+    fresh.pushError === undefined
+      ? { name: `${label}: push over SSH`, host: h.name, ok: true, detail: "the whole push ran again" }
+      : { name: `${label}: push over SSH`, host: h.name, ok: false, detail: fresh.pushError };
+  return {
+    label,
+    results: [
+      push,
+      ...(await Promise.all([cloudInitFinished(h), bootstrapMarker(h)])).map((r) => ({
+        ...r,
+        name: `${label}: ${r.name}`,
+      })),
+      await volumeMounted(h, volume, label),
+      ...(await unitsActive(h)).map((r) => ({ ...r, name: `${label}: ${r.name}` })),
+      await probe.kept(label),
+    ],
+  };
+}

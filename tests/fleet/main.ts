@@ -16,7 +16,14 @@ import { Cleanup } from "./cleanup";
 import { grafanaSecretChanges } from "./checks/grafanaSecrets";
 import { retentionChange, thresholdChange } from "./checks/changes";
 import type { Container } from "./container";
-import { killAndRecover, prometheusHistory, rebootDataHost, replacePrometheus, volumeToken } from "./faults";
+import {
+  killAndRecover,
+  prometheusHistory,
+  rebootDataHost,
+  replaceDataHost,
+  replacePrometheus,
+  volumeToken,
+} from "./faults";
 import type { Fleet } from "./fleet";
 import { startAwsEndpoints } from "./awsEndpoints";
 import { provisionFleet, replaceHost, type ProvisionedFleet } from "./provision";
@@ -162,6 +169,18 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
         const r = await rebootDataHost(loki, lokiVolume, volumeToken(loki), pf.cleanup, log);
         setContainer(pf, loki.name, loki.container);
         return [...r, await lokiNeverUnconfigured(loki, "after reboot")];
+      })),
+    );
+    results.push(
+      ...(await step("replacement", loki.name, async () => {
+        const { label, results: r } = await replaceDataHost(
+          loki,
+          lokiVolume,
+          volumeToken(loki),
+          () => replaceHost(pf, loki.name, 2),
+          log,
+        );
+        return [...r, await lokiNeverUnconfigured(loki, label)];
       })),
     );
   }

@@ -158,7 +158,6 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
       await killAndRecover(prometheus, "prometheus-node-exporter", promUrl, target("node", prometheus.name)),
     );
   }
-  const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
   // Loki's host: rebooted with its volume attached late, Loki must wait for its mount, and
   // still never run on the package's example config.
   const loki = hosts.find((h) => h.role === "loki");
@@ -185,6 +184,7 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     );
   }
   if (prometheus && promUrl && volume) {
+  const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
     results.push(
       ...(await step("reboot", prometheus.name, async () => {
         const r = await rebootDataHost(prometheus, volume, prometheusHistory(prometheus, promUrl), pf.cleanup, log);

@@ -22,7 +22,7 @@ import { LOKI_CONFIGURED_PATH } from "../templates/loki/config";
 import { environment, HARDENING, renderUnit, sandbox } from "../templates/host/systemd";
 import { servicesFor, TITAN_APP_DIR, unitsFor } from "../templates/host/units";
 import { cloudConfigFor, renderUserData, USER_DATA_LIMIT } from "../templates/host/userData";
-import { GRAFANA_APT, vendorRepository, VERSIONS, type AptRepository } from "../facts/versions";
+import { acceptedPins, GRAFANA_APT, vendorRepository, VERSIONS, type AptRepository } from "../facts/versions";
 import { VENDOR_PACKAGES } from "./fleet/standins/vendor";
 import { ROOT } from "./support/files";
 
@@ -107,21 +107,66 @@ describe("user data", () => {
 
   it("installs each role's pinned packages exactly, and checks them afterwards", () => {
     const expected = {
-      web: ["alloy=1.19.2-1", "prometheus-node-exporter"],
+      web: ["alloy=1.21.2-1", "prometheus-node-exporter"],
       prometheus: ["prometheus", "prometheus-node-exporter"],
-      loki: ["loki=3.7.7", "prometheus-node-exporter"],
-      grafana: ["grafana=12.4.15", "prometheus-node-exporter"],
+      loki: ["loki=3.7.8", "prometheus-node-exporter"],
+      // Grafana by name: its preferences accept the patch and its security re-issues.
+      grafana: ["grafana", "prometheus-node-exporter"],
     };
     for (const role of ROLES) {
       const script = renderBootstrapScript(bootstrapPlan(role));
       assert.ok(script.includes(`--no-install-recommends ${expected[role].join(" ")}\n`), role);
       for (const p of bootstrapPlan(role).pinned)
-        assert.ok(script.includes(`check_version ${p.package} '${p.aptPin}'`));
+        assert.ok(
+          script.includes(
+            `check_version ${p.package} ${acceptedPins(p)
+              .map((g) => `'${g}'`)
+              .join(" ")}\n`,
+          ),
+        );
       const prefs = cloudConfigFor(input(role)).write_files.find((f) => f.path.startsWith("/etc/apt/preferences.d/"));
       for (const p of bootstrapPlan(role).pinned)
-        assert.ok(prefs?.content.includes(`Package: ${p.package}\nPin: version ${p.aptPin}\n`));
+        for (const pin of acceptedPins(p))
+          assert.ok(prefs?.content.includes(`Package: ${p.package}\nPin: version ${pin}\n`), `${p.package} ${pin}`);
     }
     assert.equal(VERSIONS.prometheus.aptPin, "2.42.0+ds-*", "the same Prometheus as the build machine's promtool");
+  });
+
+  it("checks Grafana's installed version against the patch and its security re-issues, nothing else", () => {
+    const script = renderBootstrapScript(bootstrapPlan("grafana"));
+    const fn = /^check_version\(\) \{.*?^\}$/ms.exec(script)?.[0];
+    assert.ok(fn, "check_version is defined");
+    const call = script.split("\n").find((l) => l.startsWith("check_version grafana "));
+    assert.ok(call);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "check-version-"));
+    try {
+      fs.writeFileSync(path.join(dir, "dpkg-query"), '#!/bin/sh\nprintf %s "$INSTALLED"\n', { mode: 0o755 });
+      // A file named like a re-issue in the working directory must not expand the glob.
+      fs.writeFileSync(path.join(dir, `${VERSIONS.grafana.aptPin}-07`), "");
+      const run = (installed: string) =>
+        spawnSync("bash", ["-euo", "pipefail", "-c", `log() { echo "$*"; }\n${fn}\n${call}\necho ACCEPTED`], {
+          cwd: dir,
+          env: { PATH: `${dir}:${process.env.PATH ?? ""}`, INSTALLED: installed },
+          encoding: "utf8",
+        });
+      const v = VERSIONS.grafana.aptPin;
+      for (const ok of [v, `${v}-01`, `${v}-12`, `${v}+security-01`, `${v}+security-02`]) {
+        const r = run(ok);
+        assert.equal(r.status, 0, `${ok}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^grafana ${ok.replace(/[.+]/g, "\\$&")}\nACCEPTED\n$`));
+      }
+      for (const bad of [`${v}-1`, `${v}-001`, `${v}.1`, `${v}0`, `${v}+security-1`, `${v}~rc1`, "12.4.16", "13.0.0"]) {
+        const r = run(bad);
+        assert.equal(r.status, 1, `${bad} must be refused: ${r.stdout}`);
+        assert.match(
+          r.stdout,
+          new RegExp(`grafana is ${bad.replace(/[.+~]/g, "\\$&")}, pinned ${v.replace(/\./g, "\\.")} `),
+        );
+        assert.doesNotMatch(r.stdout, /ACCEPTED/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("accepts Grafana's repository only with the pinned key fingerprint", () => {

@@ -33,7 +33,7 @@ function assertDataKept(snap: TimedSnapshot): void {
 
 describe("a pinned version changes", () => {
   it("replaces the Loki host but keeps its data volume, and touches no other host", async () => {
-    const snap = await update({}, {}, { changedVersions: { loki: { version: "3.7.8", aptPin: "3.7.8" } } });
+    const snap = await update({}, {}, { changedVersions: { loki: { version: "3.7.9", aptPin: "3.7.9" } } });
     assert.equal(snap.error, undefined, snap.error);
     const loki = one(snap, INSTANCE, "loki");
     assert.equal(loki.action, "replace");

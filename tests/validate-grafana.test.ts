@@ -41,7 +41,7 @@ import {
   type GrafanaVariant,
   type Push,
 } from "../tools/validate/renderForValidation";
-import { GRAFANA_APT, VERSIONS } from "../facts/versions";
+import { acceptedPins, GRAFANA_APT, VERSIONS } from "../facts/versions";
 import { APT_PREFERENCES_PATH } from "../templates/host/aptPins";
 import { ROOT } from "./support/files";
 
@@ -399,8 +399,9 @@ describe("renderForValidation", () => {
 describe("the package facts CI installs Grafana with", () => {
   it("come from the versions table and Grafana's repository record", () => {
     const env = grafanaAptEnv();
-    assert.equal(env.GRAFANA_PACKAGE_SPEC, `grafana=${VERSIONS.grafana.aptPin}`);
-    assert.equal(env.GRAFANA_PACKAGE_VERSION, VERSIONS.grafana.aptPin);
+    // By name: the apt preferences user data wrote choose the patch or a security re-issue.
+    assert.equal(env.GRAFANA_PACKAGE_SPEC, "grafana");
+    assert.equal(env.GRAFANA_PACKAGE_VERSIONS, acceptedPins(VERSIONS.grafana).join(" "));
     assert.equal(env.GRAFANA_APT_KEY_FINGERPRINT, GRAFANA_APT.keyFingerprint);
     assert.equal(env.GRAFANA_APT_KEY_URL, GRAFANA_APT.keyUrl);
     assert.equal(
@@ -529,12 +530,7 @@ describe("the validate-configs workflow's Grafana job", () => {
       assert.ok(step?.run, "the step exists");
       const r = run({});
       assert.equal(r.status, 0, r.stdout + r.stderr);
-      assert.match(
-        r.calls,
-        new RegExp(
-          `sudo DEBIAN_FRONTEND=noninteractive apt-get install .*grafana=${VERSIONS.grafana.aptPin.replace(/\./g, "\\.")}\\n`,
-        ),
-      );
+      assert.match(r.calls, /sudo DEBIAN_FRONTEND=noninteractive apt-get install .* grafana\n/);
       assert.match(r.calls, /sudo gpg --batch --yes --dearmor -o \/etc\/apt\/keyrings\/grafana\.gpg/);
       assert.match(r.calls, /sudo systemctl enable grafana-server/);
     });
@@ -549,13 +545,24 @@ describe("the validate-configs workflow's Grafana job", () => {
       assert.doesNotMatch(r.calls, /sudo/, "nothing installed");
     });
 
-    it("fails when dpkg reports another version than the pin", () => {
-      const r = run({ STUB_INSTALLED: "12.0.0" });
-      assert.equal(r.status, 1);
-      assert.match(
-        r.stdout,
-        new RegExp(`grafana is 12\\.0\\.0, pinned ${VERSIONS.grafana.aptPin.replace(/\./g, "\\.")}`),
-      );
+    it("fails when dpkg reports another version than the pin or its security re-issues", () => {
+      const v = VERSIONS.grafana.aptPin;
+      for (const other of ["12.0.0", `${v}-1`, `${v}.1`, `${v}+security-1`]) {
+        const r = run({ STUB_INSTALLED: other });
+        assert.equal(r.status, 1, other);
+        assert.match(
+          r.stdout,
+          new RegExp(`grafana is ${other.replace(/[.+]/g, "\\$&")}, pinned ${v.replace(/\./g, "\\.")} `),
+        );
+      }
+    });
+
+    it("accepts a security re-issue of the pinned patch", () => {
+      const v = VERSIONS.grafana.aptPin;
+      for (const reissue of [`${v}-01`, `${v}+security-02`]) {
+        const r = run({ STUB_INSTALLED: reissue });
+        assert.equal(r.status, 0, `${reissue}: ${r.stdout}${r.stderr}`);
+      }
     });
   });
 });

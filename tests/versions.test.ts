@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { GRAFANA_APT, IMAGES, VERSIONS, type PinnedPackage } from "../facts/versions";
+import { acceptedPins, GRAFANA_APT, IMAGES, VERSIONS, type PinnedPackage } from "../facts/versions";
 import { grafanaSourcesLine, renderAptPreferences } from "../templates/host/aptPins";
 import { ROOT } from "./support/files";
 
@@ -72,17 +74,44 @@ describe("versions table", () => {
 });
 
 describe("apt preferences", () => {
-  it("renders one priority-1001 stanza per package, pinning the table's version", () => {
+  it("renders one priority-1001 stanza per accepted version of each package, the table's first", () => {
     const stanzas = parseStanzas(renderAptPreferences());
-    assert.equal(stanzas.length, Object.keys(VERSIONS).length);
-    for (const p of Object.values(VERSIONS) as PinnedPackage[]) {
-      const stanza = stanzas.find((s) => s.Package === p.package);
-      assert.ok(stanza, `no stanza for ${p.package}`);
-      assert.equal(stanza["Pin"], `version ${p.aptPin}`);
-      assert.equal(stanza["Pin-Priority"], "1001");
-      assert.match(stanza["Explanation"], new RegExp(p.origin === "grafana" ? "apt\\.grafana\\.com" : "Debian 12"));
+    const all = Object.values(VERSIONS) as PinnedPackage[];
+    assert.equal(
+      stanzas.length,
+      all.map((p) => acceptedPins(p).length).reduce((a, b) => a + b),
+    );
+    for (const p of all) {
+      const own = stanzas.filter((s) => s.Package === p.package);
+      assert.deepEqual(
+        own.map((s) => s["Pin"]),
+        acceptedPins(p).map((pin) => `version ${pin}`),
+      );
+      assert.equal(own[0]["Pin"], `version ${p.aptPin}`);
+      for (const stanza of own) {
+        assert.equal(stanza["Pin-Priority"], "1001");
+        assert.match(stanza["Explanation"], new RegExp(p.origin === "grafana" ? "apt\\.grafana\\.com" : "Debian 12"));
+      }
     }
     assert.ok(renderAptPreferences().endsWith("\n") && !renderAptPreferences().endsWith("\n\n"));
+  });
+
+  it("accepts Grafana's security re-issues of the pinned patch, and only Grafana's", () => {
+    const v = VERSIONS.grafana.aptPin;
+    assert.deepEqual(acceptedPins(VERSIONS.grafana), [v, `${v}-[0-9][0-9]`, `${v}+security-[0-9][0-9]`]);
+    for (const p of [VERSIONS.loki, VERSIONS.alloy, VERSIONS.prometheus, VERSIONS.nodeExporter])
+      assert.deepEqual(acceptedPins(p), [p.aptPin]);
+    assert.throws(
+      () =>
+        acceptedPins({
+          package: "grafana",
+          version: "12.4.15",
+          aptPin: "12.4.*",
+          origin: "grafana",
+          securityReissues: true,
+        }),
+      /grafana: securityReissues needs an exact X\.Y\.Z aptPin, got "12\.4\.\*"/,
+    );
   });
 
   it("follows the table when it changes", () => {
@@ -143,5 +172,96 @@ describe("validate-configs workflow", () => {
   it("passes action-validator", () => {
     const result = spawnSync(path.join(ROOT, "node_modules/.bin/action-validator"), [WORKFLOW], { encoding: "utf8" });
     assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+  });
+});
+
+/**
+ * apt itself, on the rendered preferences: a throwaway repository of empty `grafana` packages at
+ * the versions Grafana's repository could hold, read with the build machine's apt-get and
+ * apt-cache (as tests/fleet/standins.test.ts reads the stand-ins). Priority 1001 must go to the
+ * pinned patch and its re-issues only, and the candidate must be the highest of those.
+ */
+describe("apt on the rendered preferences", { timeout: 60_000 }, () => {
+  const v = VERSIONS.grafana.aptPin;
+
+  function policy(versions: readonly string[]): { candidate: string; priorities: Map<string, number> } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apt-pins-"));
+    try {
+      const repo = path.join(dir, "repo");
+      fs.mkdirSync(repo);
+      for (const version of versions) {
+        const tree = path.join(dir, "tree", version, "DEBIAN");
+        fs.mkdirSync(tree, { recursive: true });
+        fs.writeFileSync(
+          path.join(tree, "control"),
+          `Package: grafana\nVersion: ${version}\nArchitecture: all\nMaintainer: test <t@localhost>\nDescription: stand-in\n`,
+        );
+        execFileSync(
+          "dpkg-deb",
+          ["--build", "-Zgzip", path.dirname(tree), path.join(repo, `grafana_${version}_all.deb`)],
+          {
+            stdio: "ignore",
+          },
+        );
+      }
+      fs.writeFileSync(
+        path.join(repo, "Packages"),
+        execFileSync("dpkg-scanpackages", ["--multiversion", ".", "/dev/null"], {
+          cwd: repo,
+          stdio: ["ignore", "pipe", "ignore"],
+        }),
+      );
+      const apt = path.join(dir, "apt");
+      for (const d of [
+        "state/lists/partial",
+        "cache/archives/partial",
+        "etc/apt.conf.d",
+        "etc/preferences.d",
+        "etc/sources.list.d",
+      ])
+        fs.mkdirSync(path.join(apt, d), { recursive: true });
+      fs.writeFileSync(path.join(apt, "status"), "");
+      fs.writeFileSync(path.join(apt, "etc/sources.list"), `deb [trusted=yes] file://${repo} ./\n`);
+      fs.writeFileSync(path.join(apt, "etc/preferences.d/titan-pins"), renderAptPreferences());
+      const opts = [
+        `Dir::State=${apt}/state`,
+        `Dir::State::status=${apt}/status`,
+        `Dir::Cache=${apt}/cache`,
+        `Dir::Etc=${apt}/etc`,
+        `Dir::Etc::SourceList=${apt}/etc/sources.list`,
+        `Dir::Etc::SourceParts=${apt}/etc/sources.list.d`,
+        `Dir::Etc::Parts=${apt}/etc/apt.conf.d`,
+        `Dir::Etc::PreferencesParts=${apt}/etc/preferences.d`,
+        "APT::Sandbox::User=root",
+      ].flatMap((o) => ["-o", o]);
+      const update = spawnSync("apt-get", [...opts, "update"], { encoding: "utf8" });
+      assert.equal(update.status, 0, update.stderr);
+      const out = execFileSync("apt-cache", [...opts, "policy", "grafana"], { encoding: "utf8" });
+      const candidate = /Candidate: (\S+)/.exec(out)?.[1] ?? "";
+      const priorities = new Map(
+        [...out.matchAll(/^\s+(?:\*\*\* )?(\S+) (-?\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const),
+      );
+      assert.equal(priorities.size, versions.length, out);
+      return { candidate, priorities };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("gives 1001 to the patch and its re-issues only, and installs the newest re-issue", () => {
+    const accepted = [v, `${v}-01`, `${v}-02`, `${v}+security-01`];
+    // Not `${v}-1`, `${v}-001` or `${v}+security-1`: dpkg compares revisions as numbers, so
+    // they equal -01 and +security-01 and apt keeps just one of each; the bootstrap's
+    // check_version refuses them (tests/templates-host.test.ts).
+    const refused = [`${v}-100`, `${v}-03~rc1`, `${v}.1`, "12.4.14", "12.4.16", "13.0.0"];
+    const { candidate, priorities } = policy([...accepted, ...refused]);
+    for (const version of accepted) assert.equal(priorities.get(version), 1001, version);
+    for (const version of refused) assert.equal(priorities.get(version), 500, version);
+    assert.equal(candidate, `${v}+security-01`);
+    assert.equal(policy([v, `${v}-01`, `${v}-02`, "12.4.16"]).candidate, `${v}-02`, "the latest -NN re-issue");
+  });
+
+  it("keeps the pinned patch over newer releases while no re-issue exists", () => {
+    assert.equal(policy(["12.4.14", v, "12.4.16", "13.0.0"]).candidate, v);
   });
 });

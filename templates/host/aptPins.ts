@@ -1,5 +1,6 @@
 /** The apt preferences file that pins every package of the versions table, and the vendor source line. */
 import {
+  acceptedPins,
   checkAptRepository,
   GRAFANA_APT,
   VERSIONS,
@@ -19,16 +20,21 @@ export function renderAptPreferences(
   vendor: AptRepository = GRAFANA_APT,
 ): string {
   checkAptRepository(vendor);
-  const stanzas = packages.map((p) => {
+  // One stanza per accepted version glob (facts/versions.ts acceptedPins), all at 1001: among
+  // the versions they match apt installs the highest, so a security re-issue wins over the
+  // plain patch. A glob with `*?[` is matched with fnmatch(3) (apt-pkg/versionmatch.cc).
+  const stanzas = packages.flatMap((p) => {
     if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p.package)) throw new Error(`not a Debian package name: ${p.package}`);
-    if (!/^[0-9A-Za-z.+~:*-]+$/.test(p.aptPin)) throw new Error(`not an apt version pin: ${p.aptPin}`);
     const from = p.origin === "grafana" ? `${vendor.uri} (${vendor.suite})` : "Debian 12 (bookworm)";
-    return [
-      `Explanation: ${p.package} ${p.version} from ${from}`,
-      `Package: ${p.package}`,
-      `Pin: version ${p.aptPin}`,
-      "Pin-Priority: 1001",
-    ].join("\n");
+    return acceptedPins(p).map((pin, i) => {
+      if (!/^[0-9A-Za-z.+~:*[\]-]+$/.test(pin)) throw new Error(`not an apt version pin: ${pin}`);
+      return [
+        `Explanation: ${p.package} ${p.version}${i > 0 ? " (security re-issue)" : ""} from ${from}`,
+        `Package: ${p.package}`,
+        `Pin: version ${pin}`,
+        "Pin-Priority: 1001",
+      ].join("\n");
+    });
   });
   return `${stanzas.join("\n\n")}\n`;
 }

@@ -8,6 +8,7 @@ import { hasDataVolume, type DataVolumeRole, type Role } from "../../facts/topol
 import { LOKI_DATA_DIR } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
 import {
+  acceptedPins,
   checkAptRepository,
   GRAFANA_APT,
   VERSIONS,
@@ -122,8 +123,11 @@ export function bootstrapPlan(
 
 function installSpec(p: PinnedPackage): string {
   // Grafana's repository keeps every version: ask for it exactly. Debian's archive keeps only
-  // the current revision, which the preferences glob selects.
-  return p.origin === "grafana" ? `${shellWord(p.package)}=${shellWord(p.aptPin)}` : shellWord(p.package);
+  // the current revision, which the preferences glob selects; so do the preferences for a
+  // package that takes security re-issues (the highest of the versions they accept).
+  return p.origin === "grafana" && !p.securityReissues
+    ? `${shellWord(p.package)}=${shellWord(p.aptPin)}`
+    : shellWord(p.package);
 }
 
 /**
@@ -210,14 +214,22 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
     'log "installing pinned packages"',
     `retry apt-get install -y -q --no-install-recommends ${plan.pinned.map(installSpec).join(" ")}`,
     "# The pins in /etc/apt/preferences.d must have won: check every installed version.",
-    "check_version() {",
-    "  local installed",
+    "check_version() { # package, then every version glob it may be at",
+    "  local installed pin",
     "  installed=$(dpkg-query -W -f='${Version}' \"$1\")",
-    "  # shellcheck disable=SC2053 # the pin is a glob on purpose",
-    '  if [[ "$installed" != $2 ]]; then log "$1 is $installed, pinned $2"; exit 1; fi',
-    '  log "$1 $installed"',
+    '  for pin in "${@:2}"; do',
+    "    # shellcheck disable=SC2053 # the pin is a glob on purpose",
+    '    if [[ "$installed" == $pin ]]; then log "$1 $installed"; return 0; fi',
+    "  done",
+    '  log "$1 is $installed, pinned ${*:2}"',
+    "  exit 1",
     "}",
-    ...plan.pinned.map((p) => `check_version ${shellWord(p.package)} '${shellGlob(p.aptPin)}'`),
+    ...plan.pinned.map(
+      (p) =>
+        `check_version ${shellWord(p.package)} ${acceptedPins(p)
+          .map((g) => `'${shellGlob(g)}'`)
+          .join(" ")}`,
+    ),
   );
   if (plan.role === "web") {
     lines.push(

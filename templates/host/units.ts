@@ -125,7 +125,7 @@ const NODE_EXPORTER_DROP_IN: UnitSpec = {
 };
 
 /**
- * Grafana Alloy 1.19 (vendor unit packaging/deb/alloy.service: Restart=always, no RestartSec, no
+ * Grafana Alloy 1.21 (vendor unit packaging/deb/alloy.service: Restart=always, no RestartSec, no
  * sandbox; see tests/fleet/standins/vendor.ts). It writes only its storage path under
  * /var/lib/alloy (the unit's --storage.path and WorkingDirectory). AF_NETLINK stays open: Alloy
  * lists network interfaces for its cluster advertise address (grafana/alloy v1.19.0-rc.3

@@ -33,8 +33,12 @@ test("pins: an apt glob matches Debian's revisions of the pinned upstream versio
   assert.ok(!p.test("2.42.0+ds"), "no revision");
   assert.ok(!p.test("2.42.01+ds-1"));
   assert.ok(!p.test("12.42.0+ds-1"));
-  assert.ok(pinPattern(VERSIONS.alloy.aptPin).test("1.19.2-1"));
-  assert.ok(!pinPattern(VERSIONS.alloy.aptPin).test("1.19.2-10"));
+  assert.ok(pinPattern(VERSIONS.alloy.aptPin).test(VERSIONS.alloy.aptPin));
+  assert.ok(!pinPattern(VERSIONS.alloy.aptPin).test(`${VERSIONS.alloy.aptPin}0`));
+  // Grafana's security re-issues: two digits after the patch, nothing else.
+  const reissue = pinPattern(`${VERSIONS.grafana.aptPin}-[0-9][0-9]`);
+  assert.ok(reissue.test(`${VERSIONS.grafana.aptPin}-01`));
+  assert.ok(!reissue.test(`${VERSIONS.grafana.aptPin}-1`) && !reissue.test(`${VERSIONS.grafana.aptPin}-0a`));
 });
 
 test("denials: rlimit artifacts are excluded by their exact cause, any other refusal is kept", () => {

@@ -6,21 +6,31 @@
  *
  * The workflow writes no version, key URL or fingerprint of its own.
  */
-import { checkAptRepository, GRAFANA_APT, VERSIONS, type AptRepository } from "../../facts/versions";
+import {
+  acceptedPins,
+  checkAptRepository,
+  GRAFANA_APT,
+  VERSIONS,
+  type AptRepository,
+  type PinnedPackage,
+} from "../../facts/versions";
 import { grafanaSourcesLine } from "../../templates/host/aptPins";
 
 export function grafanaAptEnv(repo: AptRepository = GRAFANA_APT): Record<string, string> {
   checkAptRepository(repo);
-  const grafana = VERSIONS.grafana;
+  const grafana: PinnedPackage = VERSIONS.grafana;
   return {
     GRAFANA_APT_KEY_URL: repo.keyUrl,
     GRAFANA_APT_KEY_FINGERPRINT: repo.keyFingerprint,
     GRAFANA_APT_KEYRING: repo.keyringPath,
     GRAFANA_APT_SOURCE: grafanaSourcesLine(repo).trimEnd(),
-    /** What apt-get installs, exactly as the bootstrap asks for it. */
-    GRAFANA_PACKAGE_SPEC: `${grafana.package}=${grafana.aptPin}`,
-    /** What dpkg must report once installed. */
-    GRAFANA_PACKAGE_VERSION: grafana.aptPin,
+    /**
+     * What apt-get installs, as the bootstrap asks for it: by name when the apt preferences
+     * (written first, from user data) choose among the patch and its security re-issues.
+     */
+    GRAFANA_PACKAGE_SPEC: grafana.securityReissues ? grafana.package : `${grafana.package}=${grafana.aptPin}`,
+    /** The version globs dpkg's version must match one of once installed, space-separated. */
+    GRAFANA_PACKAGE_VERSIONS: acceptedPins(grafana).join(" "),
   };
 }
 

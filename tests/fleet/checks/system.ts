@@ -7,6 +7,7 @@
  * host's logrotate policy.
  */
 import { AMAZON_TIME_SYNC, SSHD_SETTINGS, TIMESYNCD_SERVICE } from "../../../templates/host/baseline";
+import { acceptedPins } from "../../../facts/versions";
 import { bootstrapPlan, BOOTSTRAP_DONE } from "../../../templates/host/bootstrap";
 import { lokiNeverUnconfigured } from "./loki";
 import { servicesFor } from "../../../templates/host/units";
@@ -43,19 +44,30 @@ export function bootstrapMarker(h: CheckHost): Promise<CheckResult> {
   });
 }
 
-/** An apt preferences glob (only `*` is special in the pins) as an anchored regular expression. */
+/**
+ * An apt preferences glob (`*` and `[0-9]`-style classes are what the pins use) as an anchored
+ * regular expression.
+ */
 export const pinPattern = (glob: string): RegExp =>
-  new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+  new RegExp(
+    `^${glob
+      .split(/(\[[^\]]+\])/)
+      .map((part, i) => (i % 2 === 1 ? part : part.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")))
+      .join("")}$`,
+  );
 
 /** One check per pinned package of the role: installed, and its version matches the pin. */
 export async function pinnedPackages(h: CheckHost): Promise<CheckResult[]> {
   const plan = bootstrapPlan(h.role, h.dataVolumeId);
   return Promise.all(
     plan.pinned.map((p) =>
-      checked(`${p.package} at its pin ${p.aptPin}`, h.name, async () => {
+      checked(`${p.package} at its pin ${acceptedPins(p).join(" or ")}`, h.name, async () => {
         const r = await h.exec(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", p.package]);
         const [status, version] = r.out.trim().split(" ");
-        const ok = r.status === 0 && status === "installed" && pinPattern(p.aptPin).test(version ?? "");
+        const ok =
+          r.status === 0 &&
+          status === "installed" &&
+          acceptedPins(p).some((pin) => pinPattern(pin).test(version ?? ""));
         return { ok, detail: r.status === 0 ? `${status} ${version}` : oneLine(r.out) };
       }),
     ),

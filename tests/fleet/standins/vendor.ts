@@ -108,8 +108,8 @@ function exactVersion(pin: PinnedPackage): string {
 }
 
 /**
- * Loki 3.7.x. grafana/loki tools/packaging/nfpm.jsonnet (release-3.7.x 2e1f7f28; the v3.7.7 tag
- * postdates the stored snapshot, the files are unchanged since v3.7.6): /usr/bin/loki, the unit
+ * Loki 3.7.x. grafana/loki tools/packaging/nfpm.jsonnet (release-3.7.x 2e1f7f28; the v3.7.7 and v3.7.8
+ * tags postdate the stored snapshot, the files are unchanged since v3.7.6): /usr/bin/loki, the unit
  * at /etc/systemd/system/loki.service, /etc/loki/config.yml as `config|noreplace`, no Depends,
  * version `${DRONE_TAG}` without a Debian revision. Unit directives: tools/packaging/loki.service.
  * User and systemctl steps: tools/packaging/loki-postinstall.sh (clean install only).
@@ -158,9 +158,9 @@ const loki: VendorPackage = {
 };
 
 /**
- * Alloy 1.19.x. grafana/alloy build-tools/make/packaging.mk (v1.19.0-rc.3 acc8ece1; no v1.19.2
+ * Alloy 1.21.x. grafana/alloy build-tools/make/packaging.mk (v1.19.0-rc.3 acc8ece1; no later
  * tag in the stored snapshot, packaging unchanged to main 66ebea85): fpm with `--iteration 1`
- * (hence 1.19.2-1), no Depends, /usr/bin/alloy, the unit at /usr/lib/systemd/system/alloy.service,
+ * (hence 1.21.2-1), no Depends, /usr/bin/alloy, the unit at /usr/lib/systemd/system/alloy.service,
  * conffiles /etc/alloy/config.alloy and /etc/default/alloy. Unit: packaging/deb/alloy.service.
  * Defaults: packaging/environment-file. Users and directories: packaging/deb/control/postinst
  * (it never enables or starts the service on a first install).

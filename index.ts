@@ -17,3 +17,4 @@ export const grafanaAdminPassword = stack.grafanaAdminPassword;
 export const sshKeyFile = stack.sshKeyFile;
 export const sshPrivateKey = stack.sshPrivateKey;
 export const verification = stack.verification;
+export const verificationSpec = stack.verificationSpec;

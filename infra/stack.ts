@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { addressPlan } from "../facts/addressing";
-import { deliver } from "./delivery/pipeline";
+import { deliver, type StackVerification } from "./delivery/pipeline";
 import type { StackConfig } from "../facts/config";
 import { Host } from "./host";
 import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
@@ -34,6 +34,8 @@ export interface StackOutputs {
   readonly sshPrivateKey?: pulumi.Output<string>;
   /** What the post-deploy verification checked, and how long each check took. */
   readonly verification: pulumi.Output<unknown>;
+  /** What `npm run verify` checks again (tools/verifyStack.ts). */
+  readonly verificationSpec: pulumi.Output<StackVerification>;
 }
 
 export function defineStack(config: StackConfig): StackOutputs {
@@ -141,6 +143,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     sshKeyFile,
     sshPrivateKey: sshKey.generated ? sshKey.privateKey : undefined,
     verification: delivery.verification.stdout.apply(parseReport),
+    verificationSpec: delivery.verificationSpec,
   };
 }
 

@@ -66,6 +66,9 @@ case "$1 $2" in
 "config get")
   [[ -f "$WORK/cidrs" ]] || { echo "error: configuration key 'allowedCidrs' not found" >&2; exit 255; }
   cat "$WORK/cidrs" ;;
+"stack output")
+  [[ " $* " == *" --show-secrets "* ]] || { echo "fake pulumi: stack output without --show-secrets" >&2; exit 2; }
+  cat "$WORK/outputs.json" ;;
 "config set")
   printf '["%s"]\\n' "\${args[-1]}" >"$WORK/cidrs"
   printf '# allowedCidrs %s\\n' "\${args[-1]}" >>"$file" ;;
@@ -430,6 +433,45 @@ describe("deploy.sh and the policy pack", () => {
       const result = run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" }, args);
       assert.equal(result.status, 0, `${args.join(" ")}: ${result.stderr}`);
     }
+  });
+});
+
+describe("verify.sh (npm run verify)", () => {
+  beforeEach(() => {
+    // tools/verifyStack.ts runs the program's own checks (infra/verify) through ts-node.
+    for (const entry of ["infra", "templates"]) {
+      fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
+    }
+  });
+
+  it("needs a deployed stack, and never creates one", () => {
+    const result = run("verify.sh");
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /no stack dev on this backend: deploy it first \(npm run deploy\)/);
+    assert.ok(!result.calls.some((c) => c.includes("--create")), result.calls.join("\n"));
+  });
+
+  it("reads the stack's outputs with their secrets on deploy.sh's backend, and hands them to the checks", () => {
+    run("deploy.sh", { TITAN_OPERATOR_IP: "198.51.100.23" });
+    fs.writeFileSync(path.join(work, "outputs.json"), JSON.stringify({ grafanaAdminPassword: "pw" }));
+    const tmp = path.join(work, "tmp");
+    fs.mkdirSync(tmp);
+    const result = run("verify.sh", { TMPDIR: tmp });
+    const state = path.join(project, ".pulumi-state");
+    const suffix = ` | backend=file://${state} passfile=${state}/passphrase`;
+    assert.deepEqual(result.calls, [
+      `pulumi stack select dev${suffix}`,
+      `pulumi stack output --stack dev --json --show-secrets${suffix}`,
+    ]);
+    // A stack deployed before the output existed: the tool says what is missing and what to do.
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /verify: stack output verificationSpec is missing: .*run npm run deploy first/);
+    // (ts-node leaves its compile cache there.)
+    assert.deepEqual(
+      fs.readdirSync(tmp).filter((f) => !f.startsWith("v8-compile-cache")),
+      [],
+      "the outputs (secrets) are not left behind",
+    );
   });
 });
 

@@ -1,7 +1,13 @@
 /** The post-deploy verification's checks against a fake Prometheus and Grafana. */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { before, describe, it } from "node:test";
 import { formatReport, verify, type Fetch, type VerificationSpec } from "../infra/verify/checks";
+import { markerLineCommand } from "../infra/verify/marker";
+import { verifyStack, type VerifyStackDeps } from "../tools/verifyStack";
+import { MOCK_PASSWORD, MOCK_PRIVATE_KEY } from "./support/mockProgram";
+import { snapshot } from "./support/snapshots";
 
 const spec: VerificationSpec = {
   prometheusUrl: "http://prom:9090",
@@ -131,5 +137,138 @@ describe("pipeline verification", () => {
     const text = formatReport(report);
     assert.match(text, /FAIL loki has each web host's marker line .*no marker line from p-dev-web-1/);
     assert.match(text, /FAIL slack contact point exists .*answered 404/);
+  });
+});
+
+describe("npm run verify (tools/verifyStack.ts), on the stack's outputs", () => {
+  /** The outputs as `pulumi stack output --json --show-secrets` prints them, from the program under mocks. */
+  let outputs: Record<string, unknown>;
+  let deployMarker: string;
+  before(async () => {
+    const snap = await snapshot();
+    assert.equal(snap.error, undefined, snap.error);
+    outputs = Object.fromEntries(Object.entries(snap.outputs).map(([k, o]) => [k, o.value]));
+    const verifyPipeline = snap.resources.find((r) => r.name === "verify-pipeline");
+    const env = verifyPipeline?.inputs.environment as Record<string, string>;
+    deployMarker = String((JSON.parse(env.VERIFY_SPEC) as VerificationSpec).logMarker?.marker);
+  });
+
+  /** A Grafana and Prometheus where Loki returns a host's marker only once that host logged it. */
+  function stand(nonces: string[]) {
+    const logged = new Set<string>();
+    const calls: { args: readonly string[]; key: string; keyMode: number; knownHosts: string }[] = [];
+    const option = (args: readonly string[], name: string) =>
+      args.find((a, i) => args[i - 1] === "-o" && a.startsWith(`${name}=`))?.slice(name.length + 1) ?? "";
+    const deps: VerifyStackDeps = {
+      ssh: (args) => {
+        const key = args[args.indexOf("-i") + 1];
+        calls.push({
+          args,
+          key: fs.readFileSync(key, "utf8"),
+          keyMode: fs.statSync(key).mode & 0o777,
+          knownHosts: fs.readFileSync(option(args, "UserKnownHostsFile"), "utf8"),
+        });
+        const marker = /marker=(titan-verify-[0-9a-f]+)/.exec(args[args.length - 1])?.[1];
+        if (marker) logged.add(marker);
+        return { status: 0, stderr: "" };
+      },
+      fetch: (url, init) => {
+        const u = new URL(url);
+        if (u.pathname.endsWith("/loki/api/v1/query_range")) {
+          const query = u.searchParams.get("query") ?? "";
+          const found = [...logged].some((m) => query.includes(`|= "${m}"`));
+          const stream = { job: "titan", level: "info", filename: "/var/log/titan/verify.log" };
+          return Promise.resolve({
+            ok: true,
+            status: 200,
+            json: () => Promise.resolve({ data: { result: found ? [{ stream }] : [] } }),
+          });
+        }
+        return fakeFetch(() => {
+          const spec = outputs.verificationSpec as { spec: VerificationSpec };
+          return {
+            ...healthy(),
+            "/api/v1/targets": {
+              data: {
+                activeTargets: spec.spec.targets.map((t) => ({
+                  labels: { job: t.job, instance: t.instance, role: t.role, environment: spec.spec.environment },
+                  health: "up",
+                })),
+              },
+            },
+            "/api/search": spec.spec.grafana.dashboardUids.map((uid) => ({ uid })),
+            "/api/v1/provisioning/alert-rules": spec.spec.grafana.ruleUids.map((uid) => ({ uid })),
+            "/api/datasources/uid/titan-prometheus/health": { status: "OK" },
+            "/api/datasources/uid/titan-loki/health": { status: "OK" },
+          };
+        })(url, init);
+      },
+      nonce: () => nonces.shift() ?? "",
+      home: os.tmpdir(),
+      log: () => undefined,
+    };
+    return { deps, calls };
+  }
+
+  it("has each web host log a fresh marker over SSH with the stack's key, then passes the same checks", async () => {
+    const { deps, calls } = stand(["0123456789ab", "ba9876543210"]);
+    const fast = { ...outputs };
+    const v = fast.verificationSpec as { spec: VerificationSpec };
+    fast.verificationSpec = { ...v, spec: { ...v.spec, timeoutMs: 2000, intervalMs: 50 } };
+    const first = await verifyStack(fast, deps);
+    assert.equal(first.ok, true, formatReport(first));
+    assert.equal(calls.length, 1, "one web host");
+    const call = calls[0];
+    assert.equal(call.key, MOCK_PRIVATE_KEY, "the stack's generated key");
+    assert.equal(call.keyMode, 0o600);
+    assert.match(call.args.join(" "), /^-i \S+ -o BatchMode=yes .* admin@[\d.]+ /);
+    assert.equal(call.args[call.args.length - 1], markerLineCommand("titan-verify-0123456789ab"));
+    assert.notEqual("titan-verify-0123456789ab", deployMarker, "not the deploy's marker: lines written now");
+    // Another run, another marker: Loki must hold this run's lines, not the last run's.
+    const second = await verifyStack(fast, deps);
+    assert.equal(second.ok, true, formatReport(second));
+    assert.match(calls[1].args[calls[1].args.length - 1], /marker=titan-verify-ba9876543210/);
+  });
+
+  it("pins a host key the stack knows, and accepts a host's first key only when it knows none", async () => {
+    const { deps, calls } = stand(["0123456789ab", "0123456789ac"]);
+    const v = outputs.verificationSpec as { spec: VerificationSpec; markers: { hosts: { address: string }[] } };
+    const unpinned = v.markers.hosts.map((h) => ({ ...h, hostKey: undefined }));
+    const fast = {
+      ...v,
+      spec: { ...v.spec, timeoutMs: 2000, intervalMs: 50 },
+      markers: { ...v.markers, hosts: unpinned },
+    };
+    await verifyStack({ ...outputs, verificationSpec: fast }, deps);
+    const pinned = {
+      ...fast,
+      markers: { ...v.markers, hosts: v.markers.hosts.map((h) => ({ ...h, hostKey: "ssh-ed25519 AAAAC3Nza-host" })) },
+    };
+    await verifyStack({ ...outputs, verificationSpec: pinned }, deps);
+    assert.ok(calls[0].args.includes("StrictHostKeyChecking=accept-new"));
+    assert.equal(calls[0].knownHosts, "");
+    assert.ok(calls[1].args.includes("StrictHostKeyChecking=yes"));
+    assert.equal(calls[1].knownHosts, `${v.markers.hosts[0].address} ssh-ed25519 AAAAC3Nza-host\n`);
+  });
+
+  it("names what is missing: the spec output, the password without --show-secrets, a failed SSH", async () => {
+    const { deps } = stand(["0123456789ab"]);
+    const { verificationSpec: _dropped, ...older } = outputs;
+    void _dropped;
+    await assert.rejects(verifyStack(older, deps), /stack output verificationSpec is missing/);
+    await assert.rejects(
+      verifyStack({ ...outputs, grafanaAdminPassword: "[secret]" }, deps),
+      /grafanaAdminPassword: expected the password itself; read the outputs with --show-secrets/,
+    );
+    assert.equal(outputs.grafanaAdminPassword, MOCK_PASSWORD);
+    const refused: VerifyStackDeps = {
+      ...deps,
+      nonce: () => "0123456789ab",
+      ssh: () => ({ status: 255, stderr: "Permission denied (publickey)." }),
+    };
+    await assert.rejects(
+      verifyStack(outputs, refused),
+      /logging the marker on titan-observability-dev-web-1 \(admin@[\d.]+\) failed: Permission denied/,
+    );
   });
 });

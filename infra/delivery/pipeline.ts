@@ -92,6 +92,17 @@ export interface DeliveryArgs {
 export interface Delivery {
   readonly pushes: Record<string, ConfigPush>;
   readonly verification: command.local.Command;
+  /** What `npm run verify` needs to verify again (a stack output; tools/verifyStack.ts). */
+  readonly verificationSpec: pulumi.Output<StackVerification>;
+}
+
+/** The verification without its marker, and the web hosts that log one: no secret in it. */
+export interface StackVerification {
+  readonly spec: Omit<VerificationSpec, "logMarker">;
+  readonly markers: {
+    readonly job: string;
+    readonly hosts: readonly { name: string; address: string; user: string; hostKey?: string }[];
+  };
 }
 
 /** Every target Prometheus must report up, from the scrape table and the address plan. */
@@ -242,5 +253,18 @@ export function deliver(args: DeliveryArgs): Delivery {
       customTimeouts: COMMAND_TIMEOUTS.verify,
     },
   );
-  return { pushes, verification };
+  // The same hosts, addresses and keys the marker commands connect with.
+  const markerHosts = webHosts.map((host) => {
+    const connection = connectionTo(host) as { host: pulumi.Input<string>; hostKey?: pulumi.Input<string> };
+    return pulumi.all([connection.host, connection.hostKey]).apply(([address, hostKey]) => ({
+      name: physicalName(config, host.slot.name),
+      address,
+      user: config.sshUser,
+      ...(hostKey ? { hostKey } : {}),
+    }));
+  });
+  const verificationSpec = pulumi
+    .all([baseSpec, pulumi.all(markerHosts)])
+    .apply(([base, hosts]): StackVerification => ({ spec: base, markers: { job: TITAN_JOB, hosts } }));
+  return { pushes, verification, verificationSpec };
 }

@@ -183,8 +183,8 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
       })),
     );
   }
-  if (prometheus && promUrl && volume) {
   const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
+  if (prometheus && promUrl && volume) {
     results.push(
       ...(await step("reboot", prometheus.name, async () => {
         const r = await rebootDataHost(prometheus, volume, prometheusHistory(prometheus, promUrl), pf.cleanup, log);

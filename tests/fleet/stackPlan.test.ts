@@ -78,9 +78,13 @@ describe("the fleet's stack plan", () => {
       "only Grafana's install reads secrets from stdin",
     );
     assert.deepEqual(
-      base.localCommands.map((c) => c.resource),
-      ["verify-pipeline"],
+      base.localCommands.map((c) => c.resource).sort(),
+      // Each host's key is read from its console on the deploying machine (infra/hostKey/).
+      [...base.hosts.map((h) => `${h.name}-host-key`), "verify-pipeline"].sort(),
     );
+    for (const h of base.hosts) {
+      for (const p of h.pushes) assert.ok(p.connection.hostKey, `${p.resource}: connects with a pinned host key`);
+    }
   });
 
   test("a threshold change runs only Grafana's copy and install (and the per-run log marker)", async () => {

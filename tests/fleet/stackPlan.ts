@@ -30,6 +30,8 @@ export const INSTANCE = "aws:ec2/instance:Instance";
 export const VOLUME = "aws:ebs/volume:Volume";
 export const ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment";
 export const KEY_PAIR = "aws:ec2/keyPair:KeyPair";
+export const EIP = "aws:ec2/eip:Eip";
+export const EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation";
 export const REMOTE_COMMAND = "command:remote:Command";
 export const COPY_TO_REMOTE = "command:remote:CopyToRemote";
 export const LOCAL_COMMAND = "command:local:Command";
@@ -126,7 +128,7 @@ export interface PlannedHost {
   readonly name: string;
   readonly role: Role;
   readonly privateIp: string;
-  /** The public IP the mocks gave the instance: what its push connects to. */
+  /** The Elastic IP the mocks gave the host: what its push connects to. */
   readonly publicIp: string;
   /** The instance's id in the mocked state (its push triggers on it). */
   readonly instanceResourceId: string;
@@ -298,10 +300,15 @@ export function planFromOutput(
     if (!slot) throw new Error(`instance ${inst.name}: private IP ${privateIp} is not in the fleet's address plan`);
     if (tags.Role !== slot.role)
       throw new Error(`instance at ${privateIp}: tag Role=${tags.Role}, the address plan says ${slot.role}`);
-    const publicIp = str(inst.state?.publicIp);
+    // The address pushes dial: the Elastic IP associated with the instance (infra/host.ts).
+    const association = resources.find((r) => r.type === EIP_ASSOCIATION && r.inputs.instanceId === inst.id);
+    const eip = resources.find(
+      (r) => r.type === EIP && association && r.state?.allocationId === association.inputs.allocationId,
+    );
+    const publicIp = str(eip?.state?.publicIp);
     const userData = str(inst.inputs.userData);
     if (!publicIp || !inst.id || userData === undefined)
-      throw new Error(`instance ${inst.name}: no public IP, id or user data in the mocked state`);
+      throw new Error(`instance ${inst.name}: no Elastic IP, id or user data in the mocked state`);
 
     const keyPair = resources.find((r) => r.type === KEY_PAIR && r.inputs.keyName === inst.inputs.keyName);
     const publicKey = str(unwrapSecrets(keyPair?.inputs.publicKey));

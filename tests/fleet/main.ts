@@ -14,7 +14,7 @@ import { hostChecks } from "./checks/system";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
 import { grafanaSecretChanges } from "./checks/grafanaSecrets";
-import { retentionChange, thresholdChange } from "./checks/changes";
+import { retentionChange, secondUpNoOp, thresholdChange } from "./checks/changes";
 import type { Container } from "./container";
 import {
   killAndRecover,
@@ -143,6 +143,7 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   }
 
   log("changes");
+  results.push(...(await step("second up", "fleet", () => secondUpNoOp(pf, hosts))));
   results.push(...(await step("threshold change", "fleet", () => thresholdChange(pf, hosts))));
   results.push(...(await step("retention change", "fleet", () => retentionChange(pf, hosts, promUrl))));
   results.push(...(await step("grafana secret changes", "fleet", () => grafanaSecretChanges(pf, hosts))));

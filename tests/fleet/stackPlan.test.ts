@@ -87,13 +87,14 @@ describe("the fleet's stack plan", () => {
     }
   });
 
-  test("a threshold change runs only Grafana's copy and install (and the per-run log marker)", async () => {
+  test("a threshold change runs only Grafana's copy and install (and the verification's log marker)", async () => {
     const next = await planStack(
       { ...base.config, "titan-observability:rootDiskCriticalPercent": "85" },
       { stack: STACK, prior: base.resources },
     );
     assert.deepEqual(ran(base, next), [
-      // infra/delivery/pipeline.ts: the marker's trigger is the run's time, so every `pulumi up` writes one.
+      // infra/delivery/pipeline.ts: the verification covers every push, so a changed push is a
+      // new verification and each web host logs its new marker.
       "web-1 web-1-log-marker replace create",
       "grafana grafana-push-files replace copy",
       "grafana grafana-push-install replace create",
@@ -117,9 +118,13 @@ describe("the fleet's stack plan", () => {
     assert.match(install.create ?? "", /systemctl restart prometheus/);
   });
 
-  test("no change runs nothing but the marker", async () => {
+  test("no change runs nothing, not even the verification", async () => {
     const next = await planStack({ ...base.config }, { stack: STACK, prior: base.resources });
-    assert.deepEqual(ran(base, next), ["web-1 web-1-log-marker replace create"]);
+    assert.deepEqual(ran(base, next), []);
+    assert.deepEqual(
+      next.localCommands.filter((c) => c.action !== "same").map((c) => c.resource),
+      [],
+    );
   });
 });
 

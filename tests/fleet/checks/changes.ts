@@ -106,9 +106,11 @@ export function onlyRestarted(
 }
 
 /**
- * The verification's log markers run on every `pulumi up` by design, whatever changed
- * (infra/delivery/pipeline.ts: `${host}-log-marker`, triggers: [a fresh run id]); they append a
- * line to the app's verify.log and are no part of any host's push.
+ * The verification's log markers run whenever something the verification covers changed, any
+ * host's push included (infra/delivery/pipeline.ts: `${host}-log-marker`, triggered by the
+ * digest of the spec and every push), so another host's change appends a line to each web
+ * host's verify.log; they are no part of any host's push. With nothing changed they do not run
+ * (secondUpNoOp excuses nothing).
  */
 export const isVerificationStep = (resource: string): boolean => /-log-marker$/.test(resource);
 
@@ -202,4 +204,30 @@ export async function retentionChange(
     );
   }
   return results;
+}
+
+/**
+ * `pulumi up` again with nothing changed (provision.ts applyUpdate of no change), Molecule's
+ * idempotence step: the engine runs no command, remote or local (the verification and its
+ * markers included), and every host is exactly as before: no service restarted, no pushed
+ * file touched.
+ */
+export async function secondUpNoOp(pf: ProvisionedFleet, hosts: readonly CheckHost[]): Promise<CheckResult[]> {
+  const change = "second up with nothing changed";
+  const before = await fingerprints(hosts);
+  const update = await applyUpdate(pf, {});
+  const after = await fingerprints(hosts);
+  const planned = [
+    ...update.ran.map((r) => `ran ${r.host}:${r.resource} (${r.action})`),
+    ...update.notRun.map((n) => `would run ${n.resource} (${n.action}: ${n.why})`),
+  ];
+  return [
+    {
+      name: `${change}: no command runs`,
+      host: "fleet",
+      ok: planned.length === 0,
+      detail: planned.join(", ") || "nothing ran, nothing planned",
+    },
+    ...hosts.map((h, i) => untouched(h, before[i], after[i], change)),
+  ];
 }

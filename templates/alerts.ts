@@ -186,9 +186,10 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       datasource: "prometheus",
       // prometheus/node_exporter docs/node-mixin/alerts/alerts.libsonnet NodeClockSkewDetected:
       // offset beyond 0.05s and not shrinking (offset and its 5m derivative share a sign), for 10m.
-      // As one compared value: |offset|, kept only while the product of the two is not negative.
-      // Parenthesised: the renderers append `> threshold`, which binds tighter than `and`.
-      expr: `(abs(node_timex_offset_seconds{job="node"}) and (node_timex_offset_seconds{job="node"} * deriv(node_timex_offset_seconds{job="node"}[5m]) >= 0))`,
+      // As one compared value that always has a series (a healthy host reads 0 or its small
+      // offset, so the end-to-end run sees data): |offset|, times 0 while offset and trend have
+      // opposite signs (converging).
+      expr: 'abs(node_timex_offset_seconds{job="node"}) * (node_timex_offset_seconds{job="node"} * deriv(node_timex_offset_seconds{job="node"}[5m]) >= bool 0)',
       op: ">",
       threshold: CLOCK_SKEW_SECONDS,
       unit: "seconds",
@@ -210,7 +211,9 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       datasource: "prometheus",
       // Same file, NodeClockNotSynchronising: the kernel reported unsynchronised for 5 minutes and
       // its maximum error reached 16s (the kernel's ceiling once no daemon disciplines it), for 10m.
-      expr: `(min_over_time(node_timex_sync_status{job="node"}[5m]) and node_timex_maxerror_seconds{job="node"} >= 16)`,
+      // As one value with a series on every host: the lowest sync status over 5m, plus 1 while the
+      // maximum error is below 16s; 0 means both conditions hold.
+      expr: 'min_over_time(node_timex_sync_status{job="node"}[5m]) + (node_timex_maxerror_seconds{job="node"} < bool 16)',
       op: "<",
       threshold: 1,
       unit: "none",

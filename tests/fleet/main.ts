@@ -22,6 +22,7 @@ import {
   rebootDataHost,
   replaceDataHost,
   replacePrometheus,
+  volumeMounted,
   volumeToken,
 } from "./faults";
 import type { Fleet } from "./fleet";
@@ -121,6 +122,11 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   );
   log("checking each host");
   for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
+  // Every data host, not only Prometheus: its volume is mounted where its daemon keeps its data.
+  for (const h of hosts) {
+    const volume = pf.hosts.find((p) => p.slot.name === h.name)?.volume;
+    if (volume) results.push(await volumeMounted(h, volume, "first boot"));
+  }
 
   const prometheus = hosts.find((h) => h.role === "prometheus");
   const web = hosts.find((h) => h.role === "web");
@@ -157,6 +163,18 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   } else if (prometheus) {
     results.push(
       await killAndRecover(prometheus, "prometheus-node-exporter", promUrl, target("node", prometheus.name)),
+    );
+  }
+  // Grafana's host: the same reboot; Grafana must wait for its mount as well.
+  const grafana = hosts.find((h) => h.role === "grafana");
+  const grafanaVolume = pf.hosts.find((h) => h.slot.role === "grafana")?.volume;
+  if (grafana && grafanaVolume) {
+    results.push(
+      ...(await step("reboot", grafana.name, async () => {
+        const r = await rebootDataHost(grafana, grafanaVolume, volumeToken(grafana), pf.cleanup, log);
+        setContainer(pf, grafana.name, grafana.container);
+        return r;
+      })),
     );
   }
   // Loki's host: rebooted with its volume attached late, Loki must wait for its mount, and

@@ -20,6 +20,8 @@ export interface HostOutput {
   readonly publicIp: pulumi.Output<string>;
   readonly privateIp: pulumi.Output<string>;
   readonly ssh: pulumi.Output<string>;
+  /** A known_hosts line for the host (its Elastic IP and the key read from its console). */
+  readonly knownHosts: pulumi.Output<string>;
 }
 
 export interface StackOutputs {
@@ -126,6 +128,7 @@ export function defineStack(config: StackConfig): StackOutputs {
       publicIp: host.publicIp,
       privateIp: host.instance.privateIp,
       ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.publicIp}`,
+      knownHosts: pulumi.interpolate`${host.publicIp} ${host.hostKey}`,
     };
   }
   return {

@@ -183,9 +183,11 @@ describe("the program: stable addresses and pinned host keys", () => {
     assert.equal(base.outputs.grafanaUrl.value, `http://${eipOf(base, "grafana")}:3000`);
     assert.equal(base.outputs.prometheusUrl.value, `http://${eipOf(base, "prometheus")}:9090`);
     assert.deepEqual(base.outputs.appUrls.value, [`http://${eipOf(base, "web-1")}:5000`]);
-    const hosts = base.outputs.hosts.value as Record<string, { publicIp: string; ssh: string }>;
+    const hosts = base.outputs.hosts.value as Record<string, { publicIp: string; ssh: string; knownHosts: string }>;
     for (const host of HOSTS) {
       assert.equal(hosts[host].publicIp, eipOf(base, host));
+      // What an operator appends to ~/.ssh/known_hosts to verify their own first login too.
+      assert.equal(hosts[host].knownHosts, `${eipOf(base, host)} ${mockHostKey(`${host}-host-key`)}`);
       assert.match(hosts[host].ssh, new RegExp(`@${eipOf(base, host).replace(/\./g, "\\.")}$`));
     }
   });

@@ -4,7 +4,9 @@
  * `--require ts-node/...` and `require.resolve` by walking up from the working directory to the
  * project's node_modules, and the project root is three levels above ts-node's package.json.
  * The program itself already runs under ts-node (Pulumi.yaml runtime options), so nothing extra
- * is installed for it.
+ * is installed for it. pulumi-command runs it as `/bin/sh -c <create>` with the provider's own
+ * environment plus `environment` (v1.2.1 provider/pkg/provider/local/commandOutputs.go: cmd.Env =
+ * os.Environ(), then each entry), so the AWS SDK finds the credentials `pulumi up` runs with.
  */
 export const HOST_KEY_COMMAND =
   "node --require ts-node/register/transpile-only -e " +

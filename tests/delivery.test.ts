@@ -120,7 +120,8 @@ describe("configuration push", () => {
     assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n`,
+      // The mocks give every RandomPassword one result: the fourth line is the metrics password.
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n`,
     );
     assert.ok(isSecretValue(install.inputs.triggers), "a trigger derived from a secret stays secret");
     for (const r of webhook.resources)
@@ -132,10 +133,14 @@ describe("configuration push", () => {
   it("does not push the webhook when none is configured", () => {
     assert.equal(
       unwrap(one(base, REMOTE, "grafana-push-install").inputs.stdin),
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\n\n`,
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\n\n${MOCK_PASSWORD}\n`,
     );
-    for (const host of ["web-1", "prometheus", "loki"])
+    for (const host of ["web-1", "loki"])
       assert.equal(one(base, REMOTE, `${host}-push-install`).inputs.stdin, undefined);
+    // Prometheus gets only the password it scrapes Grafana's /metrics with.
+    const prometheus = one(base, REMOTE, "prometheus-push-install").inputs.stdin;
+    assert.ok(isSecretValue(prometheus));
+    assert.equal(unwrap(prometheus), `${MOCK_PASSWORD}\n`);
   });
 });
 
@@ -188,6 +193,17 @@ describe("verification", () => {
     assert.deepEqual(one(base, REMOTE, "web-1-log-marker").inputs.triggers, [trigger]);
     // A changed push is a new verification: a new marker, so Loki must return fresh lines.
     assert.notEqual(specOf(threshold).logMarker?.marker, marker);
+  });
+
+  it("counts Loki lines from the time the markers printed, so a no-op up keeps the verification as it is", () => {
+    const verify = one(base, LOCAL, "verify-pipeline");
+    // The spec reads each marker's stdout (the host's clock once the line is written).
+    const marker = one(base, REMOTE, "web-1-log-marker");
+    assert.ok(
+      verify.propertyDependencies.environment?.includes(marker.urn),
+      JSON.stringify(verify.propertyDependencies),
+    );
+    assert.match(String(marker.inputs.create), / && date -u \+%s$/);
   });
 
   it("expects webCount app targets", () => {

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { before, describe, it } from "node:test";
 import { formatReport, verify, type Fetch, type VerificationSpec } from "../infra/verify/checks";
-import { markerLineCommand } from "../infra/verify/marker";
+import { markerLineCommand, markersWrittenAt } from "../infra/verify/marker";
 import { verifyStack, type VerifyStackDeps } from "../tools/verifyStack";
 import { MOCK_PASSWORD, MOCK_PRIVATE_KEY } from "./support/mockProgram";
 import { snapshot } from "./support/snapshots";
@@ -137,6 +137,54 @@ describe("pipeline verification", () => {
     const text = formatReport(report);
     assert.match(text, /FAIL loki has each web host's marker line .*no marker line from p-dev-web-1/);
     assert.match(text, /FAIL slack contact point exists .*answered 404/);
+  });
+});
+
+describe("the marker's freshness", () => {
+  /** A Loki through Grafana holding one marker line at `lineAt` (Unix seconds); the query's start bounds it. */
+  function lokiWithLineAt(lineAt: number, starts: string[]): Fetch {
+    return (url, init) => {
+      const u = new URL(url);
+      if (!u.pathname.endsWith("/loki/api/v1/query_range")) return fakeFetch(healthy)(url, init);
+      const start = u.searchParams.get("start") ?? "0";
+      starts.push(start);
+      const inRange = BigInt(start) <= BigInt(lineAt) * 1_000_000_000n;
+      const stream = { job: "titan", level: "info", filename: "/var/log/titan/verify.log" };
+      return Promise.resolve({
+        ok: true,
+        status: 200,
+        json: () => Promise.resolve({ data: { result: inRange ? [{ stream }] : [] } }),
+      });
+    };
+  }
+  const withSince = (since?: number): VerificationSpec => ({
+    ...spec,
+    logMarker: { marker: "titan-verify-abc", job: "titan", hosts: ["p-dev-web-1"], ...(since ? { since } : {}) },
+  });
+
+  it("counts only lines written since the markers ran (less two minutes), not an earlier run's", async () => {
+    const starts: string[] = [];
+    const since = 1_800_000_000;
+    const fresh = await verify(withSince(since), "pw", lokiWithLineAt(since + 3, starts));
+    assert.equal(fresh.ok, true, formatReport(fresh));
+    assert.equal(starts[0], "1799999880000000000");
+    // The same marker logged ten minutes before this verification's markers ran.
+    const stale = await verify(withSince(since), "pw", lokiWithLineAt(since - 600, []));
+    assert.match(formatReport(stale), /FAIL loki has each web host's marker line .*no marker line from p-dev-web-1/);
+    // Without the time (a preview's unknown, an older state), the last 30 minutes, as before.
+    const older: string[] = [];
+    await verify(withSince(), "pw", lokiWithLineAt(Math.floor(Date.now() / 1000), older));
+    const window = Date.now() * 1e6 - Number(older[0]);
+    assert.ok(Math.abs(window - 30 * 60 * 1e9) < 60 * 1e9, `window ${window} ns`);
+  });
+
+  it("takes the earliest time the marker commands printed, and none unless every one printed one", () => {
+    assert.match(markerLineCommand("titan-verify-0123456789ab"), / && date -u \+%s$/);
+    assert.equal(markersWrittenAt(["1800000100", "1800000050"]), 1800000050);
+    assert.equal(markersWrittenAt(["1800000100\n"]), 1800000100);
+    assert.equal(markersWrittenAt(["1800000100", undefined]), undefined);
+    assert.equal(markersWrittenAt(["sudo: unknown user"]), undefined);
+    assert.equal(markersWrittenAt([]), undefined);
   });
 });
 

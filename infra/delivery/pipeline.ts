@@ -22,7 +22,7 @@ import type { Host } from "../host";
 import { physicalName } from "../../facts/naming";
 import { hasDataVolume, type Role } from "../../facts/topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
-import { markerFor, markerLineCommand, VERIFY_COMMAND } from "../verify/marker";
+import { markerFor, markerLineCommand, markersWrittenAt, VERIFY_COMMAND } from "../verify/marker";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
@@ -227,9 +227,16 @@ export function deliver(args: DeliveryArgs): Delivery {
       ),
   );
 
-  const spec: pulumi.Output<VerificationSpec> = pulumi.all([baseSpec, marker]).apply(([base, m]) => ({
+  // Unchanged in state while the markers do not run again, so a no-op `up` stays one.
+  const since = pulumi.all(markers.map((m) => m.stdout)).apply((outs) => markersWrittenAt(outs));
+  const spec: pulumi.Output<VerificationSpec> = pulumi.all([baseSpec, marker, since]).apply(([base, m, at]) => ({
     ...base,
-    logMarker: { marker: m, job: TITAN_JOB, hosts: webHosts.map((h) => physicalName(config, h.slot.name)) },
+    logMarker: {
+      marker: m,
+      job: TITAN_JOB,
+      hosts: webHosts.map((h) => physicalName(config, h.slot.name)),
+      ...(at === undefined ? {} : { since: at }),
+    },
   }));
 
   const verification = new command.local.Command(

@@ -17,8 +17,17 @@ export interface VerificationSpec {
   readonly grafanaUser: string;
   readonly environment: string;
   readonly targets: readonly ExpectedTarget[];
-  /** A line each web host wrote just before verification, to be found in Loki with its labels. */
-  readonly logMarker?: { readonly marker: string; readonly hosts: readonly string[]; readonly job: string };
+  /**
+   * A line each web host wrote just before verification, to be found in Loki with its labels;
+   * `since` (Unix seconds, the hosts' clocks) is when the first was written: only lines from
+   * then on count (less a minute or two for clocks and batching).
+   */
+  readonly logMarker?: {
+    readonly marker: string;
+    readonly hosts: readonly string[];
+    readonly job: string;
+    readonly since?: number;
+  };
   readonly grafana: {
     readonly datasourceUids: readonly string[];
     readonly dashboardUids: readonly string[];
@@ -90,6 +99,9 @@ export function basicAuth(user: string, password: string): Record<string, string
   return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
 }
 
+/** How much earlier than `since` a marker line may carry (a host's clock against Loki's entry, Alloy's batching). */
+export const MARKER_SLACK_SECONDS = 120;
+
 export function lokiProbe(fetcher: Fetch, spec: VerificationSpec, password: string): Probe | undefined {
   const marker = spec.logMarker;
   if (!marker) return undefined;
@@ -98,7 +110,10 @@ export function lokiProbe(fetcher: Fetch, spec: VerificationSpec, password: stri
     const missing: string[] = [];
     for (const host of marker.hosts) {
       const query = `{job="${marker.job}", host="${host}", environment="${spec.environment}"} |= "${marker.marker}"`;
-      const start = (Date.now() - 30 * 60 * 1000) * 1e6;
+      const start =
+        marker.since !== undefined
+          ? `${marker.since - MARKER_SLACK_SECONDS}000000000`
+          : String((Date.now() - 30 * 60 * 1000) * 1e6);
       const url =
         `${spec.grafanaUrl}/api/datasources/proxy/uid/${spec.grafana.datasourceUids.find((u) => u.includes("loki")) ?? ""}` +
         `/loki/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&limit=5`;

@@ -18,11 +18,22 @@ export function markerFor(hex: string): string {
   return marker;
 }
 
-/** The shell command a web host's login user runs to log the marker line as the app's user. */
+/**
+ * The shell command a web host's login user runs to log the marker line as the app's user. It
+ * prints the host's clock (Unix seconds) once the line is written: the verification counts only
+ * lines from then on (VerificationSpec logMarker.since), so an earlier line with the same
+ * marker (a configuration changed and changed back) cannot pass for this one.
+ */
 export function markerLineCommand(marker: string): string {
   if (!MARKER.test(marker)) throw new Error(`verification marker ${JSON.stringify(marker)}: expected ${MARKER.source}`);
   return (
     `printf 'ts=%s level=info msg="pipeline verification" marker=${marker}\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"` +
-    ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null`
+    ` | sudo -u ${TITAN_USER} tee -a ${TITAN_LOG_DIR}/verify.log >/dev/null && date -u +%s`
   );
+}
+
+/** The earliest time the markers were written, from each marker command's output; undefined unless every one printed one. */
+export function markersWrittenAt(stdouts: readonly (string | undefined)[]): number | undefined {
+  const times = stdouts.map((out) => (out !== undefined && /^\d+$/.test(out.trim()) ? Number(out.trim()) : NaN));
+  return times.length > 0 && times.every(Number.isFinite) ? Math.min(...times) : undefined;
 }

@@ -447,6 +447,9 @@ describe("systemd units", () => {
       "prometheus-node-exporter.service": /^Restart=(.*)$/m.exec(
         fs.readFileSync("/lib/systemd/system/prometheus-node-exporter.service", "utf8"),
       )?.[1],
+      "prometheus.service": /^Restart=(.*)$/m.exec(
+        fs.readFileSync("/lib/systemd/system/prometheus.service", "utf8"),
+      )?.[1],
       "loki.service": String(VENDOR_PACKAGES.loki.unit.file.Service?.Restart),
       "alloy.service": String(VENDOR_PACKAGES.alloy.unit.file.Service?.Restart),
     };
@@ -513,9 +516,9 @@ describe("systemd units", () => {
         .map((u) => /\/([^/]+)\.service(\.d\/[^/]+\.conf)?$/.exec(u.path)?.[1]),
     );
     const bare = [...new Set(ROLES.flatMap((r) => servicesFor(r)))].filter((s) => !sandboxed.has(s));
-    assert.deepEqual(bare, ["prometheus", "grafana-server"]);
-    assert.match(readme, /\*\*Prometheus and Grafana have no\s+sandbox drop-in\*\*/);
-    assert.match(readme, /own units, and drop-ins for node_exporter, Loki and Alloy\./);
+    assert.deepEqual(bare, ["grafana-server"]);
+    assert.match(readme, /\*\*Grafana has no\s+sandbox drop-in\*\*/);
+    assert.match(readme, /own units, and drop-ins for node_exporter, Prometheus, Loki and Alloy\./);
   });
 
   it("pass systemd-analyze verify (Titan's units, with the app where this checkout has it)", () => {

@@ -138,6 +138,20 @@ const ALLOY_DROP_IN: UnitSpec = {
 };
 
 /**
+ * Debian's Prometheus 2.42 (/lib/systemd/system/prometheus.service: Restart=on-failure, no
+ * RestartSec, and already ProtectSystem=full, NoNewPrivileges, PrivateTmp, PrivateDevices,
+ * MemoryDenyWriteExecute, an empty capability set). Ours tightens that to the common sandbox:
+ * the whole file system read-only but its data directory (--storage.tsdb.path, on the data
+ * volume), a system-call filter and address families. Proven under strace by
+ * tests/sandbox.test.ts while it discovers through an EC2 API, scrapes and answers queries: no
+ * netlink, no call outside @system-service.
+ */
+const PROMETHEUS_DROP_IN: UnitSpec = {
+  path: "/etc/systemd/system/prometheus.service.d/titan.conf",
+  content: dropIn({ writable: ["/var/lib/prometheus"], restartSec: 5, service: sandbox() }),
+};
+
+/**
  * Loki 3.7 (vendor unit tools/packaging/loki.service: Restart=on-failure, RestartSec=2, no
  * sandbox). Evidence, grafana/loki v3.7.6:
  * - AF_NETLINK: besides its own address (now configured, templates/loki/config.ts), Loki still
@@ -171,6 +185,9 @@ export function unitsFor(role: Role): UnitSpec[] {
       { path: "/etc/systemd/system/titan-traffic.service", content: renderUnit(traffic) },
       ALLOY_DROP_IN,
     );
+  }
+  if (role === "prometheus") {
+    units.push(PROMETHEUS_DROP_IN);
   }
   if (role === "loki") {
     units.push(LOKI_DROP_IN);

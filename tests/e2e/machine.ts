@@ -4,6 +4,7 @@
  * may rightly fire here (a busy CI runner, a nearly full disk); the checks compare the alert with
  * these figures instead of assuming an idle machine.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 
 /** USER_HZ: /proc/stat counts in 1/100 s on Linux. */
@@ -91,4 +92,42 @@ export function memoryPercent(): number {
   const info = fs.readFileSync("/proc/meminfo", "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(info)?.[1]);
   return 100 * (1 - kb("MemAvailable") / kb("MemTotal"));
+}
+
+/**
+ * The kernel's clock discipline, as adjtimex(2) reports it (read-only: modes 0), through
+ * Python's ctypes since Node has no binding: what node_exporter's timex collector reads
+ * (prometheus/node_exporter collector/timex.go: sync_status is 1 unless STA_UNSYNC is set,
+ * maxerror in microseconds, offset in micro- or nanoseconds by STA_NANO).
+ */
+export interface KernelClock {
+  readonly synchronised: boolean;
+  readonly maxErrorSeconds: number;
+  readonly offsetSeconds: number;
+}
+
+const ADJTIMEX_PY = `
+import ctypes, ctypes.util, json
+L, I = ctypes.c_long, ctypes.c_int
+class Timex(ctypes.Structure):
+    _fields_ = [("modes", ctypes.c_uint), ("offset", L), ("freq", L), ("maxerror", L), ("esterror", L),
+                ("status", I), ("constant", L), ("precision", L), ("tolerance", L), ("sec", L), ("usec", L),
+                ("tick", L), ("ppsfreq", L), ("jitter", L), ("shift", I), ("stabil", L), ("jitcnt", L),
+                ("calcnt", L), ("errcnt", L), ("stbcnt", L), ("tai", I), ("pad", I * 11)]
+t = Timex()
+if ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).adjtimex(ctypes.byref(t)) < 0:
+    raise OSError(ctypes.get_errno(), "adjtimex")
+print(json.dumps({"status": t.status, "maxerror": t.maxerror, "offset": t.offset}))
+`;
+
+export function kernelClock(): KernelClock {
+  const out = execFileSync("python3", ["-c", ADJTIMEX_PY], { encoding: "utf8" });
+  const { status, maxerror, offset } = JSON.parse(out) as { status: number; maxerror: number; offset: number };
+  const STA_UNSYNC = 0x0040;
+  const STA_NANO = 0x2000;
+  return {
+    synchronised: (status & STA_UNSYNC) === 0,
+    maxErrorSeconds: maxerror / 1e6,
+    offsetSeconds: offset / (status & STA_NANO ? 1e9 : 1e6),
+  };
 }

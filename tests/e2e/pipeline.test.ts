@@ -36,7 +36,7 @@ import { tag } from "./hosts";
 import type { HelperConfig, HelperReloaded } from "./nsHelper";
 import type { Dashboard } from "../../templates/grafana/model";
 import { labelProblems, parseLogql } from "./logql";
-import { cpuAlertValues, CpuSampler, memoryPercent, rootDiskPercent } from "./machine";
+import { cpuAlertValues, CpuSampler, kernelClock, memoryPercent, rootDiskPercent } from "./machine";
 import {
   expandQuery,
   panelQueries,
@@ -401,6 +401,27 @@ describe("end-to-end: the rendered stack with the real binaries", { timeout: RUN
           problems.push(...result.filter((r) => !NOT_RUNNABLE_JOBS.includes(r.metric.job)).map(describe));
           t.diagnostic(
             `TargetDown true only for jobs not runnable here: ${[...new Set(result.map((r) => r.metric.job))].join(", ")}`,
+          );
+          continue;
+        }
+        if (a.name === "ClockNotSynchronising" || a.name === "ClockSkewDetected") {
+          // Every host shares this machine's clock: the rule must say what the kernel says.
+          const clock = kernelClock();
+          const unsynced = !clock.synchronised && clock.maxErrorSeconds >= 16;
+          const truthy =
+            a.name === "ClockNotSynchronising"
+              ? unsynced
+              : // The skew rule also needs the offset's trend; judge only a clear offset.
+                Math.abs(clock.offsetSeconds) > 2 * a.threshold
+                ? undefined
+                : Math.abs(clock.offsetSeconds) < a.threshold / 2
+                  ? false
+                  : undefined;
+          if (truthy === false) problems.push(...result.map(describe));
+          if (truthy === true && result.length !== s.instances.length)
+            problems.push(`${a.name} should be true for every host: the kernel reports it`);
+          t.diagnostic(
+            `${a.name}: kernel ${clock.synchronised ? "synchronised" : "unsynchronised"}, maximum error ${clock.maxErrorSeconds} s, offset ${clock.offsetSeconds} s: ${result.length} host(s) firing`,
           );
           continue;
         }

@@ -6,6 +6,7 @@ import type { StackConfig } from "../facts/config";
 import { loadConfig } from "../infra/config";
 import { SERVICES } from "../facts/topology";
 import { ALERT_GROUP, alertDefinitions, DASHBOARD_UIDS } from "../templates/alerts";
+import { TITAN_LOG_RULES } from "../templates/alloy/config";
 import {
   assertRuleUid,
   DASHBOARDS_DIR,
@@ -792,6 +793,8 @@ describe("Grafana dashboards", () => {
     const level = variable(logs, "level");
     assert.ok(level.type === "custom");
     assert.deepEqual(level.query.split(","), [...LOG_LEVELS]);
+    // Every value the Alloy pipeline can give the label, "other" included, can be picked.
+    assert.deepEqual([...LOG_LEVELS], [...TITAN_LOG_RULES.levels, TITAN_LOG_RULES.otherLevel]);
   });
 
   it("have panels with unique ids and non-overlapping positions on the 24-column grid", () => {

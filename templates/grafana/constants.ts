@@ -61,8 +61,8 @@ export const SLACK_TEXT_TEMPLATE = "titan.slack.text";
  */
 export const LOKI_QUERY_LABELS = ["job", "host", "environment", "level"] as const satisfies readonly LokiLabel[];
 
-/** Log levels the Titan app writes, as the Alloy pipeline accepts them. */
-export const LOG_LEVELS = TITAN_LOG_RULES.levels;
+/** Values of the `level` label: the levels the Titan app writes, and what Alloy maps any other to. */
+export const LOG_LEVELS = [...TITAN_LOG_RULES.levels, TITAN_LOG_RULES.otherLevel] as const;
 
 /** Loki `job` of the app's log files. */
 export const LOKI_APP_JOB = TITAN_JOB;

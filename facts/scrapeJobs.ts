@@ -11,6 +11,8 @@ export interface ScrapeJob {
   /** Roles whose hosts are scraped (found by EC2 discovery on the Role tag). */
   readonly roles: readonly Role[];
   readonly metricsPath: string;
+  /** The basic-auth user Prometheus scrapes as, when the target requires credentials. */
+  readonly basicAuthUser?: string;
 }
 
 export const SCRAPE_JOBS = [
@@ -18,7 +20,8 @@ export const SCRAPE_JOBS = [
   { job: "titan", service: "titan", roles: ["web"], metricsPath: "/metrics" },
   { job: "alloy", service: "alloy", roles: ["web"], metricsPath: "/metrics" },
   { job: "loki", service: "loki", roles: ["loki"], metricsPath: "/metrics" },
-  { job: "grafana", service: "grafana", roles: ["grafana"], metricsPath: "/metrics" },
+  // Port 3000 is open to the operators too: Grafana's /metrics asks for credentials.
+  { job: "grafana", service: "grafana", roles: ["grafana"], metricsPath: "/metrics", basicAuthUser: "prometheus" },
 ] as const satisfies readonly ScrapeJob[];
 
 /** Prometheus scrapes itself on localhost; it is the one job not found through EC2. */

@@ -105,6 +105,8 @@ export function defineStack(config: StackConfig): StackOutputs {
     ...(rotation === undefined ? {} : { keepers: { rotation: String(rotation) } }),
   });
   const grafanaAdminPassword = pulumi.secret(grafanaPassword.result);
+  // Prometheus' credentials for Grafana's /metrics (port 3000 is open to the operators).
+  const grafanaMetricsPassword = new random.RandomPassword("grafana-metrics-password", { length: 32, special: false });
   // Never changes once created: a new key would leave what Grafana already encrypted unreadable.
   const grafanaSecretKey = new random.RandomBytes("grafana-secret-key", { length: 32 });
   const delivery = deliver({
@@ -117,6 +119,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     prometheusUrl,
     grafanaAdminPassword,
     grafanaSecretKey: pulumi.secret(grafanaSecretKey.hex),
+    grafanaMetricsPassword: pulumi.secret(grafanaMetricsPassword.result),
     slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
   });
 

@@ -88,6 +88,7 @@ describe("Grafana's first start", () => {
     adminPassword: password,
     secretKey: key,
     slackWebhookUrl: webhook,
+    metricsPassword: "metrics-password-0123",
   };
   let pushed: { dir: string; owners: Record<string, string> };
   before(() => {
@@ -127,7 +128,7 @@ describe("Grafana's first start", () => {
     const script = ["set -eu", "changed=''", 'sudo() { echo "sudo $*" >&2; exit 3; }', ...GRAFANA_SECRET_LINES];
     const result = spawnSync("bash", ["-c", script.join("\n")], { input: `${password}\n\n\n`, encoding: "utf8" });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /admin password and secret key must arrive on stdin/);
+    assert.match(result.stderr, /admin password, secret key and metrics password must arrive on stdin/);
   });
 
   it("names no setting in a form only Grafana's Docker entrypoint or a raw read would take", () => {
@@ -230,7 +231,8 @@ describe("the push", () => {
     assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n`,
+      // The mocks give every RandomPassword the same result: the metrics password is the fourth line.
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n`,
     );
     const key = one(snap, "random:index/randomBytes:RandomBytes", "grafana-secret-key");
     assert.ok((key.inputs.length as number) >= 32, "at least 256 bits");

@@ -16,6 +16,7 @@ import { installScript } from "../infra/delivery/scripts";
 import {
   GRAFANA_ADMIN_PASSWORD_PATH,
   GRAFANA_ENV_PATH,
+  GRAFANA_METRICS_PASSWORD_PATH,
   GRAFANA_PACKAGE_PATHS,
   GRAFANA_SECRETS_ENV_PATH,
 } from "../templates/host/grafanaServer";
@@ -123,11 +124,16 @@ describe("a rotated Grafana secret is applied", () => {
         adminPassword: "first-password-0123",
         secretKey: "key-0123456789",
         slackWebhookUrl: "https://hooks.slack.com/services/T/B/one",
+        metricsPassword: "metrics-password-0123",
       };
       const values = Object.values(first);
 
       const created = push(shell, root, first);
-      assert.deepEqual(created.changed, [GRAFANA_ADMIN_PASSWORD_PATH, GRAFANA_SECRETS_ENV_PATH]);
+      assert.deepEqual(created.changed, [
+        GRAFANA_ADMIN_PASSWORD_PATH,
+        GRAFANA_METRICS_PASSWORD_PATH,
+        GRAFANA_SECRETS_ENV_PATH,
+      ]);
       assert.deepEqual(created.systemctl, ["restart grafana-server"]);
       assert.equal(created.resetStdin, first.adminPassword);
 
@@ -166,7 +172,12 @@ describe("a rotated Grafana secret is applied", () => {
   for (const shell of ["bash", "dash"]) {
     it(`under ${shell}: refuses a renamed admin on a running Grafana, before anything restarts`, () => {
       const root = fs.mkdtempSync(path.join(work, `${shell}-rename-`));
-      const secrets = { adminPassword: "first-password-0123", secretKey: "key-0123456789", slackWebhookUrl: "" };
+      const secrets = {
+        adminPassword: "first-password-0123",
+        secretKey: "key-0123456789",
+        slackWebhookUrl: "",
+        metricsPassword: "metrics-password-0123",
+      };
       const first = push(shell, root, secrets, "ops-lead");
       assert.deepEqual(first.systemctl, ["restart grafana-server"]);
       assert.equal(

@@ -14,6 +14,7 @@ import { SLACK_WEBHOOK_ENV } from "../../templates/grafana";
 import {
   GRAFANA_ADMIN_PASSWORD_PATH,
   GRAFANA_ENV_PATH,
+  GRAFANA_METRICS_PASSWORD_PATH,
   GRAFANA_PACKAGE_PATHS,
   GRAFANA_SECRETS_DIR,
   GRAFANA_SECRETS_ENV_PATH,
@@ -24,7 +25,7 @@ import {
 export const SECRET_KEY_ENV = "GF_SECURITY_SECRET_KEY";
 
 /** The order GRAFANA_SECRET_LINES reads standard input in, one value a line. */
-export const GRAFANA_STDIN_ORDER = ["adminPassword", "secretKey", "slackWebhookUrl"] as const;
+export const GRAFANA_STDIN_ORDER = ["adminPassword", "secretKey", "slackWebhookUrl", "metricsPassword"] as const;
 
 /**
  * Where the push records the admin login Grafana's database was created with, beside the
@@ -55,8 +56,9 @@ export const GRAFANA_SECRET_LINES: readonly string[] = [
   "IFS= read -r admin_password || true",
   "IFS= read -r secret_key || true",
   "IFS= read -r slack_webhook || true",
-  'if [ -z "$admin_password" ] || [ -z "$secret_key" ]; then',
-  '  echo "the Grafana admin password and secret key must arrive on stdin" >&2',
+  "IFS= read -r metrics_password || true",
+  'if [ -z "$admin_password" ] || [ -z "$secret_key" ] || [ -z "$metrics_password" ]; then',
+  '  echo "the Grafana admin password, secret key and metrics password must arrive on stdin" >&2',
   "  exit 1",
   "fi",
   `sudo install -d -m 0750 -o root -g grafana ${GRAFANA_SECRETS_DIR}`,
@@ -75,6 +77,7 @@ export const GRAFANA_SECRET_LINES: readonly string[] = [
   "}",
   // Grafana (user grafana) reads the password itself; root owns it.
   `secret ${GRAFANA_ADMIN_PASSWORD_PATH} root grafana 0440 "$admin_password"`,
+  `secret ${GRAFANA_METRICS_PASSWORD_PATH} root grafana 0440 "$metrics_password"`,
   "nl='",
   "'",
   `secret_env="${SECRET_KEY_ENV}=$secret_key$nl"`,
@@ -141,10 +144,11 @@ export interface GrafanaSecretInputs {
   readonly adminPassword: pulumi.Output<string>;
   readonly secretKey: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
+  readonly metricsPassword: pulumi.Output<string>;
 }
 
 /** A value that would break the line-per-secret protocol or the environment file. */
-function checkLine(name: string, value: string, required: boolean): string {
+export function checkLine(name: string, value: string, required: boolean): string {
   if (required && value === "") throw new Error(`${name}: expected a value, got an empty string`);
   if (/[\n\r]/.test(value)) throw new Error(`${name}: expected a single line (the value contains a line break)`);
   return value;
@@ -154,12 +158,13 @@ function checkLine(name: string, value: string, required: boolean): string {
 export function grafanaStdin(inputs: GrafanaSecretInputs): pulumi.Output<string> {
   return pulumi.secret(
     pulumi
-      .all([inputs.adminPassword, inputs.secretKey, inputs.slackWebhookUrl ?? ""])
-      .apply(([password, key, webhook]) =>
+      .all([inputs.adminPassword, inputs.secretKey, inputs.slackWebhookUrl ?? "", inputs.metricsPassword])
+      .apply(([password, key, webhook, metrics]) =>
         [
           checkLine("adminPassword", password, true),
           checkLine("secretKey", key, true),
           checkLine("slackWebhookUrl", webhook, false),
+          checkLine("metricsPassword", metrics, true),
           "",
         ].join("\n"),
       ),

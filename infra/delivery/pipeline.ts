@@ -26,6 +26,7 @@ import { markerFor, markerLineCommand, markersWrittenAt, VERIFY_COMMAND } from "
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
+import { PROMETHEUS_SECRET_LINES, prometheusStdin } from "./prometheusSecrets";
 import type { InstallPlan } from "./scripts";
 import { COMMAND_TIMEOUTS, VERIFY_TIMEOUT_MS } from "./timeouts";
 
@@ -84,6 +85,8 @@ export interface DeliveryArgs {
   readonly grafanaAdminPassword: pulumi.Output<string>;
   /** Grafana's [security] secret_key: encrypts the secrets Grafana stores (the Slack webhook). */
   readonly grafanaSecretKey: pulumi.Output<string>;
+  /** The password Prometheus scrapes Grafana's /metrics with: to both pushes, on stdin. */
+  readonly grafanaMetricsPassword: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
   /** Where the local push trees are written (default: the project root). */
   readonly root?: string;
@@ -167,15 +170,24 @@ export function deliver(args: DeliveryArgs): Delivery {
         owned: isGrafana ? GRAFANA_PUSH.owned : undefined,
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
-        extraLines: isWeb ? appSyncLines() : isGrafana ? GRAFANA_PUSH.extra : undefined,
+        extraLines: isWeb
+          ? appSyncLines()
+          : isGrafana
+            ? GRAFANA_PUSH.extra
+            : slot.role === "prometheus"
+              ? PROMETHEUS_SECRET_LINES
+              : undefined,
         post: isGrafana ? GRAFANA_PUSH.post : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,
               secretKey: args.grafanaSecretKey,
               slackWebhookUrl: args.slackWebhookUrl,
+              metricsPassword: args.grafanaMetricsPassword,
             })
-          : undefined,
+          : slot.role === "prometheus"
+            ? prometheusStdin(args.grafanaMetricsPassword)
+            : undefined,
       },
       { parent },
     );

@@ -17,6 +17,7 @@
  * - packaging/deb/control/postinst never starts the service on a fresh install, and
  *   packaging/deb/systemd/grafana-server.service already has Restart=on-failure.
  */
+import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
 import { SERVICES } from "../../facts/topology";
 import type { RenderedFile, TemplateContext } from "../types";
 import { renderUnit } from "./systemd";
@@ -29,6 +30,8 @@ export const GRAFANA_SECRETS_DIR = "/etc/grafana/secrets";
 export const GRAFANA_SECRETS_ENV_PATH = `${GRAFANA_SECRETS_DIR}/titan.env`;
 /** Written by the push (0440 root:grafana): Grafana reads it itself through `$__file{}`. */
 export const GRAFANA_ADMIN_PASSWORD_PATH = `${GRAFANA_SECRETS_DIR}/admin_password`;
+/** Written by the push (0440 root:grafana): the password Prometheus scrapes /metrics with. */
+export const GRAFANA_METRICS_PASSWORD_PATH = `${GRAFANA_SECRETS_DIR}/metrics_password`;
 export const GRAFANA_DROP_IN_PATH = `/etc/systemd/system/${GRAFANA_SERVICE}.service.d/titan.conf`;
 
 /** The package's own paths (packaging/deb/default/grafana-server), which its unit passes as cfg:default.paths.*. */
@@ -46,6 +49,13 @@ export const GRAFANA_START_REQUIRES: readonly string[] = [
   GRAFANA_ADMIN_PASSWORD_PATH,
   GRAFANA_SECRETS_ENV_PATH,
 ];
+
+/** The user Prometheus' grafana job scrapes as (facts/scrapeJobs.ts). */
+const GRAFANA_METRICS_USER = (() => {
+  const job = SCRAPE_JOBS.find((j) => j.job === "grafana");
+  if (!job || !("basicAuthUser" in job)) throw new Error("the grafana scrape job names no basicAuthUser");
+  return job.basicAuthUser;
+})();
 
 /** Grafana's reference to a file's content (pkg/setting/expanders.go, fileExpander). */
 export const grafanaFileRef = (path: string): string => {
@@ -74,8 +84,13 @@ export function grafanaEnvironment(ctx: TemplateContext, options: GrafanaServerO
     GF_ANALYTICS_CHECK_FOR_UPDATES: "false",
     GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES: "false",
     GF_NEWS_NEWS_FEED_ENABLED: "false",
-    // Prometheus scrapes /metrics from inside the VPC (the security group admits only it).
+    // Prometheus scrapes /metrics, and port 3000 is open to the operators' CIDRs too, so /metrics
+    // asks for credentials: pkg/api/http_server.go metricsEndpoint answers 401 without them once
+    // [metrics] basic_auth_username and basic_auth_password are both set (pkg/setting reads them
+    // after $__file{} expansion, so Grafana reads the password file itself).
     GF_METRICS_ENABLED: "true",
+    GF_METRICS_BASIC_AUTH_USERNAME: GRAFANA_METRICS_USER,
+    GF_METRICS_BASIC_AUTH_PASSWORD: grafanaFileRef(GRAFANA_METRICS_PASSWORD_PATH),
     GF_UNIFIED_ALERTING_ENABLED: "true",
     ...(options.homeDashboardPath ? { GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: options.homeDashboardPath } : {}),
   };

@@ -15,6 +15,9 @@ export const PROMETHEUS_DEFAULTS_PATH = "/etc/default/prometheus";
 /** Debian's default TSDB directory, on the data volume mounted at /var/lib/prometheus. */
 export const PROMETHEUS_TSDB_PATH = "/var/lib/prometheus/metrics2";
 export const SCRAPE_INTERVAL = "15s";
+/** Written by the Prometheus push from its stdin (infra/delivery/prometheusSecrets.ts), never rendered. */
+export const PROMETHEUS_SECRETS_DIR = "/etc/prometheus/secrets";
+export const GRAFANA_METRICS_PASSWORD_FILE = `${PROMETHEUS_SECRETS_DIR}/grafana_metrics_password`;
 
 export interface PrometheusRenderOptions {
   /** Test-only: an EC2 API endpoint for discovery (the local end-to-end run's fake). */
@@ -50,6 +53,9 @@ export function prometheusConfig(ctx: TemplateContext, options: PrometheusRender
       },
     ],
     relabel_configs: TARGET_RELABELS,
+    ...("basicAuthUser" in job
+      ? { basic_auth: { username: job.basicAuthUser, password_file: GRAFANA_METRICS_PASSWORD_FILE } }
+      : {}),
   }));
   const self: ScrapeConfig = {
     job_name: SELF_JOB,

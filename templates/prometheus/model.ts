@@ -26,6 +26,8 @@ export interface ScrapeConfig {
   }[];
   readonly ec2_sd_configs?: readonly Ec2SdConfig[];
   readonly relabel_configs?: readonly Relabel[];
+  /** prometheus/common config/http_config.go BasicAuth: the password is read from the file per request. */
+  readonly basic_auth?: { readonly username: string; readonly password_file: string };
 }
 
 export interface PrometheusConfig {

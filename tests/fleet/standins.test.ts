@@ -379,6 +379,9 @@ describe("each stand-in, started as its unit starts it, with the project's rende
       ...env,
       ...gf,
       GF_SECURITY_ADMIN_PASSWORD: `$__file{${path.join(tmp, "unit-admin-password")}}`,
+      // /metrics without credentials here (checkServes); the basic auth is checked below.
+      GF_METRICS_BASIC_AUTH_USERNAME: "",
+      GF_METRICS_BASIC_AUTH_PASSWORD: "",
       GF_SERVER_HTTP_PORT: String(port),
       GF_SERVER_HTTP_ADDR: "127.0.0.1",
     });
@@ -405,6 +408,8 @@ describe("each stand-in, started as its unit starts it, with the project's rende
     const data = fs.mkdtempSync(path.join(tmp, "grafana-data-"));
     const passwordFile = path.join(tmp, "admin_password");
     fs.writeFileSync(passwordFile, "first-password-0123");
+    const metricsFile = path.join(tmp, "metrics_password");
+    fs.writeFileSync(metricsFile, "metrics-password-0123");
     const gf = grafanaEnvironment(testContext({ grafanaAdminUser: "ops-lead" }));
     const port = await freePort();
     writeUnder(
@@ -419,6 +424,7 @@ describe("each stand-in, started as its unit starts it, with the project's rende
         ...env,
         ...gf,
         GF_SECURITY_ADMIN_PASSWORD: `$__file{${passwordFile}}`,
+        GF_METRICS_BASIC_AUTH_PASSWORD: `$__file{${metricsFile}}`,
         GF_SERVER_HTTP_PORT: String(port),
         GF_SERVER_HTTP_ADDR: "127.0.0.1",
       },
@@ -451,6 +457,13 @@ describe("each stand-in, started as its unit starts it, with the project's rende
       assert.equal(reset("x", `${cli} --no-such-flag`).status, 1);
       assert.equal(reset("abc").status, 1, "new password is too short");
       assert.equal(await signIn("second-password-4567"), 200);
+      // pkg/api/http_server.go metricsEndpoint: 401 without the [metrics] credentials.
+      const metrics = (auth?: string) =>
+        fetch(`http://127.0.0.1:${port}/metrics`, { headers: auth ? { Authorization: `Basic ${auth}` } : {} });
+      assert.equal((await metrics()).status, 401);
+      const user = gf.GF_METRICS_BASIC_AUTH_USERNAME;
+      assert.equal((await metrics(Buffer.from(`${user}:wrong`).toString("base64"))).status, 401);
+      assert.equal((await metrics(Buffer.from(`${user}:metrics-password-0123`).toString("base64"))).status, 200);
     } finally {
       await stop(s);
     }

@@ -102,7 +102,10 @@ async function main(): Promise<void> {
   const grafana = hosts.find((h) => h.slot.role === "grafana") as Host;
   // Not the stack's own code path, but the same ConfigPush under every option the stack uses.
   // Grafana's generated secret key, spread so this compiles before and after DeliveryArgs asks for it.
-  const grafanaSecrets = { grafanaSecretKey: pulumi.secret("harness-secret-key") };
+  const grafanaSecrets = {
+    grafanaSecretKey: pulumi.secret("harness-secret-key"),
+    grafanaMetricsPassword: pulumi.secret("harness-metrics-password"),
+  };
   const delivery = deliver({
     ...grafanaSecrets,
     config: ctx.config,

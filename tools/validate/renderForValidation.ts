@@ -138,6 +138,7 @@ export function pushStdin(variant: GrafanaVariant): { stdin: string; password: s
     adminPassword: randomBytes(18).toString("base64url"),
     secretKey: randomBytes(32).toString("hex"),
     slackWebhookUrl: GRAFANA_VARIANTS[variant].slackWebhookConfigured ? SAMPLE_WEBHOOK : "",
+    metricsPassword: randomBytes(18).toString("base64url"),
   };
   return { stdin: `${GRAFANA_STDIN_ORDER.map((k) => values[k]).join("\n")}\n`, password: values.adminPassword };
 }

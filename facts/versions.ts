@@ -30,10 +30,11 @@
  *   public apt pins), the newest 1.21.x patch found (searched 2026-12-06): GitHub releases
  *   v1.21.1 (2026-10-21, backports and Go 1.27.3) and v1.21.2 (2026-10-22, bug fixes), as
  *   newreleases.io records them. The loki.write drop reasons the alerts read are unchanged from
- *   v1.18.1 to main of 2026-08 (templates/alerts.ts ALLOY_DROP_REASONS); the CHANGELOG's
- *   breaking changes up to 1.18 touch otelcol components only, none of the components
- *   templates/alloy uses, and CI runs `alloy validate` with `grafana/alloy:v1.21.2` on the
- *   rendered config (the 1.19-1.21 release notes were not found in the searched material).
+ *   v1.18.1 to main of 2026-08 (templates/alerts.ts ALLOY_DROP_REASONS). The stored CHANGELOG
+ *   ends at 1.18 (breaking changes in otelcol components only, none of those templates/alloy
+ *   uses); the 1.20 and 1.21 notes were not found in the searched material, so CI's `alloy
+ *   validate` with `grafana/alloy:v1.21.2` on the rendered config is the check that the syntax
+ *   still holds.
  */
 
 /**

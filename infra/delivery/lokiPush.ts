@@ -7,8 +7,7 @@
  * the ingester's ring join included, is ready), or fails with the unit's status.
  */
 import { SERVICES } from "../../facts/topology";
-
-export const LOKI_SERVICE = "loki";
+import { LOKI_SERVICE } from "../../templates/loki/config";
 /** Loki's ingester waits out min_ready_duration (15 s) after joining the ring; replaying a WAL takes longer. */
 export const LOKI_READY_TIMEOUT_SECONDS = 300;
 

@@ -5,7 +5,7 @@
  * No secret and no other host's address ever appears here (DESIGN.md decision 1).
  */
 import { hasDataVolume, type DataVolumeRole, type Role } from "../../facts/topology";
-import { LOKI_DATA_DIR } from "../loki/config";
+import { LOKI_DATA_DIR, LOKI_SERVICE } from "../loki/config";
 import { shellGlob, shellWord } from "../shell";
 import {
   acceptedPins,
@@ -45,7 +45,7 @@ export const DATA_MOUNTS: Readonly<Record<DataVolumeRole, { mountPoint: string; 
 /** The daemon that keeps its state on each role's data volume. */
 export const DATA_DAEMONS: Readonly<Record<DataVolumeRole, string>> = {
   prometheus: "prometheus",
-  loki: "loki",
+  loki: LOKI_SERVICE,
   grafana: GRAFANA_SERVICE,
 };
 
@@ -136,7 +136,7 @@ function installSpec(p: PinnedPackage): string {
  * otherwise run on the package's example config (units.ts, LOKI_DROP_IN). Both units carry a
  * condition only the push satisfies; the push checks that each one answers after its start.
  */
-export const STARTED_BY_PUSH: readonly string[] = [GRAFANA_SERVICE, "loki"];
+export const STARTED_BY_PUSH: readonly string[] = [GRAFANA_SERVICE, LOKI_SERVICE];
 
 function startLines(services: readonly string[]): string[] {
   const now = services.filter((s) => !STARTED_BY_PUSH.includes(s));

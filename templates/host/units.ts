@@ -5,7 +5,7 @@
  * tests/sandbox.test.ts (binaries here) or cited from the vendor's source (Loki, Alloy).
  */
 import { SERVICES, type Role } from "../../facts/topology";
-import { LOKI_CONFIGURED_PATH } from "../loki/config";
+import { LOKI_CONFIGURED_PATH, LOKI_SERVICE } from "../loki/config";
 import { environment, renderUnit, sandbox, type Section, type UnitFile } from "./systemd";
 
 /** Where the configuration push puts the app (a copy of this repository's app/). */
@@ -169,7 +169,7 @@ const PROMETHEUS_DROP_IN: UnitSpec = {
  *   no failure, so the postinst, the bootstrap and every boot before the push pass quietly.
  */
 const LOKI_DROP_IN: UnitSpec = {
-  path: "/etc/systemd/system/loki.service.d/titan.conf",
+  path: `/etc/systemd/system/${LOKI_SERVICE}.service.d/titan.conf`,
   content: dropIn({
     writable: ["/var/lib/loki"],
     unit: { ConditionPathExists: LOKI_CONFIGURED_PATH },
@@ -201,7 +201,7 @@ export function servicesFor(role: Role): string[] {
   const byRole: Record<Role, string[]> = {
     web: ["titan", "titan-traffic", "alloy"],
     prometheus: ["prometheus"],
-    loki: ["loki"],
+    loki: [LOKI_SERVICE],
     grafana: ["grafana-server"],
   };
   return [...base, ...byRole[role]];

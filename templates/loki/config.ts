@@ -11,6 +11,8 @@ import { VERSIONS } from "../../facts/versions";
 import { instanceMemoryMiB } from "../../facts/instanceMemory";
 import type { LokiConfig } from "./model";
 
+/** The packaged unit (tools/packaging/loki.service). */
+export const LOKI_SERVICE = "loki";
 export const LOKI_CONFIG_PATH = "/etc/loki/config.yml";
 /**
  * Written by the push right after LOKI_CONFIG_PATH; loki.service has a ConditionPathExists= on

@@ -17,10 +17,12 @@ import { checked, fail, oneLine, type CheckResult } from "./result";
 
 /** grafana-server's InvocationID (renewed by every start) and its main process's environment. */
 async function serviceState(h: CheckHost): Promise<{ invocation: string; env: Map<string, string> }> {
-  const show = await shell(h, `systemctl show -p InvocationID,MainPID --value ${GRAFANA_SERVICE}`);
-  const [invocation, pid] = show.out.trim().split("\n");
-  if (show.status !== 0 || !pid || pid === "0")
-    throw new Error(`${GRAFANA_SERVICE} is not running: ${oneLine(show.out)}`);
+  // One property a call: `systemctl show -p A,B` prints them in systemd's order, not ours.
+  const prop = async (name: string) =>
+    (await shell(h, `systemctl show -p ${name} --value ${GRAFANA_SERVICE}`)).out.trim();
+  const invocation = await prop("InvocationID");
+  const pid = await prop("MainPID");
+  if (!/^[1-9]\d*$/.test(pid)) throw new Error(`${GRAFANA_SERVICE} is not running (MainPID ${pid || "unknown"})`);
   const environ = await shell(h, `tr '\\0' '\\n' </proc/${pid}/environ`);
   if (environ.status !== 0) throw new Error(`reading /proc/${pid}/environ: ${oneLine(environ.out)}`);
   const env = new Map(

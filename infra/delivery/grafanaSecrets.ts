@@ -51,7 +51,7 @@ export const GRAFANA_ADMIN_USER_CHECK: readonly string[] = [
   "fi",
 ];
 
-/** Reads the secrets from stdin into root-owned files; refuses to go on without the two that are required. */
+/** Reads the secrets from stdin into root-owned files; refuses to go on without the three that are required. */
 export const GRAFANA_SECRET_LINES: readonly string[] = [
   "IFS= read -r admin_password || true",
   "IFS= read -r secret_key || true",

@@ -26,6 +26,7 @@ import { markerFor, markerLineCommand, markersWrittenAt, VERIFY_COMMAND } from "
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
+import { LOKI_POST_LINES } from "./lokiPush";
 import { PROMETHEUS_SECRET_LINES, prometheusStdin } from "./prometheusSecrets";
 import type { InstallPlan } from "./scripts";
 import { COMMAND_TIMEOUTS, VERIFY_TIMEOUT_MS } from "./timeouts";
@@ -177,7 +178,7 @@ export function deliver(args: DeliveryArgs): Delivery {
             : slot.role === "prometheus"
               ? PROMETHEUS_SECRET_LINES
               : undefined,
-        post: isGrafana ? GRAFANA_PUSH.post : undefined,
+        post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,

@@ -19,6 +19,7 @@ import { checkCommandResource } from "./support/commandProvider";
 import { providerCopy } from "./support/providerCopy";
 import type { HarnessResult } from "./support/pushHarness";
 import type { VerificationSpec } from "../infra/verify/checks";
+import { alertDefinitions } from "../templates/alerts";
 import { renderHostFiles } from "../templates/index";
 import { MOCK_PASSWORD, MOCK_PRIVATE_KEY, MOCK_SECRET_KEY, type RecordedResource } from "./support/mockProgram";
 import {
@@ -170,7 +171,11 @@ describe("verification", () => {
       ].sort(),
     );
     assert.deepEqual(spec.logMarker?.hosts, ["titan-observability-dev-web-1"]);
-    assert.equal(spec.grafana.ruleUids.length, 14, "every rule of the alert table");
+    assert.deepEqual(
+      spec.grafana.ruleUids,
+      alertDefinitions(testContext().config).map((d) => d.uid),
+      "every rule of the alert table",
+    );
     assert.equal(spec.grafana.contactPoint, undefined, "no webhook, no contact point to expect");
     assert.ok(!JSON.stringify(spec).includes("SENTINEL"));
     const withHook = JSON.parse(

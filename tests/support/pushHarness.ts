@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     hosts,
     privateKey: pulumi.secret("key"),
     lokiBucket: bucket.bucket,
-    grafanaUrl: pulumi.interpolate`http://${grafana.instance.publicIp}:3000`,
+    grafanaUrl: pulumi.interpolate`http://${grafana.publicIp}:3000`,
     prometheusUrl: pulumi.output("http://198.51.100.9:9090"),
     grafanaAdminPassword: pulumi.secret(HARNESS_PASSWORD),
     root,

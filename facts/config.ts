@@ -6,6 +6,7 @@
  * Pulumi error. Pulumi.yaml's `config:` block and the README's reference table are checked
  * against CONFIG_KEYS by the tests.
  */
+import { instanceMemoryMiB } from "./instanceMemory";
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
 import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
 import { DEBIAN_IMAGE, GRAFANA_APT, vendorRepository, type AptRepository } from "./versions";
@@ -391,6 +392,14 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
   const instanceTypes = Object.fromEntries(
     ROLES.map((role) => [role, read(`${role}InstanceType`, instanceType)]),
   ) as Record<Role, string | undefined>;
+
+  // Loki's WAL replay ceiling follows its host's memory (templates/loki/config.ts): a type whose
+  // memory is unknown is refused here, before any resource exists, not when Loki's file renders.
+  const lokiType = instanceTypes.loki;
+  const lokiMemory = lokiType === undefined ? undefined : instanceMemoryMiB(lokiType);
+  if (lokiMemory !== undefined && typeof lokiMemory !== "number") {
+    problems.push(`lokiInstanceType = ${JSON.stringify(lokiType)}: expected ${lokiMemory.expected}`);
+  }
 
   const amiId = read("amiId", pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0"));
   const ssmParameter = read(

@@ -228,6 +228,11 @@ describe("loadConfig", () => {
       /^lokiInstanceType = "t4g\.small": expected an x86_64 instance type/,
     ],
     [
+      "Loki on a type whose memory is unknown (its WAL replay ceiling follows it)",
+      { lokiInstanceType: "x2iedn.large" },
+      /^lokiInstanceType = "x2iedn\.large": expected a t2\/t3\/t3a\/t4g type .* whose memory is known/,
+    ],
+    [
       "root volume too small",
       { rootVolumeSizeGb: "4" },
       /^rootVolumeSizeGb = "4": expected a whole number from 8 to 500/,

@@ -6,7 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { HOST_KEY_COMMAND, HOST_KEY_ENV, HOST_KEY_TIMEOUTS } from "./hostKey/command";
+import { HOST_KEY_COMMAND, HOST_KEY_ENV, HOST_KEY_TIMEOUTS, HOST_KEY_UPDATE_COMMAND } from "./hostKey/command";
 import type { HostSlot } from "../facts/addressing";
 import type { StackConfig } from "../facts/config";
 import { HOST_TAG_KEYS, baseTags } from "../facts/naming";
@@ -150,6 +150,7 @@ export class Host extends pulumi.ComponentResource {
       `${name}-host-key`,
       {
         create: HOST_KEY_COMMAND,
+        update: HOST_KEY_UPDATE_COMMAND,
         environment: { [HOST_KEY_ENV.instanceId]: this.instance.id, [HOST_KEY_ENV.region]: config.region },
         triggers: [this.instance.id],
         // The key is stdout (kept in state); the polling progress is only logged.

@@ -23,6 +23,11 @@ export function imageId(config: StackConfig): pulumi.Output<string> {
     // more than one result" unless most_recent), so no newer build can slip in.
     return aws.ec2
       .getAmiOutput({
+        // A public AMI is deprecated two years after its creation by default, and DescribeImages
+        // then hides it unless asked (EC2 user guide, "Deprecate an AMI"; getAmi's
+        // includeDeprecated defaults to false): without this the pinned name would stop
+        // resolving and every preview, up and destroy of the stack would fail.
+        includeDeprecated: true,
         owners: [image.owner],
         filters: [
           { name: "name", values: [image.name] },

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { BEGIN_KEYS, END_KEYS, parseConsoleHostKey } from "../infra/hostKey/consoleHostKey";
-import { HOST_KEY_COMMAND } from "../infra/hostKey/command";
+import { HOST_KEY_COMMAND, HOST_KEY_UPDATE_COMMAND } from "../infra/hostKey/command";
 import { Ec2ApiError, errorXml, parseEc2Request, type Ec2Instance } from "./e2e/fakeEc2";
 import { answerConsoleOutput, verifySigV4 } from "./fleet/awsEndpoints";
 import { baseArgs, parseAuthorizedKey, pinHostKey } from "./fleet/push";
@@ -140,6 +140,33 @@ describe("the host-key command", () => {
     assert.ok(!HOST_KEY_COMMAND.includes(ROOT), "no absolute path of this checkout in the command");
   });
 
+  it("fails at once, naming the cause, when there are no credentials at all", async () => {
+    const none: Record<string, string> = { ...env(operator), AWS_EC2_METADATA_DISABLED: "true" };
+    delete none.AWS_ACCESS_KEY_ID;
+    delete none.AWS_SECRET_ACCESS_KEY;
+    delete none.AWS_SESSION_TOKEN;
+    // Long enough that polling would end with the "no host key" message instead.
+    none.HOST_KEY_TIMEOUT_SECONDS = "5";
+    await assert.rejects(
+      run("/bin/sh", ["-c", HOST_KEY_COMMAND], { cwd: ROOT, env: none }),
+      (err: { stderr: string }) =>
+        /GetConsoleOutput for i-0123456789abcdef0 in us-east-1 failed: CredentialsProviderError/.test(err.stderr),
+    );
+  });
+
+  it("reprints the stored key on an in-place update without asking the console, and asks when none is stored", async () => {
+    const before = asked;
+    const { stdout } = await run("/bin/sh", ["-c", HOST_KEY_UPDATE_COMMAND], {
+      cwd: ROOT,
+      env: { ...env(operator), PULUMI_COMMAND_STDOUT: ECDSA },
+    });
+    assert.equal(stdout, `${ECDSA}\n`);
+    assert.equal(asked, before, "the console was not asked");
+    const fresh = await run("/bin/sh", ["-c", HOST_KEY_UPDATE_COMMAND], { cwd: ROOT, env: env(operator) });
+    assert.equal(fresh.stdout, `${ED}\n`);
+    assert.ok(asked > before, "with no stored key the console is asked");
+  });
+
   it("fails at once, naming the instance and the cause, when the keys are refused", async () => {
     const wrong = { ...operator, secretAccessKey: "x".repeat(40) };
     await assert.rejects(
@@ -214,6 +241,8 @@ describe("the program: stable addresses and pinned host keys", () => {
       assert.deepEqual(fetch.inputs.triggers, [`${host}-id`]);
       assert.deepEqual(fetch.inputs.environment, { HOST_KEY_INSTANCE_ID: `${host}-id`, AWS_REGION: "us-east-1" });
       assert.equal(fetch.inputs.create, HOST_KEY_COMMAND);
+      // An in-place update reprints the stored key: the console may no longer hold it.
+      assert.equal(fetch.inputs.update, HOST_KEY_UPDATE_COMMAND);
       assert.equal(fetch.inputs.dir, undefined);
       assert.ok(!JSON.stringify(fetch.inputs).includes(ROOT), `${host}: no path of this checkout in state`);
     }

@@ -97,6 +97,7 @@ describe("hosts", () => {
       amis.map((i) => i.inputs),
       [
         {
+          includeDeprecated: true,
           owners: [DEBIAN_IMAGE.owner],
           filters: [
             { name: "name", values: [DEBIAN_IMAGE.name] },

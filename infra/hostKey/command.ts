@@ -12,6 +12,17 @@ export const HOST_KEY_COMMAND =
   "node --require ts-node/register/transpile-only -e " +
   `"require(require('path').resolve(require.resolve('ts-node/package.json'), '../../../infra/hostKey/cli.ts'))"`;
 
+/**
+ * An in-place update (a changed command or environment on the same instance) reprints the key
+ * the state already holds instead of asking the console again: cloud-init prints the keys once
+ * per instance (cc_keys_to_console runs PER_INSTANCE) and GetConsoleOutput keeps only the last
+ * 64 KB, so on a host that has run a while the block may be gone. pulumi-command v1.2.1 runs
+ * `update` (else `create`) on an update, with the old stdout in PULUMI_COMMAND_STDOUT unless
+ * addPreviousOutputInEnv is false (local/commandController.go Update, commandOutputs.go run).
+ * With no stored key it asks the console, as `create` does.
+ */
+export const HOST_KEY_UPDATE_COMMAND = `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; else ${HOST_KEY_COMMAND}; fi`;
+
 /** The environment variable names cli.ts reads. */
 export const HOST_KEY_ENV = { instanceId: "HOST_KEY_INSTANCE_ID", region: "AWS_REGION" } as const;
 

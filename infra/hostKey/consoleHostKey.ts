@@ -88,8 +88,13 @@ export async function fetchHostKey(options: FetchOptions): Promise<string> {
         latest = false;
         continue;
       }
-      // Access and signature errors will not heal by waiting.
-      if (/AuthFailure|UnauthorizedOperation|SignatureDoesNotMatch|InvalidInstanceID|InvalidClientTokenId/.test(name)) {
+      // Access, signature and credential errors will not heal by waiting (the SDK names a
+      // missing credential chain CredentialsProviderError, @smithy/property-provider).
+      if (
+        /AuthFailure|UnauthorizedOperation|SignatureDoesNotMatch|InvalidInstanceID|InvalidClientTokenId|CredentialsProviderError|ExpiredToken|RequestExpired/.test(
+          name,
+        )
+      ) {
         throw new Error(`GetConsoleOutput for ${instanceId} in ${region} failed: ${name}: ${(err as Error).message}`);
       }
       if (/refusing to pick/.test((err as Error).message)) throw err;

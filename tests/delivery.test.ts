@@ -282,6 +282,45 @@ describe("remote scripts", () => {
     assert.match(second.stdout, /installed: nothing changed/);
   });
 
+  it("acts on the next run for what a stopped run changed (a failed restart is retried, then nothing is pending)", () => {
+    const root = path.join(work, "retry");
+    const staging = path.join(root, "titan-staging", "0123456789abcdef");
+    const file = { path: `${root}/target/etc/demo.conf`, content: "a=2\n", mode: 0o644, owner: "root", group: "root" };
+    fs.mkdirSync(path.dirname(path.join(staging, file.path)), { recursive: true });
+    fs.writeFileSync(path.join(staging, file.path), file.content);
+    const script = installScript({
+      staging,
+      files: [file],
+      actions: [{ prefix: `${root}/target/etc/`, then: { service: "demo", action: "restart" } }],
+    });
+    const shim = path.join(root, "bin");
+    fs.mkdirSync(shim, { recursive: true });
+    fs.writeFileSync(path.join(shim, "sudo"), '#!/bin/sh\nexec "$@"\n', { mode: 0o755 });
+    const log = path.join(root, "systemctl.log");
+    // systemctl fails while FAIL is set, as a unit that does not come up does.
+    fs.writeFileSync(path.join(shim, "systemctl"), `#!/bin/sh\necho "$*" >>${log}\n[ -z "\${FAIL:-}" ]\n`, {
+      mode: 0o755,
+    });
+    const run = (fail: boolean, shell: string) =>
+      spawnSync(shell, ["-c", script], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}`, ...(fail ? { FAIL: "1" } : {}) },
+      });
+    for (const shell of ["bash", "dash"]) {
+      fs.rmSync(file.path, { force: true });
+      fs.rmSync(log, { force: true });
+      const stopped = run(true, shell);
+      assert.notEqual(stopped.status, 0, `${shell}: the failed restart fails the push`);
+      assert.equal(fs.readFileSync(file.path, "utf8"), "a=2\n", "the file was placed before the restart");
+      const retried = run(false, shell);
+      assert.equal(retried.status, 0, retried.stderr);
+      assert.match(retried.stdout, /restarted demo/, `${shell}: the file compares equal, yet the restart is retried`);
+      const done = run(false, shell);
+      assert.match(done.stdout, /installed: nothing changed/, `${shell}: nothing left pending`);
+      assert.equal(fs.readFileSync(log, "utf8"), "restart demo\nrestart demo\n");
+    }
+  });
+
   it("ship the app without its tests and benchmark", () => {
     const files = appFiles();
     assert.ok(

@@ -37,7 +37,9 @@ const STUBS: Record<string, string> = {
     "esac",
   ].join("\n"),
   systemctl: ["#!/bin/sh", 'printf "%s\\n" "$*" >>"$STUB_LOG/systemctl"'].join("\n"),
-  curl: "#!/bin/sh\nexit 0",
+  // Grafana answers unless a test says it does not (STUB_CURL_FAIL); the wait loop's pauses are instant.
+  curl: '#!/bin/sh\n[ -z "${STUB_CURL_FAIL:-}" ]',
+  sleep: "#!/bin/sh\nexit 0",
   grafana: [
     "#!/bin/sh",
     'printf "%s\\n" "grafana $*" >>"$STUB_LOG/argv"',
@@ -78,6 +80,7 @@ describe("a rotated Grafana secret is applied", () => {
     secrets: Record<(typeof GRAFANA_STDIN_ORDER)[number], string>,
     adminUser = "ops-lead",
     status = 0,
+    env: Record<string, string> = {},
   ): Run {
     // The settings file the push places before these lines run, with the configured admin.
     fs.mkdirSync(path.join(root, path.dirname(GRAFANA_ENV_PATH)), { recursive: true });
@@ -92,7 +95,7 @@ describe("a rotated Grafana secret is applied", () => {
     const result = spawnSync(shell, ["-c", script(root, staging)], {
       input: stdin,
       encoding: "utf8",
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, STUB_LOG: log },
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, STUB_LOG: log, ...env },
     });
     assert.equal(result.status, status, `${shell}: ${result.stderr}`);
     if (status !== 0) return { changed: [], systemctl: [], cli: [], argv: "", stderr: result.stderr };
@@ -166,6 +169,32 @@ describe("a rotated Grafana secret is applied", () => {
       for (const run of [created, again, hook, password])
         for (const secret of [...values, rotatedHook.slackWebhookUrl, rotatedPassword.adminPassword])
           assert.ok(!run.argv.includes(secret), `a secret on a command line: ${run.argv}`);
+    });
+  }
+
+  for (const shell of ["bash", "dash"]) {
+    it(`under ${shell}: a push that stopped before Grafana answered is finished by the next one (restart and reset)`, () => {
+      const root = fs.mkdtempSync(path.join(work, `${shell}-retry-`));
+      const secrets = {
+        adminPassword: "first-password-0123",
+        secretKey: "key-0123456789",
+        slackWebhookUrl: "",
+        metricsPassword: "metrics-password-0123",
+      };
+      push(shell, root, secrets);
+      const rotated = { ...secrets, adminPassword: "second-password-4567" };
+      const stopped = push(shell, root, rotated, "ops-lead", 1, { STUB_CURL_FAIL: "1" });
+      assert.match(stopped.stderr, /grafana-server is not answering/);
+      assert.equal(fs.existsSync(path.join(root, "log", "grafana")), false, "no reset while Grafana is down");
+      // The next `up` runs the failed install again with the same secrets: every file compares
+      // equal now, yet the restart and the reset the first run never finished must happen.
+      const retried = push(shell, root, rotated);
+      assert.deepEqual(retried.changed, [GRAFANA_ADMIN_PASSWORD_PATH]);
+      assert.deepEqual(retried.systemctl, ["restart grafana-server"]);
+      assert.equal(retried.resetStdin, rotated.adminPassword);
+      const done = push(shell, root, rotated);
+      assert.deepEqual(done.changed, [], "once finished, nothing is left pending");
+      assert.deepEqual(done.systemctl, []);
     });
   }
 

@@ -85,6 +85,14 @@ export function installScript(plan: InstallPlan): string {
     "set -eu",
     `staging=${shellWord(plan.staging)}`,
     "changed=''",
+    // A push that stopped after placing files (a failed restart, Grafana not answering in time,
+    // a dropped session) is run again by the next `up`, but its files then compare equal and
+    // nothing would restart: what it had changed is kept beside the staging directories until a
+    // run completes, and the next run starts from it.
+    'pending="$(dirname "$staging")/.push-pending"',
+    'if [ -s "$pending" ]; then changed=$(cat "$pending"); fi',
+    'keep_pending() { if [ -n "$changed" ]; then printf \'%s\' "$changed" >"$pending"; fi; }',
+    "trap keep_pending EXIT",
     "place() { # staged-path target owner group mode",
     '  if ! sudo cmp -s "$1" "$2"; then',
     '    sudo install -D -o "$3" -g "$4" -m "$5" "$1" "$2"',
@@ -109,6 +117,8 @@ export function installScript(plan: InstallPlan): string {
     );
   }
   lines.push(...(plan.extra ?? []));
+  // Recorded before anything restarts: a session cut short runs no EXIT trap.
+  lines.push("keep_pending");
   lines.push('case "$changed" in *" /etc/systemd/"*) sudo systemctl daemon-reload ;; esac');
   for (const { prefix, then } of plan.actions) {
     lines.push(
@@ -116,6 +126,7 @@ export function installScript(plan: InstallPlan): string {
     );
   }
   lines.push(...(plan.post ?? []));
+  lines.push("trap - EXIT", 'rm -f "$pending"');
   // Earlier pushes' staging directories are done with.
   lines.push(
     'root=$(dirname "$staging")',

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
-import { fail, pass, type CheckResult } from "./checks/result";
+import { fail, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
@@ -27,7 +27,7 @@ import {
 } from "./faults";
 import type { Fleet } from "./fleet";
 import { startAwsEndpoints } from "./awsEndpoints";
-import { provisionFleet, replaceHost, type ProvisionedFleet } from "./provision";
+import { provisionFleet, pushCheck, replaceHost, type ProvisionedFleet } from "./provision";
 import { CACHE_DIR } from "./layout";
 import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
@@ -115,11 +115,7 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     pushSeconds: h.pushSeconds,
   }));
   // The push over SSH, as pulumi-command ran it (provision.ts records a failed one and goes on).
-  const results: CheckResult[] = pf.hosts.map((h) =>
-    h.pushError === undefined
-      ? pass("push over SSH", h.slot.name, `${h.planned.pushes.length} steps in ${h.pushSeconds.toFixed(1)} s`)
-      : fail("push over SSH", h.slot.name, h.pushError),
-  );
+  const results: CheckResult[] = pf.hosts.map((h) => pushCheck(h));
   log("checking each host");
   for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
   // Every data host, not only Prometheus: its volume is mounted where its daemon keeps its data.
@@ -213,22 +209,20 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     );
     results.push(
       ...(await step("replacement", prometheus.name, async () => {
-        let pushError: string | undefined;
+        // replaceHost records a failed push on the host (pushRecorded) rather than throwing,
+        // so this check reports it, and the checks after it show what the failure left.
+        let push: CheckResult = fail("replaced: push over SSH", prometheus.name, "the replacement never pushed");
         const r = await replacePrometheus(
           prometheus,
           volume,
           async () => {
             const fresh = await replaceHost(pf, prometheus.name, 2);
-            pushError = fresh.pushError;
+            push = pushCheck(fresh, `replaced (${fresh.instanceId})`);
             return fresh;
           },
           promUrl,
           log,
         );
-        const push =
-          pushError === undefined
-            ? pass("replaced: push over SSH", prometheus.name, "the whole push ran again")
-            : fail("replaced: push over SSH", prometheus.name, pushError);
         return [push, ...r];
       })),
     );

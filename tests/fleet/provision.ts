@@ -43,6 +43,7 @@ import {
 import { buildStandinRepository, type StandinRepository } from "./standins/repository";
 import type { AwsEndpoints, AwsEndpointsArgs } from "./awsEndpoints";
 import { learnHostKey } from "./hostKeys";
+import { fail, pass, type CheckResult } from "./checks/result";
 
 /** The fake EC2 API and IMDS on the bridge (awsEndpoints.ts), as provisioning starts them. */
 export type StartAwsEndpoints = (cleanup: Cleanup, args: AwsEndpointsArgs) => Promise<AwsEndpoints>;
@@ -354,15 +355,7 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
   // One host's failed push fails its resources, not the run: the others still get theirs
   // (the engine also carries on with what does not depend on a failed resource), and the
   // checks report what is missing.
-  const pushed = await Promise.all(
-    hosts.map((h) =>
-      pushHost(pf, h.slot.name).catch((err: unknown) => {
-        h.pushError = (err as Error).message;
-        log(`${h.slot.name}: push FAILED: ${h.pushError}`);
-        return [];
-      }),
-    ),
-  );
+  const pushed = await Promise.all(hosts.map((h) => pushRecorded(pf, h.slot.name)));
   pf.firstPush.push(...pushed.flat());
   return pf;
 }
@@ -382,6 +375,37 @@ export async function pushHost(pf: ProvisionedFleet, name: string): Promise<RanS
   host.pushError = undefined;
   pf.log(`${name}: push done in ${host.pushSeconds.toFixed(1)} s`);
   return ran;
+}
+
+/**
+ * A host's whole push with its failure recorded on the host (`pushError`), not thrown: as the
+ * engine records a failed resource and goes on. The first `up` and a replaced instance both push
+ * this way, so a failed push reaches the host's "push over SSH" check (pushCheck) instead of
+ * ending the step that asked for it with an error no check names.
+ */
+export async function pushRecorded(pf: ProvisionedFleet, name: string): Promise<RanStep[]> {
+  try {
+    return await pushHost(pf, name);
+  } catch (err) {
+    const h = hostNamed(pf, name);
+    h.pushError = (err as Error).message;
+    pf.log(`${name}: push FAILED: ${h.pushError}`);
+    return [];
+  }
+}
+
+/** The "push over SSH" check of a host's last whole push (`label`: e.g. "replaced (i-…)"). */
+export function pushCheck(
+  h: Pick<ProvisionedHost, "pushError" | "pushSeconds"> & {
+    readonly slot: { readonly name: string };
+    readonly planned: { readonly pushes: readonly unknown[] };
+  },
+  label?: string,
+): CheckResult {
+  const name = label ? `${label}: push over SSH` : "push over SSH";
+  return h.pushError === undefined
+    ? pass(name, h.slot.name, `${h.planned.pushes.length} steps in ${h.pushSeconds.toFixed(1)} s`)
+    : fail(name, h.slot.name, h.pushError);
 }
 
 export interface UpdateResult {
@@ -476,7 +500,8 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     const target = await learnHostKey(pf.plan, replaced, replaced.target, pf.aws, pf.fleet.runDir, pf.log);
     pf.hosts[pf.hosts.indexOf(replaced)] = { ...replaced, target };
   }
-  await pushHost(pf, name);
+  // Its failure is recorded on the host (pushError) for its check, not thrown.
+  await pushRecorded(pf, name);
   return hostNamed(pf, name);
 }
 

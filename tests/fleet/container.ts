@@ -146,6 +146,13 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
     "--console=read-only",
     "--link-journal=no",
     `--network-bridge=${spec.bridge}`,
+    // nspawn's own seccomp allow-list (systemd src/nspawn/nspawn-seccomp.c,
+    // seccomp_add_default_syscall_filter) admits the @clock group only when CAP_SYS_TIME is
+    // retained, which it is not here, so every process in the container got EPERM from
+    // adjtimex() whatever its unit allowed: node_exporter's timex collector failed because of
+    // the container, not our sandbox. Allowing the one call makes the unit's SystemCallFilter=
+    // the thing the fleet proves; setting the clock still needs CAP_SYS_TIME, which stays dropped.
+    "--system-call-filter=adjtimex",
     ...spec.binds.map((b) => `--bind=${b}`),
     ...Object.entries(spec.readOnlyBinds).map(([from, to]) => `--bind-ro=${from}:${to}`),
   ];

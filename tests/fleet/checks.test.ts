@@ -15,13 +15,24 @@ import type { CheckResult } from "./checks/result";
 import {
   bootstrapMarker,
   cloudInitFinished,
+  collectorOf,
+  collectorSuccess,
+  noFailedUnits,
+  nodeCollectorsSucceed,
   noSandboxDenials,
   pinnedPackages,
   pinPattern,
   sandboxDenials,
+  timespanMs,
   unitActive,
+  unsteady,
 } from "./checks/system";
+import type { CheckHost } from "./checks/host";
+import { alertDefinitions } from "../../templates/alerts";
+import { buildDashboards } from "../../templates/grafana/dashboards";
+import { testConfig } from "../support/render";
 import { Cleanup } from "./cleanup";
+import { waitFor } from "./exec";
 import { killAndRecover } from "./faults";
 import { startFleet } from "./fleet";
 import { FLEET_PLAN } from "./layout";
@@ -50,10 +61,90 @@ test("denials: rlimit artifacts are excluded by their exact cause, any other ref
     "2026-11-23T02:50:04+0000 web-1 loki[500]: open /var/lib/loki/wal: EPERM",
     // The same words from another process are not excused.
     "2026-11-23T02:50:05+0000 web-1 titan[600]: Failed to set fd limit to 65536: Operation not permitted",
+    // A write outside ReadWritePaths= (ProtectSystem=strict) and a path the unit may not read.
+    "2026-11-23T02:50:06+0000 loki loki[700]: mkdir /var/lib/loki/rules: read-only file system",
+    "2026-11-23T02:50:07+0000 grafana grafana[800]: open /etc/grafana/secrets.ini: permission denied",
+    "2026-11-23T02:50:08+0000 web-1 alloy[900]: write /var/lib/alloy/x: EROFS",
+    "2026-11-23T02:50:09+0000 web-1 alloy[900]: open /proc/1/environ: EACCES",
+    // Words that merely contain the codes are no denial.
+    "2026-11-23T02:50:10+0000 web-1 titan[600]: GET /healthz 200 EACCESSOR=none",
   ].join("\n");
   const kept = sandboxDenials(journal);
-  assert.equal(kept.length, 4, kept.join("\n"));
+  assert.equal(kept.length, 8, kept.join("\n"));
+  assert.ok(kept.some((l) => /read-only file system/.test(l)) && kept.some((l) => /permission denied/.test(l)));
   assert.ok(kept.every((l) => !/dbus-daemon|pam_limits/.test(l)));
+});
+
+test("units: RestartSec as systemctl prints it; a new main pid, a counted restart or a stop is no steady run", () => {
+  assert.equal(timespanMs("5s"), 5000);
+  assert.equal(timespanMs("100ms"), 100);
+  assert.equal(timespanMs("1min 30s"), 90_000);
+  assert.throws(() => timespanMs("infinity"), /RestartUSec: "infinity" is not a systemd time span/);
+  const run = { activeState: "active", subState: "running", mainPid: "100", nRestarts: "0" };
+  assert.equal(unsteady(run, { ...run }), undefined);
+  assert.equal(unsteady(run, { ...run, mainPid: "200" }), "main pid 100 became 200");
+  assert.equal(unsteady(run, { ...run, nRestarts: "1" }), "restarts 0 became 1");
+  assert.equal(
+    unsteady(run, { ...run, activeState: "activating", subState: "auto-restart", mainPid: "0" }),
+    "activating (auto-restart)",
+  );
+});
+
+/** A host whose commands answer from a table (argv joined by spaces), for checks' parsing. */
+const scripted = (answers: Record<string, string>): CheckHost => ({
+  name: "grafana",
+  role: "grafana",
+  privateIp: "10.42.0.13",
+  exec: (command) => Promise.resolve({ status: 0, out: answers[command.join(" ")] ?? "" }),
+});
+
+test("failed units: any fails the check; ifupdown-pre only when udevd did not run in a container", async () => {
+  const failed = "systemctl --failed --no-legend --plain --full";
+  const udevd = "systemctl show -p ConditionResult,ActiveState systemd-udevd.service";
+  const virt = "systemd-detect-virt --container";
+  const line = "ifupdown-pre.service loaded failed failed Helper to synchronize boot up for ifupdown\n";
+  assert.ok((await noFailedUnits(scripted({ [failed]: "" }))).ok);
+  const container = {
+    [failed]: line,
+    [virt]: "systemd-nspawn\n",
+    [udevd]: "ConditionResult=no\nActiveState=inactive\n",
+  };
+  const excused = await noFailedUnits(scripted(container));
+  assert.ok(excused.ok, excused.detail);
+  assert.match(excused.detail, /ifupdown-pre\.service \(udevadm settle without udevd/);
+  // udevd ran, or no container: the failure is real.
+  const ran = await noFailedUnits(scripted({ ...container, [udevd]: "ConditionResult=yes\nActiveState=active\n" }));
+  assert.equal(ran.ok, false);
+  assert.match(ran.detail, /^failed: ifupdown-pre\.service/);
+  assert.equal((await noFailedUnits(scripted({ ...container, [virt]: "none\n" }))).ok, false);
+  const other = await noFailedUnits(
+    scripted({ ...container, [failed]: `${line}grafana-server.service loaded failed failed Grafana\n` }),
+  );
+  assert.equal(other.ok, false);
+  assert.match(other.detail, /^failed: grafana-server\.service;/);
+});
+
+test("collectors: every node_ metric the alerts and dashboards read has its collector checked", () => {
+  const rendered = JSON.stringify(alertDefinitions(testConfig())) + JSON.stringify(buildDashboards(testConfig()));
+  // node_exporter is the job's name in summaries, not a metric.
+  const metrics = [...new Set(rendered.match(/\bnode_[A-Za-z_]+/g) ?? [])].filter((m) => m !== "node_exporter");
+  assert.ok(metrics.includes("node_timex_offset_seconds"), metrics.join(" "));
+  assert.deepEqual(
+    metrics.filter((m) => collectorOf(m) === undefined),
+    [],
+  );
+  const exposition = [
+    'node_scrape_collector_success{collector="cpu"} 1',
+    'node_scrape_collector_success{collector="timex"} 0',
+  ].join("\n");
+  assert.deepEqual(
+    [...collectorSuccess(exposition, ["cpu", "timex", "netdev"])],
+    [
+      ["cpu", "1"],
+      ["timex", "0"],
+      ["netdev", "missing"],
+    ],
+  );
 });
 
 const active = (job: string, address: string, health: string, role = "web"): ActiveTarget => ({
@@ -169,6 +260,8 @@ test(
         ...(await pinnedPackages(h)),
         await unitActive(h, "prometheus-node-exporter"),
         await noSandboxDenials(h),
+        await noFailedUnits(h),
+        await nodeCollectorsSucceed(h),
       ];
       assert.deepEqual(
         fine.filter((r) => !r.ok),
@@ -179,6 +272,37 @@ test(
       const killed = await killAndRecover(h, "prometheus-node-exporter", undefined, undefined);
       assert.ok(killed.ok, killed.detail);
       assert.match(killed.detail, /pid \d+ killed, now pid \d+/);
+
+      // Killed while the unit check watches it: systemd brings it back within RestartSec, so it
+      // is "active" again, but not the same run.
+      const watching = unitActive(h, "prometheus-node-exporter");
+      await sh("sleep 1; systemctl kill -s KILL prometheus-node-exporter");
+      const restarted = await watching;
+      assert.equal(restarted.ok, false);
+      assert.match(restarted.detail, /^not steady within \d+ ms \(RestartSec 5s\): (main pid|restarts|activating)/);
+
+      // Our sandbox refusing adjtimex again (a later drop-in's deny entry): the timex collector
+      // fails, which node_exporter does not log at its default level; the collector check names it.
+      await sh(
+        "printf '[Service]\\nSystemCallFilter=~adjtimex\\n' > /etc/systemd/system/prometheus-node-exporter.service.d/zz-deny.conf && systemctl daemon-reload && systemctl restart prometheus-node-exporter",
+      );
+      const timex = await waitFor(
+        "node_exporter to answer with timex failing",
+        async () => {
+          const r = await nodeCollectorsSucceed(h);
+          return /timex=0/.test(r.detail) ? r : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(timex.ok, false);
+      assert.equal(timex.detail, "node_scrape_collector_success: timex=0");
+
+      // A unit that failed: the failed-unit check names it.
+      const broken = await h.exec(["systemd-run", "--unit=titan-check-broken", "--wait", "/bin/false"]);
+      assert.notEqual(broken.status, 0, broken.out);
+      const failedUnit = await noFailedUnits(h);
+      assert.equal(failedUnit.ok, false);
+      assert.match(failedUnit.detail, /^failed: titan-check-broken\.service;/);
 
       // node_exporter stopped and masked: its unit check fails and says how the unit is.
       await sh("systemctl mask --now prometheus-node-exporter");
@@ -223,7 +347,6 @@ test(
 
 /** journald writes asynchronously: poll the real condition (the line is in the journal). */
 async function waitForFailure(check: () => Promise<CheckResult>): Promise<CheckResult> {
-  const { waitFor } = await import("./exec");
   return waitFor(
     "the check to see the injected line",
     async () => {

@@ -3,14 +3,16 @@
  * cloud-init's verdict, the bootstrap's marker (templates/host/bootstrap.ts BOOTSTRAP_DONE),
  * every pinned package against its apt pin (the role's bootstrap plan, from facts/versions.ts),
  * every unit the bootstrap enables (templates/host/units.ts servicesFor, which the bootstrap's
- * `systemctl enable` line is rendered from), the journal free of sandbox denials, and the web
- * host's logrotate policy.
+ * `systemctl enable` line is rendered from) active and steady past their RestartSec, the journal
+ * free of sandbox denials, no failed unit, node_exporter's collectors that alerts and dashboards
+ * read all succeeding, and the web host's logrotate policy.
  */
 import { AMAZON_TIME_SYNC, SSHD_SETTINGS, TIMESYNCD_SERVICE } from "../../../templates/host/baseline";
 import { acceptedPins } from "../../../facts/versions";
 import { bootstrapPlan, BOOTSTRAP_DONE } from "../../../templates/host/bootstrap";
 import { lokiNeverUnconfigured } from "./loki";
 import { servicesFor } from "../../../templates/host/units";
+import { SERVICES } from "../../../facts/topology";
 import { shell, type CheckHost } from "./host";
 import { checked, oneLine, type CheckResult } from "./result";
 
@@ -74,32 +76,107 @@ export async function pinnedPackages(h: CheckHost): Promise<CheckResult[]> {
   );
 }
 
-/** One check per unit the role enables: active, with its main pid. */
+/** One check per unit the role enables: active, and steady (see unitActive). */
 export async function unitsActive(h: CheckHost): Promise<CheckResult[]> {
   return Promise.all(servicesFor(h.role).map((unit) => unitActive(h, unit)));
 }
 
+/** Milliseconds in a systemd time span as `systemctl show` prints it ("5s", "100ms", "1min 30s"). */
+export function timespanMs(span: string): number {
+  const units: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+  const parts = span.trim().split(/\s+/);
+  let total = 0;
+  for (const part of parts) {
+    const m = /^(\d+(?:\.\d+)?)(us|ms|s|min|h|d)$/.exec(part);
+    if (m === null)
+      throw new Error(`RestartUSec: "${span}" is not a systemd time span (expected e.g. 100ms, 5s, 1min 30s)`);
+    total += Number(m[1]) * units[m[2]];
+  }
+  return total;
+}
+
+/** What `systemctl show` says of a unit's run, for one look at it. */
+export interface UnitState {
+  readonly activeState: string;
+  readonly subState: string;
+  readonly mainPid: string;
+  readonly nRestarts: string;
+}
+
+/**
+ * Why a unit seen `first` and then `later` is not one steady run: not active, or another main
+ * process, or a restart counted between the two looks. undefined when it ran throughout.
+ */
+export function unsteady(first: UnitState, later: UnitState): string | undefined {
+  if (later.activeState !== "active" || later.subState !== "running") return `${later.activeState} (${later.subState})`;
+  if (later.mainPid !== first.mainPid) return `main pid ${first.mainPid} became ${later.mainPid}`;
+  if (later.nRestarts !== first.nRestarts) return `restarts ${first.nRestarts} became ${later.nRestarts}`;
+  return undefined;
+}
+
+/** Margin past RestartSec: systemd's restart job plus the daemon's exec before its pid shows. */
+const STEADY_MARGIN_MS = 2_000;
+
+/**
+ * The unit is active (running) and stays one run for longer than its RestartSec: the same main
+ * pid and no restart counted (NRestarts) from the first look to the last. A daemon that dies and
+ * is restarted is "active" again within RestartSec, so only a watch longer than that tells a
+ * crash loop from a steady run. Polled, and failed at the first look that differs.
+ */
 export function unitActive(h: CheckHost, unit: string): Promise<CheckResult> {
-  return checked(`unit ${unit} active`, h.name, async () => {
-    const r = await h.exec(["systemctl", "show", "-p", "ActiveState,SubState,MainPID,NRestarts,Result", unit]);
-    const p = Object.fromEntries(
-      r.out
-        .trim()
-        .split("\n")
-        .map((l) => l.split("=", 2) as [string, string]),
-    );
-    const ok = p.ActiveState === "active";
-    let detail = `${p.ActiveState ?? "?"} (${p.SubState ?? "?"}), main pid ${p.MainPID ?? "?"}, restarts ${p.NRestarts ?? "?"}`;
-    if (!ok) {
-      const log = await h.exec(["journalctl", "-u", unit, "-n", "5", "--no-pager", "-o", "cat"]);
-      detail += `, result ${p.Result ?? "?"}; last log: ${oneLine(log.out)}`;
+  return checked(`unit ${unit} active and steady`, h.name, async () => {
+    const show = async () => {
+      const r = await h.exec([
+        "systemctl",
+        "show",
+        "-p",
+        "ActiveState,SubState,MainPID,NRestarts,Result,RestartUSec",
+        unit,
+      ]);
+      const p = Object.fromEntries(
+        r.out
+          .trim()
+          .split("\n")
+          .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+      ) as Record<string, string | undefined>;
+      const state: UnitState = {
+        activeState: p.ActiveState ?? "?",
+        subState: p.SubState ?? "?",
+        mainPid: p.MainPID ?? "?",
+        nRestarts: p.NRestarts ?? "?",
+      };
+      return { state, result: p.Result ?? "?", restartSec: p.RestartUSec ?? "?" };
+    };
+    const lastLog = async () =>
+      oneLine((await h.exec(["journalctl", "-u", unit, "-n", "5", "--no-pager", "-o", "cat"])).out);
+    const first = await show();
+    const describe = (s: UnitState) =>
+      `${s.activeState} (${s.subState}), main pid ${s.mainPid}, restarts ${s.nRestarts}`;
+    if (first.state.activeState !== "active")
+      return { ok: false, detail: `${describe(first.state)}, result ${first.result}; last log: ${await lastLog()}` };
+    const watchMs = timespanMs(first.restartSec) + STEADY_MARGIN_MS;
+    const until = Date.now() + watchMs;
+    for (;;) {
+      const now = await show();
+      const why = unsteady(first.state, now.state);
+      if (why !== undefined)
+        return {
+          ok: false,
+          detail: `not steady within ${watchMs} ms (RestartSec ${first.restartSec}): ${why}; was ${describe(first.state)}; last log: ${await lastLog()}`,
+        };
+      if (Date.now() >= until) break;
+      await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, until - Date.now()))));
     }
-    return { ok, detail };
+    return {
+      ok: true,
+      detail: `${describe(first.state)}, unchanged for ${watchMs} ms (RestartSec ${first.restartSec} + ${STEADY_MARGIN_MS} ms)`,
+    };
   });
 }
 
 /** What a refused syscall or address family looks like in a daemon's log. */
-export const DENIAL = /EPERM|EAFNOSUPPORT|operation not permitted|address family not supported/i;
+export const DENIAL =
+  /\bEPERM\b|\bEAFNOSUPPORT\b|\bEROFS\b|\bEACCES\b|operation not permitted|address family not supported|read-only file system|permission denied/i;
 
 /**
  * Lines that match DENIAL but are not a sandbox's doing, each by its precise cause. The
@@ -137,6 +214,119 @@ export function noSandboxDenials(h: CheckHost): Promise<CheckResult> {
         denials.length === 0
           ? `none (${lines.length} rlimit line(s) excluded by cause)`
           : `${denials.length} line(s): ${oneLine(denials.slice(0, 3).join(" | "), 600)}`,
+    };
+  });
+}
+
+/**
+ * Failed units that are the container's doing, each by its unit AND a condition checked on the
+ * host that explains it. ifupdown-pre.service (Debian ifupdown, /lib/systemd/system/
+ * ifupdown-pre.service: Wants=systemd-udevd.service, ExecStart runs `udevadm settle` when an
+ * interface other than lo is configured, as cloud-init's host0 is) waits for a udev that never
+ * runs in systemd-nspawn: systemd-udevd.service has ConditionPathIsReadWrite=/sys and nspawn
+ * mounts /sys read-only. On EC2 udevd runs and settle returns.
+ */
+export const CONTAINER_FAILURES: readonly {
+  readonly unit: string;
+  readonly cause: string;
+  /** True when the cause holds on this host (then the failure is the container's). */
+  readonly holds: (h: CheckHost) => Promise<boolean>;
+}[] = [
+  {
+    unit: "ifupdown-pre.service",
+    cause: "udevadm settle without udevd: systemd-udevd skipped by ConditionPathIsReadWrite=/sys in a container",
+    holds: async (h) => {
+      const virt = (await h.exec(["systemd-detect-virt", "--container"])).out.trim();
+      const udevd = await h.exec(["systemctl", "show", "-p", "ConditionResult,ActiveState", "systemd-udevd.service"]);
+      return (
+        virt === "systemd-nspawn" &&
+        /^ConditionResult=no$/m.test(udevd.out) &&
+        /^ActiveState=inactive$/m.test(udevd.out)
+      );
+    },
+  },
+];
+
+/** `systemctl --failed`: no unit failed, except CONTAINER_FAILURES whose cause holds here. */
+export function noFailedUnits(h: CheckHost): Promise<CheckResult> {
+  return checked("no failed unit (systemctl --failed)", h.name, async () => {
+    const r = await h.exec(["systemctl", "--failed", "--no-legend", "--plain", "--full"]);
+    if (r.status !== 0) return { ok: false, detail: `systemctl --failed: ${oneLine(r.out)}` };
+    const failed = r.out
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/)[0])
+      .filter((u): u is string => u !== undefined && u !== "");
+    const excused: string[] = [];
+    const left: string[] = [];
+    for (const unit of failed) {
+      const known = CONTAINER_FAILURES.find((x) => x.unit === unit);
+      if (known !== undefined && (await known.holds(h))) excused.push(`${unit} (${known.cause})`);
+      else left.push(unit);
+    }
+    const logs = await Promise.all(
+      left
+        .slice(0, 3)
+        .map(
+          async (u) =>
+            `${u}: ${oneLine((await h.exec(["journalctl", "-u", u, "-n", "3", "--no-pager", "-o", "cat"])).out, 200)}`,
+        ),
+    );
+    return {
+      ok: left.length === 0,
+      detail:
+        left.length === 0
+          ? `none${excused.length > 0 ? `; excused by cause: ${excused.join("; ")}` : ""}`
+          : `failed: ${left.join(", ")}; ${logs.join(" | ")}`,
+    };
+  });
+}
+
+/**
+ * node_exporter's collectors whose metrics the alerts (templates/alerts.ts) and dashboards
+ * (templates/grafana/dashboards.ts) read, by metric-name prefix. checks.test.ts proves every
+ * node_ metric those render maps to one of them.
+ */
+export const NODE_COLLECTORS: Readonly<Record<string, string>> = {
+  node_cpu_: "cpu",
+  node_memory_: "meminfo",
+  node_load: "loadavg",
+  node_filesystem_: "filesystem",
+  node_network_: "netdev",
+  node_disk_: "diskstats",
+  node_timex_: "timex",
+};
+
+/** The collector a node_ metric comes from, per NODE_COLLECTORS. */
+export const collectorOf = (metric: string): string | undefined =>
+  Object.entries(NODE_COLLECTORS).find(([prefix]) => metric.startsWith(prefix))?.[1];
+
+/** Each collector's node_scrape_collector_success value in an exposition ("missing" if absent). */
+export function collectorSuccess(exposition: string, collectors: readonly string[]): Map<string, string> {
+  const seen = new Map<string, string>();
+  for (const m of exposition.matchAll(/^node_scrape_collector_success\{collector="([^"]+)"\} (\S+)$/gm))
+    seen.set(m[1], m[2]);
+  return new Map(collectors.map((c) => [c, seen.get(c) ?? "missing"]));
+}
+
+/**
+ * Every collector the alerts and dashboards read reports success on this host. A denial that
+ * the daemon swallows (a collector's error is logged at debug level, or not at all) shows here
+ * and nowhere else.
+ */
+export function nodeCollectorsSucceed(h: CheckHost): Promise<CheckResult> {
+  const collectors = [...new Set(Object.values(NODE_COLLECTORS))];
+  return checked(`node_exporter collectors ${collectors.join(",")} succeed`, h.name, async () => {
+    const url = `http://${h.privateIp}:${SERVICES.nodeExporter.port}/metrics`;
+    const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    if (!r.ok) return { ok: false, detail: `GET ${url} answered ${r.status}` };
+    const values = collectorSuccess(await r.text(), collectors);
+    const bad = [...values].filter(([, v]) => v !== "1");
+    return {
+      ok: bad.length === 0,
+      detail:
+        bad.length === 0
+          ? `${collectors.length} collector(s) report success 1`
+          : `node_scrape_collector_success: ${bad.map(([c, v]) => `${c}=${v}`).join(", ")}`,
     };
   });
 }
@@ -198,6 +388,7 @@ export function timeSyncConfigured(h: CheckHost): Promise<CheckResult> {
 export async function hostChecks(h: CheckHost): Promise<CheckResult[]> {
   const results = [await cloudInitFinished(h), await bootstrapMarker(h)];
   results.push(...(await pinnedPackages(h)), ...(await unitsActive(h)), await noSandboxDenials(h));
+  results.push(await noFailedUnits(h), await nodeCollectorsSucceed(h));
   results.push(await sshdHardened(h), await timeSyncConfigured(h));
   if (h.role === "web") results.push(await logrotatePolicy(h));
   if (h.role === "loki") results.push(await lokiNeverUnconfigured(h));

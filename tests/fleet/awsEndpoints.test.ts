@@ -22,7 +22,7 @@ import { after, before, test } from "node:test";
 import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/prometheus/config";
 import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
 import { projectRoot } from "../../templates/projectFiles";
-import { IMDS_ADDRESS, STANDIN_ROLE, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
+import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
 import { createBridge } from "./bridge";
 import { Cleanup } from "./cleanup";
 import { probeAsync, run, waitFor } from "./exec";
@@ -146,12 +146,14 @@ before(async () => {
   assert.equal(gateway, BRIDGE_ADDRESS);
   run(IP, ["-n", NS, "route", "add", destination, "via", gateway, "dev", "host0", "onlink"]);
 
-  // As provision.ts calls it: every planned host, a fresh instance id, the stack's tags.
+  // As provision.ts calls it: every planned host, a fresh instance id, the stack's tags, and
+  // the role of its instance profile where the stack gives it one.
   const ctx = stackContext(plan);
   const instances = plan.hosts.map((h) => ({
     instanceId: newInstanceId(),
     privateIp: h.privateIp,
     tags: { ...h.tags },
+    roleName: h.instanceRole ?? null,
   }));
   instanceIds = new Map(plan.hosts.map((h, i) => [h.name, instances[i].instanceId]));
   aws = await startAwsEndpoints(cleanup, {
@@ -227,10 +229,12 @@ test(
       },
     );
 
-    const promId = instanceIds.get(plan.hosts.find((h) => h.role === "prometheus")?.name ?? "") as string;
-    const creds = aws.credentials.get(promId);
+    const promHost = plan.hosts.find((h) => h.role === "prometheus");
+    const promRole = promHost?.instanceRole;
+    assert.ok(promRole, "the stack gives Prometheus no instance profile");
+    const creds = aws.credentials.get(instanceIds.get(promHost?.name ?? "") as string);
     assert.ok(creds, "the Prometheus instance has no credentials");
-    assert.equal(creds.roleName, STANDIN_ROLE);
+    assert.equal(creds.roleName, promRole);
     const imds = aws.requests.filter((r) => r.endpoint === "imds");
     const ec2 = aws.requests.filter((r) => r.endpoint === "ec2");
     // The SDK's path: a token, then the role name and its credentials, every GET with the token.
@@ -240,7 +244,7 @@ test(
     );
     assert.ok(imds.some((r) => r.what === "/latest/meta-data/iam/security-credentials/" && r.status === 200));
     assert.ok(
-      imds.some((r) => r.what === `/latest/meta-data/iam/security-credentials/${STANDIN_ROLE}` && r.status === 200),
+      imds.some((r) => r.what === `/latest/meta-data/iam/security-credentials/${promRole}` && r.status === 200),
     );
     assert.deepEqual(
       imds.filter((r) => r.method !== "PUT" && !r.token),
@@ -275,7 +279,12 @@ test(
     const web = plan.hosts.find((h) => h.role === "web");
     assert.ok(web, "the plan has no web host");
     const webId = instanceIds.get(web.name) as string;
-    const joined = { instanceId: newInstanceId(), privateIp: "10.42.0.200", tags: { ...web.tags, Name: "web-joined" } };
+    const joined = {
+      instanceId: newInstanceId(),
+      privateIp: "10.42.0.200",
+      tags: { ...web.tags, Name: "web-joined" },
+      roleName: null,
+    };
     const hosts = [
       ...plan.hosts
         .filter((h) => h.name !== web.name)
@@ -298,6 +307,65 @@ test(
         why: () => `expected\n  ${show(want)}\nseen\n  ${show(seen)}`,
       },
     );
+  },
+);
+
+test(
+  "the IMDS gives credentials only to the hosts the stack gives an instance profile (Prometheus, Loki), 404 to the others",
+  { timeout: TIMEOUT },
+  async () => {
+    const withProfile = plan.hosts.filter((h) => h.instanceRole !== undefined);
+    assert.deepEqual(withProfile.map((h) => h.role).sort(), ["loki", "prometheus"]);
+    assert.deepEqual(
+      [...aws.credentials.keys()].sort(),
+      withProfile.map((h) => instanceIds.get(h.name)).sort(),
+      "credentials issued to an instance without a profile",
+    );
+    // Asked from each host's own private IP (a second address in the namespace, as source):
+    // the IMDS tells instances apart by source address, as EC2's does.
+    const asHost = async (ip: string, args: string[]) =>
+      (await probeAsync(IP, ["netns", "exec", NS, "/usr/bin/curl", "-s", "-m", "10", "--interface", ip, ...args])).out;
+    // Not web: the test before stopped it.
+    for (const h of plan.hosts.filter((x) => x.role === "loki" || x.role === "grafana")) {
+      if (h.privateIp !== promIp) run(IP, ["-n", NS, "addr", "add", `${h.privateIp}/32`, "dev", "host0"]);
+      try {
+        const token = await asHost(h.privateIp, [
+          "-X",
+          "PUT",
+          "-H",
+          "x-aws-ec2-metadata-token-ttl-seconds: 60",
+          `http://${IMDS_ADDRESS}/latest/api/token`,
+        ]);
+        assert.ok(token.length > 0, `${h.name}: no IMDSv2 token`);
+        const get = (what: string) =>
+          asHost(h.privateIp, [
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            `x-aws-ec2-metadata-token: ${token}`,
+            `http://${IMDS_ADDRESS}/latest/meta-data/${what}`,
+          ]);
+        assert.equal(await get("instance-id"), "200", `${h.name}: its own metadata`);
+        const want = h.instanceRole ? "200" : "404";
+        assert.equal(await get("iam/security-credentials/"), want, `${h.name}: the role list`);
+        assert.equal(await get("iam/info"), want, `${h.name}: iam/info`);
+        if (h.instanceRole) {
+          assert.equal(await get(`iam/security-credentials/${h.instanceRole}`), "200", `${h.name}: its credentials`);
+        }
+        // No other host's role is handed out here.
+        for (const other of withProfile.filter((o) => o.instanceRole !== h.instanceRole)) {
+          assert.equal(
+            await get(`iam/security-credentials/${other.instanceRole}`),
+            "404",
+            `${h.name}: ${other.name}'s role`,
+          );
+        }
+      } finally {
+        if (h.privateIp !== promIp) run(IP, ["-n", NS, "addr", "del", `${h.privateIp}/32`, "dev", "host0"]);
+      }
+    }
   },
 );
 
@@ -358,11 +426,11 @@ test(
     assert.ok(web, "the plan has no web host");
     const webId = instanceIds.get(web.name) as string;
     assert.throws(
-      () => aws.addInstance({ instanceId: newInstanceId(), privateIp: promIp, tags: {} }),
+      () => aws.addInstance({ instanceId: newInstanceId(), privateIp: promIp, tags: {}, roleName: null }),
       /addInstance.privateIp "[\d.]+": expected unique/,
     );
     aws.setState(webId, "terminated");
-    aws.addInstance({ instanceId: newInstanceId(), privateIp: web.privateIp, tags: { ...web.tags } });
+    aws.addInstance({ instanceId: newInstanceId(), privateIp: web.privateIp, tags: { ...web.tags }, roleName: null });
     assert.throws(() => aws.setState(webId, "running"), /setState state "running": expected not while i-/);
 
     // Asynchronously: the fakes run in this process, and a blocking spawn would starve them.

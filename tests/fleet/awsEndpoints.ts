@@ -40,9 +40,13 @@
  *
  * Stand-in values, not the stack's: the arguments provision.ts passes today carry only instance
  * id, private IP and tags, so the AMI id, instance type, zone, subnet and VPC in the EC2 answers
- * default to fixed fleet values (placeholders that no filter of prometheus.yml looks at), and every
- * instance gets one stand-in role unless a `roleName` is given (on AWS only the Prometheus and
- * Loki hosts have a profile, infra/iam.ts). What this cannot prove: IAM policy evaluation (any
+ * default to fixed fleet values (placeholders that no filter of prometheus.yml looks at). Each
+ * instance's role is the caller's to name, from the stack plan (stackPlan.ts instanceRole): on AWS
+ * only the Prometheus and Loki hosts have a profile (infra/stack.ts), and an instance without one
+ * gets 404 for iam/info and iam/security-credentials/ (awsdocs/iam-user-guide
+ * doc_source/troubleshoot_iam-ec2.md, "I can't access the temporary security credentials";
+ * DataDog/dd-agent#1884), so a host that needs credentials without a profile fails here as
+ * there. What this cannot prove: IAM policy evaluation (any
  * issued key may call any action), the IMDS hop limit of 1, credential expiry and rotation, and
  * anything of the real EC2 API beyond the two actions and the filters the fake implements.
  */
@@ -60,15 +64,13 @@ const IP = "/usr/sbin/ip";
 /** The link-local address every EC2 instance reaches its metadata service at. */
 export const IMDS_ADDRESS = "169.254.169.254";
 export const IMDS_PORT = 80;
-/** The role every instance gets when the caller names none (a stand-in name). */
-export const STANDIN_ROLE = "titan-fleet-standin-instance-role";
 /** aws-sdk-go's and EC2's limits for IMDSv2 token TTLs (seconds). */
 const TOKEN_TTL_MAX = 21600;
 
 export type InstanceState = Ec2Instance["state"];
 const STATES: readonly InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"];
 
-/** One fleet host as EC2 would list it; only the first three are required (StartAwsEndpoints). */
+/** One fleet host as EC2 would list it; the first three and roleName are required (StartAwsEndpoints). */
 export interface FleetInstance {
   readonly instanceId: string;
   readonly privateIp: string;
@@ -78,8 +80,11 @@ export interface FleetInstance {
   readonly instanceType?: string;
   readonly imageId?: string;
   readonly subnetId?: string;
-  /** The IAM role of the instance profile; STANDIN_ROLE when absent, null for none. */
-  readonly roleName?: string | null;
+  /**
+   * The IAM role of the instance's profile, or null for an instance without one: no default, so
+   * no host gets credentials its stack does not give it.
+   */
+  readonly roleName: string | null;
 }
 
 export interface AwsEndpointsArgs {
@@ -361,8 +366,8 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     if (ec2.state !== "terminated" && holder(ec2.privateIp)) {
       throw bad(`${where}.privateIp`, ec2.privateIp, `unique (${holder(ec2.privateIp)?.instanceId} has it)`);
     }
-    const roleName = i.roleName === undefined ? STANDIN_ROLE : i.roleName;
-    if (roleName !== null && !/^[\w+=,.@-]{1,64}$/.test(roleName)) {
+    const roleName = i.roleName;
+    if (roleName !== null && (typeof roleName !== "string" || !/^[\w+=,.@-]{1,64}$/.test(roleName))) {
       throw bad(`${where}.roleName`, roleName, "an IAM role name");
     }
     live.push(ec2);

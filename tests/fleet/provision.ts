@@ -328,6 +328,8 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
         instanceId: h.instanceId,
         privateIp: h.slot.privateIp,
         tags: { ...h.planned.tags },
+        // Credentials only where the stack gives the instance a profile, as on EC2.
+        roleName: h.planned.instanceRole ?? null,
       })),
       region: ctx.config.region,
     });
@@ -494,6 +496,7 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     instanceId: replaced.instanceId,
     privateIp: replaced.slot.privateIp,
     tags: { ...old.planned.tags },
+    roleName: old.planned.instanceRole ?? null,
   });
   // A replaced instance has a new host key: its host-key command runs again (trigger: instance id).
   if (pf.aws) {

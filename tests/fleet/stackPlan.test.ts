@@ -53,6 +53,10 @@ describe("the fleet's stack plan", () => {
       assert.equal(h.publicKey, KEY.publicKey.trim(), `${h.name}: the stack declares the run's key`);
       assert.equal(h.tags.Role, h.role);
       assert.equal(h.dataVolume !== undefined, h.role !== "web");
+      // The instance metadata's role: only the hosts with an instance profile (infra/stack.ts).
+      const role = base.resources.find((r) => r.type === "aws:iam/role:Role" && r.name === `${h.role}-role`);
+      assert.equal(role !== undefined, h.role === "prometheus" || h.role === "loki", `${h.name}: a role of its own`);
+      assert.equal(h.instanceRole, role?.state?.name, `${h.name}: the role of its instance profile`);
       if (h.dataVolume) assert.ok(h.userData.includes(h.dataVolume.volumeId), `${h.name}: user data names its volume`);
       // The stand-in repository reaches exactly the roles that install vendor packages.
       assert.equal(

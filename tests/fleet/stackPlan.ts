@@ -35,6 +35,7 @@ export const EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation";
 export const REMOTE_COMMAND = "command:remote:Command";
 export const COPY_TO_REMOTE = "command:remote:CopyToRemote";
 export const LOCAL_COMMAND = "command:local:Command";
+export const INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile";
 
 /** The stand-in vendor repository as the stack's vendorAptRepository config takes it. */
 export interface VendorRepositoryConfig {
@@ -137,6 +138,11 @@ export interface PlannedHost {
   /** The key pair's public key the instance is launched with. */
   readonly publicKey: string;
   readonly dataVolume?: { readonly volumeId: string; readonly sizeGb: number };
+  /**
+   * The IAM role of the instance's profile (its `iamInstanceProfile`, infra/stack.ts), whose
+   * credentials the instance metadata hands out; undefined when it has none (web, Grafana).
+   */
+  readonly instanceRole?: string;
   readonly pushes: readonly PlannedPush[];
 }
 
@@ -327,6 +333,16 @@ export function planFromOutput(
       dataVolume = { volumeId: vol.id, sizeGb };
     }
 
+    // The profile by the name the instance names; the role by the name the profile names.
+    const profileName = str(inst.inputs.iamInstanceProfile);
+    let instanceRole: string | undefined;
+    if (profileName) {
+      const profile = resources.find((r) => r.type === INSTANCE_PROFILE && r.state?.name === profileName);
+      instanceRole = str(profile?.inputs.role);
+      if (!instanceRole)
+        throw new Error(`instance ${inst.name}: instance profile ${profileName} is not declared, or names no role`);
+    }
+
     const mine = remote.filter((r) => connectionOf(r).host === publicIp);
     for (const r of mine) claimed.add(keyOf(r));
     const names = new Set(mine.map(keyOf));
@@ -355,6 +371,7 @@ export function planFromOutput(
       tags,
       publicKey,
       dataVolume,
+      instanceRole,
       pushes: dependencyOrder(pushes),
     };
   });

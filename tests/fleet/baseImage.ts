@@ -104,6 +104,9 @@ export const deviceWait = (): string =>
     "",
   ].join("\n");
 
+/** The system locale, as Debian's cloud images set it. */
+export const LOCALE_FILE = "/etc/default/locale";
+
 /** Image files that must be executable. */
 const EXECUTABLES = new Set([FSTAB_GENERATOR, DEVICE_WAIT]);
 
@@ -142,10 +145,6 @@ export function imageFiles(): Record<string, string> {
       "datasource_list: [ NoCloud, None ]",
       // The hostname resolves (sudo asks for it); EC2 gets the same from its VPC resolver.
       "manage_etc_hosts: true",
-      // cloud-init 22.4's default en_US.UTF-8 is never generated on Debian (its locale-gen ignores
-      // the argument) and update-locale then fails the config stage; C.UTF-8 is built in.
-      // Which locale the AMI sets is not known to this harness.
-      "locale: C.UTF-8",
       "system_info:",
       "  default_user:",
       `    name: ${LOGIN_USER}`,
@@ -156,6 +155,12 @@ export function imageFiles(): Record<string, string> {
       "    shell: /bin/bash",
       "",
     ].join("\n"),
+    // As the Debian 12 AMI ships it: debian-cloud-images writes this file into every image
+    // (config_space/12/files/etc/default/locale/DEBIAN, checked by its
+    // system_tests/image/test_etc.py) and sets no `locale` for cloud-init. cloud-init 22.4's
+    // cc_locale then takes the system's locale (distros/debian.py get_locale reads this file)
+    // and, as it equals what is set, changes nothing; no locale override here.
+    [LOCALE_FILE]: "LANG=C.UTF-8\n",
     [FSTAB_GENERATOR]: fstabGenerator(),
     [DEVICE_WAIT]: deviceWait(),
     // Empty: systemd makes a new id at each container's first boot.

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import YAML from "yaml";
-import { imageFiles, imageInputs, imageKey } from "./baseImage";
+import { imageFiles, imageInputs, imageKey, LOCALE_FILE } from "./baseImage";
 import { Cleanup } from "./cleanup";
 import { waitFor } from "./exec";
 import { LOGIN_USER } from "./layout";
@@ -75,6 +75,16 @@ test("image: cloud-init's default user is the stack's login user, with passwordl
   assert.equal(LOGIN_USER, "admin");
   assert.deepEqual(cfg.system_info.default_user.sudo, ["ALL=(ALL) NOPASSWD:ALL"]);
   assert.deepEqual(cfg.datasource_list, ["NoCloud", "None"]);
+});
+
+test("image: the locale is the Debian AMI's (LANG=C.UTF-8 in /etc/default/locale), with no cloud-init override", () => {
+  const files = imageFiles();
+  // debian-cloud-images config_space/12/files/etc/default/locale/DEBIAN.
+  assert.equal(files[LOCALE_FILE], "LANG=C.UTF-8\n");
+  for (const [file, content] of Object.entries(files).filter(([f]) => f.startsWith("/etc/cloud/"))) {
+    const cfg = YAML.parse(content) as Record<string, unknown>;
+    assert.equal(cfg.locale, undefined, `${file}: sets a locale the AMI's cloud.cfg.d does not`);
+  }
 });
 
 test("cleanup: newest first, every step even after a failure, failures reported, once only", async () => {

@@ -10,7 +10,7 @@ import { hasDataVolume } from "../../facts/topology";
 import type { ContainerHost } from "./checks/host";
 import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTarget } from "./checks/prometheus";
 import { checked, oneLine, type CheckResult } from "./checks/result";
-import { bootstrapMarker, cloudInitFinished, unitsActive } from "./checks/system";
+import { bootstrapMarker, cloudInitFinished, unitActive, unitsActive } from "./checks/system";
 import type { Cleanup } from "./cleanup";
 import { bootAfterReboot, type Container } from "./container";
 import { waitFor } from "./exec";
@@ -29,7 +29,8 @@ const unitProps = async (h: ContainerHost, unit: string): Promise<Record<string,
 
 /**
  * `kill -9` of the unit's main process; holds when systemd started it again (a new MainPID,
- * active) and, when `target` is given, Prometheus scrapes it as up again.
+ * active, NRestarts one more) and the new run stays steady past RestartSec (unitActive) and,
+ * when `target` is given, Prometheus scrapes it as up again.
  */
 export function killAndRecover(
   h: ContainerHost,
@@ -53,6 +54,15 @@ export function killAndRecover(
       },
       { timeoutMs },
     );
+    // systemd's Restart= counts in NRestarts; a start by anything else would not.
+    if (Number(after.NRestarts) !== Number(before.NRestarts) + 1)
+      return {
+        ok: false,
+        detail: `pid ${after.MainPID} is not systemd's restart: NRestarts ${before.NRestarts} -> ${after.NRestarts}`,
+      };
+    // Back, and staying back: the new run outlives RestartSec without another restart.
+    const steady = await unitActive(h, unit);
+    if (!steady.ok) return { ok: false, detail: `restarted as pid ${after.MainPID}, then ${steady.detail}` };
     let scraped = "";
     if (prometheusUrl && target) {
       // The kill may fall between two scrapes: the target is up again once a scrape after the

@@ -20,7 +20,8 @@ import { GRAFANA_RESET_PASSWORD } from "../../infra/delivery/grafanaSecrets";
 import { servicesFor, unitsFor } from "../../templates/host/units";
 import { LOKI_CONFIG_PATH, lokiConfig, renderLokiYaml } from "../../templates/loki/config";
 import { GRAFANA_APT, VERSIONS } from "../../facts/versions";
-import { renderPostinst, STANDIN_DEPENDS } from "./standins/packages";
+import { nextPatchVersion, renderPostinst, STANDIN_DEPENDS } from "./standins/packages";
+import { renderAptPreferences } from "../../templates/host/aptPins";
 import { buildStandinRepository, fingerprintOf, KEY_FILE, type StandinRepository } from "./standins/repository";
 import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
 import { VENDOR_PACKAGES, type Daemon, type VendorPackage } from "./standins/vendor";
@@ -174,7 +175,7 @@ describe("the signed repository", () => {
     assert.notEqual(bad.status, 0);
   });
 
-  it("apt, with the key as signed-by, accepts it and offers exactly the pinned versions", () => {
+  it("apt, with the key as signed-by, accepts it; it offers the pin and the next patch, and only the program's preferences keep the pin", () => {
     const apt = path.join(tmp, "apt");
     for (const d of [
       "state/lists/partial",
@@ -205,10 +206,21 @@ describe("the signed repository", () => {
     const update = spawnSync("apt-get", [...opts, "update"], { encoding: "utf8" });
     assert.equal(update.status, 0, update.stderr);
     assert.doesNotMatch(update.stdout + update.stderr, /NO_PUBKEY|not signed|^W:|^E:/m);
-    for (const d of DAEMONS) {
+    const candidate = (d: Daemon): string => {
       const policy = sh("apt-cache", [...opts, "policy", VERSIONS[d].package]);
-      assert.match(policy, new RegExp(`Candidate: ${VERSIONS[d].aptPin.replace(/[.+]/g, "\\$&")}\\n`), policy);
-    }
+      const pinned = VERSIONS[d].aptPin;
+      const next = repo.newer.find((p) => p.daemon === d)?.version ?? "";
+      // Both are offered, and the newer one is a next patch, not a re-issue the pins accept.
+      assert.equal(next, nextPatchVersion(pinned));
+      for (const v of [pinned, next])
+        assert.match(policy, new RegExp(`^ +(\\*\\*\\* )?${v.replace(/[.+]/g, "\\$&")} `, "m"), policy);
+      return /Candidate: (\S+)/.exec(policy)?.[1] ?? policy;
+    };
+    // Without the preferences file apt would install the newer release...
+    for (const d of DAEMONS) assert.equal(candidate(d), nextPatchVersion(VERSIONS[d].aptPin), `${d} without pins`);
+    // ...with the program's own (templates/host/aptPins.ts), the pin.
+    fs.writeFileSync(path.join(apt, "etc/preferences.d", "titan-pins"), renderAptPreferences());
+    for (const d of DAEMONS) assert.equal(candidate(d), VERSIONS[d].aptPin, `${d} with the program's pins`);
   });
 });
 

@@ -219,3 +219,33 @@ export function buildPackage(
 export function buildAllPackages(work: string, outDir: string, arch = hostArchitecture()): BuiltPackage[] {
   return Object.values(VENDOR_PACKAGES).map((pkg) => buildPackage(pkg, work, outDir, arch));
 }
+
+/**
+ * The next patch release of an upstream X.Y.Z (a Debian revision kept): 12.4.15 -> 12.4.16,
+ * 1.21.2-1 -> 1.21.3-1. Not a Grafana security re-issue (X.Y.Z-NN, X.Y.Z+security-NN), which
+ * the pins accept on purpose (facts/versions.ts acceptedPins).
+ */
+export function nextPatchVersion(version: string): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.+~]+)?$/.exec(version);
+  if (!m) throw new Error(`version ${JSON.stringify(version)}: expected X.Y.Z or X.Y.Z-REVISION`);
+  return `${m[1]}.${m[2]}.${Number(m[3]) + 1}${m[4] ?? ""}`;
+}
+
+/**
+ * Each stand-in again at the next patch release, as Grafana's repository holds newer versions
+ * beside the pinned one: only the apt preferences keep a host at its pin.
+ */
+export function buildNewerPackages(work: string, outDir: string, arch = hostArchitecture()): BuiltPackage[] {
+  return Object.values(VENDOR_PACKAGES).map((pkg) =>
+    buildPackage(
+      {
+        ...pkg,
+        pin: { ...pkg.pin, version: nextPatchVersion(pkg.pin.version) },
+        debianVersion: nextPatchVersion(pkg.debianVersion),
+      },
+      work,
+      outDir,
+      arch,
+    ),
+  );
+}

@@ -23,7 +23,7 @@ import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/p
 import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
 import { projectRoot } from "../../templates/projectFiles";
 import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
-import { createBridge } from "./bridge";
+import { createBridge, linkExists } from "./bridge";
 import { Cleanup } from "./cleanup";
 import { probeAsync, run, waitFor } from "./exec";
 import { newInstanceId } from "./fleet";
@@ -134,7 +134,16 @@ before(async () => {
   // route every fleet host gets (seed.ts's networkd drop-in, read back from its content).
   run(IP, ["netns", "add", NS]);
   cleanup.add(`network namespace ${NS}`, () => void run(IP, ["netns", "del", NS]));
+  // Holding the lock, any veth of this name is a killed run's (its cleanup never ran): without
+  // this, every later run fails on "File exists" until someone deletes it by hand.
+  if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
   run(IP, ["link", "add", VETH, "type", "veth", "peer", "name", "host0", "netns", NS]);
+  // Deleted by name, not left to the namespace's deletion: the kernel frees a namespace (and so
+  // this veth) only once nothing refers to it, and connections the test made from inside it can
+  // keep it for a while after `ip netns del`, leaving the veth for the next run to trip over.
+  cleanup.add(`veth ${VETH}`, () => {
+    if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
+  });
   run(IP, ["link", "set", VETH, "master", BRIDGE_NAME, "up"]);
   run(IP, ["-n", NS, "link", "set", "lo", "up"]);
   run(IP, ["-n", NS, "addr", "add", `${promIp}/${SUBNET_PREFIX}`, "dev", "host0"]);

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
+import { aptSandbox } from "./support/aptSandbox";
 import YAML from "yaml";
 import { acceptedPins, GRAFANA_APT, IMAGES, VERSIONS, type PinnedPackage } from "../facts/versions";
 import { grafanaSourcesLine, renderAptPreferences } from "../templates/host/aptPins";
@@ -211,29 +212,9 @@ describe("apt on the rendered preferences", { timeout: 60_000 }, () => {
           stdio: ["ignore", "pipe", "ignore"],
         }),
       );
-      const apt = path.join(dir, "apt");
-      for (const d of [
-        "state/lists/partial",
-        "cache/archives/partial",
-        "etc/apt.conf.d",
-        "etc/preferences.d",
-        "etc/sources.list.d",
-      ])
-        fs.mkdirSync(path.join(apt, d), { recursive: true });
-      fs.writeFileSync(path.join(apt, "status"), "");
+      const { root: apt, opts } = aptSandbox(dir);
       fs.writeFileSync(path.join(apt, "etc/sources.list"), `deb [trusted=yes] file://${repo} ./\n`);
       fs.writeFileSync(path.join(apt, "etc/preferences.d/titan-pins"), renderAptPreferences());
-      const opts = [
-        `Dir::State=${apt}/state`,
-        `Dir::State::status=${apt}/status`,
-        `Dir::Cache=${apt}/cache`,
-        `Dir::Etc=${apt}/etc`,
-        `Dir::Etc::SourceList=${apt}/etc/sources.list`,
-        `Dir::Etc::SourceParts=${apt}/etc/sources.list.d`,
-        `Dir::Etc::Parts=${apt}/etc/apt.conf.d`,
-        `Dir::Etc::PreferencesParts=${apt}/etc/preferences.d`,
-        "APT::Sandbox::User=root",
-      ].flatMap((o) => ["-o", o]);
       const update = spawnSync("apt-get", [...opts, "update"], { encoding: "utf8" });
       assert.equal(update.status, 0, update.stderr);
       const out = execFileSync("apt-cache", [...opts, "policy", "grafana"], { encoding: "utf8" });

@@ -11,6 +11,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { aptSandbox } from "../support/aptSandbox";
 import { after, before, describe, it } from "node:test";
 import YAML from "yaml";
 import { SERVICES } from "../../facts/topology";
@@ -176,33 +177,13 @@ describe("the signed repository", () => {
   });
 
   it("apt, with the key as signed-by, accepts it; it offers the pin and the next patch, and only the program's preferences keep the pin", () => {
-    const apt = path.join(tmp, "apt");
-    for (const d of [
-      "state/lists/partial",
-      "cache/archives/partial",
-      "etc/apt.conf.d",
-      "etc/preferences.d",
-      "etc/sources.list.d",
-    ])
-      fs.mkdirSync(path.join(apt, d), { recursive: true });
-    fs.writeFileSync(path.join(apt, "status"), "");
+    const { root: apt, opts } = aptSandbox(tmp);
     const keyring = path.join(apt, "grafana.gpg");
     fs.writeFileSync(keyring, execFileSync("gpg", ["--batch", "--dearmor"], { input: repo.armoredKey }));
     fs.writeFileSync(
       path.join(apt, "etc/sources.list"),
       `deb [signed-by=${keyring}] ${repo.uri} ${repo.suite} ${repo.components.join(" ")}\n`,
     );
-    const opts = [
-      `Dir::State=${apt}/state`,
-      `Dir::State::status=${apt}/status`,
-      `Dir::Cache=${apt}/cache`,
-      `Dir::Etc=${apt}/etc`,
-      `Dir::Etc::SourceList=${apt}/etc/sources.list`,
-      `Dir::Etc::SourceParts=${apt}/etc/sources.list.d`,
-      `Dir::Etc::Parts=${apt}/etc/apt.conf.d`,
-      `Dir::Etc::PreferencesParts=${apt}/etc/preferences.d`,
-      "APT::Sandbox::User=root",
-    ].flatMap((o) => ["-o", o]);
     const update = spawnSync("apt-get", [...opts, "update"], { encoding: "utf8" });
     assert.equal(update.status, 0, update.stderr);
     assert.doesNotMatch(update.stdout + update.stderr, /NO_PUBKEY|not signed|^W:|^E:/m);

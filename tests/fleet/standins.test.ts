@@ -27,6 +27,25 @@ import { buildStandinRepository, fingerprintOf, KEY_FILE, type StandinRepository
 import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
 import { VENDOR_PACKAGES, type Daemon, type VendorPackage } from "./standins/vendor";
 import { testContext } from "../support/render";
+import { ALERT_GROUP, alertDefinitions } from "../../templates/alerts";
+import {
+  alertRule,
+  GRAFANA_PATHS,
+  PROVISIONING_DIR,
+  renderGrafanaFiles,
+  toYaml,
+  type GrafanaRenderOptions,
+} from "../../templates/grafana";
+import type { TemplateContext } from "../../templates/types";
+import {
+  grafanaRule,
+  grafanaRuleThreshold,
+  grafanaRuleUids,
+  lokiRunningConfig,
+  retentionSeconds,
+  THRESHOLD_RULES,
+  type GrafanaLogin,
+} from "./checks/effects";
 
 const DAEMONS = Object.keys(VENDOR_PACKAGES) as Daemon[];
 const sh = (cmd: string, args: string[], input?: string): string =>
@@ -498,5 +517,268 @@ describe("each stand-in, started as its unit starts it, with the project's rende
     );
     assert.equal(r.status, 2);
     assert.match(r.stderr, /cannot verify/);
+  });
+});
+
+/**
+ * The effect of a push on the running daemon: the Grafana stand-in provisions the program's own
+ * rendered alert rules into its store and answers them on Grafana's provisioning API, and the
+ * Loki stand-in answers /config with the rendered config; each asked through the fleet's own
+ * checks (checks/effects.ts). Every answer below comes from the files, so a stand-in that
+ * ignored them fails.
+ */
+describe("stand-ins answer with what the program pushed (checks/effects.ts)", () => {
+  const local = { name: "loopback", privateIp: "127.0.0.1" };
+  const login: GrafanaLogin = { user: "ops-lead", password: "effects-password-0123" };
+
+  /** The rendered provisioning tree of `ctx` written under `dir` (for PROVISIONING_DIR). */
+  function writeProvisioning(dir: string, ctx: TemplateContext, opts: GrafanaRenderOptions): string {
+    const files = renderGrafanaFiles(ctx, opts).filter((f) => f.path.startsWith(`${PROVISIONING_DIR}/`));
+    assert.ok(
+      files.some((f) => f.path === GRAFANA_PATHS.alertRules),
+      "no rules file rendered",
+    );
+    for (const f of files) writeUnder(dir, f.path.slice(PROVISIONING_DIR.length), f.content);
+    return dir;
+  }
+
+  /** grafana-server as its unit starts it, on loopback, with this data and provisioning directory. */
+  async function startGrafana(data: string, provisioning: string): Promise<{ s: Started; port: number }> {
+    const root = roots.grafana;
+    const env = parseEnvironmentFile(
+      fs.readFileSync(path.join(root, VENDOR_PACKAGES.grafana.defaults?.path ?? ""), "utf8"),
+    );
+    const passwordFile = path.join(tmp, "effects-admin-password");
+    fs.writeFileSync(passwordFile, login.password);
+    writeUnder(
+      root,
+      "/etc/grafana/grafana.ini",
+      fs.readFileSync(path.join(root, "usr/share/grafana/conf/sample.ini"), "utf8"),
+    );
+    fs.mkdirSync(path.join(root, "var/run/grafana"), { recursive: true });
+    const port = await freePort();
+    const s = startUnit(
+      "grafana",
+      {
+        ...env,
+        ...grafanaEnvironment(testContext({ grafanaAdminUser: login.user })),
+        GF_SECURITY_ADMIN_PASSWORD: `$__file{${passwordFile}}`,
+        GF_METRICS_BASIC_AUTH_USERNAME: "",
+        GF_METRICS_BASIC_AUTH_PASSWORD: "",
+        GF_SERVER_HTTP_PORT: String(port),
+        GF_SERVER_HTTP_ADDR: "127.0.0.1",
+      },
+      (argv) => {
+        // The unit's own paths, moved to this test's directories.
+        const wanted = [`cfg:default.paths.provisioning=${path.join(root, PROVISIONING_DIR)}`];
+        assert.ok(argv.includes(wanted[0]), `the unit passes no ${wanted[0]}: ${argv.join(" ")}`);
+        return argv.map((a) =>
+          a
+            .replace(/^cfg:default\.paths\.data=\S+/, `cfg:default.paths.data=${data}`)
+            .replace(/^cfg:default\.paths\.provisioning=\S+/, `cfg:default.paths.provisioning=${provisioning}`),
+        );
+      },
+    );
+    await waitHealthy(s.child, `http://127.0.0.1:${port}/api/health`, s.log);
+    return { s, port };
+  }
+
+  it("grafana: answers every rule of the table with its threshold; a threshold changed in the config is in effect after a restart", async () => {
+    const data = fs.mkdtempSync(path.join(tmp, "effects-data-"));
+    const prov = fs.mkdtempSync(path.join(tmp, "effects-prov-"));
+    const before = testContext();
+    const defs = alertDefinitions(before.config);
+    writeProvisioning(prov, before, { slackWebhookConfigured: false });
+    let { s, port } = await startGrafana(data, prov);
+    try {
+      assert.deepEqual(await grafanaRuleUids(local, login, port), defs.map((d) => d.uid).sort());
+      for (const d of defs) {
+        assert.equal(await grafanaRuleThreshold(local, d.uid, login, port), d.threshold, d.uid);
+        const rule = await grafanaRule(local, d.uid, login, port);
+        assert.equal(rule.title, d.name);
+        assert.equal(rule.ruleGroup, ALERT_GROUP.name);
+        assert.equal(rule.for, d.for);
+        assert.equal(rule.labels?.severity, d.severity);
+        assert.match(rule.folderUID, /^[a-z0-9]+$/);
+      }
+      // Basic auth as on every API route: no credentials, no rules.
+      const anonymous = await fetch(`http://127.0.0.1:${port}/api/v1/provisioning/alert-rules`);
+      assert.equal(anonymous.status, 401);
+      const wrong = grafanaRuleUids(local, { ...login, password: "wrong" }, port);
+      await assert.rejects(wrong, /HTTP 401/);
+    } finally {
+      await stop(s);
+    }
+
+    // Every threshold key changed at once, to values no default has.
+    const changed = {
+      rootDiskCriticalPercent: 71,
+      cpuWarningPercent: 67,
+      memoryWarningPercent: 73,
+      logErrorLinesPerMinute: 123,
+    };
+    const after = testContext(Object.fromEntries(Object.entries(changed).map(([k, v]) => [k, String(v)])));
+    for (const [key, value] of Object.entries(changed))
+      assert.notEqual(
+        before.config.thresholds[key as keyof typeof changed],
+        value,
+        `${key}: pick a value the default is not`,
+      );
+    writeProvisioning(prov, after, { slackWebhookConfigured: false });
+    ({ s, port } = await startGrafana(data, prov));
+    try {
+      for (const [key, uid] of Object.entries(THRESHOLD_RULES)) {
+        const value = changed[key as keyof typeof changed];
+        // The table agrees that this key sets this rule...
+        assert.equal(alertDefinitions(after.config).find((d) => d.uid === uid)?.threshold, value, `${key} -> ${uid}`);
+        // ...and the running Grafana holds the new value.
+        assert.equal(await grafanaRuleThreshold(local, uid, login, port), value, `${key} (${uid})`);
+      }
+      const keyed = new Set(Object.values(THRESHOLD_RULES));
+      for (const d of defs.filter((x) => !keyed.has(x.uid)))
+        assert.equal(await grafanaRuleThreshold(local, d.uid, login, port), d.threshold, `${d.uid} unchanged`);
+      assert.match(s.log(), /alert rules provisioned from \S+: 0 created, 4 changed, 0 deleted/);
+    } finally {
+      await stop(s);
+    }
+  });
+
+  it("grafana: a rule in deleteRules leaves the store at the next start; a rule whose file vanished without one stays", async () => {
+    const data = fs.mkdtempSync(path.join(tmp, "effects-data-"));
+    const prov = fs.mkdtempSync(path.join(tmp, "effects-prov-"));
+    const ctx = testContext();
+    const [first] = alertDefinitions(ctx.config);
+    const panel = { dashboardUid: first.dashboardUid, panelId: 1 };
+    const retiring = alertRule(
+      { ...first, uid: "titan-standin-retiring", name: "Retired by the stand-in test" },
+      panel,
+    );
+    const orphan = alertRule({ ...first, uid: "titan-standin-orphan", name: "Its file is removed" }, panel);
+    const orphanFile = path.join(prov, "alerting", "standin-orphan.yaml");
+    writeProvisioning(prov, ctx, { slackWebhookConfigured: false, alertRuleChanges: { extra: [retiring] } });
+    writeUnder(
+      prov,
+      "/alerting/standin-orphan.yaml",
+      toYaml({
+        apiVersion: 1,
+        groups: [{ orgId: 1, name: "orphans", folder: "Titan", interval: "1m", rules: [orphan] }],
+      }),
+    );
+    let { s, port } = await startGrafana(data, prov);
+    try {
+      const uids = await grafanaRuleUids(local, login, port);
+      assert.ok(uids.includes(retiring.uid) && uids.includes(orphan.uid), uids.join(" "));
+      assert.equal((await grafanaRule(local, orphan.uid, login, port)).ruleGroup, "orphans");
+    } finally {
+      await stop(s);
+    }
+
+    // The next push: the rule retired (deleteRules), the other file gone without a word.
+    const retired = { uid: retiring.uid, name: retiring.title, retired: "2026-12-06", why: "removed by the test" };
+    writeProvisioning(prov, ctx, { slackWebhookConfigured: false, alertRuleChanges: { retired: [retired] } });
+    assert.match(
+      fs.readFileSync(path.join(prov, "alerting", path.basename(GRAFANA_PATHS.alertRules)), "utf8"),
+      new RegExp(`deleteRules:\\n\\s+- orgId: 1\\n\\s+uid: ${retiring.uid}`),
+    );
+    fs.rmSync(orphanFile);
+    ({ s, port } = await startGrafana(data, prov));
+    try {
+      const uids = await grafanaRuleUids(local, login, port);
+      assert.ok(!uids.includes(retiring.uid), `${retiring.uid} is still stored`);
+      await assert.rejects(grafanaRule(local, retiring.uid, login, port), /HTTP 404/);
+      assert.ok(uids.includes(orphan.uid), `${orphan.uid} was dropped, though nothing deleted it`);
+      for (const d of alertDefinitions(ctx.config)) assert.ok(uids.includes(d.uid), d.uid);
+      assert.match(s.log(), /0 created, 0 changed, 1 deleted/);
+    } finally {
+      await stop(s);
+    }
+  });
+
+  it("grafana: refuses to start on an alerting file Grafana's provisioning refuses", () => {
+    const home = path.join(roots.grafana, "usr/share/grafana");
+    const ini = path.join(tmp, "refuse-grafana.ini");
+    fs.writeFileSync(ini, "[server]\nhttp_addr = 127.0.0.1\nhttp_port = 1\n");
+    const rendered = renderGrafanaFiles(testContext(), { slackWebhookConfigured: false }).find(
+      (f) => f.path === GRAFANA_PATHS.alertRules,
+    )?.content;
+    assert.ok(rendered);
+    const cases: [string, string, RegExp][] = [
+      [
+        "rule without uid",
+        rendered.replace("uid: titan-cpu-high\n", "uid: ''\n"),
+        /rule 'HighCpuUsage' failed to parse: no UID set/,
+      ],
+      ["not YAML", `${rendered}\n  : [unclosed\n`, /failure to parse file titan-rules\.yaml/],
+      ["`for` not a duration", rendered.replace(/^(\s+)for: 5m$/m, "$1for: 5 minutes"), /failed to parse 'for' field/],
+    ];
+    for (const [what, content, message] of cases) {
+      assert.notEqual(content, rendered, `${what}: the edit did not apply`);
+      const prov = fs.mkdtempSync(path.join(tmp, "refuse-prov-"));
+      writeUnder(prov, "/alerting/titan-rules.yaml", content);
+      const r = spawnSync(
+        "/usr/bin/python3",
+        [
+          path.join(roots.grafana, VENDOR_PACKAGES.grafana.binary),
+          "server",
+          `--homepath=${home}`,
+          `--config=${ini}`,
+          `cfg:default.paths.data=${fs.mkdtempSync(path.join(tmp, "refuse-data-"))}`,
+          `cfg:default.paths.provisioning=${prov}`,
+        ],
+        { encoding: "utf8", timeout: 10000 },
+      );
+      assert.equal(r.status, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, message, what);
+    }
+  });
+
+  /** The rendered Loki config of `ctx`, on loopback and a free port, its state in the test's root. */
+  async function renderLocalLoki(ctx: TemplateContext): Promise<{ text: string; port: number }> {
+    const config = lokiConfig(ctx);
+    const port = await freePort();
+    const local = {
+      ...config,
+      server: { ...config.server, http_listen_port: port, http_listen_address: "127.0.0.1" },
+      common: { ...config.common, path_prefix: path.join(roots.loki, config.common.path_prefix) },
+    };
+    return { text: renderLokiYaml(local), port };
+  }
+
+  it("loki: /config answers the config it started with, retention_period from lokiRetentionDays", async () => {
+    const ctx = testContext({ lokiRetentionDays: "11" });
+    const { text, port } = await renderLocalLoki(ctx);
+    writeUnder(roots.loki, LOKI_CONFIG_PATH, text);
+    const s = startUnit("loki", {});
+    try {
+      await waitHealthy(s.child, `http://127.0.0.1:${port}/ready`, s.log);
+      const running = await lokiRunningConfig(local, port);
+      assert.equal(running, text);
+      assert.equal(retentionSeconds(running), 11 * 86400);
+    } finally {
+      await stop(s);
+    }
+  });
+
+  it("loki: refuses a retention_period that is not a duration and a config without a schema period", async () => {
+    const { text } = await renderLocalLoki(testContext());
+    const config = YAML.parse(text) as Record<string, Record<string, unknown>>;
+    const cases: [string, unknown, RegExp][] = [
+      [
+        "retention_period: 7 days",
+        { ...config, limits_config: { ...config.limits_config, retention_period: "7 days" } },
+        /failed parsing config: .*retention_period: unknown unit " days" in duration "7 days"/,
+      ],
+      ["no schema_config", { ...config, schema_config: undefined }, /must specify at least one schema configuration/],
+    ];
+    for (const [what, value, message] of cases) {
+      const file = path.join(tmp, "refused-loki.yml");
+      fs.writeFileSync(file, YAML.stringify(value));
+      const r = spawnSync("/usr/bin/python3", [path.join(roots.loki, "/usr/bin/loki"), "-config.file", file], {
+        encoding: "utf8",
+        timeout: 10000,
+      });
+      assert.equal(r.status, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, message, what);
+    }
   });
 });

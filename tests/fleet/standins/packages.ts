@@ -12,8 +12,11 @@ import { shellWord } from "../../../templates/shell";
 import { VENDOR_PACKAGES, type Daemon, type PostinstFacts, type SystemUser, type VendorPackage } from "./vendor";
 
 export const STANDIN_SOURCE = "tests/fleet/standins/standin.py";
-/** The stand-in's own need (the vendor's Go binaries have none): Debian's /usr/bin/python3. */
-export const STANDIN_DEPENDS = ["python3-minimal"];
+/**
+ * The stand-in's own needs (the vendor's Go binaries have none): Debian's /usr/bin/python3, and
+ * PyYAML to read the provisioning files and configs it checks (standin.py need_yaml).
+ */
+export const STANDIN_DEPENDS = ["python3-minimal", "python3-yaml"];
 
 export interface BuiltPackage {
   readonly daemon: Daemon;
@@ -134,7 +137,8 @@ function shippedConfig(pkg: VendorPackage): string {
     case "loki":
       // The keys of the vendor's example (cmd/loki/loki-local-config.yaml, shipped as
       // /etc/loki/config.yml by tools/packaging/nfpm.jsonnet) that decide where Loki listens and
-      // writes: no auth, a filesystem store under /tmp/loki.
+      // writes: no auth, a filesystem store under /tmp/loki; and its schema period, without
+      // which Loki (and the stand-in) refuses to start.
       return [
         `# ${note}`,
         "auth_enabled: false",
@@ -149,6 +153,15 @@ function shippedConfig(pkg: VendorPackage): string {
         "      chunks_directory: /tmp/loki/chunks",
         "      rules_directory: /tmp/loki/rules",
         "  replication_factor: 1",
+        "schema_config:",
+        "  configs:",
+        "    - from: 2020-10-24",
+        "      store: tsdb",
+        "      object_store: filesystem",
+        "      schema: v13",
+        "      index:",
+        "        prefix: index_",
+        "        period: 24h",
         "",
       ].join("\n");
     case "alloy":

@@ -1,17 +1,19 @@
 # STAND-IN body for Grafana's loki, alloy and grafana daemons in the local fleet. The package
 # generator (tests/fleet/standins/packages.ts) prepends STANDIN = {...} naming the daemon and its
-# pinned version. Python 3 stdlib only: every Debian 12 host has /usr/bin/python3.
+# pinned version. Python 3 and PyYAML (python3-yaml, which the packages depend on).
 #
 # It takes the command line the vendor's unit passes, reads the config file it is given (and
 # fails, like the daemon, when it is missing), creates the state directory the daemon would
-# write, and serves the daemon's health endpoint and /metrics on the port the config names.
-# Nothing else: see CANNOT below.
+# write, and serves the daemon's health endpoint and /metrics on the port the config names,
+# plus what lets the fleet see a pushed change in effect: Grafana's provisioned alert rules on
+# its provisioning API, Loki's /config. Nothing else: see CANNOT below.
 import base64
 import hashlib
 import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,14 +25,19 @@ VERSION = STANDIN["version"]
 STARTED = time.time()
 
 CANNOT = {
-    "loki": "it does not ingest, store, compact or query logs, never touches S3, and does not "
-    "validate the configuration beyond the keys it reads (server.http_listen_port, "
-    "server.http_listen_address, common.path_prefix)",
+    "loki": "it does not ingest, store, compact or query logs and never touches S3; of the "
+    "configuration it uses server.http_listen_port, server.http_listen_address and "
+    "common.path_prefix, refuses only a file that is not YAML, an invalid "
+    "limits_config.retention_period and a missing schema_config, and its /config echoes the "
+    "file rather than Loki's parsed, defaulted config",
     "alloy": "it does not parse or run the Alloy pipeline, tail files, read the journal or push "
     "to Loki; the config file is only read, never evaluated",
-    "grafana": "it has no SQL database, no UI, no provisioning and no alerting; it keeps only "
-    "the admin user (a JSON file in paths.data) for basic auth on /api/user, and its `grafana cli` "
-    "knows only `admin reset-admin-password`",
+    "grafana": "it has no SQL database, no UI and no alerting engine: it evaluates no rule and "
+    "notifies nobody; of provisioning it reads only the alert rules (groups and deleteRules under "
+    "<provisioning>/alerting, kept in a JSON file in paths.data and served read-only on "
+    "/api/v1/provisioning/alert-rules), not data sources, dashboards, contact points, policies or "
+    "templates; it keeps only the admin user (a JSON file in paths.data) for basic auth, and its "
+    "`grafana cli` knows only `admin reset-admin-password`",
 }
 
 
@@ -186,9 +193,11 @@ def basic_auth(headers):
 
 
 def serve(host, port, health_path, health_body, health_type="text/plain; charset=utf-8", routes=None,
-          metrics_auth=None):
-    """routes: path -> f(headers) returning (status, body, content type); metrics_auth: (user, password) or None."""
+          metrics_auth=None, prefixes=None):
+    """routes: path -> f(headers) returning (status, body, content type); prefixes: path prefix ->
+    f(headers, rest of the path), the same; metrics_auth: (user, password) or None."""
     routes = routes or {}
+    prefixes = prefixes or {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = f"standin-{DAEMON}/{VERSION}"
@@ -207,8 +216,12 @@ def serve(host, port, health_path, health_body, health_type="text/plain; charset
                 body, ctype = metrics_text(), "text/plain; version=0.0.4; charset=utf-8"
             elif path in routes:
                 status, body, ctype = routes[path](self.headers)
+            elif any(path.startswith(p) and len(path) > len(p) for p in prefixes):
+                # A route with a path parameter: the handler gets the rest of the path.
+                prefix = next(p for p in prefixes if path.startswith(p) and len(path) > len(p))
+                status, body, ctype = prefixes[prefix](self.headers, path[len(prefix):])
             else:
-                known = " ".join([health_path, "/metrics", *routes])
+                known = " ".join([health_path, "/metrics", *routes, *(f"{p}<...>" for p in prefixes)])
                 self.send_error(404, f"the {DAEMON} stand-in serves only {known}")
                 return
             with LOCK:
@@ -253,12 +266,45 @@ def loki(argv):
     say(f"started on config {found} sha256 {digest} first line: {first}")
     if flags.got.get("verify-config"):
         fail("cannot verify a Loki configuration (this is not Loki); refusing rather than passing it", 2)
+    check_loki_config(found, text)
     port = port_of(yaml_scalar(text, "server", "http_listen_port") or "3100", "server.http_listen_port")
     host = yaml_scalar(text, "server", "http_listen_address") or ""
     prefix = yaml_scalar(text, "common", "path_prefix")
     if prefix:
         touch_state(prefix)
-    serve(host, port, "/ready", "ready\n")
+
+    def config(_headers):
+        # pkg/loki/loki.go bindConfigEndpoint, config_handler.go configHandler: GET /config is
+        # the running config as YAML, text/plain. STAND-IN: this is the file it started with,
+        # byte for byte, not Loki's parsed config merged with its defaults and re-marshalled
+        # (where retention_period: 168h would read 1w): it proves which file the running
+        # process read, not how Loki would interpret it.
+        return 200, text, "text/plain; charset=utf-8"
+
+    serve(host, port, "/ready", "ready\n", routes={"/config": config})
+
+
+def check_loki_config(path, text):
+    """What real Loki refuses at start, where its source is plain (grafana/loki v3.7.6): a file
+    that is not YAML or a limits_config.retention_period that is not a Prometheus duration
+    (cmd/loki/main.go: "failed parsing config", exit 1; pkg/validation/limits.go RetentionPeriod
+    is a model.Duration), and no schema period (pkg/loki/loki.go Config.Validate ->
+    pkg/storage/config/schema_config.go SchemaConfig.Validate, errZeroLengthConfig; exit 1).
+    Unknown keys, which Loki's strict parsing also refuses, are not checked."""
+    yaml = need_yaml()
+    try:
+        cfg = load_yaml(text)
+    except yaml.YAMLError as e:
+        fail(f"failed parsing config: {path}: {e}")
+    cfg = cfg if isinstance(cfg, dict) else {}
+    retention = (cfg.get("limits_config") or {}).get("retention_period")
+    if retention is not None:
+        try:
+            parse_duration(scalar(retention))
+        except ValueError as e:
+            fail(f"failed parsing config: {path}: limits_config.retention_period: {e}")
+    if not (cfg.get("schema_config") or {}).get("configs"):
+        fail("validating config: CONFIG ERROR: invalid schema config: must specify at least one schema configuration")
 
 
 def alloy(argv):
@@ -393,6 +439,308 @@ def grafana_cli(argv):
     say(f"Admin password changed (user id {user_id}; STAND-IN: a JSON file, not Grafana's database)")
 
 
+def need_yaml():
+    """PyYAML (python3-yaml, a Depends of every stand-in package: packages.ts STANDIN_DEPENDS)."""
+    try:
+        import yaml  # noqa: PLC0415
+    except ImportError:
+        fail("python3-yaml is missing: the stand-in reads YAML with it (its package Depends on python3-yaml)")
+    return yaml
+
+
+def load_yaml(stream):
+    """YAML as Grafana (gopkg.in/yaml.v3) and Loki read it, YAML 1.2-like: PyYAML's YAML 1.1
+    reads a plain `=` as its `value` tag (which it cannot construct: the policy file's
+    object_matchers hold one) and yes/no/on/off as booleans; here they stay strings."""
+    yaml = need_yaml()
+    resolvers = {first: [(tag, rx) for tag, rx in pairs if tag not in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:bool")]
+                 for first, pairs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    loader = type("Yaml12Loader", (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return yaml.load(stream, Loader=loader)  # noqa: S506 (a SafeLoader)
+
+
+# prometheus/common model/time.go (vendored by Grafana and Loki alike): ParseDuration's units,
+# each with its place (units must go from the biggest to the smallest) and its milliseconds.
+DURATION_UNITS = {"y": (1, 365 * 86400000), "w": (2, 7 * 86400000), "d": (3, 86400000), "h": (4, 3600000),
+                  "m": (5, 60000), "s": (6, 1000), "ms": (7, 1)}
+
+
+def parse_duration(text):
+    """model.ParseDuration, in milliseconds; ValueError with the vendor's message."""
+    if text == "0":
+        return 0
+    if text == "":
+        raise ValueError("empty duration string")
+    rest, total, last = text, 0, 0
+    while rest:
+        m = re.match(r"([0-9]+)([^0-9]*)", rest)
+        if not m or not m.group(2):
+            raise ValueError(f"not a valid duration string: {json.dumps(text)}")
+        unit = DURATION_UNITS.get(m.group(2))
+        if unit is None:
+            raise ValueError(f"unknown unit {json.dumps(m.group(2))} in duration {json.dumps(text)}")
+        if unit[0] <= last:
+            raise ValueError(f"not a valid duration string: {json.dumps(text)}")
+        last = unit[0]
+        total += int(m.group(1)) * unit[1]
+        rest = rest[m.end():]
+    return total
+
+
+def duration_text(ms):
+    """model.Duration.String: 300000 -> "5m"; years and weeks only when they divide exactly."""
+    if ms == 0:
+        return "0s"
+    out = ""
+    for unit, exact in (("y", True), ("w", True), ("d", False), ("h", False), ("m", False), ("s", False),
+                        ("ms", False)):
+        mult = DURATION_UNITS[unit][1]
+        if exact and ms % mult:
+            continue
+        if ms // mult:
+            out += f"{ms // mult}{unit}"
+            ms -= ms // mult * mult
+    return out
+
+
+def expand_env(value, braced_only=False):
+    """pkg/services/provisioning/values/values.go interpolateValue: os.ExpandEnv on each part
+    around `$$` (a literal `$`); annotations expand only `${NAME}` (ValueWithBracedVars). An
+    unset variable is empty. The `$__file{}`-style expanders are not mirrored."""
+    pattern = r"\$\{([^}]*)\}" if braced_only else r"\$\{([^}]*)\}|\$([A-Za-z0-9_]+)"
+    expand = lambda m: os.environ.get(m.group(1) or m.group(m.lastindex), "")  # noqa: E731
+    return "$".join(re.sub(pattern, expand, part) for part in value.split("$$"))
+
+
+def scalar(value):
+    """A YAML scalar as the string Grafana's values.StringValue decodes it to."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected a scalar, got {json.dumps(value)[:80]}")
+    return str(value)
+
+
+def int_value(value, what):
+    """values.Int64Value: empty is 0, anything else must be an integer."""
+    text = expand_env(scalar(value))
+    if text == "":
+        return 0
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise ValueError(f"{what}: {json.dumps(text)} is not an integer") from None
+
+
+# pkg/services/ngalert/models/alert_rule.go NoDataStateFromString, ErrStateFromString.
+NO_DATA_STATES = ("Alerting", "NoData", "OK", "KeepLast")
+EXEC_ERR_STATES = ("Alerting", "Error", "OK", "KeepLast")
+
+
+def map_rule(raw, org_id):
+    """pkg/services/provisioning/alerting/rules_types.go AlertRuleV1.mapToModel: the same
+    required fields, defaults and error texts."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a rule must be a mapping, got {json.dumps(raw)[:80]}")
+    s = lambda key: expand_env(scalar(raw.get(key)))  # noqa: E731
+    title = s("title")
+    if title == "":
+        raise ValueError("rule has no title set")
+    uid = s("uid")
+    if uid == "":
+        raise ValueError(f"rule '{title}' failed to parse: no UID set")
+    durations = {}
+    for key in ("for", "keepFiringFor"):
+        try:
+            durations[key] = parse_duration(s(key)) if s(key) else 0
+        except ValueError as e:
+            raise ValueError(f"rule '{title}' failed to parse '{key}' field: {e}") from None
+    states = {}
+    for key, allowed, default, kind in (("execErrState", EXEC_ERR_STATES, "Alerting", "Error"),
+                                        ("noDataState", NO_DATA_STATES, "NoData", "NoData")):
+        value = s(key).strip()
+        if value and value not in allowed:
+            raise ValueError(f"rule '{title}' failed to parse: unknown {kind} state option {value}")
+        states[key] = value or default
+    data = []
+    for q in raw.get("data") or []:
+        if not isinstance(q, dict) or not isinstance(q.get("model", {}), dict):
+            raise ValueError(f"rule '{title}' failed to parse: a data entry and its model must be mappings")
+        span = q.get("relativeTimeRange") or {}
+        # ngalert/models/alert_query.go Duration.UnmarshalYAML: whole seconds, an int only.
+        for key in ("from", "to"):
+            if not isinstance(span.get(key, 0), int) or isinstance(span.get(key, 0), bool):
+                raise ValueError(f"rule '{title}' failed to parse: invalid duration {span.get(key)}")
+        # rules_types.go QueryV1.mapToModel: the model's Raw form, never interpolated; then
+        # ngalert/models/alert_query.go PreSave ("called before being saved"): the query type
+        # from the model's, intervalMs and maxDataPoints defaulted when missing or zero, and a
+        # data source query (not an expression, expr.IsDataSource) needs from > to.
+        model = dict(q.get("model") or {})
+        for key, default in (("maxDataPoints", 43200), ("intervalMs", 1000)):
+            if not isinstance(model.get(key), (int, float)) or isinstance(model.get(key), bool) or not model[key]:
+                model[key] = default
+        source = expand_env(scalar(q.get("datasourceUid")))
+        if source not in ("__expr__", "-100") and not span.get("from", 0) > span.get("to", 0):
+            raise ValueError(f"rule '{title}' failed to parse: invalid relative time range: {json.dumps(span)}")
+        data.append({
+            "refId": expand_env(scalar(q.get("refId"))),
+            "queryType": model["queryType"] if isinstance(model.get("queryType"), str)
+            else expand_env(scalar(q.get("queryType"))),
+            "relativeTimeRange": {"from": span.get("from", 0), "to": span.get("to", 0)},
+            "datasourceUid": source,
+            "model": model,
+        })
+    if not data:
+        raise ValueError(f"rule '{title}' failed to parse: no data set")
+    record = raw.get("record")
+    condition = s("condition")
+    if condition == "" and record is None:
+        raise ValueError(f"rule '{title}' failed to parse: no condition set")
+    paused = s("isPaused") if "isPaused" in raw else "false"
+    # values.BoolValue: Go's strconv.ParseBool.
+    if paused not in ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"):
+        raise ValueError(f"rule '{title}': isPaused {json.dumps(paused)} is not a boolean")
+    return {
+        "uid": uid, "orgID": org_id, "title": title, "condition": condition, "data": data,
+        "dashboardUid": s("dashboardUid") or s("dasboardUid"), "panelId": int_value(raw.get("panelId"), "panelId"),
+        "noDataState": states["noDataState"], "execErrState": states["execErrState"],
+        "for": durations["for"], "keepFiringFor": durations["keepFiringFor"],
+        "annotations": {str(k): expand_env(scalar(v), braced_only=True) for k, v in (raw.get("annotations") or {}).items()},
+        "labels": {str(k): expand_env(scalar(v)) for k, v in (raw.get("labels") or {}).items()},
+        "isPaused": paused in ("1", "t", "T", "TRUE", "true", "True"),
+        "notification_settings": raw.get("notification_settings"), "record": record,
+    }
+
+
+def map_alerting_file(doc):
+    """types.go AlertingFileV1.mapRules and rules_types.go AlertRuleGroupV1.MapToModel: the
+    groups and deleteRules of one file (contact points, policies and templates are not read)."""
+    groups = []
+    for g in doc.get("groups") or []:
+        if not isinstance(g, dict):
+            raise ValueError(f"a rule group must be a mapping, got {json.dumps(g)[:80]}")
+        name = expand_env(scalar(g.get("name")))
+        if name.strip() == "":
+            raise ValueError("rule group has no name set")
+        org_id = max(int_value(g.get("orgId"), "orgId"), 1)
+        interval = parse_duration(expand_env(scalar(g.get("interval"))))
+        folder = expand_env(scalar(g.get("folder")))
+        if folder.strip() == "":
+            raise ValueError("rule group has no folder set")
+        rules = [map_rule(r, org_id) for r in g.get("rules") or []]
+        groups.append({"orgID": org_id, "name": name, "folder": folder, "interval": interval, "rules": rules})
+    deletes = [{"orgID": max(int_value(d.get("orgId"), "orgId"), 1), "uid": expand_env(scalar(d.get("uid")))}
+               for d in doc.get("deleteRules") or [] if isinstance(d, dict)]
+    return {"groups": groups, "deleteRules": deletes}
+
+
+def read_alerting_files(directory):
+    """config_reader.go readConfig: every .yaml/.yml/.json file of <provisioning>/alerting in
+    name order (os.ReadDir), other suffixes skipped with a warning, no directory no files; a
+    file that cannot be read, parsed or mapped fails provisioning, and with it Grafana's start
+    (pkg/services/provisioning/provisioning.go starting: ProvisionAlerting's error is returned)."""
+    yaml = need_yaml()
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as e:
+        say(f"can't read alerting provisioning files from directory {directory}: {e.strerror}")
+        return []
+    files = []
+    for name in names:
+        if not name.endswith((".yaml", ".yml", ".json")):
+            say(f"file has invalid suffix '{name}' (.yaml,.yml,.json accepted), skipping")
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                doc = load_yaml(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            fail(f"Failed to provision alerting: failure to parse file {name}: {getattr(e, 'strerror', None) or e}")
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            fail(f"Failed to provision alerting: failure to parse file {name}: the document is not a mapping")
+        try:
+            files.append(map_alerting_file(doc))
+        except ValueError as e:
+            fail(f"Failed to provision alerting: failure to map file {name}: failure parsing rules: {e}")
+    return files
+
+
+ALERT_RULES_STORE = "standin-alert-rules.json"
+
+
+def read_rule_store(data):
+    try:
+        with open(os.path.join(data, ALERT_RULES_STORE), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {"nextId": 1, "folders": {}, "groups": {}, "rules": {}}
+
+
+def provision_alert_rules(data, directory):
+    """rules_provisioner.go Provision, against a JSON file in paths.data that stands for
+    Grafana's database: per file, each group's folder is found by title or created with a new
+    uid, each rule created or updated by (org, uid) into that folder and group, the group's
+    interval set; then the file's deleteRules are deleted (a uid that is not there is no error).
+    A rule that is only left out of the files stays, as in Grafana."""
+    store = read_rule_store(data)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    created = updated = deleted = 0
+    for f in read_alerting_files(directory):
+        for g in f["groups"]:
+            folder_key = f"{g['orgID']}/{g['folder']}"
+            if folder_key not in store["folders"]:
+                store["folders"][folder_key] = base64.b32encode(os.urandom(10)).decode().lower()[:14]
+            folder_uid = store["folders"][folder_key]
+            for rule in g["rules"]:
+                key = f"{g['orgID']}/{rule['uid']}"
+                old = store["rules"].get(key)
+                new = {**rule, "folderUID": folder_uid, "ruleGroup": g["name"]}
+                if old is None:
+                    new.update(id=store["nextId"], updated=now)
+                    store["nextId"] += 1
+                    created += 1
+                else:
+                    same = {k: v for k, v in old.items() if k not in ("id", "updated")} == new
+                    new.update(id=old["id"], updated=old["updated"] if same else now)
+                    updated += 0 if same else 1
+                store["rules"][key] = new
+            store["groups"][f"{g['orgID']}/{folder_uid}/{g['name']}"] = {"interval": g["interval"]}
+        for d in f["deleteRules"]:
+            if store["rules"].pop(f"{d['orgID']}/{d['uid']}", None) is not None:
+                deleted += 1
+    path = os.path.join(data, ALERT_RULES_STORE)
+    with open(path + ".tmp", "w", encoding="utf-8") as out:
+        json.dump(store, out, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+    say(f"alert rules provisioned from {directory}: {created} created, {updated} changed, {deleted} deleted, "
+        f"{len(store['rules'])} stored (STAND-IN: a JSON file in paths.data, not Grafana's database)")
+
+
+def provisioned_rule_json(rule):
+    """pkg/services/ngalert/api/tooling/definitions/provisioning_alert_rules.go
+    ProvisionedAlertRule as compat.go ProvisionedAlertRuleFromAlertRule fills it: `for` as a
+    model.Duration string, annotations and labels left out when empty, provenance "file"."""
+    out = {
+        "id": rule["id"], "uid": rule["uid"], "orgID": rule["orgID"], "folderUID": rule["folderUID"],
+        "ruleGroup": rule["ruleGroup"], "title": rule["title"], "condition": rule["condition"],
+        "data": rule["data"], "updated": rule["updated"], "noDataState": rule["noDataState"],
+        "execErrState": rule["execErrState"], "for": duration_text(rule["for"]),
+        "keep_firing_for": duration_text(rule["keepFiringFor"]),
+    }
+    if rule["annotations"]:
+        out["annotations"] = rule["annotations"]
+    if rule["labels"]:
+        out["labels"] = rule["labels"]
+    out.update(provenance="file", isPaused=rule["isPaused"], notification_settings=rule["notification_settings"],
+               record=rule["record"])
+    return out
+
+
 def grafana(argv):
     if argv[:1] in (["--version"], ["-v"]):
         sys.stdout.write(version_text())
@@ -411,20 +759,52 @@ def grafana(argv):
     host = setting("server", "http_addr", "")
     touch_state(data)
     ensure_admin(data, setting)
+    # pkg/setting/setting.go: paths.provisioning (the unit passes the package's
+    # /etc/grafana/provisioning), relative to the homepath when relative (defaults.ini: conf/provisioning).
+    provisioning = os.path.join(flags.got.get("homepath") or os.getcwd(),
+                                setting("paths", "provisioning", "conf/provisioning"))
+    provision_alert_rules(data, os.path.join(provisioning, "alerting"))
     if flags.got.get("pidfile"):
         with open(flags.got["pidfile"], "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
 
-    def signed_in(headers):
-        # GET /api/user: the signed-in user; the users file is read on every request, as the
-        # database is, so a reset by the CLI counts at once.
+    def user_of(headers):
+        # The users file is read on every request, as the database is, so a reset by the CLI
+        # counts at once.
         creds = basic_auth(headers)
         for uid, u in (read_users(data) or {}).items():
             if creds and creds[0] == u["login"] and password_hash(creds[1], u["salt"]) == u["password"]:
-                body = json.dumps({"id": int(uid), "login": u["login"], "isGrafanaAdmin": uid == "1",
-                                   "standIn": True})
-                return 200, body + "\n", "application/json"
-        return 401, json.dumps({"message": "Invalid username or password"}) + "\n", "application/json"
+                return uid, u
+        return None
+
+    refused = 401, json.dumps({"message": "Invalid username or password"}) + "\n", "application/json"
+
+    def signed_in(headers):
+        # GET /api/user: the signed-in user.
+        user = user_of(headers)
+        if user is None:
+            return refused
+        body = json.dumps({"id": int(user[0]), "login": user[1]["login"], "isGrafanaAdmin": user[0] == "1",
+                           "standIn": True})
+        return 200, body + "\n", "application/json"
+
+    # pkg/services/ngalert/api/api_provisioning.go RouteGetAlertRules / RouteRouteGetAlertRule,
+    # behind the same sign-in as every API route (basic auth here); the store is read on every
+    # request, as the database is. The admin is in org 1, the only org the stand-in has.
+    def alert_rules(headers):
+        if user_of(headers) is None:
+            return refused
+        rules = sorted(read_rule_store(data)["rules"].values(), key=lambda r: r["id"])
+        return 200, json.dumps([provisioned_rule_json(r) for r in rules if r["orgID"] == 1]), "application/json"
+
+    def alert_rule(headers, uid):
+        if user_of(headers) is None:
+            return refused
+        rule = read_rule_store(data)["rules"].get(f"1/{uid}")
+        if rule is None:
+            # ErrAlertRuleNotFound: response.Empty(404).
+            return 404, "", "application/json"
+        return 200, json.dumps(provisioned_rule_json(rule)), "application/json"
 
     # pkg/api/http_server.go metricsEndpoint: basic auth only when both are set.
     metrics_user = setting("metrics", "basic_auth_username", "")
@@ -432,7 +812,8 @@ def grafana(argv):
     metrics_auth = (metrics_user, metrics_password) if metrics_user and metrics_password else None
     health = json.dumps({"database": "ok", "version": VERSION, "commit": "STAND-IN"}, indent=2) + "\n"
     serve(host, port_of(port, "http_port"), "/api/health", health, "application/json; charset=UTF-8",
-          routes={"/api/user": signed_in}, metrics_auth=metrics_auth)
+          routes={"/api/user": signed_in, "/api/v1/provisioning/alert-rules": alert_rules},
+          prefixes={"/api/v1/provisioning/alert-rules/": alert_rule}, metrics_auth=metrics_auth)
 
 
 def main():

@@ -14,7 +14,17 @@ import { projectRoot } from "../../templates/projectFiles";
 import { providerCopy } from "../support/providerCopy";
 import { FLEET_PLAN } from "./layout";
 import { acceptedBy, copyOperations, protocolDefaultMirror, type RemoteKind } from "./push";
-import { fleetConfig, planStack, updateSteps, type StackPlan } from "./stackPlan";
+import {
+  dependentReplacements,
+  fleetConfig,
+  INSTANCE,
+  planStack,
+  recordedState,
+  REMOTE_COMMAND,
+  resourceKey,
+  updateSteps,
+  type StackPlan,
+} from "./stackPlan";
 
 // Its own stack name, so its push trees never mix with a fleet run's (.titan-push/fleet).
 const STACK = "fleet-plan-test";
@@ -128,6 +138,213 @@ describe("the fleet's stack plan", () => {
     assert.deepEqual(
       next.localCommands.filter((c) => c.action !== "same").map((c) => c.resource),
       [],
+    );
+  });
+});
+
+/** `plan` with the push named `resource` changed by `patch` (as if the program had declared it so). */
+const withPush = (plan: StackPlan, resource: string, patch: Record<string, unknown>): StackPlan => ({
+  ...plan,
+  hosts: plan.hosts.map((h) => ({
+    ...h,
+    pushes: h.pushes.map((p) => (p.resource === resource ? { ...p, ...patch } : p)),
+  })),
+});
+
+/**
+ * The run before a Grafana-only change of the user data (a raised pin of a package only the
+ * Grafana host installs): the same stack, its Grafana instance launched with other user data.
+ * The next render replaces that instance (userDataReplaceOnChange), delete-before-replace.
+ */
+const beforeGrafanaUserDataChange = (): StackPlan => ({
+  ...base,
+  resources: base.resources.map((r) =>
+    r.type === INSTANCE && r.name === "grafana"
+      ? { ...r, inputs: { ...r.inputs, userData: `${String(r.inputs.userData)}# the older pin\n` } }
+      : r,
+  ),
+});
+
+describe("the engine's and pulumi-command's rules for an update", () => {
+  test("an address the pushes dial, changed without a replacement: every command on that host runs again, no copy", async () => {
+    // The Elastic IP the mocks gave web-1, reported anew (a refresh or an in-place update): the
+    // connections of web-1's commands take the new address, an update; pulumi-command's Update
+    // runs `create` again (no `update` given), and CopyToRemote's copies only for a new source
+    // hash or remotePath (remote/copyController.go needCopy), so the staged files stay.
+    const moved = "203.0.113.200";
+    const next = await planStack(base.config, {
+      stack: STACK,
+      prior: base.resources,
+      outputChanges: { "aws:ec2/eip:Eip::web-1-eip": { publicIp: moved } },
+    });
+    assert.deepEqual(ran(base, next), [
+      "web-1 web-1-push-ready update create",
+      "web-1 web-1-push-install update create",
+      "web-1 web-1-log-marker update create",
+    ]);
+    for (const s of updateSteps(base, next))
+      assert.equal(s.push.connection.host, moved, `${s.push.resource} dials the new address`);
+    // An instance's own public IP (a stop and start moves it) is dialled by nothing: every push
+    // connects to the Elastic IP (infra/host.ts publicIp), so nothing runs.
+    const stopStart = await planStack(base.config, {
+      stack: STACK,
+      prior: base.resources,
+      outputChanges: { [`${INSTANCE}::grafana`]: { publicIp: "198.51.100.250" } },
+    });
+    assert.deepEqual(ran(base, stopStart), []);
+  });
+
+  test("an update runs `update` when given, and a copy runs for a new remotePath", async () => {
+    const next = await planStack(base.config, {
+      stack: STACK,
+      prior: base.resources,
+      outputChanges: { "aws:ec2/eip:Eip::web-1-eip": { publicIp: "203.0.113.201" } },
+    });
+    const copy = base.hosts.find((h) => h.name === "web-1")?.pushes.find((p) => p.resource === "web-1-push-files");
+    assert.ok(copy && copy.type === "command:remote:CopyToRemote");
+    const edited = withPush(withPush(next, "web-1-push-ready", { update: "true" }), "web-1-push-files", {
+      remotePath: `${copy.remotePath}/elsewhere`,
+    });
+    assert.deepEqual(ran(base, edited), [
+      "web-1 web-1-push-ready update update",
+      "web-1 web-1-push-files update copy",
+      "web-1 web-1-push-install update create",
+      "web-1 web-1-log-marker update create",
+    ]);
+  });
+
+  test("a replaced Grafana instance: what the engine replaces with it, and what runs on the other hosts", async () => {
+    const prior = beforeGrafanaUserDataChange();
+    const next = await planStack(base.config, { stack: STACK, prior: prior.resources });
+    // The Grafana URL is the Elastic IP's address once associated (infra/host.ts publicIp:
+    // eip.publicIp with the association's id); the association follows the instance, and only
+    // Grafana's own files carry the URL (infra/delivery/pipeline.ts), so of the other hosts'
+    // resources only the verification's log marker goes with it (its triggers hold the digest
+    // of the spec, whose URL depends on the association, and of every push).
+    assert.deepEqual(
+      [...dependentReplacements(prior.resources, next.resources).keys()],
+      [
+        "aws:ec2/eipAssociation:EipAssociation::grafana-eip-association",
+        "aws:ec2/volumeAttachment:VolumeAttachment::grafana-data-attachment",
+        "command:local:Command::grafana-host-key",
+        "command:remote:Command::grafana-push-ready",
+        "command:remote:CopyToRemote::grafana-push-files",
+        "command:remote:Command::grafana-push-install",
+        "command:remote:Command::web-1-log-marker",
+        "command:local:Command::verify-pipeline",
+      ],
+    );
+    assert.deepEqual(ran(prior, next), [
+      "web-1 web-1-log-marker replace create",
+      "grafana grafana-push-ready replace create",
+      "grafana grafana-push-files replace copy",
+      "grafana grafana-push-install replace create",
+    ]);
+  });
+
+  test("a push whose triggers depend on the replaced instance's address is replaced with it, though its values are the same", async () => {
+    // What the issue feared: every host's files carrying the Grafana URL. Its value does not
+    // change (the Elastic IP stays), so the mocks' diff says "same"; the engine, deleting the
+    // instance first, treats every input that depends on a replaced resource as unknown and
+    // asks pulumi-command's Diff, which replaces on an unknown `triggers`.
+    const prior = beforeGrafanaUserDataChange();
+    const association = base.resources.find((r) => r.name === "grafana-eip-association");
+    assert.ok(association);
+    const tampered: StackPlan = {
+      ...prior,
+      resources: prior.resources.map((r) =>
+        r.name === "prometheus-push-install"
+          ? {
+              ...r,
+              propertyDependencies: {
+                ...r.propertyDependencies,
+                triggers: [...(r.propertyDependencies.triggers ?? []), association.urn],
+              },
+            }
+          : r,
+      ),
+    };
+    const next = await planStack(base.config, { stack: STACK, prior: prior.resources });
+    assert.equal(next.resources.find((r) => r.name === "prometheus-push-install")?.action, "same");
+    const steps = updateSteps(tampered, next).filter((s) => s.host === "prometheus");
+    assert.deepEqual(
+      steps.map((s) => `${s.push.resource} ${s.action} ${s.runs}`),
+      ["prometheus-push-install replace create"],
+    );
+    assert.match(steps[0].because ?? "", /grafana-eip-association|Instance::grafana/);
+    // Through `connection` alone (not a replacing key) it is not replaced.
+    const viaConnection: StackPlan = {
+      ...prior,
+      resources: prior.resources.map((r) =>
+        r.name === "prometheus-push-install"
+          ? {
+              ...r,
+              propertyDependencies: {
+                ...r.propertyDependencies,
+                connection: [...(r.propertyDependencies.connection ?? []), association.urn],
+              },
+            }
+          : r,
+      ),
+    };
+    assert.deepEqual(
+      updateSteps(viaConnection, next).filter((s) => s.host === "prometheus"),
+      [],
+    );
+  });
+
+  test("deletes: a create-first replacement's at the end of the run, a delete-before-replace dependent's first", async () => {
+    const threshold = await planStack(
+      { ...base.config, "titan-observability:rootDiskCriticalPercent": "85" },
+      { stack: STACK, prior: base.resources },
+    );
+    // The marker replaced (create first, the engine's default): its old copy is deleted after
+    // every create and update of the run, other hosts' included.
+    assert.deepEqual(ran(withPush(base, "web-1-log-marker", { delete: "true" }), threshold), [
+      "web-1 web-1-log-marker replace create",
+      "grafana grafana-push-files replace copy",
+      "grafana grafana-push-install replace create",
+      "web-1 web-1-log-marker replace delete",
+    ]);
+    // Grafana's instance replaced (delete-before-replace): its dependents are deleted before
+    // anything else runs, dependents before what they depend on.
+    const prior = beforeGrafanaUserDataChange();
+    const next = await planStack(base.config, { stack: STACK, prior: prior.resources });
+    const withDeletes = withPush(withPush(prior, "grafana-push-ready", { delete: "true" }), "grafana-push-install", {
+      delete: "true",
+    });
+    const steps = updateSteps(withDeletes, next);
+    assert.deepEqual(
+      steps.map((s) => `${s.host} ${s.push.resource} ${s.action} ${s.runs} ${s.phase}`),
+      [
+        "grafana grafana-push-install replace delete delete-first",
+        "grafana grafana-push-ready replace delete delete-first",
+        "web-1 web-1-log-marker replace create apply",
+        "grafana grafana-push-ready replace create apply",
+        "grafana grafana-push-files replace copy apply",
+        "grafana grafana-push-install replace create apply",
+      ],
+    );
+  });
+
+  test("a failed step is not recorded as applied: the next update runs it again", async () => {
+    const config = { ...base.config, "titan-observability:rootDiskCriticalPercent": "85" };
+    const next = await planStack(config, { stack: STACK, prior: base.resources });
+    const install = `${REMOTE_COMMAND}::grafana-push-install`;
+    const recorded = recordedState(base, next, new Set([install]));
+    const record = (plan: StackPlan, name: string) => plan.resources.find((r) => r.name === name);
+    assert.deepEqual(record(recorded, "grafana-push-install"), record(base, "grafana-push-install"));
+    // The copy ran: recorded as the update declared it. The verification needs the install: not run.
+    assert.deepEqual(record(recorded, "grafana-push-files"), record(next, "grafana-push-files"));
+    assert.deepEqual(record(recorded, "verify-pipeline"), record(base, "verify-pipeline"));
+    assert.ok(ran(recorded, next).includes("grafana grafana-push-install replace create"));
+    // The next `up` with the same configuration, rendered against the recorded state: only it.
+    const again = await planStack(config, { stack: STACK, prior: recorded.resources });
+    assert.deepEqual(ran(recorded, again), ["grafana grafana-push-install replace create"]);
+    assert.equal(
+      recorded.resources.length,
+      next.resources.length,
+      `every resource recorded once: ${resourceKey(next.resources[0])} ...`,
     );
   });
 });

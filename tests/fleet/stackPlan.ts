@@ -17,6 +17,7 @@ import { promisify } from "node:util";
 import type { Role } from "../../facts/topology";
 import { projectRoot } from "../../templates/projectFiles";
 import type { Action, ProgramInput, RecordedResource, Snapshot } from "../support/mockProgram";
+import { forcedReplacements } from "../support/replacementRules";
 import { BASE_CONFIG, isSecretValue, key } from "../support/snapshots";
 import { FLEET_PLAN, FLEET_VPC_CIDR, FLEET_WEB_COUNT } from "./layout";
 import type { StackPlanOutput } from "./stackPlanCli";
@@ -390,6 +391,8 @@ export interface PlanOptions {
   /** The resources of the run this one updates: the engine's prior state. */
   readonly prior?: readonly RecordedResource[];
   readonly secretKeys?: readonly string[];
+  /** Outputs the provider reports anew for resources it keeps (mockProgram.ts ProgramInput.outputChanges). */
+  readonly outputChanges?: ProgramInput["outputChanges"];
 }
 
 /** Runs the program under the mocks in a child process (stackPlanCli.js) and plans each host. */
@@ -400,6 +403,7 @@ export async function planStack(config: Record<string, string>, options: PlanOpt
     secretKeys: (options.secretKeys ?? FLEET_SECRET_KEYS).map(key),
     stack,
     prior: options.prior,
+    outputChanges: options.outputChanges,
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-stack-plan-"));
   try {
@@ -426,60 +430,248 @@ export interface PlannedStep {
   readonly action: Action | "delete";
   /** What runs: a Command's create/update/delete script, or a CopyToRemote's copy. */
   readonly runs: "create" | "update" | "delete" | "copy";
+  /**
+   * When in the run (pulumi/pulumi pkg/resource/deploy/step_generator.go): "delete-first" for the
+   * old resources a delete-before-replace replacement deletes before anything is created,
+   * "delete-last" for the deletes the engine leaves until every create and update is done
+   * (create-first replacements and removed resources: deployment_executor.go performPostSteps),
+   * "apply" for the rest. Absent means "apply".
+   */
+  readonly phase?: StepPhase;
+  /** Why a resource the mocks left unchanged is replaced (a dependent of a delete-before-replace). */
+  readonly because?: string;
+}
+
+export type StepPhase = "delete-first" | "apply" | "delete-last";
+
+/** The order the phases run in. */
+export const STEP_PHASES: readonly StepPhase[] = ["delete-first", "apply", "delete-last"];
+
+export const resourceKey = (r: { readonly type: string; readonly name: string }): string => `${r.type}::${r.name}`;
+
+/** `prefix` and every leaf path under it in `value`: what an input that became unknown may change. */
+function pathsUnder(value: unknown, prefix: string): string[] {
+  const nested =
+    typeof value === "object" && value !== null && !Array.isArray(value)
+      ? Object.entries(value).flatMap(([k, v]) => pathsUnder(v, `${prefix}.${k}`))
+      : [];
+  return [prefix, ...nested];
+}
+
+/** A resource the engine deletes and re-creates because a delete-before-replace resource it depends on is replaced. */
+export interface DependentReplacement {
+  /** The delete-before-replace resource ("type::name") whose replacement takes this one with it. */
+  readonly root: string;
+  /** The inputs that depend on a replaced resource and force this one's replacement. */
+  readonly keys: readonly string[];
 }
 
 /**
- * The steps over SSH that `pulumi up` takes going from `prior` to `next`, per host in
- * dependency order, as pulumi-command v1.2.1 runs them:
- * - remote/commandController.go: Create runs `create`; Update runs `update`, or `create`
- *   when no `update` is given; Delete runs `delete` if given. A replacement (a changed
- *   trigger: common/inputs.go replaceOnChanges) creates the new resource, then deletes the old.
+ * The engine's dependents of a delete-before-replace replacement, as pulumi/pulumi
+ * pkg/resource/deploy/step_generator.go calculateDependentReplacements decides them: for each
+ * resource replaced with deleteBeforeReplace, walk its transitive dependents in the OLD state's
+ * order (graph/dependency_graph.go DependingOn: dependencies and property dependencies, not
+ * parents), skipping those registered before it in this run; a custom resource among them is
+ * replaced when an input whose property dependencies include a resource already in the replace
+ * set, made unknown, makes the provider's Diff ask for a replacement. Those are deleted first
+ * (in reverse order), then re-created when the program registers them, whatever their own diff
+ * says (continueStepsFromDiff, "re-create replaced resource ... deleted due to dependent DBR").
+ *
+ * The provider's Diff with an unknown input is the same rule table the mocks use
+ * (tests/support/replacementRules.ts) asked with that input and every path under it changed:
+ * for pulumi-command that is pulumi-go-provider v1.3.0 infer/resource.go `diff`, where an
+ * unknown top-level key is one detailed-diff entry at that key, replaced when the schema marks
+ * the key replaceOnChanges (only `triggers`: common/inputs.go, remote/copy.go).
+ */
+export function dependentReplacements(
+  prior: readonly RecordedResource[],
+  next: readonly RecordedResource[],
+): Map<string, DependentReplacement> {
+  const out = new Map<string, DependentReplacement>();
+  const priorByKey = new Map(prior.map((r) => [resourceKey(r), r]));
+  const nextIndex = new Map(next.map((r, i) => [resourceKey(r), i]));
+  const roots = next.filter((r) => r.action === "replace" && r.deleteBeforeReplace && priorByKey.has(resourceKey(r)));
+  for (const root of roots) {
+    const old = priorByKey.get(resourceKey(root)) as RecordedResource;
+    const rootIndex = nextIndex.get(resourceKey(root)) ?? 0;
+    const dependentSet = new Set([old.urn]);
+    const replaceSet = new Set([old.urn]);
+    for (const candidate of prior.slice(prior.indexOf(old) + 1)) {
+      const key = resourceKey(candidate);
+      // Registered before the root in this run: it no longer depends on it (impossibleDependents).
+      if ((nextIndex.get(key) ?? Infinity) < rootIndex) continue;
+      const edges = [...candidate.dependencies, ...Object.values(candidate.propertyDependencies).flat()];
+      if (!edges.some((u) => dependentSet.has(u))) continue;
+      dependentSet.add(candidate.urn);
+      if (!candidate.custom) continue; // components are never replaced
+      const keys = Object.keys(candidate.inputs).filter((k) =>
+        (candidate.propertyDependencies[k] ?? []).some((u) => replaceSet.has(u)),
+      );
+      if (keys.length === 0) continue;
+      const changed = keys.flatMap((k) => pathsUnder(candidate.inputs[k], k));
+      if (forcedReplacements(candidate.type, changed, candidate.inputs).length === 0) continue;
+      replaceSet.add(candidate.urn);
+      if (!out.has(key)) out.set(key, { root: resourceKey(root), keys });
+    }
+  }
+  return out;
+}
+
+/**
+ * The steps over SSH that `pulumi up` takes going from `prior` to `next`, in the order the
+ * engine takes them (phases: see PlannedStep), per host in dependency order, as pulumi-command
+ * v1.2.1 runs them:
+ * - Which changes replace: the provider's Diff (pulumi-go-provider v1.3.0 infer/resource.go
+ *   `diff`) forces a replacement only for a changed TOP-LEVEL key whose schema has
+ *   replaceOnChanges (`triggers`, common/inputs.go and remote/copy.go), since it looks the
+ *   detailed diff's path up among the schema's input properties; a change inside the array
+ *   (`triggers[0]`) is made a replacement by the engine (step_generator.go
+ *   applyReplaceOnChanges) from the `replaceOnChanges: ["triggers[*]"]` every @pulumi/command
+ *   SDK resource adds (remote/command.js, remote/copyToRemote.js, local/command.js). So any
+ *   trigger change replaces, any other change updates: the rule the mocks apply
+ *   (replacementRules.ts), which this function reads as the resource's action.
+ * - remote/commandController.go: Create runs `create` (nothing without one); Update runs
+ *   `update`, or `create` when no `update` is given, whatever input changed; Delete runs
+ *   `delete` if given. A replacement creates the new resource and deletes the old one at the
+ *   end of the run (step_generator.go: "the delete step is generated later on, after all
+ *   creates/updates finish"), or first when deleteBeforeReplace (its own, or as a dependent of
+ *   one: dependentReplacements), in reverse dependency order.
  * - remote/copyController.go: Create copies; Update copies only when the source's hash or the
- *   remotePath changed (`needCopy`). The engine diffs an archive by its hash, which the mocks'
- *   JSON does not hold, so a source whose tree changed under unchanged inputs is an update here.
+ *   remotePath changed (`needCopy`), so a changed connection alone copies nothing; there is no
+ *   Delete. The engine diffs an archive by its hash, which the mocks' JSON does not hold, so a
+ *   source whose tree changed under unchanged inputs is an update here.
  * Nothing else runs: a resource the engine leaves as it is runs nothing.
  */
 export function updateSteps(prior: StackPlan, next: StackPlan): PlannedStep[] {
-  const steps: PlannedStep[] = [];
-  const priorPush = new Map(prior.hosts.flatMap((h) => h.pushes.map((p) => [`${p.type}::${p.resource}`, p] as const)));
+  const first: PlannedStep[] = [];
+  const apply: PlannedStep[] = [];
+  const last: PlannedStep[] = [];
+  const pushKey = (p: PlannedPush) => `${p.type}::${p.resource}`;
+  const priorPush = new Map(prior.hosts.flatMap((h) => h.pushes.map((p) => [pushKey(p), p] as const)));
+  const nextResource = new Map(next.resources.map((r) => [resourceKey(r), r]));
+  const dependents = dependentReplacements(prior.resources, next.resources);
   for (const host of next.hosts) {
     for (const push of host.pushes) {
-      const old = priorPush.get(`${push.type}::${push.resource}`);
-      const action = old ? push.action : "create";
+      const old = priorPush.get(pushKey(push));
+      const dependent = old ? dependents.get(pushKey(push)) : undefined;
+      const action = !old ? "create" : dependent ? "replace" : push.action;
+      const because = dependent
+        ? `replaced with ${dependent.root} (delete-before-replace): its ${dependent.keys.join(", ")} depend on it`
+        : undefined;
+      const step = (s: Omit<PlannedStep, "host" | "because">): PlannedStep => ({
+        host: host.name,
+        ...s,
+        ...(because ? { because } : {}),
+      });
       if (push.type === REMOTE_COMMAND) {
         if (action === "create" || action === "replace") {
-          if (push.create !== undefined) steps.push({ host: host.name, push, action, runs: "create" });
           if (action === "replace" && old?.type === REMOTE_COMMAND && old.delete !== undefined) {
-            steps.push({ host: host.name, push: old, action, runs: "delete" });
+            const deleteFirst =
+              dependent !== undefined || nextResource.get(pushKey(push))?.deleteBeforeReplace === true;
+            const phase = deleteFirst ? "delete-first" : "delete-last";
+            (deleteFirst ? first : last).push(step({ push: old, action, runs: "delete", phase }));
           }
+          if (push.create !== undefined) apply.push(step({ push, action, runs: "create", phase: "apply" }));
         } else if (action === "update") {
-          if (push.update !== undefined) steps.push({ host: host.name, push, action, runs: "update" });
-          else if (push.create !== undefined) steps.push({ host: host.name, push, action, runs: "create" });
+          if (push.update !== undefined) apply.push(step({ push, action, runs: "update", phase: "apply" }));
+          else if (push.create !== undefined) apply.push(step({ push, action, runs: "create", phase: "apply" }));
         }
         continue;
       }
       const oldCopy = old?.type === COPY_TO_REMOTE ? old : undefined;
       const needCopy = !oldCopy || oldCopy.source.hash !== push.source.hash || oldCopy.remotePath !== push.remotePath;
-      if (action === "create" || action === "replace") steps.push({ host: host.name, push, action, runs: "copy" });
-      else if (needCopy) steps.push({ host: host.name, push, action: "update", runs: "copy" });
+      if (action === "create" || action === "replace") apply.push(step({ push, action, runs: "copy", phase: "apply" }));
+      else if (needCopy) apply.push(step({ push, action: "update", runs: "copy", phase: "apply" }));
     }
   }
-  const nextKeys = new Set(next.hosts.flatMap((h) => h.pushes.map((p) => `${p.type}::${p.resource}`)));
+  const nextKeys = new Set(next.hosts.flatMap((h) => h.pushes.map(pushKey)));
   for (const host of prior.hosts) {
     for (const push of host.pushes) {
-      if (nextKeys.has(`${push.type}::${push.resource}`)) continue;
+      if (nextKeys.has(pushKey(push))) continue;
       if (push.type === REMOTE_COMMAND && push.delete !== undefined) {
-        steps.push({ host: host.name, push, action: "delete", runs: "delete" });
+        last.push({ host: host.name, push, action: "delete", runs: "delete", phase: "delete-last" });
       }
     }
   }
-  return steps;
+  // Deletes go in reverse dependency order (step_generator.go ScheduleDeletes, and the loop
+  // over toReplace "in reverse" for delete-before-replace): dependents before what they need.
+  return [...first.reverse(), ...apply, ...last.reverse()];
+}
+
+/**
+ * The stack the engine records after an update in which the resources of `notApplied`
+ * ("type::name") failed or never ran: their PRIOR records stay (none for a resource that was
+ * to be created), as do those of every resource that depends on one of them in `next`
+ * (dependencies and property dependencies, transitively): the engine runs no step of a
+ * dependent of a failed step (pulumi/pulumi pkg/resource/deploy/step_executor.go
+ * executeChain/cancelDueToError: a failed step stops its chain and, without
+ * --continue-on-error, cancels every step not yet started; deployment_executor.go skips the
+ * dependents of errored steps with it). Everything else is recorded as `next` declares it. So
+ * `updateSteps(recorded, next)` holds the failed steps again, as the next `pulumi up` runs them.
+ *
+ * Not modelled: the old copy of a create-first replacement whose late delete failed stays in
+ * the engine's state as pending deletion; here the new record replaces it (no push of this
+ * program has a delete script).
+ */
+export function recordedState(prior: StackPlan, next: StackPlan, notApplied: ReadonlySet<string>): StackPlan {
+  const kept = new Set(notApplied);
+  const urnKeys = new Map(next.resources.map((r) => [r.urn, resourceKey(r)]));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of next.resources) {
+      const key = resourceKey(r);
+      if (kept.has(key)) continue;
+      const edges = [...r.dependencies, ...Object.values(r.propertyDependencies).flat()];
+      if (edges.some((u) => kept.has(urnKeys.get(u) ?? ""))) {
+        kept.add(key);
+        grew = true;
+      }
+    }
+  }
+  const priorResources = new Map(prior.resources.map((r) => [resourceKey(r), r]));
+  const nextKeys = new Set(next.resources.map(resourceKey));
+  const resources = [
+    ...next.resources.flatMap((r) => {
+      const key = resourceKey(r);
+      if (!kept.has(key)) return [r];
+      const old = priorResources.get(key);
+      return old ? [old] : [];
+    }),
+    // A removed resource whose delete failed stays in the state.
+    ...prior.resources.filter((r) => !nextKeys.has(resourceKey(r)) && kept.has(resourceKey(r))),
+  ];
+  const pushKey = (p: PlannedPush) => `${p.type}::${p.resource}`;
+  const priorHosts = new Map(prior.hosts.map((h) => [h.name, h]));
+  const hosts = next.hosts.map((h): PlannedHost => {
+    const before = priorHosts.get(h.name)?.pushes ?? [];
+    const oldPush = new Map(before.map((p) => [pushKey(p), p]));
+    const names = new Set(h.pushes.map(pushKey));
+    const pushes = [
+      ...h.pushes.flatMap((p) => {
+        if (!kept.has(pushKey(p))) return [p];
+        const old = oldPush.get(pushKey(p));
+        return old ? [old] : [];
+      }),
+      ...before.filter((p) => !names.has(pushKey(p)) && kept.has(pushKey(p))),
+    ];
+    return { ...h, pushes };
+  });
+  const priorLocal = new Map(prior.localCommands.map((c) => [c.resource, c]));
+  const localCommands = next.localCommands.flatMap((c) => {
+    if (!kept.has(`${LOCAL_COMMAND}::${c.resource}`)) return [c];
+    const old = priorLocal.get(c.resource);
+    return old ? [old] : [];
+  });
+  return { ...next, hosts, localCommands, resources };
 }
 
 /** The steps of a first `pulumi up` (or a replaced host): every push of the host, created. */
 export function createSteps(host: PlannedHost): PlannedStep[] {
   return host.pushes.flatMap((push): PlannedStep[] => {
-    if (push.type === COPY_TO_REMOTE) return [{ host: host.name, push, action: "create", runs: "copy" }];
-    return push.create === undefined ? [] : [{ host: host.name, push, action: "create", runs: "create" }];
+    if (push.type === COPY_TO_REMOTE)
+      return [{ host: host.name, push, action: "create", runs: "copy", phase: "apply" }];
+    return push.create === undefined
+      ? []
+      : [{ host: host.name, push, action: "create", runs: "create", phase: "apply" }];
   });
 }

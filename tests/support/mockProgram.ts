@@ -80,6 +80,12 @@ export interface ProgramInput {
   readonly stack?: string;
   /** The resources of the run this one updates. */
   readonly prior?: readonly RecordedResource[];
+  /**
+   * Outputs ("type::name" to values) the provider reports anew for a resource it keeps (an
+   * in-place update or a refresh that moves an address, say): the engine hands its dependents
+   * the new values, so their inputs differ from the run before.
+   */
+  readonly outputChanges?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 let publicIpCounter = 0;
@@ -264,7 +270,9 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
         const id = kept && d.prior?.id ? d.prior.id : idFor(type, name, generation);
         // An updated resource keeps what the provider computed (its public IP, say); inputs win.
         const state =
-          kept && d.prior?.state ? { ...d.prior.state, ...d.inputs } : computedState(type, name, d.inputs, generation);
+          kept && d.prior?.state
+            ? { ...d.prior.state, ...d.inputs, ...input.outputChanges?.[key] }
+            : computedState(type, name, d.inputs, generation);
         resources.push({
           ...recorded,
           inputs: d.inputs,

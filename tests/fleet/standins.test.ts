@@ -42,9 +42,12 @@ import {
   grafanaRuleThreshold,
   grafanaRuleUids,
   lokiRunningConfig,
+  durationSeconds,
   retentionSeconds,
+  ruleThreshold,
   THRESHOLD_RULES,
   type GrafanaLogin,
+  type ProvisionedAlertRule,
 } from "./checks/effects";
 
 const DAEMONS = Object.keys(VENDOR_PACKAGES) as Daemon[];
@@ -730,6 +733,24 @@ describe("stand-ins answer with what the program pushed (checks/effects.ts)", ()
       assert.equal(r.status, 1, `${what}: ${r.stderr}`);
       assert.match(r.stderr, message, what);
     }
+  });
+
+  it("effects: Prometheus durations as real Loki prints them, and a rule that is not a threshold is named, not guessed", () => {
+    // Real Loki's /config prints model.Duration's form (168h as 1w, 264h as 1w4d).
+    assert.equal(durationSeconds("1w4d"), 11 * 86400);
+    assert.equal(durationSeconds("264h"), 11 * 86400);
+    assert.equal(durationSeconds("1h30m"), 5400);
+    assert.equal(durationSeconds("0"), 0);
+    for (const bad of ["", "7 days", "30", "1m1h"])
+      assert.throws(() => durationSeconds(bad), /not a Prometheus duration/);
+    const rule = alertRule(alertDefinitions(testContext().config)[0], { dashboardUid: "d", panelId: 1 });
+    const asServed = JSON.parse(JSON.stringify(rule)) as ProvisionedAlertRule;
+    assert.equal(ruleThreshold(asServed), alertDefinitions(testContext().config)[0].threshold);
+    assert.throws(
+      () => ruleThreshold({ ...asServed, condition: "B" }),
+      new RegExp(`rule ${rule.uid}: condition B is not a threshold`),
+    );
+    assert.throws(() => ruleThreshold({ ...asServed, condition: "Z" }), /no data entry has the condition's refId "Z"/);
   });
 
   /** The rendered Loki config of `ctx`, on loopback and a free port, its state in the test's root. */

@@ -162,7 +162,9 @@ const DURATION_SECONDS: Readonly<Record<string, number>> = {
 export function durationSeconds(text: string): number {
   if (text === "0") return 0;
   const parts = [...text.matchAll(/(\d+)(ms|[ywdhms])/g)];
-  if (text === "" || parts.map((p) => p[0]).join("") !== text)
+  const order = parts.map((p) => Object.keys(DURATION_SECONDS).indexOf(p[2]));
+  // Whole text consumed, units from the biggest to the smallest, each once (as ParseDuration).
+  if (text === "" || parts.map((p) => p[0]).join("") !== text || order.some((o, i) => i > 0 && o <= order[i - 1]))
     throw new Error(`${JSON.stringify(text)} is not a Prometheus duration (e.g. 168h, 7d)`);
   return parts.reduce((sum, p) => sum + Number(p[1]) * DURATION_SECONDS[p[2]], 0);
 }

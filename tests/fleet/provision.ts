@@ -35,6 +35,8 @@ import {
   FLEET_SECRET_KEYS,
   fleetConfig,
   planStack,
+  recordedState,
+  resourceKey,
   updateSteps,
   type PlannedHost,
   type PlannedStep,
@@ -422,7 +424,9 @@ export interface UpdateResult {
  * `pulumi up` of `configChanges` (bare project keys or namespaced ones) against the fleet: the
  * program rendered again under the mocks with the applied stack as its prior state (the mocks
  * decide same/update/replace as the engine would), then exactly the remote command resources
- * the engine would run, run on their hosts. The fleet's plan and config become the new ones.
+ * the engine would run, run on their hosts. The fleet's config becomes the new one, its plan
+ * what the engine records: a failed step's resource, and those after it, keep their prior
+ * record (stackPlan.ts recordedState), so the next update runs them again.
  */
 export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<string, string>): Promise<UpdateResult> {
   const config = { ...pf.config };
@@ -450,18 +454,39 @@ export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<st
       });
     }
   }
+  // The stack as it was: what a failed step's resource keeps (recordedState, below).
+  const prior = pf.plan;
   pf.plan = next;
   pf.config = config;
+  // One step at a time, so the one that fails is known: it and the host's steps after it (the
+  // engine runs nothing that depends on a failed step) keep their prior record, and the next
+  // update runs them again. Other hosts go on; the first failure is thrown once all are done.
+  const notApplied = new Set<string>();
+  const failures: unknown[] = [];
+  const runRecorded = async (h: ProvisionedHost, mine: readonly PlannedStep[]): Promise<RanStep[]> => {
+    const ran: RanStep[] = [];
+    for (const [i, step] of mine.entries()) {
+      try {
+        ran.push(...(await runSteps(pf, h, [step])));
+      } catch (err) {
+        failures.push(err);
+        for (const s of mine.slice(i)) notApplied.add(resourceKey({ type: s.push.type, name: s.push.resource }));
+        break;
+      }
+    }
+    return ran;
+  };
   for (const h of pf.hosts) h.planned = next.hosts.find((p) => p.name === h.slot.name) as PlannedHost;
   const perHost = await Promise.all(
     pf.hosts.map((h) =>
-      runSteps(
-        pf,
+      runRecorded(
         h,
         steps.filter((s) => s.host === h.slot.name),
       ),
     ),
   );
+  pf.plan = recordedState(prior, next, notApplied);
+  if (failures.length > 0) throw failures[0];
   return { ran: perHost.flat(), notRun, plan: next };
 }
 

@@ -556,7 +556,7 @@ export function updateSteps(prior: StackPlan, next: StackPlan): PlannedStep[] {
       const dependent = old ? dependents.get(pushKey(push)) : undefined;
       const action = !old ? "create" : dependent ? "replace" : push.action;
       const because = dependent
-        ? `replaced with ${dependent.root} (delete-before-replace): its ${dependent.keys.join(", ")} depend on it`
+        ? `replaced with ${dependent.root} (delete-before-replace): its ${dependent.keys.join(", ")} depend on what it replaces`
         : undefined;
       const step = (s: Omit<PlannedStep, "host" | "because">): PlannedStep => ({
         host: host.name,
@@ -602,12 +602,15 @@ export function updateSteps(prior: StackPlan, next: StackPlan): PlannedStep[] {
  * The stack the engine records after an update in which the resources of `notApplied`
  * ("type::name") failed or never ran: their PRIOR records stay (none for a resource that was
  * to be created), as do those of every resource that depends on one of them in `next`
- * (dependencies and property dependencies, transitively): the engine runs no step of a
- * dependent of a failed step (pulumi/pulumi pkg/resource/deploy/step_executor.go
- * executeChain/cancelDueToError: a failed step stops its chain and, without
- * --continue-on-error, cancels every step not yet started; deployment_executor.go skips the
- * dependents of errored steps with it). Everything else is recorded as `next` declares it. So
- * `updateSteps(recorded, next)` holds the failed steps again, as the next `pulumi up` runs them.
+ * (dependencies and property dependencies, transitively). A failing pulumi-command script is a
+ * plain error (v1.2.1 remote/commandOutputs.go run), for which pulumi-go-provider v1.3.0
+ * infer/resource.go Create/Update return no partial state (only a ResourceInitFailedError
+ * does), so the engine keeps the old state, or none. It runs no step of a dependent of a
+ * failed step (pulumi/pulumi pkg/resource/deploy/step_executor.go executeChain and
+ * cancelDueToError: a failed step ends its chain and, without --continue-on-error, cancels
+ * every step not yet started; with it, deployment_executor.go handleSingleEvent skips the steps
+ * that depend on errored ones). Everything else is recorded as `next` declares it. So the next
+ * `pulumi up` (`updateSteps(recorded, render against recorded)`) runs the failed steps again.
  *
  * Not modelled: the old copy of a create-first replacement whose late delete failed stays in
  * the engine's state as pending deletion; here the new record replaces it (no push of this

@@ -133,6 +133,60 @@ function findLeader(nspawnPid: number): number | undefined {
   return undefined;
 }
 
+/** The unified (v2) hierarchy: /sys/fs/cgroup itself, or mounted by us where the host mounts only v1. */
+const UNIFIED_MOUNT = "/run/titan-fleet-cgroup2";
+
+function unifiedRoot(): string {
+  if (fs.existsSync("/sys/fs/cgroup/cgroup.controllers")) return "/sys/fs/cgroup";
+  if (fs.existsSync("/sys/fs/cgroup/unified/cgroup.controllers")) return "/sys/fs/cgroup/unified";
+  // Left mounted (it holds nothing of ours once the containers are gone; /run goes at reboot).
+  if (!fs.existsSync(`${UNIFIED_MOUNT}/cgroup.controllers`)) {
+    fs.mkdirSync(UNIFIED_MOUNT, { recursive: true });
+    run("mount", ["-t", "cgroup2", "titan-fleet-cgroup2", UNIFIED_MOUNT]);
+  }
+  return UNIFIED_MOUNT;
+}
+
+/** Every hierarchy nspawn places the container in: the unified one, and name=systemd where mounted. */
+function cgroupRoots(): string[] {
+  const legacy = "/sys/fs/cgroup/systemd";
+  return [unifiedRoot(), ...(fs.existsSync(`${legacy}/cgroup.procs`) ? [legacy] : [])];
+}
+
+/**
+ * Cgroups of the container's own, for nspawn to start in. With --keep-unit, nspawn splits the
+ * cgroup it runs in into supervisor/ (itself) and payload/ (the container), the path taken from
+ * its unified-hierarchy line (systemd src/nspawn/nspawn-cgroup.c, create_subcgroup; seen here:
+ * moved into a name=systemd cgroup only, nspawn still went to /supervisor). Started from one
+ * shared cgroup (this machine has no systemd to give each its own scope), every container's
+ * systemd managed the same payload/ tree, where units of the same name (every host has them)
+ * share a cgroup: one container removing its finished unit's cgroup removed another's in the
+ * middle of its start ("Failed at step CGROUP spawning /bin/sh: No such file or directory",
+ * status 219: seen on ifupdown-pre, systemd-network-generator and systemd-journal-flush, on
+ * whichever host booted last). Each nspawn therefore starts in titan-fleet/<machine> of each.
+ */
+export function ownCgroups(machine: string): string[] {
+  return cgroupRoots().map((root) => {
+    const dir = path.join(root, "titan-fleet", machine);
+    removeCgroup(dir);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  });
+}
+
+/** Removes a cgroup tree, deepest first (a cgroup goes only once it is empty); what stays busy stays. */
+export function removeCgroup(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) removeCgroup(path.join(dir, e.name));
+  }
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // Still holds a process (a container not yet gone): its own removal comes later.
+  }
+}
+
 export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup): Promise<Container> {
   const consoleLog = path.join(path.dirname(spec.hostDir), `${spec.machine}.console.log`);
   const args = [
@@ -165,7 +219,19 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
   cleanup.add(`container ${spec.machine}`, () => registered.stop?.());
   const fd = fs.openSync(consoleLog, "a");
   fs.writeSync(fd, `$ systemd-nspawn ${args.join(" ")}\n`);
-  const child: ChildProcess = spawn("/usr/bin/systemd-nspawn", args, { stdio: ["ignore", fd, fd], detached: true });
+  const cgroups = ownCgroups(spec.machine);
+  // The shell enters the container's own cgroups, then becomes nspawn (same pid).
+  const child: ChildProcess = spawn(
+    "/bin/sh",
+    [
+      "-c",
+      'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 1; done; exec "$@"',
+      cgroups.join(" "),
+      "/usr/bin/systemd-nspawn",
+      ...args,
+    ],
+    { stdio: ["ignore", fd, fd], detached: true },
+  );
   fs.closeSync(fd);
   const nspawnPid = child.pid;
   if (nspawnPid === undefined) throw new Error(`could not start systemd-nspawn for ${spec.machine}`);
@@ -224,6 +290,7 @@ export async function boot(spec: ContainerSpec, root: string, cleanup: Cleanup):
    */
   const released = async (timeoutMs = 60_000) => {
     await exit;
+    for (const c of cgroups) removeCgroup(c);
     await waitFor(
       `${spec.machine}'s init and veth to be released`,
       () => {

@@ -504,6 +504,8 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
       switch (path) {
         case "/latest/meta-data/instance-id":
           return reply(200, instance.instanceId);
+        case "/latest/meta-data/ami-id":
+          return reply(200, instance.imageId);
         case "/latest/meta-data/local-ipv4":
           return reply(200, instance.privateIp);
         case "/latest/meta-data/placement/availability-zone":

@@ -1,8 +1,8 @@
 /**
  * Faults done to a running fleet, and what must hold after each: a daemon killed with SIGKILL
  * is brought back by systemd (its unit's Restart=); a rebooted data host whose volume shows up
- * late comes back with its daemon started only after the mount, and the data it had; a
- * replaced Prometheus host (new root, new instance id, the same volume) still has that history.
+ * late comes back with its daemon started only after the mount, and the data it had.
+ * Replacements are the matrix's (replacements.ts).
  */
 import * as fs from "node:fs";
 import { DATA_DAEMONS, DATA_MOUNTS } from "../../templates/host/bootstrap";
@@ -10,9 +10,9 @@ import { hasDataVolume } from "../../facts/topology";
 import type { ContainerHost } from "./checks/host";
 import { activeTargets, findTarget, instantQuery, targetProblem, type ExpectedTarget } from "./checks/prometheus";
 import { checked, oneLine, type CheckResult } from "./checks/result";
-import { bootstrapMarker, cloudInitFinished, unitActive, unitsActive } from "./checks/system";
+import { unitActive, unitsActive } from "./checks/system";
 import type { Cleanup } from "./cleanup";
-import { bootAfterReboot, type Container } from "./container";
+import { bootAfterReboot } from "./container";
 import { waitFor } from "./exec";
 import { waitForSystemd } from "./readiness";
 import { attachLoop, detachLoop, writeDiskLinks, type LoopVolume } from "./volume";
@@ -282,69 +282,4 @@ export async function rebootDataHost(
     ...(await unitsActive(h)).map((r) => ({ ...r, name: `after reboot: ${r.name}` })),
     await probe.kept("after reboot"),
   ];
-}
-
-/**
- * The host replaced as `pulumi up` replaces an instance (provision.ts replaceHost: the old one
- * powered off, a new one on a fresh root with a new instance id and the same user data and
- * data volume, cloud-init's bootstrap, then the whole push). The bootstrap must find the
- * volume's filesystem and mount it without formatting: the history must still be there.
- */
-export async function replacePrometheus(
-  h: ContainerHost,
-  volume: LoopVolume,
-  replace: () => Promise<{ container: Container; instanceId: string }>,
-  prometheusUrl: string,
-  log: (line: string) => void,
-): Promise<CheckResult[]> {
-  const stamp = await recordedSample(prometheusUrl);
-  log(`${h.name}: replacing (sample ${stamp} recorded before)`);
-  const fresh = await replace();
-  h.container = fresh.container;
-  const label = `replaced (${fresh.instanceId})`;
-  return [
-    ...(await Promise.all([cloudInitFinished(h), bootstrapMarker(h)])).map((r) => ({
-      ...r,
-      name: `${label}: ${r.name}`,
-    })),
-    await volumeMounted(h, volume, label),
-    ...(await unitsActive(h)).map((r) => ({ ...r, name: `${label}: ${r.name}` })),
-    await historyKept(prometheusUrl, h.name, stamp, label),
-  ];
-}
-
-/**
- * A data host replaced as `pulumi up` replaces an instance (provision.ts replaceHost: fresh
- * root, new instance id, same volume, bootstrap and the whole push): the volume mounted, every
- * unit active, and what was written on the volume before still there.
- */
-export async function replaceDataHost(
-  h: ContainerHost,
-  volume: LoopVolume,
-  probe: DataProbe,
-  replace: () => Promise<{ container: Container; instanceId: string; pushError?: string }>,
-  log: (line: string) => void,
-): Promise<{ label: string; results: CheckResult[] }> {
-  await probe.record();
-  log(`${h.name}: replacing`);
-  const fresh = await replace();
-  h.container = fresh.container;
-  const label = `replaced (${fresh.instanceId})`;
-  const push: CheckResult =
-    fresh.pushError === undefined
-      ? { name: `${label}: push over SSH`, host: h.name, ok: true, detail: "the whole push ran again" }
-      : { name: `${label}: push over SSH`, host: h.name, ok: false, detail: fresh.pushError };
-  return {
-    label,
-    results: [
-      push,
-      ...(await Promise.all([cloudInitFinished(h), bootstrapMarker(h)])).map((r) => ({
-        ...r,
-        name: `${label}: ${r.name}`,
-      })),
-      await volumeMounted(h, volume, label),
-      ...(await unitsActive(h)).map((r) => ({ ...r, name: `${label}: ${r.name}` })),
-      await probe.kept(label),
-    ],
-  };
 }

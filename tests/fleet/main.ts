@@ -6,6 +6,7 @@
  * keeps the hosts up after the checks until interrupted (to look around inside).
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
@@ -13,39 +14,38 @@ import { fail, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
-import { grafanaSecretChanges } from "./checks/grafanaSecrets";
-import { retentionChange, secondUpNoOp, thresholdChange } from "./checks/changes";
+import { runMatrix, transitionLines, type TransitionRecord } from "./matrix";
+import { imageChanged, pinRaised } from "./replacements";
+import { RECORDED_TIMINGS, RUN_TIMINGS, withTimingsSection, writeTimings, type FleetTimings } from "./timings";
+import { projectRoot } from "../../templates/projectFiles";
 import type { Container } from "./container";
-import {
-  killAndRecover,
-  prometheusHistory,
-  rebootDataHost,
-  replaceDataHost,
-  replacePrometheus,
-  volumeMounted,
-  volumeToken,
-} from "./faults";
+import { killAndRecover, prometheusHistory, rebootDataHost, volumeMounted, volumeToken } from "./faults";
 import type { Fleet } from "./fleet";
 import { startAwsEndpoints } from "./awsEndpoints";
-import { provisionFleet, pushCheck, replaceHost, type ProvisionedFleet } from "./provision";
+import { provisionFleet, pushCheck, type ProvisionedFleet } from "./provision";
 import { CACHE_DIR } from "./layout";
 import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
 interface Args {
   readonly hosts?: string[];
   readonly hold: boolean;
+  /** Keep the run's timings as bench/fleet-timings.json and write the README's section from them. */
+  readonly record: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): Args {
   let hosts: string[] | undefined;
   let hold = false;
+  let record = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--hold") hold = true;
+    else if (a === "--record") record = true;
     else if (a === "--hosts" && argv[i + 1]) hosts = argv[++i].split(",").filter(Boolean);
-    else throw new Error(`argument ${JSON.stringify(a)}: expected --hosts NAME[,NAME...] or --hold`);
+    else throw new Error(`argument ${JSON.stringify(a)}: expected --hosts NAME[,NAME...], --hold or --record`);
   }
-  return { hosts, hold };
+  if (record && hosts) throw new Error("--record: only a run of every host of the plan is recorded; drop --hosts");
+  return { hosts, hold, record };
 }
 
 export function summary(fleet: Fleet): string {
@@ -95,6 +95,7 @@ const TARGETS_TIMEOUT_MS = 300_000;
 export interface FleetRun {
   readonly results: CheckResult[];
   readonly timings: HostTiming[];
+  readonly transitions: TransitionRecord[];
 }
 
 /** Replaces the fleet's record of a host's container (after a reboot, nspawn is a new one). */
@@ -144,11 +145,9 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     results.push(fail("Prometheus targets", "fleet", "no prometheus host in this run: targets not checked"));
   }
 
-  log("changes");
-  results.push(...(await step("second up", "fleet", () => secondUpNoOp(pf, hosts))));
-  results.push(...(await step("threshold change", "fleet", () => thresholdChange(pf, hosts))));
-  results.push(...(await step("retention change", "fleet", () => retentionChange(pf, hosts, promUrl))));
-  results.push(...(await step("grafana secret changes", "fleet", () => grafanaSecretChanges(pf, hosts))));
+  log("the lifecycle matrix: configuration transitions");
+  const transitions = await runMatrix({ pf, hosts, prometheusUrl: promUrl, log });
+  for (const t of transitions) results.push(...t.results);
 
   log("faults");
   const target = (job: string, host: string): ExpectedTarget | undefined =>
@@ -185,18 +184,6 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
         return [...r, await lokiNeverUnconfigured(loki, "after reboot")];
       })),
     );
-    results.push(
-      ...(await step("replacement", loki.name, async () => {
-        const { label, results: r } = await replaceDataHost(
-          loki,
-          lokiVolume,
-          volumeToken(loki),
-          () => replaceHost(pf, loki.name, 2),
-          log,
-        );
-        return [...r, await lokiNeverUnconfigured(loki, label)];
-      })),
-    );
   }
   const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
   if (prometheus && promUrl && volume) {
@@ -207,27 +194,16 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
         return r;
       })),
     );
-    results.push(
-      ...(await step("replacement", prometheus.name, async () => {
-        // replaceHost records a failed push on the host (pushRecorded) rather than throwing,
-        // so this check reports it, and the checks after it show what the failure left.
-        let push: CheckResult = fail("replaced: push over SSH", prometheus.name, "the replacement never pushed");
-        const r = await replacePrometheus(
-          prometheus,
-          volume,
-          async () => {
-            const fresh = await replaceHost(pf, prometheus.name, 2);
-            push = pushCheck(fresh, `replaced (${fresh.instanceId})`);
-            return fresh;
-          },
-          promUrl,
-          log,
-        );
-        return [push, ...r];
-      })),
-    );
   }
-  return { results, timings };
+  // Replacements, as the engine does them for a raised pin and for a new image (replacements.ts).
+  log("the lifecycle matrix: replacements");
+  const replacements = await runMatrix({ pf, hosts, prometheusUrl: promUrl, log }, [
+    pinRaised("grafana"),
+    imageChanged,
+  ]);
+  for (const t of replacements) results.push(...t.results);
+  transitions.push(...replacements);
+  return { results, timings, transitions };
 }
 
 async function main(): Promise<number> {
@@ -256,8 +232,28 @@ async function main(): Promise<number> {
         totalSeconds: (Date.now() - clock.started) / 1000,
       })}\n`,
     );
+    process.stdout.write(`\n${transitionLines(run.transitions)}\n`);
     process.stdout.write(formatReport(run.results));
     status = exitStatus(run.results);
+    const failed = run.results.filter((r) => !r.ok).length;
+    const timings: FleetTimings = {
+      measured: new Date().toISOString().slice(0, 10),
+      machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
+      packageCache,
+      imageBuilt: fleet.image.built,
+      wholeRunSeconds: Math.round((Date.now() - clock.started) / 100) / 10,
+      checks: { passed: run.results.length - failed, failed },
+      hosts: run.timings,
+      transitions: run.transitions.map((t) => ({ id: t.id, live: t.live })),
+    };
+    writeTimings(RUN_TIMINGS(), timings);
+    if (args.record) {
+      if (status !== 0) throw new Error("--record: a run with a failed check is not recorded");
+      writeTimings(RECORDED_TIMINGS(), timings);
+      const readme = path.join(projectRoot(), "README.md");
+      fs.writeFileSync(readme, withTimingsSection(fs.readFileSync(readme, "utf8"), timings));
+      log(`recorded ${RECORDED_TIMINGS()} and README.md's timing section`);
+    }
     if (args.hold) {
       log("holding; interrupt (Ctrl-C) to remove everything");
       // A timer keeps the event loop (and so the process) alive until a signal ends it.

@@ -38,6 +38,7 @@ import {
   recordedState,
   resourceKey,
   updateSteps,
+  INSTANCE,
   type PlannedHost,
   type PlannedStep,
   type StackPlan,
@@ -64,6 +65,8 @@ export interface ProvisionedHost extends FleetHost {
   readonly target: SshTarget;
   /** Why its first push failed (the provider would have failed that resource); undefined when it ran. */
   pushError?: string;
+  /** The steps of its last whole push (first `up` or replacement). */
+  lastPush?: RanStep[];
 }
 
 export interface RanStep {
@@ -332,6 +335,7 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
         tags: { ...h.planned.tags },
         // Credentials only where the stack gives the instance a profile, as on EC2.
         roleName: h.planned.instanceRole ?? null,
+        imageId: imageOf(thePlan, h.slot.privateIp),
       })),
       region: ctx.config.region,
     });
@@ -375,6 +379,7 @@ export async function pushHost(pf: ProvisionedFleet, name: string): Promise<RanS
   const host = hostNamed(pf, name);
   const started = Date.now();
   const ran = await runSteps(pf, host, createSteps(host.planned));
+  host.lastPush = ran;
   host.pushSeconds = (Date.now() - started) / 1000;
   host.pushError = undefined;
   pf.log(`${name}: push done in ${host.pushSeconds.toFixed(1)} s`);
@@ -418,6 +423,8 @@ export interface UpdateResult {
   /** What the engine would run that the fleet does not: local commands, hosts not booted. */
   readonly notRun: NotRun[];
   readonly plan: StackPlan;
+  /** Booted hosts whose instance the update replaced (booted again, whole push run). */
+  readonly replaced?: readonly string[];
 }
 
 /**
@@ -428,9 +435,16 @@ export interface UpdateResult {
  * what the engine records: a failed step's resource, and those after it, keep their prior
  * record (stackPlan.ts recordedState), so the next update runs them again.
  */
-export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<string, string>): Promise<UpdateResult> {
+export async function applyUpdate(
+  pf: ProvisionedFleet,
+  configChanges: Record<string, string | null>,
+): Promise<UpdateResult> {
   const config = { ...pf.config };
-  for (const [k, v] of Object.entries(configChanges)) config[key(k)] = v;
+  // null: the key removed from the stack (`pulumi config rm`).
+  for (const [k, v] of Object.entries(configChanges)) {
+    if (v === null) delete config[key(k)];
+    else config[key(k)] = v;
+  }
   const next = await planStack(config, { prior: pf.plan.resources });
   const steps = updateSteps(pf.plan, next);
   const notRun: NotRun[] = next.localCommands
@@ -444,15 +458,15 @@ export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<st
   for (const s of steps.filter((x) => !booted.has(x.host))) {
     notRun.push({ resource: s.push.resource, action: s.action, why: `host ${s.host} is not in this fleet run` });
   }
-  for (const h of next.hosts) {
-    const old = pf.plan.hosts.find((p) => p.name === h.name);
-    if (old && old.userData !== h.userData && booted.has(h.name)) {
-      notRun.push({
-        resource: h.name,
-        action: "replace",
-        why: "its user data changed: the instance would be replaced (not done by applyUpdate)",
-      });
-    }
+  // Instances the engine replaces (their user data, image or key changed: replacementRules.ts).
+  const replaced = new Set(
+    next.resources
+      .filter((r) => r.type === INSTANCE && r.action === "replace")
+      .map((r) => next.hosts.find((h) => h.privateIp === r.inputs.privateIp)?.name)
+      .filter((n): n is string => n !== undefined),
+  );
+  for (const name of [...replaced].filter((n) => !booted.has(n))) {
+    notRun.push({ resource: name, action: "replace", why: `host ${name} is not in this fleet run` });
   }
   // The stack as it was: what a failed step's resource keeps (recordedState, below).
   const prior = pf.plan;
@@ -478,17 +492,40 @@ export async function applyUpdate(pf: ProvisionedFleet, configChanges: Record<st
   };
   for (const h of pf.hosts) h.planned = next.hosts.find((p) => p.name === h.slot.name) as PlannedHost;
   const perHost = await Promise.all(
-    pf.hosts.map((h) =>
-      runRecorded(
-        h,
-        steps.filter((s) => s.host === h.slot.name),
-      ),
-    ),
+    pf.hosts.map(async (h) => {
+      const name = h.slot.name;
+      if (!replaced.has(name))
+        return runRecorded(
+          h,
+          steps.filter((s) => s.host === name),
+        );
+      // The engine deletes the instance first (infra/host.ts deleteBeforeReplace), creates it
+      // with the new inputs, then every push of the host runs on it: each triggers on the
+      // instance id, so the update's own steps for this host are exactly that whole push.
+      const fresh = await replaceHost(pf, name, ++replacementCount);
+      // A failed push is recorded on the host for its check (pushRecorded), not thrown: none of
+      // its pushes is recorded as applied, so the next update pushes it again.
+      if (fresh.pushError !== undefined) {
+        for (const p of fresh.planned.pushes) notApplied.add(resourceKey({ type: p.type, name: p.resource }));
+      }
+      return (fresh.lastPush ?? []).map((r) => ({ ...r, action: "replace" }));
+    }),
   );
   pf.plan = recordedState(prior, next, notApplied);
   if (failures.length > 0) throw failures[0];
-  return { ran: perHost.flat(), notRun, plan: next };
+  return { ran: perHost.flat(), notRun, plan: next, replaced: [...replaced].filter((n) => booted.has(n)) };
 }
+
+/** The `ami` the stack gives the instance at `privateIp`: what EC2 launches it from. */
+export function imageOf(plan: StackPlan, privateIp: string): string {
+  const inst = plan.resources.find((r) => r.type === INSTANCE && r.inputs.privateIp === privateIp);
+  const ami = inst?.inputs.ami;
+  if (typeof ami !== "string") throw new Error(`no instance at ${privateIp} with an ami in the plan`);
+  return ami;
+}
+
+/** Tells replaced roots apart (their host directories are named <host>.<n>). */
+let replacementCount = 100;
 
 /** What a replaced instance gets: a fresh root and instance id, the same volume, the stack's user data, then its whole push. */
 export async function replaceHost(pf: ProvisionedFleet, name: string, generation: number): Promise<ProvisionedHost> {
@@ -522,6 +559,8 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     privateIp: replaced.slot.privateIp,
     tags: { ...old.planned.tags },
     roleName: old.planned.instanceRole ?? null,
+    // The image the program resolved in the run that replaced it (the instance's `ami`).
+    imageId: imageOf(pf.plan, old.slot.privateIp),
   });
   // A replaced instance has a new host key: its host-key command runs again (trigger: instance id).
   if (pf.aws) {

@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs";
 import { runProgram, type ProgramInput, type Snapshot } from "../support/mockProgram";
+import { programEdits, applyProgramEdits } from "./programEdits";
 
 export interface PlannedSourceRecord {
   /** The asset or archive class the program used (FileArchive, FileAsset, ...). */
@@ -26,6 +27,8 @@ export interface StackPlanOutput {
 
 async function main(): Promise<void> {
   const input = JSON.parse(fs.readFileSync(process.env.STACK_PLAN_INPUT_FILE ?? "", "utf8")) as ProgramInput;
+  // The developer's edits the matrix made so far (programEdits.ts), inherited from the parent.
+  applyProgramEdits(programEdits());
   const snapshot = await runProgram(input);
   const sources: Record<string, PlannedSourceRecord> = {};
   for (const r of snapshot.resources) {

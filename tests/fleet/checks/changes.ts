@@ -6,12 +6,8 @@
  */
 import { LOGIN_USER } from "../layout";
 import { shell, type CheckHost } from "./host";
-import { GRAFANA_SERVICE } from "../../../templates/host/grafanaServer";
-import { key } from "../../support/snapshots";
-import { waitFor } from "../exec";
 import { applyUpdate, type ProvisionedFleet, type UpdateResult } from "../provision";
-import { getJson } from "./prometheus";
-import { checked, type CheckResult } from "./result";
+import type { CheckResult } from "./result";
 
 /**
  * Where a push leaves files: the login user's staging tree (infra/delivery/pushTree.ts) and the
@@ -120,15 +116,17 @@ const fingerprints = (hosts: readonly CheckHost[]) => Promise.all(hosts.map(fing
  * A configuration change applied as `pulumi up` would (provision.ts applyUpdate): only `owner`'s
  * push runs, on `owner` only `restarts` restart, every other host is untouched.
  */
-async function changeApplied(
+export async function changeApplied(
   pf: ProvisionedFleet,
   hosts: readonly CheckHost[],
   change: string,
-  configChanges: Record<string, string>,
+  configChanges: Record<string, string | null>,
   owner: string,
   restarts: readonly string[],
-): Promise<{ results: CheckResult[]; update: UpdateResult }> {
+): Promise<{ results: CheckResult[]; update: UpdateResult; started: number }> {
   const before = await fingerprints(hosts);
+  // "config change -> live" counts from here: the start of the `up`.
+  const started = Date.now();
   const update = await applyUpdate(pf, configChanges);
   const after = await fingerprints(hosts);
   const ran = update.ran.map((r) => `${r.host}:${r.resource} (${r.action})`);
@@ -158,52 +156,7 @@ async function changeApplied(
         : untouched(h, before[i], after[i], change),
     ),
   );
-  return { results, update };
-}
-
-/** A threshold is Grafana's alone (its alert rules): only its push runs, only Grafana restarts. */
-export async function thresholdChange(pf: ProvisionedFleet, hosts: readonly CheckHost[]): Promise<CheckResult[]> {
-  const current = Number(pf.config[key("rootDiskCriticalPercent")] ?? 65);
-  const { results } = await changeApplied(
-    pf,
-    hosts,
-    "rootDiskCriticalPercent change",
-    { rootDiskCriticalPercent: String(current === 70 ? 71 : 70) },
-    "grafana",
-    [GRAFANA_SERVICE],
-  );
-  return results;
-}
-
-/** Retention is a Prometheus flag: only its push runs, only Prometheus restarts, with the new flag. */
-export async function retentionChange(
-  pf: ProvisionedFleet,
-  hosts: readonly CheckHost[],
-  prometheusUrl: string | undefined,
-): Promise<CheckResult[]> {
-  const days = Number(pf.config[key("prometheusRetentionDays")] ?? 15) + 1;
-  const { results } = await changeApplied(
-    pf,
-    hosts,
-    "prometheusRetentionDays change",
-    { prometheusRetentionDays: String(days) },
-    "prometheus",
-    ["prometheus"],
-  );
-  if (prometheusUrl) {
-    results.push(
-      await checked(`prometheusRetentionDays change: Prometheus runs with ${days}d`, "prometheus", async () => {
-        const flags = await waitFor(
-          "Prometheus answering after its restart",
-          () => getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`),
-          { timeoutMs: 120_000 },
-        );
-        const retention = flags["storage.tsdb.retention.time"];
-        return { ok: retention === `${days}d`, detail: `storage.tsdb.retention.time=${retention}` };
-      }),
-    );
-  }
-  return results;
+  return { results, update, started };
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * Grafana's secrets changed on a running stack, applied as `pulumi up` would (provision.ts
- * applyUpdate), and checked by their effect on the host (issue 17, item 1): a webhook set and
- * then rotated restarts grafana-server with the new value in its process environment (Grafana
- * reads its environment and provisioning only at start), and a rotated admin password is reset
- * in Grafana's database: the new one logs in, the old one is refused.
+ * applyUpdate), and checked by their effect on the host: a webhook set and then rotated
+ * restarts grafana-server with the new value in its process environment (Grafana reads its
+ * environment and provisioning only at start); removed, it restarts without it and the contact
+ * points file asks Grafana to delete the stored contact point; a rotated admin password is
+ * reset in Grafana's database: the new one logs in, the old one is refused.
  */
 import { GRAFANA_SERVICE } from "../../../templates/host/grafanaServer";
-import { SLACK_WEBHOOK_ENV } from "../../../templates/grafana";
+import { SLACK_CONTACT_POINT, SLACK_WEBHOOK_ENV } from "../../../templates/grafana";
+import { GRAFANA_PATHS } from "../../../templates/grafana/constants";
 import { SERVICES } from "../../../facts/topology";
 import { key } from "../../support/snapshots";
 import { waitFor } from "../exec";
@@ -14,6 +16,7 @@ import { applyUpdate, type ProvisionedFleet, type UpdateResult } from "../provis
 import { isVerificationStep } from "./changes";
 import { shell, type CheckHost } from "./host";
 import { checked, fail, oneLine, type CheckResult } from "./result";
+import type { LiveTiming } from "../matrix";
 
 /** grafana-server's InvocationID (renewed by every start) and its main process's environment. */
 async function serviceState(h: CheckHost): Promise<{ invocation: string; env: Map<string, string> }> {
@@ -47,18 +50,22 @@ function onlyGrafanaRan(change: string, update: UpdateResult): CheckResult {
   };
 }
 
+/** The webhook set to `url` (or removed, with null): Grafana restarts with (or without) it. */
 async function webhookApplied(
   pf: ProvisionedFleet,
   h: CheckHost,
   change: string,
-  url: string,
+  url: string | null,
   previous?: string,
-): Promise<CheckResult[]> {
+): Promise<{ results: CheckResult[]; live?: LiveTiming }> {
   const before = await serviceState(h);
+  const started = Date.now();
   const update = await applyUpdate(pf, { slackWebhookUrl: url });
   const results = [onlyGrafanaRan(change, update)];
+  let live: LiveTiming | undefined;
+  const what = url === null ? "without the webhook in its environment" : "with the new value in its environment";
   results.push(
-    await checked(`${change}: ${GRAFANA_SERVICE} restarted with the new value in its environment`, h.name, async () => {
+    await checked(`${change}: ${GRAFANA_SERVICE} restarted ${what}`, h.name, async () => {
       const after = await waitFor(
         `${GRAFANA_SERVICE} running again`,
         async () => {
@@ -67,17 +74,34 @@ async function webhookApplied(
         },
         { timeoutMs: 60_000 },
       );
+      live = { host: h.name, seconds: (Date.now() - started) / 1000 };
       const value = after.env.get(SLACK_WEBHOOK_ENV);
-      const ok = value === url && (previous === undefined || value !== previous);
+      const ok = url === null ? value === undefined : value === url && (previous === undefined || value !== previous);
+      const held =
+        value === undefined
+          ? "is not set"
+          : value === url
+            ? "is the new value"
+            : value === previous
+              ? "is still the OLD value"
+              : "is another value";
       return {
         ok,
-        detail: `InvocationID ${before.invocation.slice(0, 8)} -> ${after.invocation.slice(0, 8)}; ${SLACK_WEBHOOK_ENV} ${
-          value === url ? "is the new value" : value === previous ? "is still the OLD value" : "is missing or other"
-        }`,
+        detail: `InvocationID ${before.invocation.slice(0, 8)} -> ${after.invocation.slice(0, 8)}; ${SLACK_WEBHOOK_ENV} ${held}`,
       };
     }),
   );
-  return results;
+  if (url === null) {
+    // templates/grafana/alerting.ts contactPointsFile: without a webhook the file deletes it.
+    results.push(
+      await checked(`${change}: the contact points file deletes ${SLACK_CONTACT_POINT.uid}`, h.name, async () => {
+        const r = await shell(h, `cat ${GRAFANA_PATHS.contactPoints}`);
+        const ok = r.status === 0 && /deleteContactPoints:/.test(r.out) && r.out.includes(SLACK_CONTACT_POINT.uid);
+        return { ok, detail: ok ? "deleteContactPoints names it" : oneLine(r.out, 200) };
+      }),
+    );
+  }
+  return { results, live };
 }
 
 /** GET /api/user with basic auth: the HTTP status. */
@@ -95,19 +119,27 @@ const output = (pf: ProvisionedFleet, name: string): string => {
   return value;
 };
 
-export async function grafanaSecretChanges(pf: ProvisionedFleet, hosts: readonly CheckHost[]): Promise<CheckResult[]> {
+export async function grafanaSecretChanges(
+  pf: ProvisionedFleet,
+  hosts: readonly CheckHost[],
+): Promise<{ results: CheckResult[]; live: LiveTiming[] }> {
   const h = hosts.find((x) => x.role === "grafana");
-  if (!h) return [fail("Grafana secret changes", "fleet", "no grafana host in this run: not checked")];
+  if (!h)
+    return { results: [fail("Grafana secret changes", "fleet", "no grafana host in this run: not checked")], live: [] };
   const first = "https://hooks.slack.com/services/T0FLEET/B0FLEET/first0000";
   const second = "https://hooks.slack.com/services/T0FLEET/B0FLEET/second000";
-  const results = [
-    ...(await webhookApplied(pf, h, "slackWebhookUrl set", first)),
-    ...(await webhookApplied(pf, h, "slackWebhookUrl rotated", second, first)),
+  const steps = [
+    await webhookApplied(pf, h, "slackWebhookUrl set", first),
+    await webhookApplied(pf, h, "slackWebhookUrl rotated", second, first),
+    await webhookApplied(pf, h, "slackWebhookUrl removed", null, second),
   ];
+  const results = steps.flatMap((s) => s.results);
+  const live = steps.flatMap((s) => (s.live ? [s.live] : []));
 
   const user = output(pf, "grafanaAdminUser");
   const oldPassword = output(pf, "grafanaAdminPassword");
   const rotation = Number(pf.config[key("grafanaAdminPasswordRotation")] ?? 0) + 1;
+  const started = Date.now();
   const update = await applyUpdate(pf, { grafanaAdminPasswordRotation: String(rotation) });
   const newPassword = output(pf, "grafanaAdminPassword");
   results.push(onlyGrafanaRan("grafanaAdminPasswordRotation raised", update));
@@ -126,6 +158,7 @@ export async function grafanaSecretChanges(pf: ProvisionedFleet, hosts: readonly
           },
           { timeoutMs: 60_000 },
         );
+        if (status.fresh === 200) live.push({ host: h.name, seconds: (Date.now() - started) / 1000 });
         return {
           ok: newPassword !== oldPassword && reset && status.fresh === 200 && status.stale === 401,
           detail: `password ${newPassword === oldPassword ? "NOT " : ""}regenerated; reset ${reset ? "ran" : "did NOT run"}; new password: HTTP ${status.fresh}, old: HTTP ${status.stale}`,
@@ -133,5 +166,5 @@ export async function grafanaSecretChanges(pf: ProvisionedFleet, hosts: readonly
       },
     ),
   );
-  return results;
+  return { results, live };
 }

@@ -1,0 +1,283 @@
+/**
+ * The lifecycle matrix: each transition of a running stack the fleet proves, applied as `pulumi
+ * up` would apply it (provision.ts applyUpdate: the program rendered before and after under the
+ * mocks, the engine's steps run on the hosts, a replaced instance booted again), and checked by
+ * its effect on the host: the new value in the running daemon (its API, its environment), not
+ * only the file or which push ran. Each transition also reports "config change → live": the
+ * seconds from the start of its `up` until the change was seen in effect on the host.
+ *
+ * TRANSITIONS is the table; runMatrix applies them in order, each on the state the one before
+ * left (as successive `up`s of one stack do).
+ */
+import { alertDefinitions } from "../../templates/alerts";
+import { GRAFANA_PATHS } from "../../templates/grafana/constants";
+import { GRAFANA_SERVICE } from "../../templates/host/grafanaServer";
+import { lokiRetentionHours } from "../../templates/loki/config";
+import { key } from "../support/snapshots";
+import { changeApplied, secondUpNoOp } from "./checks/changes";
+import {
+  grafanaAdminLogin,
+  grafanaRuleThreshold,
+  grafanaRuleUids,
+  lokiRunningConfig,
+  retentionSeconds,
+} from "./checks/effects";
+import { grafanaSecretChanges } from "./checks/grafanaSecrets";
+import type { ContainerHost } from "./checks/host";
+import { shell } from "./checks/host";
+import { getJson } from "./checks/prometheus";
+import { checked, fail, oneLine, type CheckResult } from "./checks/result";
+import { waitFor } from "./exec";
+import { editProgram } from "./programEdits";
+import { stackContext, type ProvisionedFleet } from "./provision";
+
+export interface LiveTiming {
+  readonly host: string;
+  /** From the start of the `up` until the change was seen in effect on the host. */
+  readonly seconds: number;
+}
+
+export interface TransitionRecord {
+  /** The transition's name in the table (and in the timings file). */
+  readonly id: string;
+  readonly results: CheckResult[];
+  readonly live: LiveTiming[];
+}
+
+export interface MatrixContext {
+  readonly pf: ProvisionedFleet;
+  readonly hosts: readonly ContainerHost[];
+  readonly prometheusUrl?: string;
+  readonly log: (line: string) => void;
+}
+
+export interface Transition {
+  readonly id: string;
+  /** What the user changes, and what must then hold on the hosts (for the README's table). */
+  readonly change: string;
+  readonly expect: string;
+  run(ctx: MatrixContext): Promise<Omit<TransitionRecord, "id">>;
+}
+
+const EFFECT_TIMEOUT_MS = 120_000;
+
+/**
+ * Polls `probe` until it holds (or the deadline): the check, and the seconds from `started`
+ * (the start of the `up`) until it first held.
+ */
+export async function inEffect(
+  name: string,
+  host: string,
+  started: number,
+  probe: () => Promise<{ ok: boolean; detail: string }>,
+  timeoutMs = EFFECT_TIMEOUT_MS,
+): Promise<{ result: CheckResult; live?: LiveTiming }> {
+  let last = "";
+  try {
+    const held = await waitFor(
+      name,
+      async () => {
+        const r = await probe();
+        last = r.detail;
+        return r.ok ? r : undefined;
+      },
+      { timeoutMs, intervalMs: 250, why: () => last },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    return {
+      result: { name, host, ok: true, detail: `${held.detail} (live ${seconds.toFixed(1)} s after the up started)` },
+      live: { host, seconds },
+    };
+  } catch (err) {
+    return { result: fail(name, host, (err as Error).message) };
+  }
+}
+
+const thresholds = (pf: ProvisionedFleet) =>
+  new Map(alertDefinitions(stackContext(pf.plan).config).map((a) => [a.uid, a.threshold]));
+
+/** Threshold keys changed in one `up`: every rule whose threshold moved holds the new one in Grafana. */
+function thresholdTransition(id: string, changes: (pf: ProvisionedFleet) => Record<string, string>): Transition {
+  return {
+    id,
+    change: `${id} changed`,
+    expect: "only the Grafana push runs, only Grafana restarts; the running Grafana evaluates the new threshold",
+    async run({ pf, hosts }) {
+      const before = thresholds(pf);
+      const { results, started } = await changeApplied(pf, hosts, id, changes(pf), "grafana", [GRAFANA_SERVICE]);
+      const after = thresholds(pf);
+      const moved = [...after].filter(([uid, t]) => before.get(uid) !== t);
+      const grafana = hosts.find((h) => h.role === "grafana");
+      const live: LiveTiming[] = [];
+      if (moved.length === 0)
+        results.push(fail(`${id}: a rule's threshold moves`, "fleet", "no rule's threshold changed"));
+      if (!grafana) return { results, live };
+      for (const [uid, threshold] of moved) {
+        const e = await inEffect(`${id}: Grafana evaluates ${uid} at ${threshold}`, grafana.name, started, async () => {
+          const held = await grafanaRuleThreshold(grafana, uid, grafanaAdminLogin(pf));
+          return { ok: held === threshold, detail: `Grafana holds ${uid} at ${String(held)}` };
+        });
+        results.push(e.result);
+        if (e.live) live.push(e.live);
+      }
+      return {
+        results,
+        live: live.length ? [{ host: grafana.name, seconds: Math.max(...live.map((l) => l.seconds)) }] : [],
+      };
+    },
+  };
+}
+
+const bump = (pf: ProvisionedFleet, name: string, fallback: number, delta = 1): string =>
+  String(Number(pf.config[key(name)] ?? fallback) + delta);
+
+export const TRANSITIONS: readonly Transition[] = [
+  {
+    id: "nothing changed",
+    change: "a second `pulumi up` with nothing changed",
+    expect: "no command runs, no service restarts, no pushed file changes",
+    run: async ({ pf, hosts }) => ({ results: await secondUpNoOp(pf, hosts), live: [] }),
+  },
+  thresholdTransition("rootDiskCriticalPercent", (pf) => ({
+    rootDiskCriticalPercent: bump(pf, "rootDiskCriticalPercent", 65, 5),
+  })),
+  thresholdTransition("cpuWarningPercent, memoryWarningPercent, logErrorLinesPerMinute", (pf) => ({
+    cpuWarningPercent: bump(pf, "cpuWarningPercent", 80, -5),
+    memoryWarningPercent: bump(pf, "memoryWarningPercent", 85, -5),
+    logErrorLinesPerMinute: bump(pf, "logErrorLinesPerMinute", 60, 15),
+  })),
+  {
+    id: "prometheusRetentionDays",
+    change: "prometheusRetentionDays changed",
+    expect: "only the Prometheus push runs, only Prometheus restarts; it runs with the new retention flag",
+    async run({ pf, hosts, prometheusUrl }) {
+      const days = Number(bump(pf, "prometheusRetentionDays", 15));
+      const { results, started } = await changeApplied(
+        pf,
+        hosts,
+        "prometheusRetentionDays change",
+        { prometheusRetentionDays: String(days) },
+        "prometheus",
+        ["prometheus"],
+      );
+      if (!prometheusUrl) return { results, live: [] };
+      const e = await inEffect(
+        `prometheusRetentionDays: Prometheus runs with ${days}d`,
+        "prometheus",
+        started,
+        async () => {
+          const flags = await getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`);
+          const retention = flags["storage.tsdb.retention.time"];
+          return { ok: retention === `${days}d`, detail: `storage.tsdb.retention.time=${retention}` };
+        },
+      );
+      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
+    },
+  },
+  {
+    id: "lokiRetentionDays",
+    change: "lokiRetentionDays changed",
+    expect: "only the Loki push runs, only Loki restarts; the running Loki holds the new retention period",
+    async run({ pf, hosts }) {
+      const days = Number(bump(pf, "lokiRetentionDays", 14));
+      const { results, started } = await changeApplied(
+        pf,
+        hosts,
+        "lokiRetentionDays change",
+        { lokiRetentionDays: String(days) },
+        "loki",
+        ["loki"],
+      );
+      const loki = hosts.find((h) => h.role === "loki");
+      if (!loki) return { results, live: [] };
+      const want = lokiRetentionHours(days) * 3600;
+      const e = await inEffect(
+        `lokiRetentionDays: Loki runs with a ${days}-day retention period`,
+        loki.name,
+        started,
+        async () => {
+          const held = retentionSeconds(await lokiRunningConfig(loki));
+          return { ok: held === want, detail: `/config: limits_config.retention_period ${held / 86400} days` };
+        },
+      );
+      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
+    },
+  },
+  {
+    id: "slackWebhookUrl set, rotated, removed; admin password rotated",
+    change: "slackWebhookUrl set, then rotated, then removed; grafanaAdminPasswordRotation raised",
+    expect:
+      "only the Grafana push runs each time; Grafana restarts with the new webhook in its environment, and without it once removed (its contact point deleted); the new password logs in, the old one is refused",
+    run: async ({ pf, hosts }) => {
+      const r = await grafanaSecretChanges(pf, hosts);
+      return { results: r.results, live: r.live };
+    },
+  },
+  {
+    id: "alert rule removed",
+    change: "an alert rule taken out of the table (its uid retired)",
+    expect:
+      "only the Grafana push runs; the rules file's deleteRules reach the host and Grafana no longer holds the rule",
+    async run({ pf, hosts }) {
+      const uid = "titan-app-error-log-lines";
+      editProgram({ retireAlerts: [uid] });
+      const { results, started } = await changeApplied(pf, hosts, "alert rule removed", {}, "grafana", [
+        GRAFANA_SERVICE,
+      ]);
+      const grafana = hosts.find((h) => h.role === "grafana");
+      if (!grafana) return { results, live: [] };
+      results.push(
+        await checked(
+          `alert rule removed: ${GRAFANA_PATHS.alertRules} lists ${uid} under deleteRules`,
+          grafana.name,
+          async () => {
+            const r = await shell(grafana, `cat ${GRAFANA_PATHS.alertRules}`);
+            const section = r.out.slice(r.out.indexOf("deleteRules:"));
+            const ok = r.status === 0 && r.out.includes("deleteRules:") && section.includes(uid);
+            return { ok, detail: ok ? "deleteRules names it" : `file: ${oneLine(r.out, 200)}` };
+          },
+        ),
+      );
+      const e = await inEffect(
+        `alert rule removed: Grafana no longer holds ${uid}`,
+        grafana.name,
+        started,
+        async () => {
+          const uids = await grafanaRuleUids(grafana, grafanaAdminLogin(pf));
+          return {
+            ok: uids.length > 0 && !uids.includes(uid),
+            detail: `Grafana holds ${uids.length} rules${uids.includes(uid) ? `, ${uid} among them` : ""}`,
+          };
+        },
+      );
+      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
+    },
+  },
+];
+
+/** Runs the table in order; a transition whose machinery fails is that transition's failure. */
+export async function runMatrix(ctx: MatrixContext, table = TRANSITIONS): Promise<TransitionRecord[]> {
+  const records: TransitionRecord[] = [];
+  for (const t of table) {
+    ctx.log(`transition: ${t.id}`);
+    try {
+      const r = await t.run(ctx);
+      records.push({ id: t.id, ...r });
+    } catch (err) {
+      records.push({ id: t.id, results: [fail(t.id, "fleet", (err as Error).message)], live: [] });
+    }
+  }
+  return records;
+}
+
+/** One line per transition: its checks' verdict and config change → live per host. */
+export function transitionLines(records: readonly TransitionRecord[]): string {
+  const rows = records.map((r) => {
+    const failed = r.results.filter((x) => !x.ok).length;
+    const verdict =
+      failed === 0 ? `${r.results.length} checks passed` : `${failed} of ${r.results.length} checks FAILED`;
+    const live = r.live.map((l) => `${l.host} ${l.seconds.toFixed(1)} s`).join(", ") || "-";
+    return `transition ${r.id}: ${verdict}; config change → live: ${live}`;
+  });
+  return `${rows.join("\n")}\n`;
+}

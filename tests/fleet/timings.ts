@@ -1,0 +1,96 @@
+/**
+ * The fleet's measurements as a file: every run writes what it measured (per host: bootstrap,
+ * push, targets up; per transition of the lifecycle matrix: config change → live) to
+ * build/fleet-timings.json, and `npm run fleet:record` (a run with --record, every check green,
+ * every host of the plan) keeps it as bench/fleet-timings.json and writes the README's timing
+ * section from it. tests/readme.test.ts holds the README to that file: the figures in the README
+ * are the ones a run measured, never typed by hand.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { projectRoot } from "../../templates/projectFiles";
+import type { LiveTiming } from "./matrix";
+import type { HostTiming } from "./report";
+
+export interface FleetTimings {
+  /** The run's date (YYYY-MM-DD). */
+  readonly measured: string;
+  readonly machine: { readonly cpus: number; readonly memoryGiB: number };
+  /** "cold", or "warm (N .deb cached)". */
+  readonly packageCache: string;
+  readonly imageBuilt: boolean;
+  readonly wholeRunSeconds: number;
+  readonly checks: { readonly passed: number; readonly failed: number };
+  readonly hosts: readonly HostTiming[];
+  readonly transitions: readonly { readonly id: string; readonly live: readonly LiveTiming[] }[];
+}
+
+export const RUN_TIMINGS = (root = projectRoot()) => path.join(root, "build", "fleet-timings.json");
+export const RECORDED_TIMINGS = (root = projectRoot()) => path.join(root, "bench", "fleet-timings.json");
+export const README_MARKERS = ["<!-- fleet-timings:start -->", "<!-- fleet-timings:end -->"] as const;
+
+export function readTimings(file: string): FleetTimings {
+  return JSON.parse(fs.readFileSync(file, "utf8")) as FleetTimings;
+}
+
+export function writeTimings(file: string, t: FleetTimings): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(t, null, 2)}\n`);
+}
+
+const s = (x: number | undefined) => (x === undefined ? "-" : `${x.toFixed(1)} s`);
+
+/** A markdown table with right-aligned figures (prettier's own layout, so the README stays formatted). */
+function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
+  const cell = (c: string, i: number) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]));
+  const rule = widths.map((w, i) => (numeric[i] ? `${"-".repeat(w - 1)}:` : "-".repeat(w)));
+  return [
+    `| ${header.map(cell).join(" | ")} |`,
+    `| ${rule.join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ];
+}
+
+/** The README's section between README_MARKERS, from a recorded run. */
+export function timingsSection(t: FleetTimings): string {
+  const roles = [...new Set(t.hosts.map((h) => h.role))];
+  const max = (xs: (number | undefined)[]) => {
+    const known = xs.filter((x): x is number => x !== undefined);
+    return known.length ? Math.max(...known) : undefined;
+  };
+  const hostRows = roles.map((role) => {
+    const mine = t.hosts.filter((h) => h.role === role);
+    return [
+      `\`${role}\``,
+      s(max(mine.map((h) => h.bootstrapSeconds))),
+      s(max(mine.map((h) => h.pushSeconds))),
+      s(max(mine.map((h) => h.targetsUpSeconds))),
+    ];
+  });
+  const transitionRows = t.transitions.map((tr) => [
+    tr.id,
+    tr.live.length === 0 ? "-" : s(Math.max(...tr.live.map((l) => l.seconds))),
+    tr.live.map((l) => l.host).join(", ") || "(nothing to go live)",
+  ]);
+  return [
+    "",
+    `Measured ${t.measured} by \`npm run fleet:record\` on a ${t.machine.cpus}-core, ${t.machine.memoryGiB} GiB machine, all four hosts of the plan, ${t.checks.passed} checks passed, ${t.checks.failed} failed; package cache ${t.packageCache}, base image ${t.imageBuilt ? "built" : "from cache"}; the whole run took ${s(t.wholeRunSeconds)}. Written from \`bench/fleet-timings.json\`, which that run wrote; figures are printed, never asserted.`,
+    "",
+    ...table(["role", "bootstrap", "push", "targets up, from run start"], hostRows, [false, true, true, true]),
+    "",
+    "Each transition of the lifecycle matrix (`tests/fleet/matrix.ts`, `tests/fleet/replacements.ts`), with the time from the start of its `up` until the change was seen in effect on the host (the slowest host when several):",
+    "",
+    ...table(["transition", "config change → live", "hosts"], transitionRows, [false, true, false]),
+    "",
+  ].join("\n");
+}
+
+/** README text with the section between the markers replaced. */
+export function withTimingsSection(readme: string, t: FleetTimings): string {
+  const [start, end] = README_MARKERS;
+  const i = readme.indexOf(start);
+  const j = readme.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README.md: no ${start} ... ${end} section`);
+  return `${readme.slice(0, i + start.length)}\n${timingsSection(t)}\n${readme.slice(j)}`;
+}

@@ -325,6 +325,27 @@ describe("the engine's and pulumi-command's rules for an update", () => {
         "grafana grafana-push-install replace create apply",
       ],
     );
+    // A removed push goes at the end; one the replacement takes with it goes first.
+    const withoutReady: StackPlan = {
+      ...next,
+      hosts: next.hosts.map((h) => ({ ...h, pushes: h.pushes.filter((p) => p.resource !== "grafana-push-ready") })),
+    };
+    assert.deepEqual(
+      updateSteps(withDeletes, withoutReady)
+        .filter((s) => s.runs === "delete")
+        .map((s) => `${s.push.resource} ${s.action} ${s.phase}`),
+      ["grafana-push-install replace delete-first", "grafana-push-ready delete delete-first"],
+    );
+    const removed = updateSteps(withPush(base, "grafana-push-ready", { delete: "true" }), {
+      ...base,
+      hosts: withoutReady.hosts.map((h) =>
+        h.name === "grafana" ? h : (base.hosts.find((b) => b.name === h.name) ?? h),
+      ),
+    });
+    assert.deepEqual(
+      removed.filter((s) => s.runs === "delete").map((s) => `${s.push.resource} ${s.action} ${s.phase}`),
+      ["grafana-push-ready delete delete-last"],
+    );
   });
 
   test("a failed step is not recorded as applied: the next update runs it again", async () => {

@@ -589,13 +589,27 @@ export function updateSteps(prior: StackPlan, next: StackPlan): PlannedStep[] {
     for (const push of host.pushes) {
       if (nextKeys.has(pushKey(push))) continue;
       if (push.type === REMOTE_COMMAND && push.delete !== undefined) {
-        last.push({ host: host.name, push, action: "delete", runs: "delete", phase: "delete-last" });
+        // Gone from the program: deleted at the end, or first when a delete-before-replace takes it.
+        const phase = dependents.has(pushKey(push)) ? "delete-first" : "delete-last";
+        (phase === "delete-first" ? first : last).push({
+          host: host.name,
+          push,
+          action: "delete",
+          runs: "delete",
+          phase,
+        });
       }
     }
   }
   // Deletes go in reverse dependency order (step_generator.go ScheduleDeletes, and the loop
-  // over toReplace "in reverse" for delete-before-replace): dependents before what they need.
-  return [...first.reverse(), ...apply, ...last.reverse()];
+  // over toReplace "in reverse" for delete-before-replace): dependents before what they need,
+  // that is, later in the old state's order first.
+  const priorIndex = new Map(prior.resources.map((r, i) => [resourceKey(r), i]));
+  const reverseOrder = (steps: PlannedStep[]) =>
+    [...steps]
+      .reverse()
+      .sort((a, b) => (priorIndex.get(pushKey(b.push)) ?? 0) - (priorIndex.get(pushKey(a.push)) ?? 0));
+  return [...reverseOrder(first), ...apply, ...reverseOrder(last)];
 }
 
 /**

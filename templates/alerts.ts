@@ -37,7 +37,9 @@ export interface AlertDefinition {
    * (each renderer writes its own formatting) and `{{ $labels.x }}` for a label.
    */
   readonly description: string;
-  /** Anchor of the runbook section in README.md. */
+  /** Heading of the alert's runbook section, as a reader would write it ("High CPU usage"). */
+  readonly title: string;
+  /** Anchor of the runbook section: the heading's anchor as GitHub derives it (runbookAnchor). */
   readonly runbook: string;
   /** What to do, in a few sentences: shown in the notification and in README.md's runbook. */
   readonly runbookSteps: string;
@@ -117,7 +119,23 @@ function missingHostsExpr(hosts: readonly { instance: string; role: Role }[]): s
 /** Root filesystem, as node_exporter reports it on Debian (ext4 on /). */
 const ROOT_FS = 'mountpoint="/",fstype!~"tmpfs|rootfs"';
 
+/**
+ * The anchor GitHub gives a Markdown heading: lower case, every character but a word character
+ * (letter, mark, digit, connector), '-' or ' ' dropped, each space a '-' (gjtorikian/html-pipeline
+ * lib/html/pipeline/toc_filter.rb: PUNCTUATION_REGEXP = /[^\p{Word}\- ]/u, then `downcase`,
+ * `gsub(PUNCTUATION_REGEXP, "")`, `tr(" ", "-")`).
+ */
+export const runbookAnchor = (title: string): string =>
+  title
+    .toLowerCase()
+    .replace(/[^\p{L}\p{M}\p{Nd}\p{Pc} -]/gu, "")
+    .replace(/ /g, "-");
+
 export function alertDefinitions(config: StackConfig): AlertDefinition[] {
+  return alertTable(config).map((def) => ({ ...def, runbook: runbookAnchor(def.title) }));
+}
+
+function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
   const t = config.thresholds;
   const hosts = deployedHosts(config);
   return [
@@ -133,7 +151,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "1m",
       summary: `Root disk above ${t.rootDiskCriticalPercent}% on {{ $labels.instance }}`,
       description: `The root filesystem of {{ $labels.instance }} is {{ $value }} used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
-      runbook: "root-disk-almost-full",
+      title: "Root disk almost full",
       runbookSteps:
         "SSH to the host and run `sudo du -xh --max-depth=2 / | sort -h | tail -20` to find what grew. Usual suspects: /var/log (check logrotate ran: `sudo logrotate -d /etc/logrotate.d/titan`), the apt cache (`sudo apt-get clean`), a file left by the disk-fill demo. If the data is legitimate, raise rootVolumeSizeGb and run `pulumi up`.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -153,7 +171,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "5m",
       summary: `CPU above ${t.cpuWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
       description: `CPU utilisation on {{ $labels.instance }} is {{ $value }} (threshold ${t.cpuWarningPercent}%, sustained 5 minutes).`,
-      runbook: "high-cpu-usage",
+      title: "High CPU usage",
       runbookSteps:
         "Open the System dashboard for the host and see which process is busy with `top -o %CPU` over SSH. On a web host the load demo or a traffic spike is the usual cause: check the Application dashboard's request rate. Sustained and legitimate: raise the role's instance type or webCount.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -172,7 +190,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "5m",
       summary: `Memory above ${t.memoryWarningPercent}% for 5 minutes on {{ $labels.instance }}`,
       description: `Memory used on {{ $labels.instance }} is {{ $value }} (threshold ${t.memoryWarningPercent}%, sustained 5 minutes).`,
-      runbook: "high-memory-usage",
+      title: "High memory usage",
       runbookSteps:
         "Check `free -m` and `ps aux --sort=-rss | head` over SSH. Prometheus grows with its series count (look for a jump in `prometheus_tsdb_head_series`), Loki with active streams, gunicorn with workers. Restart the leaking service with `sudo systemctl restart <unit>` as a stopgap, then raise the instance type.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -196,7 +214,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "10m",
       summary: "Clock on {{ $labels.instance }} is off by more than 50ms",
       description: `The system clock of {{ $labels.instance }} is {{ $value }} away from its time source and not converging (threshold ${CLOCK_SKEW_SECONDS * 1000}ms, sustained 10 minutes). Signed AWS API calls (EC2 discovery) and Loki refuse clocks that are far enough off.`,
-      runbook: "clock-skew-detected",
+      title: "Clock skew detected",
       runbookSteps:
         "SSH to the host and run `timedatectl timesync-status`: the server should be the Amazon Time Sync Service (169.254.169.123) and the offset small. `journalctl -u systemd-timesyncd -n 50` shows why it cannot reach it or steps. If timesyncd is not running, `sudo systemctl restart systemd-timesyncd`; a host that keeps drifting after that is replaced with `pulumi up`. See ClockNotSynchronising when the kernel reports no synchronisation at all.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -221,7 +239,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Clock on {{ $labels.instance }} is not synchronising",
       description:
         "The kernel of {{ $labels.instance }} has reported its clock unsynchronised for 10 minutes (sync status {{ $value }}, maximum error at its 16s ceiling): nothing disciplines it, so it drifts freely.",
-      runbook: "clock-not-synchronising",
+      title: "Clock not synchronising",
       runbookSteps:
         "SSH to the host: `systemctl status systemd-timesyncd` (it must be active) and `timedatectl show-timesync --all` (the server must be 169.254.169.123, set by the user-data drop-in under /etc/systemd/timesyncd.conf.d/). `journalctl -u systemd-timesyncd -n 50` names the failure: no route to the link-local address, or another time daemon holding the clock. `sudo systemctl restart systemd-timesyncd` and check that `timedatectl` says `System clock synchronized: yes` within a minute.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -241,7 +259,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "{{ $labels.job }} on {{ $labels.instance }} is down",
       description:
         "Prometheus has failed to scrape {{ $labels.job }} on {{ $labels.instance }} for 2 minutes (up = {{ $value }}).",
-      runbook: "target-down",
+      title: "Target down",
       runbookSteps:
         "Find the target on Prometheus' /targets page and read its error. On the host: `systemctl status <unit>` and `journalctl -u <unit> -n 50` (titan, alloy, loki, grafana-server, prometheus-node-exporter). A stopped instance shows for every job of that host at once; a security-group change shows as connection timeouts.",
       dashboardUid: DASHBOARD_UIDS.system,
@@ -261,7 +279,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "5m",
       summary: "Titan answers more than 5% of requests with 5xx on {{ $labels.instance }}",
       description: `{{ $value }} of the requests to Titan on {{ $labels.instance }} failed with 5xx over 5 minutes (threshold ${APP_ERROR_RATIO_WARNING * 100}%).`,
-      runbook: "app-high-error-ratio",
+      title: "App high error ratio",
       runbookSteps:
         "Open the Application dashboard beside the Logs dashboard for the instance: the error panels show which endpoint fails and the error lines say why. /process fails by design at TITAN_FAILURE_RATE (5% of that endpoint); a jump above it usually means SQLite or the disk is failing (`journalctl -u titan`).",
       dashboardUid: DASHBOARD_UIDS.application,
@@ -281,7 +299,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "5m",
       summary: `Titan p95 latency above ${APP_P95_LATENCY_WARNING_SECONDS}s on {{ $labels.instance }}`,
       description: `The 95th percentile of Titan's request duration on {{ $labels.instance }} is {{ $value }} (threshold ${APP_P95_LATENCY_WARNING_SECONDS}s, sustained 5 minutes).`,
-      runbook: "app-high-latency-p95",
+      title: "App high latency (p95)",
       runbookSteps:
         "Compare p50, p95 and p99 on the Application dashboard: all rising together means saturation (check in-flight requests and CPU; raise TITAN_WORKERS or webCount); p99 alone means a slow dependency such as SQLite on a busy disk. The load demo causes this on purpose.",
       dashboardUid: DASHBOARD_UIDS.application,
@@ -301,7 +319,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "{{ $labels.instance }} ({{ $labels.role }}) is not being scraped at all",
       description:
         "The stack deployed {{ $labels.instance }} as its {{ $labels.role }} host, but Prometheus has had no node_exporter target for it for 2 minutes: the instance is stopped, terminated or no longer tagged for discovery.",
-      runbook: "host-missing",
+      title: "Host missing",
       runbookSteps:
         "Look the host up by its Name tag in the EC2 console or with `aws ec2 describe-instances --filters Name=tag:Name,Values=<host>`. Stopped: start it (`aws ec2 start-instances`); its services come back with it. Terminated: run `pulumi up` to replace it (its data volume is re-attached). Running: check its tags (Scrape=true, Project, Environment, Role) and Prometheus' discovery errors in `journalctl -u prometheus`.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -325,7 +343,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Alloy on {{ $labels.instance }} is dropping log lines",
       description:
         "Alloy on {{ $labels.instance }} dropped {{ $value }} log entries in 5 minutes that Loki never stored: Loki refused them or could not be reached until the retries ran out. Those lines are lost.",
-      runbook: "logs-dropped-before-loki",
+      title: "Logs dropped before Loki",
       runbookSteps: `On the Pipeline dashboard see which reason the drops carry (\`loki_write_dropped_entries_total\` by reason). ${ALLOY_DROP_REASONS.map((r) => `${r.reason}: ${r.means}`).join(" ")} \`journalctl -u alloy -n 100\` on the web host shows each failed push with its HTTP status.`,
       dashboardUid: DASHBOARD_UIDS.pipeline,
       noDataState: "OK",
@@ -345,7 +363,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Alloy on {{ $labels.instance }} keeps failing to push logs to Loki",
       description:
         "Alloy on {{ $labels.instance }} retried {{ $value }} pushes to Loki in the last 5 minutes, for 5 minutes in a row: logs are delayed and are dropped once the retries run out.",
-      runbook: "logs-not-reaching-loki",
+      title: "Logs not reaching Loki",
       runbookSteps:
         "From the web host, `curl -s http://<loki-ip>:3100/ready` (a timeout points at the security group or a stopped host, 503 at Loki starting or failing). On the loki host: `systemctl status loki`, `journalctl -u loki -n 100`, a full data disk (`df -h /var/lib/loki`), S3 errors. `journalctl -u alloy -n 100` on the web host shows the HTTP status each push got.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -366,7 +384,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Loki on {{ $labels.instance }} refuses log entries ({{ $labels.reason }})",
       description:
         "Loki on {{ $labels.instance }} discarded {{ $value }} entries in 5 minutes with reason {{ $labels.reason }}: they are not stored.",
-      runbook: "loki-discarding-logs",
+      title: "Loki discarding logs",
       runbookSteps:
         "The reason label says which limit: rate_limited or per_stream_rate_limit means more volume than Loki's limits_config allows (raise ingestion_rate_mb and its burst in templates/loki/config.ts, or find the log flood on the Logs dashboard); stream_limit means too many streams (a label with many values); greater_than_max_sample_age or too_far_behind means old or out-of-order lines (a host clock or a replayed file). `journalctl -u loki` names the stream.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -386,7 +404,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Prometheus on {{ $labels.instance }} failed to load its configuration",
       description:
         "The last configuration reload of Prometheus on {{ $labels.instance }} failed: it still scrapes with the previous prometheus.yml, so the last change is not live (last reload successful: {{ $value }}).",
-      runbook: "prometheus-config-reload-failed",
+      title: "Prometheus config reload failed",
       runbookSteps:
         "On the prometheus host run `promtool check config /etc/prometheus/prometheus.yml` and read `journalctl -u prometheus -n 50` for the error. Fix the template, run `pulumi up` (the push reloads Prometheus again); `sudo systemctl reload prometheus` retries by hand.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -411,7 +429,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Grafana on {{ $labels.instance }} cannot deliver alert notifications ({{ $labels.integration }})",
       description:
         "{{ $value }} notifications from Grafana on {{ $labels.instance }} to {{ $labels.integration }} failed in 10 minutes: alerts fire but nobody is told. This one may not reach you either; it shows in Grafana's alerting UI.",
-      runbook: "grafana-notifications-failing",
+      title: "Grafana notifications failing",
       runbookSteps:
         "In Grafana open Alerting > Contact points: the failing contact point shows its last error. A 404 or `invalid_token` means the Slack webhook was revoked: set a new one with `pulumi config set --secret slackWebhookUrl ...` and `pulumi up`. Timeouts mean the grafana host cannot reach Slack over HTTPS (egress rules, NAT). `journalctl -u grafana-server | grep -i notify` shows each attempt.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -432,7 +450,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       summary: "Grafana on {{ $labels.instance }} fails to evaluate alert rules",
       description:
         "Grafana on {{ $labels.instance }} failed {{ $value }} alert-rule evaluations in 10 minutes: the rules that failed cannot fire.",
-      runbook: "grafana-rule-evaluation-failures",
+      title: "Grafana rule evaluation failures",
       runbookSteps:
         "In Grafana open Alerting > Alert rules and look for rules in state Error: the error names the query. Usually a data source is unreachable (Prometheus or Loki down: check TargetDown and HostMissing, and the data source's Test button under Connections); a rule whose query Grafana rejects came from a bad template change, so roll it back with `pulumi up`.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
@@ -452,7 +470,7 @@ export function alertDefinitions(config: StackConfig): AlertDefinition[] {
       for: "5m",
       summary: `More than ${t.logErrorLinesPerMinute} error log lines a minute on {{ $labels.host }}`,
       description: `Titan on {{ $labels.host }} wrote {{ $value }} error-level log lines in the last minute (threshold ${t.logErrorLinesPerMinute} a minute, sustained 5 minutes).`,
-      runbook: "app-error-log-lines",
+      title: "App error log lines",
       runbookSteps:
         "Open the Logs dashboard for the host: the Error logs panel shows the lines and the error rate beside them. Many identical lines point at one failing dependency (the message and its upstream field say which); a burst from /generate_logs is the log demo. If the rate is normal for your traffic, raise logErrorLinesPerMinute and run `pulumi up`.",
       dashboardUid: DASHBOARD_UIDS.logs,

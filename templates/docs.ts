@@ -2,15 +2,13 @@
 import type { StackConfig } from "../facts/config";
 import { alertDefinitions } from "./alerts";
 
-const title = (anchor: string) => anchor.replace(/-/g, " ").replace(/^./, (c) => c.toUpperCase());
-
 export function runbookMarkdown(config: StackConfig): string {
   return alertDefinitions(config)
     .map((def) => {
       const rule = `\`${def.expr} ${def.op} ${def.threshold}\` for ${def.for}`;
       const source = def.datasource === "loki" ? " (LogQL on Loki, evaluated by Grafana)" : "";
       return [
-        `### ${title(def.runbook)}`,
+        `### ${def.title}`,
         "",
         `**${def.name}** (${def.severity}): ${rule}${source}.`,
         "",

@@ -37,7 +37,13 @@ describe("README", () => {
 
   it("carries a runbook section for every alert, rendered from the alert table", () => {
     assert.equal(between("<!-- runbooks:start -->", "<!-- runbooks:end -->"), runbookMarkdown(testConfig()));
-    const anchors = [...readme.matchAll(/^### (.+)$/gm)].map((m) => m[1].toLowerCase().replace(/ /g, "-"));
+    // GitHub's heading anchor: lower case, punctuation but '-' dropped, spaces to '-'.
+    const anchors = [...readme.matchAll(/^### (.+)$/gm)].map((m) =>
+      m[1]
+        .toLowerCase()
+        .replace(/[^\p{L}\p{M}\p{Nd}\p{Pc} -]/gu, "")
+        .replace(/ /g, "-"),
+    );
     for (const def of alertDefinitions(testConfig())) assert.ok(anchors.includes(def.runbook), def.runbook);
   });
 

@@ -1,0 +1,22 @@
+/**
+ * The list prices the cost estimate quotes: AWS on-demand, us-east-1, Linux. Other regions differ
+ * (the estimate says so); a type missing here is refused rather than priced at a guess.
+ */
+export const PRICE_REGION = "us-east-1";
+
+/** USD per instance-hour. */
+export const INSTANCE_HOURLY_USD: Readonly<Record<string, number>> = {
+  "t3.micro": 0.0104,
+  "t3.small": 0.0208,
+  "t3.medium": 0.0416,
+  "t3.large": 0.0832,
+};
+
+/** USD per in-use public IPv4 address-hour (charged since February 2024; each host has an Elastic IP). */
+export const PUBLIC_IPV4_HOURLY_USD = 0.005;
+
+/** USD per GiB-month of gp3 (baseline IOPS and throughput, which the stack does not raise). */
+export const GP3_GIB_MONTH_USD = 0.08;
+
+/** AWS bills a GiB-month over 730 hours. */
+export const HOURS_PER_MONTH = 730;

@@ -8,6 +8,8 @@ import { runbookMarkdown } from "../templates/docs";
 import { testConfig } from "./support/render";
 import { ROLES, portsOf } from "../facts/topology";
 import { ROOT } from "./support/files";
+import { README_MARKERS, readTimings, RECORDED_TIMINGS, timingsSection } from "./fleet/timings";
+import { TRANSITIONS } from "./fleet/matrix";
 
 const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
 
@@ -64,6 +66,18 @@ describe("README", () => {
       const row = cells(readme).find((c) => c[0].startsWith(`\`${role}\``));
       assert.ok(row, `no host row for ${role}`);
       assert.equal(row[2], ports.join(", "), role);
+    }
+  });
+
+  it("shows the fleet's timings as the recorded run wrote them (bench/fleet-timings.json)", () => {
+    const recorded = readTimings(RECORDED_TIMINGS(ROOT));
+    assert.equal(between(...README_MARKERS), timingsSection(recorded).trim(), "run `npm run fleet:record`");
+    // The recorded run went through every configuration transition of the table.
+    for (const t of TRANSITIONS) {
+      assert.ok(
+        recorded.transitions.some((r) => r.id === t.id),
+        `transition ${t.id} is not in the recorded run: record again`,
+      );
     }
   });
 

@@ -20,6 +20,11 @@ export interface Ec2Instance {
   readonly architecture: string;
   readonly ownerId: string;
   readonly tags: Readonly<Record<string, string>>;
+  /**
+   * The public address, when it has one: its Elastic IP while one is associated (kept through a
+   * stop and start), else the one EC2 assigned at its last start.
+   */
+  readonly publicIp?: string;
 }
 
 export interface Ec2Filter {
@@ -169,6 +174,8 @@ function instanceXml(i: Ec2Instance): string {
       text("subnetId", i.subnetId),
       text("vpcId", i.vpcId),
       text("privateIpAddress", i.privateIp),
+      // EC2's DescribeInstances names the public address ipAddress (absent without one).
+      ...(i.publicIp !== undefined && i.state === "running" ? [text("ipAddress", i.publicIp)] : []),
       text("architecture", i.architecture),
       el(
         "networkInterfaceSet",

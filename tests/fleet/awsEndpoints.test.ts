@@ -29,7 +29,7 @@ import { probeAsync, run, waitFor } from "./exec";
 import { newInstanceId } from "./fleet";
 import { BRIDGE_ADDRESS, BRIDGE_NAME, SUBNET_PREFIX } from "./layout";
 import { acquireFleetLock } from "./lock";
-import { stackContext } from "./provision";
+import { dialsInstance, stackContext } from "./provision";
 import { imdsRouteFile } from "./seed";
 import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
 
@@ -280,6 +280,35 @@ test(
     );
   },
 );
+
+test("a stop and start keeps an Elastic IP and moves an auto-assigned address; a push dials only the one EC2 lists", () => {
+  const withEip = {
+    instanceId: newInstanceId(),
+    privateIp: "10.42.0.210",
+    tags: {},
+    roleName: null,
+    elasticIp: "203.0.113.77",
+  };
+  const without = { instanceId: newInstanceId(), privateIp: "10.42.0.211", tags: {}, roleName: null };
+  aws.addInstance(withEip);
+  aws.addInstance(without);
+  const before = aws.publicIpOf(without.instanceId);
+  assert.equal(aws.publicIpOf(withEip.instanceId), "203.0.113.77");
+  aws.stopStart(withEip.instanceId);
+  aws.stopStart(without.instanceId);
+  assert.equal(aws.publicIpOf(withEip.instanceId), "203.0.113.77", "an Elastic IP stays through a stop and start");
+  assert.ok(before && aws.publicIpOf(without.instanceId) !== before, "an auto-assigned address moves");
+  assert.equal(dialsInstance("203.0.113.77", aws.publicIpOf(withEip.instanceId)), undefined);
+  assert.match(
+    dialsInstance(before ?? "", aws.publicIpOf(without.instanceId)) ?? "",
+    /EC2 gives the instance 198\.51\.100\.\d+ now/,
+  );
+  assert.throws(
+    () => aws.addInstance({ ...without, instanceId: newInstanceId(), privateIp: "10.42.0.212", elasticIp: "x" }),
+    /elasticIp "x"/,
+  );
+  for (const i of [withEip, without]) aws.setState(i.instanceId, "terminated");
+});
 
 test(
   "a host marked stopped leaves discovery and an added one joins it, in the next refresh",

@@ -80,6 +80,8 @@ export interface FleetInstance {
   readonly instanceType?: string;
   readonly imageId?: string;
   readonly subnetId?: string;
+  /** The Elastic IP associated with it (infra/host.ts gives every host one): its public address for good. */
+  readonly elasticIp?: string;
   /**
    * The IAM role of the instance's profile, or null for an instance without one: no default, so
    * no host gets credentials its stack does not give it.
@@ -137,6 +139,13 @@ export interface AwsEndpoints {
   /** Adds an instance (a host that joins after the start). */
   addInstance(instance: FleetInstance): void;
   /**
+   * A stop and a start outside Pulumi: stopped, then running again, and, as EC2 does, a new
+   * auto-assigned public address unless an Elastic IP is associated (that one stays).
+   */
+  stopStart(instanceId: string): void;
+  /** The instance's public address as DescribeInstances gives it now. */
+  publicIpOf(instanceId: string): string | undefined;
+  /**
    * The operator's keys (what `pulumi up` runs with): the only ones GetConsoleOutput answers, as
    * the instances' roles have no ec2:GetConsoleOutput on AWS (infra/iam.ts).
    */
@@ -189,6 +198,10 @@ function bad(key: string, value: unknown, expected: string): Error {
   return new Error(`startAwsEndpoints: ${key} ${JSON.stringify(value)}: expected ${expected}`);
 }
 
+/** EC2's auto-assigned public addresses: a new one at every start (documentation range). */
+let ephemeralCounter = 0;
+const nextEphemeralIp = () => `198.51.100.${(++ephemeralCounter % 250) + 1}`;
+
 /** Stand-in fleet values where the caller gives none (no filter of prometheus.yml reads them). */
 function toEc2(i: FleetInstance, region: string, where: string): Ec2Instance {
   if (typeof i.instanceId !== "string" || !/^i-[0-9a-f]{8,17}$/.test(i.instanceId)) {
@@ -213,6 +226,7 @@ function toEc2(i: FleetInstance, region: string, where: string): Ec2Instance {
     instanceType: i.instanceType ?? "t3.small",
     availabilityZone: i.availabilityZone ?? `${region}a`,
     subnetId: i.subnetId ?? `subnet-${hex}`,
+    publicIp: i.elasticIp ?? nextEphemeralIp(),
     vpcId: "vpc-0f1ee70000000000a",
     architecture: "x86_64",
     ownerId: "123456789012",
@@ -358,6 +372,7 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
   const holder = (ip: string, except?: string) =>
     live.find((x) => x.privateIp === ip && x.state !== "terminated" && x.instanceId !== except);
   const roles = new Map<string, string | null>();
+  const elasticIps = new Map<string, string>();
   const credentials = new Map<string, IssuedCredentials>();
   const runSecret = crypto.randomBytes(16).toString("hex");
   const add = (i: FleetInstance, where: string) => {
@@ -370,8 +385,12 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     if (roleName !== null && (typeof roleName !== "string" || !/^[\w+=,.@-]{1,64}$/.test(roleName))) {
       throw bad(`${where}.roleName`, roleName, "an IAM role name");
     }
+    if (i.elasticIp !== undefined && !IPV4.test(i.elasticIp)) {
+      throw bad(`${where}.elasticIp`, i.elasticIp, "an IPv4 address");
+    }
     live.push(ec2);
     roles.set(ec2.instanceId, roleName);
+    if (i.elasticIp !== undefined) elasticIps.set(ec2.instanceId, i.elasticIp);
     if (roleName !== null) {
       const digest = (what: string) => sha256(`${runSecret}/${ec2.instanceId}/${what}`);
       credentials.set(ec2.instanceId, {
@@ -583,6 +602,15 @@ export async function startAwsEndpoints(cleanup: Cleanup, args: AwsEndpointsArgs
     },
     addInstance(instance) {
       add(instance, "addInstance");
+    },
+    stopStart(instanceId) {
+      const n = live.findIndex((i) => i.instanceId === instanceId && i.state !== "terminated");
+      if (n < 0) throw bad("stopStart instanceId", instanceId, `one of ${live.map((i) => i.instanceId).join(", ")}`);
+      const elastic = elasticIps.get(instanceId);
+      live[n] = { ...live[n], state: "running", publicIp: elastic ?? nextEphemeralIp() };
+    },
+    publicIpOf(instanceId) {
+      return live.find((i) => i.instanceId === instanceId && i.state !== "terminated")?.publicIp;
     },
     operatorCredentials,
     setConsole(instanceId, read) {

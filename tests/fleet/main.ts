@@ -16,8 +16,15 @@ import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
 import { runMatrix, transitionLines, type TransitionRecord } from "./matrix";
 import { imageChanged, pinRaised } from "./replacements";
-import { RECORDED_TIMINGS, RUN_TIMINGS, withTimingsSection, writeTimings, type FleetTimings } from "./timings";
-import { projectRoot } from "../../templates/projectFiles";
+import { stoppedAndStarted } from "./stopStart";
+import {
+  RECORDED_TIMINGS,
+  RUN_TIMINGS,
+  TIMINGS_DOC,
+  withTimingsSection,
+  writeTimings,
+  type FleetTimings,
+} from "./timings";
 import type { Container } from "./container";
 import { killAndRecover, prometheusHistory, rebootDataHost, volumeMounted, volumeToken } from "./faults";
 import type { Fleet } from "./fleet";
@@ -195,9 +202,11 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
       })),
     );
   }
-  // Replacements, as the engine does them for a raised pin and for a new image (replacements.ts).
-  log("the lifecycle matrix: replacements");
+  // A stop and start outside Pulumi, then replacements as the engine makes them for a raised
+  // pin and for a new image (stopStart.ts, replacements.ts).
+  log("the lifecycle matrix: stop and start, replacements");
   const replacements = await runMatrix({ pf, hosts, prometheusUrl: promUrl, log }, [
+    stoppedAndStarted,
     pinRaised("grafana"),
     imageChanged,
   ]);
@@ -250,9 +259,9 @@ async function main(): Promise<number> {
     if (args.record) {
       if (status !== 0) throw new Error("--record: a run with a failed check is not recorded");
       writeTimings(RECORDED_TIMINGS(), timings);
-      const readme = path.join(projectRoot(), "README.md");
-      fs.writeFileSync(readme, withTimingsSection(fs.readFileSync(readme, "utf8"), timings));
-      log(`recorded ${RECORDED_TIMINGS()} and README.md's timing section`);
+      const doc = TIMINGS_DOC();
+      fs.writeFileSync(doc, withTimingsSection(fs.readFileSync(doc, "utf8"), timings));
+      log(`recorded ${RECORDED_TIMINGS()} and the timing section of ${doc}`);
     }
     if (args.hold) {
       log("holding; interrupt (Ctrl-C) to remove everything");

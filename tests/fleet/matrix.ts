@@ -97,7 +97,7 @@ const thresholds = (pf: ProvisionedFleet) =>
   new Map(alertDefinitions(stackContext(pf.plan).config).map((a) => [a.uid, a.threshold]));
 
 /** Threshold keys changed in one `up`: every rule whose threshold moved holds the new one in Grafana. */
-function thresholdTransition(id: string, changes: (pf: ProvisionedFleet) => Record<string, string>): Transition {
+export function thresholdTransition(id: string, changes: (pf: ProvisionedFleet) => Record<string, string>): Transition {
   return {
     id,
     change: `${id} changed`,

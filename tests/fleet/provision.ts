@@ -208,6 +208,11 @@ async function runSteps(
     if (pf.aws && !push.connection.hostKey) {
       throw new PushError(`${push.resource}: its connection has no hostKey, so any host would be trusted`);
     }
+    // The fleet reaches a host at its private address; the engine dials the connection's host, which
+    // must be where EC2 says the instance is now (after a stop and start too), or the push would
+    // go nowhere until someone ran a refresh.
+    const dialProblem = pf.aws ? dialsInstance(push.connection.host, pf.aws.publicIpOf(host.instanceId)) : undefined;
+    if (dialProblem) throw new PushError(`${push.resource}: ${dialProblem}`);
     if (push.connection.user !== host.target.user) {
       throw new PushError(
         `${push.resource}: connects as ${push.connection.user}, the image's login user is ${host.target.user}`,
@@ -336,6 +341,8 @@ export async function provisionFleet(cleanup: Cleanup, options: ProvisionOptions
         // Credentials only where the stack gives the instance a profile, as on EC2.
         roleName: h.planned.instanceRole ?? null,
         imageId: imageOf(thePlan, h.slot.privateIp),
+        // The stack associates an Elastic IP with every host (infra/host.ts): what pushes dial.
+        elasticIp: h.planned.publicIp,
       })),
       region: ctx.config.region,
     });
@@ -516,6 +523,12 @@ export async function applyUpdate(
   return { ran: perHost.flat(), notRun, plan: next, replaced: [...replaced].filter((n) => booted.has(n)) };
 }
 
+/** Why a push dialling `host` would not reach an instance EC2 lists at `address`; undefined when it would. */
+export function dialsInstance(host: string, address: string | undefined): string | undefined {
+  if (address === undefined) return `dials ${host}, but EC2 gives the instance no public address`;
+  return host === address ? undefined : `dials ${host}, but EC2 gives the instance ${address} now`;
+}
+
 /** The `ami` the stack gives the instance at `privateIp`: what EC2 launches it from. */
 export function imageOf(plan: StackPlan, privateIp: string): string {
   const inst = plan.resources.find((r) => r.type === INSTANCE && r.inputs.privateIp === privateIp);
@@ -561,6 +574,7 @@ export async function replaceHost(pf: ProvisionedFleet, name: string, generation
     roleName: old.planned.instanceRole ?? null,
     // The image the program resolved in the run that replaced it (the instance's `ami`).
     imageId: imageOf(pf.plan, old.slot.privateIp),
+    elasticIp: old.planned.publicIp,
   });
   // A replaced instance has a new host key: its host-key command runs again (trigger: instance id).
   if (pf.aws) {

@@ -152,23 +152,32 @@ export const imageChanged: Transition = {
         ctx.hosts.map((h) => h.name),
       ),
     ];
-    const live: LiveTiming[] = [];
+    // Every host asked at once, right after the up: the hosts were replaced in parallel, and a
+    // host's time must not include the checks of the hosts before it.
+    for (const h of ctx.hosts) {
+      const p = ctx.pf.hosts.find((x) => x.slot.name === h.name);
+      if (p) h.container = p.container;
+    }
+    const launched = await Promise.all(
+      ctx.hosts.map((h) =>
+        // The instance metadata the host itself reads (IMDSv2, as the bootstrap does).
+        inEffect(`${change}: the replaced host was launched from it`, h.name, started, async () => {
+          const r = await shell(
+            h,
+            "t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token) && " +
+              'curl -sf -H "X-aws-ec2-metadata-token: $t" http://169.254.169.254/latest/meta-data/ami-id',
+          );
+          return {
+            ok: r.status === 0 && r.out.trim() === NEXT_IMAGE,
+            detail: `ami-id ${oneLine(r.out) || "unanswered"}`,
+          };
+        }),
+      ),
+    );
+    const live = launched.flatMap((e) => (e.live ? [e.live] : []));
+    results.push(...launched.map((e) => e.result));
     for (const h of ctx.hosts) {
       results.push(...(await replacedHostChecks(ctx, h, probes.get(h.name), `${change}: replaced`)));
-      // The instance metadata the host itself reads (IMDSv2, as the bootstrap does).
-      const e = await inEffect(`${change}: the replaced host was launched from it`, h.name, started, async () => {
-        const r = await shell(
-          h,
-          "t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token) && " +
-            'curl -sf -H "X-aws-ec2-metadata-token: $t" http://169.254.169.254/latest/meta-data/ami-id',
-        );
-        return {
-          ok: r.status === 0 && r.out.trim() === NEXT_IMAGE,
-          detail: `ami-id ${oneLine(r.out) || "unanswered"}`,
-        };
-      });
-      results.push(e.result);
-      if (e.live) live.push(e.live);
     }
     return { results, live };
   },

@@ -51,8 +51,33 @@ done
 
 [[ -d node_modules/@pulumi/pulumi ]] || npm ci --no-audit --no-fund
 
+# A plain `key: value` under the stack file's `config:` (where the CLI keeps a file-backend
+# stack's settings), quotes removed; empty when the file or key is missing.
+stack_config_value() {
+  [[ -f "$stack_file" ]] || return 0
+  awk -v key="$1:" '
+    /^config:/ { inside = 1; next }
+    /^[^ #]/ { inside = 0 }
+    inside && $1 == key { sub(/^[ ]+[^ ]+[ ]*/, ""); gsub(/^["'\'']|["'\'']$/, ""); print; exit }
+  ' "$stack_file"
+}
+# The stack's region is pinned in its file before anything is created. The program would fall
+# back to AWS_REGION on each run (facts/config.ts), so a stack without aws:region would follow
+# whatever shell deploys it next, into another region. A new stack gets the region of this shell;
+# without one, nothing is created (not even the stack).
+region=$(stack_config_value aws:region)
+env_region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+region_source=AWS_REGION
+[[ -n "${AWS_REGION:-}" ]] || region_source=AWS_DEFAULT_REGION
+[[ -n "$region" || -n "$env_region" ]] ||
+  die "aws:region is not set in $stack_file and neither AWS_REGION nor AWS_DEFAULT_REGION is: expected the AWS region to deploy stack $STACK into; run again with it, e.g. AWS_REGION=us-east-1 STACK=$STACK npm run deploy (it is then kept in $stack_file)"
+
 key_before=$(stack_file_value encryptedkey)
 select_stack create
+if [[ -z "$region" ]]; then
+  pulumi config set --stack "$STACK" aws:region "$env_region"
+  say "aws:region was unset for stack $STACK: set it to $env_region (from $region_source); the stack stays there"
+fi
 if [[ "$TITAN_MODE" == shared ]]; then
   require_shared_stack_file
   [[ -n "$key_before" ]] ||

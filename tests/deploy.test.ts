@@ -257,6 +257,7 @@ describe("deploy.sh, local mode", () => {
       PULUMI_BACKEND_URL: "s3://team-state/titan",
       PULUMI_CONFIG_PASSPHRASE: "team",
       STACK: "demo",
+      AWS_REGION: "us-east-1",
     });
     assert.equal(result.status, 0, result.stderr);
     assert.ok(

@@ -128,6 +128,37 @@ export function thresholdTransition(id: string, changes: (pf: ProvisionedFleet) 
   };
 }
 
+/**
+ * A retention key is one daemon's alone: only its host's push runs, only the daemon restarts, and
+ * the running daemon holds the new number of days (`held` asks it: its API, not the file).
+ */
+function retentionTransition(
+  role: "prometheus" | "loki",
+  id: "prometheusRetentionDays" | "lokiRetentionDays",
+  fallback: number,
+  unit: string,
+  held: (days: number, ctx: MatrixContext) => Promise<{ ok: boolean; detail: string }>,
+): Transition {
+  return {
+    id,
+    change: `${id} changed`,
+    expect: `only the ${role} push runs, only ${unit} restarts; the running daemon holds the new retention`,
+    async run(ctx) {
+      const days = Number(bump(ctx.pf, id, fallback));
+      const { results, started } = await changeApplied(
+        ctx.pf,
+        ctx.hosts,
+        `${id} change`,
+        { [id]: String(days) },
+        role,
+        [unit],
+      );
+      const e = await inEffect(`${id}: the running ${unit} keeps ${days} days`, role, started, () => held(days, ctx));
+      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
+    },
+  };
+}
+
 const bump = (pf: ProvisionedFleet, name: string, fallback: number, delta = 1): string =>
   String(Number(pf.config[key(name)] ?? fallback) + delta);
 
@@ -146,63 +177,19 @@ export const TRANSITIONS: readonly Transition[] = [
     memoryWarningPercent: bump(pf, "memoryWarningPercent", 85, -5),
     logErrorLinesPerMinute: bump(pf, "logErrorLinesPerMinute", 60, 15),
   })),
-  {
-    id: "prometheusRetentionDays",
-    change: "prometheusRetentionDays changed",
-    expect: "only the Prometheus push runs, only Prometheus restarts; it runs with the new retention flag",
-    async run({ pf, hosts, prometheusUrl }) {
-      const days = Number(bump(pf, "prometheusRetentionDays", 15));
-      const { results, started } = await changeApplied(
-        pf,
-        hosts,
-        "prometheusRetentionDays change",
-        { prometheusRetentionDays: String(days) },
-        "prometheus",
-        ["prometheus"],
-      );
-      if (!prometheusUrl) return { results, live: [] };
-      const e = await inEffect(
-        `prometheusRetentionDays: Prometheus runs with ${days}d`,
-        "prometheus",
-        started,
-        async () => {
-          const flags = await getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`);
-          const retention = flags["storage.tsdb.retention.time"];
-          return { ok: retention === `${days}d`, detail: `storage.tsdb.retention.time=${retention}` };
-        },
-      );
-      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
-    },
-  },
-  {
-    id: "lokiRetentionDays",
-    change: "lokiRetentionDays changed",
-    expect: "only the Loki push runs, only Loki restarts; the running Loki holds the new retention period",
-    async run({ pf, hosts }) {
-      const days = Number(bump(pf, "lokiRetentionDays", 14));
-      const { results, started } = await changeApplied(
-        pf,
-        hosts,
-        "lokiRetentionDays change",
-        { lokiRetentionDays: String(days) },
-        "loki",
-        ["loki"],
-      );
-      const loki = hosts.find((h) => h.role === "loki");
-      if (!loki) return { results, live: [] };
-      const want = lokiRetentionHours(days) * 3600;
-      const e = await inEffect(
-        `lokiRetentionDays: Loki runs with a ${days}-day retention period`,
-        loki.name,
-        started,
-        async () => {
-          const held = retentionSeconds(await lokiRunningConfig(loki));
-          return { ok: held === want, detail: `/config: limits_config.retention_period ${held / 86400} days` };
-        },
-      );
-      return { results: [...results, e.result], live: e.live ? [e.live] : [] };
-    },
-  },
+  retentionTransition("prometheus", "prometheusRetentionDays", 15, "prometheus", async (days, { prometheusUrl }) => {
+    if (!prometheusUrl) throw new Error("no Prometheus in this run");
+    const flags = await getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`);
+    const retention = flags["storage.tsdb.retention.time"];
+    return { ok: retention === `${days}d`, detail: `flag storage.tsdb.retention.time=${retention}` };
+  }),
+  retentionTransition("loki", "lokiRetentionDays", 7, "loki", async (days, { hosts }) => {
+    const loki = hosts.find((h) => h.role === "loki");
+    if (!loki) throw new Error("no Loki in this run");
+    const held = retentionSeconds(await lokiRunningConfig(loki));
+    const ok = held === lokiRetentionHours(days) * 3600;
+    return { ok, detail: `/config: limits_config.retention_period ${held / 86400} days` };
+  }),
   {
     id: "slackWebhookUrl set, rotated, removed; admin password rotated",
     change: "slackWebhookUrl set, then rotated, then removed; grafanaAdminPasswordRotation raised",

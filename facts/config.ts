@@ -356,7 +356,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
       return isProblem(fallback) ? undefined : fallback;
     }
     if (spec.secret && source.isSecret(key) === false) {
-      problems.push(`${key} is stored in plain text: set it with \`pulumi config set --secret ${key} ...\``);
+      problems.push(`${key} is stored in plain text: set it with \`npm run pulumi -- config set --secret ${key} ...\``);
     }
     const value = check(raw);
     if (isProblem(value)) {
@@ -383,7 +383,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
   const region = source.get("aws:region") ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (region === undefined) {
     problems.push(
-      "aws:region is not set: expected an AWS region, e.g. `pulumi config set aws:region us-east-1` (or AWS_REGION)",
+      "aws:region is not set: expected an AWS region, e.g. `npm run pulumi -- config set aws:region us-east-1` (or AWS_REGION)",
     );
   } else if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(region)) {
     problems.push(`aws:region = ${JSON.stringify(region)}: expected an AWS region name such as us-east-1`);

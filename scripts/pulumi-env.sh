@@ -1,10 +1,13 @@
 # shellcheck shell=bash
-# Sourced by deploy.sh, destroy.sh and ci-select-stack.sh: where the stack's state and secrets
-# live, in one of two modes (README "Deploy" and "Shared backend"):
+# Sourced by deploy.sh, destroy.sh, verify.sh, pulumi.sh and ci-select-stack.sh: where the
+# stack's state and secrets live, in one of two modes (README "Deploy" and "Shared backend"):
 #   local  (default) state in .pulumi-state/ (or $PULUMI_BACKEND_URL), secrets under a
 #          generated passphrase: the operator's own stack, nothing to configure.
 #   shared (TITAN_BACKEND_URL + TITAN_SECRETS_PROVIDER) the team's S3 backend and KMS key, the
 #          same the pull-request preview uses; the committed stack file is the team's.
+# A caller that only uses what deploy.sh made (pulumi.sh) sets titan_env_existing=1 before
+# sourcing: a missing local state directory or passphrase is then an error naming
+# `npm run deploy`, never created (a new passphrase cannot read the stack's secrets).
 
 project_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state_dir="$project_root/.pulumi-state"
@@ -47,7 +50,7 @@ if [[ -n "${TITAN_BACKEND_URL:-}${TITAN_SECRETS_PROVIDER:-}" ]]; then
   # (pulumi/pulumi pkg/workspace/creds.go), so `pulumi login` and ~/.pulumi stay untouched.
   export PULUMI_BACKEND_URL="$TITAN_BACKEND_URL"
   [[ -z "$(stack_file_value encryptionsalt)" ]] ||
-    die "$stack_file has an encryptionsalt, the mark of a passphrase stack, but the shared stack's secrets are under $TITAN_SECRETS_PROVIDER and its file must be the same for every operator: remove that line and commit $stack_file (if the shared stack itself was created with a passphrase, move it once: pulumi stack change-secrets-provider --stack $STACK '$TITAN_SECRETS_PROVIDER')"
+    die "$stack_file has an encryptionsalt, the mark of a passphrase stack, but the shared stack's secrets are under $TITAN_SECRETS_PROVIDER and its file must be the same for every operator: remove that line and commit $stack_file (if the shared stack itself was created with a passphrase, move it once, with that passphrase and your own Pulumi CLI: PULUMI_BACKEND_URL='$TITAN_BACKEND_URL' pulumi stack change-secrets-provider --stack $STACK '$TITAN_SECRETS_PROVIDER')"
   committed_provider=$(stack_file_value secretsprovider)
   [[ -z "$committed_provider" || "$committed_provider" == "$TITAN_SECRETS_PROVIDER" ]] ||
     die "$stack_file has secretsprovider: $committed_provider but TITAN_SECRETS_PROVIDER=$TITAN_SECRETS_PROVIDER: expected the same key; set TITAN_SECRETS_PROVIDER=$committed_provider"
@@ -57,12 +60,16 @@ else
   [[ -z "$committed_provider" ]] ||
     die "$stack_file belongs to a shared stack (secretsprovider: $committed_provider): set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER=$committed_provider (README \"Shared backend\"); a local deploy would build a second copy of it"
   if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
+    [[ -z "${titan_env_existing:-}" || -d "$state_dir" ]] ||
+      die "no local stack state in $state_dir: deploy first (npm run deploy); for the team's shared stack set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER (README \"Shared backend\")"
     mkdir -p "$state_dir"
     export PULUMI_BACKEND_URL="file://$state_dir"
   fi
   if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
     passphrase_file="$state_dir/passphrase"
     if [[ ! -s "$passphrase_file" ]]; then
+      [[ -z "${titan_env_existing:-}" ]] ||
+        die "$passphrase_file is missing or empty: expected the passphrase npm run deploy generates with the stack; deploy first (npm run deploy), or, if this stack was deployed from here and the file is lost, its secrets cannot be read without it"
       mkdir -p "$state_dir"
       (umask 077 && head -c 32 /dev/urandom | base64 >"$passphrase_file")
       say "generated the stack's secrets passphrase in $passphrase_file: keep it, the stack's secrets cannot be read without it"
@@ -91,5 +98,5 @@ select_stack() {
 # from the deployment (pulumi/pulumi pkg/cmd/pulumi/config/config_refresh.go).
 require_shared_stack_file() {
   [[ -n "$(stack_file_value secretsprovider)" && -n "$(stack_file_value encryptedkey)" ]] ||
-    die "$stack_file lacks the shared stack's secretsprovider and encryptedkey: pull the $stack_file committed by whoever created the stack, or rebuild it from the last deployment (keeps a .bak): pulumi config refresh --stack $STACK"
+    die "$stack_file lacks the shared stack's secretsprovider and encryptedkey: pull the $stack_file committed by whoever created the stack, or rebuild it from the last deployment (keeps a .bak): npm run pulumi -- config refresh --stack $STACK"
 }

@@ -153,7 +153,7 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       description: `The root filesystem of {{ $labels.instance }} is {{ $value }} used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
       title: "Root disk almost full",
       runbookSteps:
-        "SSH to the host and run `sudo du -xh --max-depth=2 / | sort -h | tail -20` to find what grew. Usual suspects: /var/log (check logrotate ran: `sudo logrotate -d /etc/logrotate.d/titan`), the apt cache (`sudo apt-get clean`), a file left by the disk-fill demo. If the data is legitimate, raise rootVolumeSizeGb and run `pulumi up`.",
+        "SSH to the host and run `sudo du -xh --max-depth=2 / | sort -h | tail -20` to find what grew. Usual suspects: /var/log (check logrotate ran: `sudo logrotate -d /etc/logrotate.d/titan`), the apt cache (`sudo apt-get clean`), a file left by the disk-fill demo. If the data is legitimate, raise rootVolumeSizeGb and run `npm run deploy`.",
       dashboardUid: DASHBOARD_UIDS.system,
       // No data means node_exporter is gone: TargetDown reports that, not this rule.
       noDataState: "OK",
@@ -215,8 +215,10 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       summary: "Clock on {{ $labels.instance }} is off by more than 50ms",
       description: `The system clock of {{ $labels.instance }} is {{ $value }} away from its time source and not converging (threshold ${CLOCK_SKEW_SECONDS * 1000}ms, sustained 10 minutes). Signed AWS API calls (EC2 discovery) and Loki refuse clocks that are far enough off.`,
       title: "Clock skew detected",
+      // `--replace <urn>` is pulumi up's (pulumi/pulumi pkg/cmd/pulumi/operations/up.go), passed on
+      // by deploy.sh; `pulumi stack --show-urns` lists the URNs (pkg/cmd/pulumi/stack/stack.go).
       runbookSteps:
-        "SSH to the host and run `timedatectl timesync-status`: the server should be the Amazon Time Sync Service (169.254.169.123) and the offset small. `journalctl -u systemd-timesyncd -n 50` shows why it cannot reach it or steps. If timesyncd is not running, `sudo systemctl restart systemd-timesyncd`; a host that keeps drifting after that is replaced with `pulumi up`. See ClockNotSynchronising when the kernel reports no synchronisation at all.",
+        "SSH to the host and run `timedatectl timesync-status`: the server should be the Amazon Time Sync Service (169.254.169.123) and the offset small. `journalctl -u systemd-timesyncd -n 50` shows why it cannot reach it or steps. If timesyncd is not running, `sudo systemctl restart systemd-timesyncd`; a host that keeps drifting after that is replaced with `npm run deploy -- --replace <its instance URN>` (`npm run pulumi -- stack --show-urns` lists them). See ClockNotSynchronising when the kernel reports no synchronisation at all.",
       dashboardUid: DASHBOARD_UIDS.system,
       // No timex series means node_exporter is gone: TargetDown reports that.
       noDataState: "OK",
@@ -320,8 +322,15 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       description:
         "The stack deployed {{ $labels.instance }} as its {{ $labels.role }} host, but Prometheus has had no node_exporter target for it for 2 minutes: the instance is stopped, terminated or no longer tagged for discovery.",
       title: "Host missing",
+      // `pulumi up` diffs the program against the recorded state unless asked to refresh
+      // (pulumi/pulumi pkg/cmd/pulumi/operations/up.go: --refresh, off unless given or set in
+      // Pulumi.yaml's options, which this project does not). A refresh drops a terminated
+      // instance from the state, the provider reading it as gone (hashicorp/terraform-provider-aws
+      // internal/service/ec2/find.go FindInstanceByID: state terminated is NotFound;
+      // ec2_instance.go resourceInstanceRead then removes it), so only after it does a deploy
+      // create the host again.
       runbookSteps:
-        "Look the host up by its Name tag in the EC2 console or with `aws ec2 describe-instances --filters Name=tag:Name,Values=<host>`. Stopped: start it (`aws ec2 start-instances`); its services come back with it. Terminated: run `pulumi up` to replace it (its data volume is re-attached). Running: check its tags (Scrape=true, Project, Environment, Role) and Prometheus' discovery errors in `journalctl -u prometheus`.",
+        "Look the host up by its Name tag in the EC2 console or with `aws ec2 describe-instances --filters Name=tag:Name,Values=<host>`. Stopped: start it (`aws ec2 start-instances`); its services come back with it. Terminated: run `npm run pulumi -- refresh` first (until then the stack's state still holds the instance, so a deploy changes nothing), then `npm run deploy` to replace it (its data volume is re-attached). Running: check its tags (Scrape=true, Project, Environment, Role) and Prometheus' discovery errors in `journalctl -u prometheus`.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
       // No series is the healthy state; a failed query means Prometheus is unreachable.
       noDataState: "OK",
@@ -406,7 +415,7 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
         "The last configuration reload of Prometheus on {{ $labels.instance }} failed: it still scrapes with the previous prometheus.yml, so the last change is not live (last reload successful: {{ $value }}).",
       title: "Prometheus config reload failed",
       runbookSteps:
-        "On the prometheus host run `promtool check config /etc/prometheus/prometheus.yml` and read `journalctl -u prometheus -n 50` for the error. Fix the template, run `pulumi up` (the push reloads Prometheus again); `sudo systemctl reload prometheus` retries by hand.",
+        "On the prometheus host run `promtool check config /etc/prometheus/prometheus.yml` and read `journalctl -u prometheus -n 50` for the error. Fix the template, run `npm run deploy` (the push reloads Prometheus again); `sudo systemctl reload prometheus` retries by hand.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
       noDataState: "OK",
       execErrState: "Error",
@@ -431,7 +440,7 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
         "{{ $value }} notifications from Grafana on {{ $labels.instance }} to {{ $labels.integration }} failed in 10 minutes: alerts fire but nobody is told. This one may not reach you either; it shows in Grafana's alerting UI.",
       title: "Grafana notifications failing",
       runbookSteps:
-        "In Grafana open Alerting > Contact points: the failing contact point shows its last error. A 404 or `invalid_token` means the Slack webhook was revoked: set a new one with `pulumi config set --secret slackWebhookUrl ...` and `pulumi up`. Timeouts mean the grafana host cannot reach Slack over HTTPS (egress rules, NAT). `journalctl -u grafana-server | grep -i notify` shows each attempt.",
+        "In Grafana open Alerting > Contact points: the failing contact point shows its last error. A 404 or `invalid_token` means the Slack webhook was revoked: set a new one with `npm run pulumi -- config set --secret slackWebhookUrl <new-url>` and run `npm run deploy`. Timeouts mean the grafana host cannot reach Slack over HTTPS (egress rules, NAT). `journalctl -u grafana-server | grep -i notify` shows each attempt.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
       noDataState: "OK",
       execErrState: "Error",
@@ -452,7 +461,7 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
         "Grafana on {{ $labels.instance }} failed {{ $value }} alert-rule evaluations in 10 minutes: the rules that failed cannot fire.",
       title: "Grafana rule evaluation failures",
       runbookSteps:
-        "In Grafana open Alerting > Alert rules and look for rules in state Error: the error names the query. Usually a data source is unreachable (Prometheus or Loki down: check TargetDown and HostMissing, and the data source's Test button under Connections); a rule whose query Grafana rejects came from a bad template change, so roll it back with `pulumi up`.",
+        "In Grafana open Alerting > Alert rules and look for rules in state Error: the error names the query. Usually a data source is unreachable (Prometheus or Loki down: check TargetDown and HostMissing, and the data source's Test button under Connections); a rule whose query Grafana rejects came from a bad template change, so roll it back and run `npm run deploy`.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
       noDataState: "OK",
       execErrState: "Error",
@@ -472,7 +481,7 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       description: `Titan on {{ $labels.host }} wrote {{ $value }} error-level log lines in the last minute (threshold ${t.logErrorLinesPerMinute} a minute, sustained 5 minutes).`,
       title: "App error log lines",
       runbookSteps:
-        "Open the Logs dashboard for the host: the Error logs panel shows the lines and the error rate beside them. Many identical lines point at one failing dependency (the message and its upstream field say which); a burst from /generate_logs is the log demo. If the rate is normal for your traffic, raise logErrorLinesPerMinute and run `pulumi up`.",
+        "Open the Logs dashboard for the host: the Error logs panel shows the lines and the error rate beside them. Many identical lines point at one failing dependency (the message and its upstream field say which); a burst from /generate_logs is the log demo. If the rate is normal for your traffic, raise logErrorLinesPerMinute and run `npm run deploy`.",
       dashboardUid: DASHBOARD_UIDS.logs,
       // No error lines at all gives no series: that is the healthy state.
       noDataState: "OK",

@@ -299,7 +299,7 @@ describe("loadConfig", () => {
   it("rejects a webhook stored in plain text", () => {
     const problems = problemsOf({ slackWebhookUrl: "https://hooks.slack.com/services/T/B/X" });
     assert.deepEqual(problems, [
-      "slackWebhookUrl is stored in plain text: set it with `pulumi config set --secret slackWebhookUrl ...`",
+      "slackWebhookUrl is stored in plain text: set it with `npm run pulumi -- config set --secret slackWebhookUrl ...`",
     ]);
   });
 

@@ -12,74 +12,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { ROOT } from "./support/files";
+import { FAKE_CURL, FAKE_PULUMI } from "./support/fakeCli";
 
 let work: string;
 let project: string;
 
-/*
- * The fake plays the parts of the real CLI the scripts depend on:
- * - `stack select --create` creates a missing stack; a cloud secrets provider writes
- *   `secretsprovider` and `encryptedkey` into Pulumi.<stack>.yaml and a passphrase writes
- *   `encryptionsalt` (pulumi/pulumi pkg/cmd/pulumi/stack/stack_select.go, secrets.go,
- *   sdk/pkg/secrets/cloud/manager.go); `stack select` without --create fails on a missing stack.
- * - `config get` of a list prints it as JSON, and fails for an unset key
- *   (pkg/cmd/pulumi/config/config_get.go); `config set` writes into Pulumi.<stack>.yaml.
- * - `up` and `preview` load a `--policy-pack` from the directory holding PulumiPolicy.yaml,
- *   resolved from the working directory, and fail on any other path
- *   (sdk/go/common/resource/plugin/analyzer_plugin.go, NewPolicyAnalyzer); `preview` prints
- *   $WORK/preview-output and exits with $PREVIEW_STATUS (non-zero on a mandatory violation).
- *   With --diff it prints no "Policies:" block: that block is the progress display's
- *   (pkg/backend/display/progress.go); --diff selects the diff display
- *   (pkg/cmd/pulumi/operations/preview.go), which prints each violation inline among the
- *   resources' diffs (pkg/backend/display/diff.go), so the fake drops the block.
- */
-const FAKE_PULUMI = `#!/usr/bin/env bash
-printf 'pulumi %s | backend=%s passfile=%s\\n' "$*" "$PULUMI_BACKEND_URL" "\${PULUMI_CONFIG_PASSPHRASE_FILE:-}" >>"$CALLS"
-args=("$@"); stack="\${args[-1]}"; provider=""; pack=""
-for ((i = 0; i < $#; i++)); do
-  [[ "\${args[i]}" == --stack ]] && stack="\${args[i+1]}"
-  [[ "\${args[i]}" == --secrets-provider ]] && provider="\${args[i+1]}"
-  [[ "\${args[i]}" == --policy-pack ]] && pack="\${args[i+1]}"
-done
-if [[ -n "$pack" && ! -f "$pack/PulumiPolicy.yaml" ]]; then
-  echo "error: failed to load Pulumi policy project located at \\"$pack\\"" >&2; exit 255
-fi
-if [[ "$1" == preview ]]; then
-  if [[ " $* " == *" --diff "* ]]; then
-    awk '/^Policies:/ { skip = 1; next } skip && /^[^ \t]/ { skip = 0 } !skip' "$WORK/preview-output" 2>/dev/null
-  else
-    cat "$WORK/preview-output" 2>/dev/null
-  fi
-  exit "\${PREVIEW_STATUS:-0}"
-fi
-file="Pulumi.$stack.yaml"
-case "$1 $2" in
-"stack select")
-  [[ -f "$WORK/stacks/$stack" ]] && exit 0
-  [[ " $* " == *" --create "* ]] || { echo "error: no stack named '$stack' found" >&2; exit 255; }
-  mkdir -p "$WORK/stacks" && touch "$WORK/stacks/$stack"
-  if [[ -n "$provider" ]]; then
-    grep -q '^encryptedkey:' "$file" 2>/dev/null || printf 'secretsprovider: %s\\nencryptedkey: ZmFrZS1rZXk=\\n' "$provider" >>"$file"
-  else
-    grep -q '^encryptionsalt:' "$file" 2>/dev/null || printf 'encryptionsalt: v1:ZmFrZQ==:v1:c2FsdA==\\n' >>"$file"
-  fi ;;
-"config get")
-  [[ -f "$WORK/cidrs" ]] || { echo "error: configuration key 'allowedCidrs' not found" >&2; exit 255; }
-  cat "$WORK/cidrs" ;;
-"stack output")
-  [[ " $* " == *" --show-secrets "* ]] || { echo "fake pulumi: stack output without --show-secrets" >&2; exit 2; }
-  cat "$WORK/outputs.json" ;;
-"config set")
-  printf '["%s"]\\n' "\${args[-1]}" >"$WORK/cidrs"
-  printf '# allowedCidrs %s\\n' "\${args[-1]}" >>"$file" ;;
-esac
-exit 0
-`;
-const FAKE_CURL = `#!/usr/bin/env bash
-printf 'curl %s\\n' "$*" >>"$CALLS"
-[[ -z "\${CURL_FAIL:-}" ]] || { echo "curl: (6) Could not resolve host" >&2; exit 6; }
-printf '%s\\n' "$CURL_ANSWER"
-`;
+// The fake `pulumi` and `curl`: tests/support/fakeCli.ts, shared with documentedCommands.test.ts.
 
 /*
  * The fake plays `gh api` against the pull request's comments, kept as files in $WORK/comments:
@@ -212,7 +150,10 @@ describe("deploy.sh, local mode", () => {
     assert.equal(moved.status, 1);
     assert.deepEqual(ups(moved.calls), []);
     assert.match(moved.stderr, /your public IP 203\.0\.113\.9 .*is not inside allowedCidrs \["198\.51\.100\.23\/32"\]/);
-    assert.match(moved.stderr, /pulumi config set --stack dev --path 'allowedCidrs\[0\]' 203\.0\.113\.9\/32/);
+    assert.match(
+      moved.stderr,
+      /Fix: npm run pulumi -- config set --stack dev --path 'allowedCidrs\[0\]' 203\.0\.113\.9\/32/,
+    );
   });
 
   it("appends rather than replaces when the list holds more than the operator's old /32", () => {
@@ -313,7 +254,7 @@ describe("deploy.sh, shared mode", () => {
       assert.deepEqual(ups(result.calls), [], cidrs);
       assert.ok(!result.calls.some((c) => c.startsWith("pulumi config set")), cidrs);
       assert.match(result.stderr, /shared stack/);
-      assert.match(result.stderr, /pulumi config set --stack dev --path 'allowedCidrs\[\d\]' <team-cidr>/);
+      assert.match(result.stderr, /: npm run pulumi -- config set --stack dev --path 'allowedCidrs\[\d\]' <team-cidr>/);
       assert.equal(stackFile(), committed, "Pulumi.dev.yaml is byte for byte what was committed");
     }
   });
@@ -344,7 +285,7 @@ describe("deploy.sh, shared mode", () => {
     assert.deepEqual(ups(result.calls), []);
     assert.match(
       result.stderr,
-      /lacks the shared stack's secretsprovider and encryptedkey: .*pulumi config refresh --stack dev/,
+      /lacks the shared stack's secretsprovider and encryptedkey: .*: npm run pulumi -- config refresh --stack dev$/m,
     );
   });
 });

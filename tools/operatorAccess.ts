@@ -57,8 +57,10 @@ export function parseCidrList(raw: string): Cidr[] | string {
   return cidrs;
 }
 
+// Through npm run pulumi (scripts/pulumi.sh): a bare `pulumi` talks to the operator's default
+// backend, not the one deploy.sh used; STACK makes it select a stack other than its default dev.
 const setCommand = (stack: string, index: number, value: string) =>
-  `pulumi config set --stack ${stack} --path 'allowedCidrs[${index}]' ${value}`;
+  `${stack === "dev" ? "" : `STACK=${stack} `}npm run pulumi -- config set --stack ${stack} --path 'allowedCidrs[${index}]' ${value}`;
 
 export function operatorAccess(input: AccessInput): Verdict {
   const address = parseIpv4(input.ip);

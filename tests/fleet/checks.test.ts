@@ -101,17 +101,19 @@ const scripted = (answers: Record<string, string>): CheckHost => ({
 test("failed units: any failed unit fails the check, named with its log", async () => {
   const failed = "systemctl --failed --no-legend --plain --full";
   const log = "journalctl -u ifupdown-pre.service -n 3 --no-pager -o cat";
+  const result = "systemctl show -p Result,ExecMainStatus --value ifupdown-pre.service";
   assert.ok((await noFailedUnits(scripted({ [failed]: "" }))).ok);
   const one = await noFailedUnits(
     scripted({
       [failed]: "ifupdown-pre.service loaded failed failed Helper to synchronize boot up for ifupdown\n",
-      [log]: "ifupdown-pre.service: Failed with result 'timeout'.\n",
+      [result]: "exit-code\n219\n",
+      [log]: "ifupdown-pre.service: Failed at step CGROUP spawning /bin/sh: No such file or directory\n",
     }),
   );
   assert.equal(one.ok, false);
   assert.equal(
     one.detail,
-    "failed: ifupdown-pre.service; ifupdown-pre.service: ifupdown-pre.service: Failed with result 'timeout'.",
+    "failed: ifupdown-pre.service; ifupdown-pre.service (exit-code 219): ifupdown-pre.service: Failed at step CGROUP spawning /bin/sh: No such file or directory",
   );
 });
 

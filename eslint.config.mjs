@@ -3,7 +3,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-// Bottom first: a layer imports the layers before it and never one after it (README: Layout).
+// Bottom first: a layer imports the layers before it and never one after it (docs/architecture.md: Code layout).
 const LAYERS = ["facts", "templates", "infra", "tools"];
 // Pure layers: no Pulumi, so they render and validate the same anywhere (tests, CI, fleet).
 const PURE = ["facts", "templates"];
@@ -13,7 +13,7 @@ const layerRules = LAYERS.map((layer, i) => {
   const patterns = [
     {
       regex: `^(\\.\\./)+(${above.join("|")})(/|$)`,
-      message: `${layer}/ must not import ${above.join(", ")}: the layers are ${LAYERS.join(" -> ")} (README: Layout).`,
+      message: `${layer}/ must not import ${above.join(", ")}: the layers are ${LAYERS.join(" -> ")} (docs/architecture.md: Code layout).`,
     },
   ];
   if (PURE.includes(layer)) {
@@ -55,7 +55,8 @@ export default tseslint.config(
           patterns: [
             {
               regex: "^(\\.\\./)+(templates|infra|tools|tests|bench|index)(/|$)",
-              message: "policy/ imports facts/ only: it judges what infra/ declares (README: Layout).",
+              message:
+                "policy/ imports facts/ only: it judges what infra/ declares (docs/architecture.md: Code layout).",
             },
           ],
         },

@@ -1,6 +1,6 @@
 /**
  * The address plan: every host's private IP is fixed by its role and index, so no host waits
- * for another's address and all of them are created in parallel (DESIGN.md decision 2).
+ * for another's address and all of them are created in parallel (docs/architecture.md decision 2).
  */
 import { firstSubnet, formatCidr, hostAddress, parseCidr } from "./cidr";
 import type { Role } from "./topology";

@@ -46,7 +46,7 @@ export interface StackConfig {
   readonly grafanaAdminUser: string;
   /** Raised to generate a new Grafana admin password (the RandomPassword's keeper); unset: never rotated. */
   readonly grafanaAdminPasswordRotation?: number;
-  /** Where the alert runbooks are published (e.g. this README on your Git host); optional. */
+  /** Where the alert runbooks are published (docs/runbooks.md on your Git host); optional. */
   readonly runbookBaseUrl?: string;
   /** Plain text here; index.ts wraps it with pulumi.secret before any resource sees it. */
   readonly slackWebhookUrl?: string;
@@ -240,7 +240,7 @@ export const CONFIG_KEYS = [
     key: "runbookBaseUrl",
     type: "string",
     description:
-      "Optional https URL of this README as published (e.g. on your Git host); alerts then link to its runbook sections. The steps travel in every alert either way.",
+      "Optional https URL of docs/runbooks.md as published (e.g. on your Git host); alerts then link to its runbook sections. The steps travel in every alert either way.",
   },
   {
     key: "rootDiskCriticalPercent",

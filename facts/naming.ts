@@ -1,4 +1,4 @@
-/** Names and tags (DESIGN.md decision 7), shared by every resource. */
+/** Names and tags (docs/architecture.md decision 7), shared by every resource. */
 import type { StackConfig } from "./config";
 
 export type Tags = Record<string, string>;

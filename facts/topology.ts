@@ -1,5 +1,5 @@
 /**
- * The one table of hosts, services, ports and network flows (DESIGN.md: "Hosts" and the
+ * The one table of hosts, services, ports and network flows (docs/architecture.md: "Hosts" and the
  * security-group matrix). Security groups, outputs, scrape jobs, tests and the README all
  * read from here, so a port is written down exactly once.
  */
@@ -9,7 +9,7 @@ export type Role = (typeof ROLES)[number];
 
 /**
  * Roles whose state lives on an EBS volume of its own, so a replaced host (a version bump, a
- * new image) keeps its metrics, logs not yet in S3, and dashboards (DESIGN.md decision 5).
+ * new image) keeps its metrics, logs not yet in S3, and dashboards (docs/architecture.md decision 5).
  */
 export const DATA_VOLUME_ROLES = ["prometheus", "loki", "grafana"] as const satisfies readonly Role[];
 export type DataVolumeRole = (typeof DATA_VOLUME_ROLES)[number];

@@ -1,5 +1,5 @@
 /**
- * The one table of versions the hosts install (DESIGN.md decision 4 and 6), the vendor APT
+ * The one table of versions the hosts install (docs/architecture.md decision 4 and 6), the vendor APT
  * repository they come from, and the container tags CI validates the configs with. The apt
  * preferences file that pins them is rendered by templates/host/aptPins.ts.
  *

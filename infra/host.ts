@@ -1,6 +1,6 @@
 /**
  * One EC2 host of a role: IMDSv2 only, encrypted gp3 root, a fixed private IP from the
- * address plan, the DESIGN.md tags, its bootstrap user data, and optionally an encrypted data
+ * address plan, the tags of docs/architecture.md, its bootstrap user data, and optionally an encrypted data
  * volume that outlives it.
  */
 import * as aws from "@pulumi/aws";

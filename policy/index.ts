@@ -1,7 +1,7 @@
 /**
  * The stack's guardrails as a Pulumi policy pack: `pulumi preview --policy-pack policy`.
  * Security promises are mandatory (a violation fails the preview or update before anything
- * changes); conventions are advisory (reported, the run goes on). README: Policy pack.
+ * changes); conventions are advisory (reported, the run goes on). docs/policy-pack.md.
  */
 import { PolicyPack } from "@pulumi/policy";
 import { PACK_NAME, POLICIES } from "./policies";

@@ -1,4 +1,4 @@
-/** Every policy of the pack, in the order README's table lists them. */
+/** Every policy of the pack, in the order docs/policy-pack.md's table lists them. */
 import type { Policies } from "@pulumi/policy";
 import { bucketTlsOnly, lokiBucketExpires, privateEncryptedBuckets } from "./buckets";
 import { encryptedVolumes, hostsTagged, imdsv2Required, rootVolumeSizeLimit } from "./hosts";

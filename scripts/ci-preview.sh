@@ -2,7 +2,7 @@
 # The pull-request preview (.github/workflows/pull-request.yml), after ci-select-stack.sh:
 # `pulumi preview` of the shared stack with the policy pack, its output written as the
 # pull-request comment that ci-pr-comment.sh posts. Exits with pulumi's status: a mandatory
-# policy violation fails the preview (README "Policy pack"), and the comment shows it anyway.
+# policy violation fails the preview (docs/policy-pack.md), and the comment shows it anyway.
 # Usage: ci-preview.sh <comment-file>
 set -euo pipefail
 [[ $# -eq 1 && -n "$1" ]] ||
@@ -11,7 +11,7 @@ comment=$(realpath -m "$1") # pulumi-env.sh changes directory
 # shellcheck source=scripts/pulumi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
 [[ "$TITAN_MODE" == shared ]] ||
-  die "the preview needs the shared backend: set the repository variables TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER (README \"Shared backend\")"
+  die "the preview needs the shared backend: set the repository variables TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER (docs/team-setup.md)"
 # shellcheck source=scripts/policy-pack.sh
 source "$project_root/scripts/policy-pack.sh"
 

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
 
 [[ "$TITAN_MODE" == shared ]] ||
-  die "the preview needs the shared backend: set the repository variables TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER to the values deploy.sh uses (README \"Shared backend\")"
+  die "the preview needs the shared backend: set the repository variables TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER to the values deploy.sh uses (docs/team-setup.md)"
 require_shared_stack_file
 select_stack existing ||
   die "no stack $STACK in $TITAN_BACKEND_URL: deploy it once with npm run deploy (shared mode) and commit $stack_file"

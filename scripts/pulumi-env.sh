@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by deploy.sh, destroy.sh, verify.sh, pulumi.sh and ci-select-stack.sh: where the
-# stack's state and secrets live, in one of two modes (README "Deploy" and "Shared backend"):
+# stack's state and secrets live, in one of two modes (docs/operations.md "Deploy" and docs/team-setup.md):
 #   local  (default) state in .pulumi-state/ (or $PULUMI_BACKEND_URL), secrets under a
 #          generated passphrase: the operator's own stack, nothing to configure.
 #   shared (TITAN_BACKEND_URL + TITAN_SECRETS_PROVIDER) the team's S3 backend and KMS key, the
@@ -36,9 +36,9 @@ stack_file_value() {
 if [[ -n "${TITAN_BACKEND_URL:-}${TITAN_SECRETS_PROVIDER:-}" ]]; then
   TITAN_MODE=shared
   [[ -n "${TITAN_BACKEND_URL:-}" ]] ||
-    die "TITAN_SECRETS_PROVIDER is set but TITAN_BACKEND_URL is empty: expected both, the shared backend and its KMS key (README \"Shared backend\")"
+    die "TITAN_SECRETS_PROVIDER is set but TITAN_BACKEND_URL is empty: expected both, the shared backend and its KMS key (docs/team-setup.md)"
   [[ -n "${TITAN_SECRETS_PROVIDER:-}" ]] ||
-    die "TITAN_BACKEND_URL is set but TITAN_SECRETS_PROVIDER is empty: expected both, the shared backend and its KMS key (README \"Shared backend\")"
+    die "TITAN_BACKEND_URL is set but TITAN_SECRETS_PROVIDER is empty: expected both, the shared backend and its KMS key (docs/team-setup.md)"
   [[ "$TITAN_BACKEND_URL" =~ ^s3://[^/?]+ ]] ||
     die "TITAN_BACKEND_URL=$TITAN_BACKEND_URL: expected an s3:// URL such as s3://my-team-pulumi-state/titan?region=us-east-1"
   [[ "$TITAN_SECRETS_PROVIDER" =~ ^awskms://[^?]+ ]] ||
@@ -58,10 +58,10 @@ else
   TITAN_MODE=local
   committed_provider=$(stack_file_value secretsprovider)
   [[ -z "$committed_provider" ]] ||
-    die "$stack_file belongs to a shared stack (secretsprovider: $committed_provider): set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER=$committed_provider (README \"Shared backend\"); a local deploy would build a second copy of it"
+    die "$stack_file belongs to a shared stack (secretsprovider: $committed_provider): set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER=$committed_provider (docs/team-setup.md); a local deploy would build a second copy of it"
   if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
     [[ -z "${titan_env_existing:-}" || -d "$state_dir" ]] ||
-      die "no local stack state in $state_dir: deploy first (npm run deploy); for the team's shared stack set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER (README \"Shared backend\")"
+      die "no local stack state in $state_dir: deploy first (npm run deploy); for the team's shared stack set TITAN_BACKEND_URL and TITAN_SECRETS_PROVIDER (docs/team-setup.md)"
     mkdir -p "$state_dir"
     export PULUMI_BACKEND_URL="file://$state_dir"
   fi

@@ -41,7 +41,7 @@ export interface AlertDefinition {
   readonly title: string;
   /** Anchor of the runbook section: the heading's anchor as GitHub derives it (runbookAnchor). */
   readonly runbook: string;
-  /** What to do, in a few sentences: shown in the notification and in README.md's runbook. */
+  /** What to do, in a few sentences: shown in the notification and in docs/runbooks.md. */
   readonly runbookSteps: string;
   /** Dashboard uid the alert links to. */
   readonly dashboardUid: string;

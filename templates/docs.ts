@@ -1,4 +1,4 @@
-/** README.md's alert runbooks, rendered from the alert table (a test keeps the README in step). */
+/** docs/runbooks.md's alert runbooks, rendered from the alert table (a test keeps the page in step). */
 import type { StackConfig } from "../facts/config";
 import { alertDefinitions } from "./alerts";
 

@@ -1,5 +1,6 @@
 /**
- * The layering (README: Layout) is enforced by eslint.config.mjs, not by this test: this test
+ * The layering (docs/architecture.md: Code layout) is enforced by eslint.config.mjs, not by
+ * this test: this test
  * lints throwaway sources placed in each layer through the project's own configuration and
  * checks that an upward import is refused and a downward one is not, so the rule cannot stop
  * applying silently (a renamed folder, a moved config block, a regex that no longer matches).
@@ -75,7 +76,7 @@ describe("layers (eslint.config.mjs)", () => {
     it(`refuses in ${probe.file}: ${probe.imports}`, async () => {
       const messages = await refusals(probe.file, probe.imports);
       assert.equal(messages.length, 1, `expected ${RULE} to refuse it, got ${JSON.stringify(messages)}`);
-      assert.match(messages[0], /README: Layout|free of Pulumi|imports infra\/ only/);
+      assert.match(messages[0], /docs\/architecture\.md: Code layout|free of Pulumi|imports infra\/ only/);
     });
   }
 

@@ -953,7 +953,7 @@ describe("Grafana alert rules", () => {
       assert.ok(rule);
       const a = rule.annotations;
       assert.equal(a.runbook, def.runbookSteps);
-      assert.equal(a.runbook_url, undefined, "no runbook link without a known README address");
+      assert.equal(a.runbook_url, undefined, "no runbook link without a known runbooks address");
       assert.equal(a.__dashboardUid__, def.dashboardUid);
       assert.equal(rule.dashboardUid, def.dashboardUid);
       assert.equal(a.__panelId__, String(rule.panelId));
@@ -979,8 +979,8 @@ describe("Grafana alert rules", () => {
     }
   });
 
-  it("link each rule to its README runbook section when the README's address is known", () => {
-    const base = "https://git.example.com/ops/titan/blob/main/README.md";
+  it("link each rule to its runbook section when docs/runbooks.md's address is known", () => {
+    const base = "https://git.example.com/ops/titan/blob/main/docs/runbooks.md";
     const files = renderGrafanaFiles(contextFor(config), { slackWebhookConfigured: false, runbookBaseUrl: base });
     for (const def of definitions) {
       const rule = rulesOf(files).find((r) => r.uid === def.uid);

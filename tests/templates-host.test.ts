@@ -508,8 +508,8 @@ describe("systemd units", () => {
     );
   });
 
-  it("match the README's sandbox claims: the daemons without a sandbox drop-in are named as such", () => {
-    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  it("match docs/architecture.md's sandbox claims: the daemons without a sandbox drop-in are named as such", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "docs", "architecture.md"), "utf8");
     const sandboxed = new Set(
       ROLES.flatMap((r) => unitsFor(r))
         .filter((u) => u.content.includes("\nProtectSystem=strict\n"))

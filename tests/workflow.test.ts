@@ -156,7 +156,7 @@ describe("GitHub workflows", () => {
     }
   });
 
-  it("test every pull request with the README's test command and comment a pulumi preview", () => {
+  it("test every pull request with the documented test command and comment a pulumi preview", () => {
     const wf = YAML.parse(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8")) as Workflow;
     assert.ok("pull_request" in wf.on);
     assert.ok(wf.jobs.test.steps.some((s) => s.run === "npm test"));

@@ -82,7 +82,7 @@ export function grafanaAnnotation(text: string, unit: AlertDefinition["unit"]): 
 }
 
 /**
- * The runbook link, when the README has a known public address: `<base>#<anchor>`. The stack
+ * The runbook link, when docs/runbooks.md has a known public address: `<base>#<anchor>`. The stack
  * does not know its repository's URL, so by default rules carry the runbook steps themselves
  * (`runbook`) and no link.
  */

@@ -39,7 +39,7 @@ export interface GrafanaRenderOptions {
   /** Whether the stack has a Slack webhook; its value reaches Grafana only through its environment. */
   readonly slackWebhookConfigured: boolean;
   /**
-   * Public address of README.md (e.g. its page on the repository host). When given, each rule
+   * Public address of docs/runbooks.md (e.g. its page on the repository host). When given, each rule
    * links to its runbook section; rules always carry the runbook steps themselves.
    */
   readonly runbookBaseUrl?: string;

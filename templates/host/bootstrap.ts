@@ -2,7 +2,7 @@
  * The bootstrap script each host runs once from its user data: verified package sources,
  * pinned packages, users and directories, then the services enabled. It is idempotent, logs
  * every step to the console, and stops at the first error with the line that failed.
- * No secret and no other host's address ever appears here (DESIGN.md decision 1).
+ * No secret and no other host's address ever appears here (docs/architecture.md decision 1).
  */
 import { hasDataVolume, type DataVolumeRole, type Role } from "../../facts/topology";
 import { LOKI_DATA_DIR, LOKI_SERVICE } from "../loki/config";

@@ -1,6 +1,6 @@
 /**
  * Which scrape targets Prometheus must find: every service on every host whose role runs it
- * (facts/topology.ts), labelled from the host's tags (DESIGN.md decision 3). Computed from the
+ * (facts/topology.ts), labelled from the host's tags (docs/architecture.md decision 3). Computed from the
  * topology and the hosts' tags, not from the rendered config, so a wrong filter or relabelling
  * in the config shows up as a difference.
  */

@@ -1,7 +1,7 @@
 /**
  * The matrix's program edits (programEdits.ts), planned without containers: a raised pin
- * replaces exactly the roles whose user data installs the package (the README's "What replaces a
- * host" row), an image change replaces every host, and a retired alert rule reaches the Grafana
+ * replaces exactly the roles whose user data installs the package (docs/operations.md's "What
+ * replaces a host" row), an image change replaces every host, and a retired alert rule reaches the Grafana
  * push as a `deleteRules` entry, in the child process that plans the stack as in this one.
  */
 import assert from "node:assert/strict";

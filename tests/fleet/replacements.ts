@@ -2,7 +2,7 @@
  * The matrix's transitions that replace hosts, applied as `pulumi up` would (provision.ts
  * applyUpdate: the engine replaces the instances whose user data, image or key changed, deleting
  * each first, and runs each replaced host's whole push on the new one):
- * - a package pin raised (facts/versions.ts, programEdits.ts): the README says the roles whose
+ * - a package pin raised (facts/versions.ts, programEdits.ts): docs/operations.md says the roles whose
  *   user data installs it are replaced; the replaced host runs the new version, keeps its volume's
  *   data, and no other host is touched;
  * - the image changed (`amiId`): every host is replaced and boots it (the fake EC2 launches it
@@ -65,12 +65,12 @@ async function replacedHostChecks(
   return results;
 }
 
-/** The replaced set is what the README's table says for this change. */
+/** The replaced set is what docs/operations.md's table says for this change. */
 function replacedAsDocumented(change: string, update: UpdateResult, expected: readonly string[]): CheckResult {
   const got = [...(update.replaced ?? [])].sort();
   const want = [...expected].sort();
   return {
-    name: `${change}: the hosts replaced are the ones the README names`,
+    name: `${change}: the hosts replaced are the ones docs/operations.md names`,
     host: "fleet",
     ok: JSON.stringify(got) === JSON.stringify(want),
     detail: `replaced: ${got.join(" ") || "none"}; expected: ${want.join(" ") || "none"}`,

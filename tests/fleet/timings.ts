@@ -2,8 +2,8 @@
  * The fleet's measurements as a file: every run writes what it measured (per host: bootstrap,
  * push, targets up; per transition of the lifecycle matrix: config change → live) to
  * build/fleet-timings.json, and `npm run fleet:record` (a run with --record, every check green,
- * every host of the plan) keeps it as bench/fleet-timings.json and writes the README's timing
- * section from it. tests/readme.test.ts holds the README to that file: the figures in the README
+ * every host of the plan) keeps it as bench/fleet-timings.json and writes the timing section of
+ * docs/fleet.md from it. tests/readme.test.ts holds that page to that file: the figures on it
  * are the ones a run measured, never typed by hand. `node build/tests/fleet/timings.js` writes the
  * section again from the recorded file (after its layout changed; the figures stay the run's).
  */
@@ -28,7 +28,7 @@ export interface FleetTimings {
 
 export const RUN_TIMINGS = (root = projectRoot()) => path.join(root, "build", "fleet-timings.json");
 export const RECORDED_TIMINGS = (root = projectRoot()) => path.join(root, "bench", "fleet-timings.json");
-export const README_MARKERS = ["<!-- fleet-timings:start -->", "<!-- fleet-timings:end -->"] as const;
+export const TIMINGS_MARKERS = ["<!-- fleet-timings:start -->", "<!-- fleet-timings:end -->"] as const;
 
 export function readTimings(file: string): FleetTimings {
   return JSON.parse(fs.readFileSync(file, "utf8")) as FleetTimings;
@@ -41,7 +41,7 @@ export function writeTimings(file: string, t: FleetTimings): void {
 
 const s = (x: number | undefined) => (x === undefined ? "-" : `${x.toFixed(1)} s`);
 
-/** A markdown table with right-aligned figures (prettier's own layout, so the README stays formatted). */
+/** A markdown table with right-aligned figures (prettier's own layout, so the page stays formatted). */
 function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
   const cell = (c: string, i: number) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]));
@@ -53,7 +53,7 @@ function table(header: readonly string[], rows: readonly string[][], numeric: re
   ];
 }
 
-/** The README's section between README_MARKERS, from a recorded run. */
+/** The section between TIMINGS_MARKERS (in TIMINGS_DOC), from a recorded run. */
 export function timingsSection(t: FleetTimings): string {
   const roles = [...new Set(t.hosts.map((h) => h.role))];
   const max = (xs: (number | undefined)[]) => {
@@ -87,17 +87,17 @@ export function timingsSection(t: FleetTimings): string {
   ].join("\n");
 }
 
-/** README text with the section between the markers replaced. */
+/** The document's text with the section between the markers replaced. */
 export function withTimingsSection(readme: string, t: FleetTimings): string {
-  const [start, end] = README_MARKERS;
+  const [start, end] = TIMINGS_MARKERS;
   const i = readme.indexOf(start);
   const j = readme.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`README.md: no ${start} ... ${end} section`);
+  if (i < 0 || j < i) throw new Error(`${TIMINGS_DOC()}: no ${start} ... ${end} section`);
   return `${readme.slice(0, i + start.length)}\n${timingsSection(t)}\n${readme.slice(j)}`;
 }
 
-/** The document that carries the section. */
-export const TIMINGS_DOC = (root = projectRoot()) => path.join(root, "README.md");
+/** The document that carries the section: the fleet's own page. */
+export const TIMINGS_DOC = (root = projectRoot()) => path.join(root, "docs", "fleet.md");
 
 if (require.main === module) {
   const doc = TIMINGS_DOC();

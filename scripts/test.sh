@@ -28,7 +28,7 @@ scripts/install-deps.sh
 # at once, unless TITAN_SKIP_FLEET=1 says to run everything else (and then says so, loudly).
 # Fleet test files that boot containers or need root (awsEndpoints: a bridge, a namespace and
 # 169.254.169.254); the others in build/tests/fleet run everywhere.
-FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js build/tests/fleet/provision.test.js
+FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js
   build/tests/fleet/awsEndpoints.test.js)
 fleet_blocker() {
   local tool

@@ -248,6 +248,8 @@ export async function rebootDataHost(
   probe: DataProbe,
   cleanup: Cleanup,
   log: (line: string) => void,
+  /** Also done while the host is down (a stop and start: the fake EC2 moves or keeps its address). */
+  whileDown?: () => void,
 ): Promise<CheckResult[]> {
   if (!hasDataVolume(h.role)) throw new Error(`${h.name} (${h.role}) has no data volume`);
   const unit = DATA_DAEMONS[h.role];
@@ -260,6 +262,7 @@ export async function rebootDataHost(
     // udev would have made the by-uuid link of the now-formatted volume; the stand-in does it.
     if (diskDir && fs.existsSync(diskDir)) writeDiskLinks(diskDir, volume);
     detachLoop(volume);
+    whileDown?.();
   });
   log(`${h.name}: booted again (nspawn pid ${h.container.nspawnPid}), volume not attached yet`);
   let decided: string;

@@ -14,6 +14,7 @@ import { fail, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
+import { stagedAsRendered, userDataAsDeclared } from "./checks/delivery";
 import { runMatrix, transitionLines, type TransitionRecord } from "./matrix";
 import { imageChanged, pinRaised } from "./replacements";
 import { stoppedAndStarted } from "./stopStart";
@@ -36,7 +37,7 @@ import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./
 interface Args {
   readonly hosts?: string[];
   readonly hold: boolean;
-  /** Keep the run's timings as bench/fleet-timings.json and write the README's section from them. */
+  /** Keep the run's timings as bench/fleet-timings.json and write docs/fleet.md's section from them. */
   readonly record: boolean;
 }
 
@@ -124,6 +125,9 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
   }));
   // The push over SSH, as pulumi-command ran it (provision.ts records a failed one and goes on).
   const results: CheckResult[] = pf.hosts.map((h) => pushCheck(h));
+  // What reached each host is what the program declares (user data, the staged push).
+  results.push(...(await userDataAsDeclared(pf)));
+  results.push(...(await Promise.all(pf.hosts.map((h) => stagedAsRendered(pf, h)))));
   log("checking each host");
   for (const batch of await Promise.all(hosts.map(hostChecks))) results.push(...batch);
   // Every data host, not only Prometheus: its volume is mounted where its daemon keeps its data.
@@ -167,41 +171,22 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
       await killAndRecover(prometheus, "prometheus-node-exporter", promUrl, target("node", prometheus.name)),
     );
   }
-  // Grafana's host: the same reboot; Grafana must wait for its mount as well.
-  const grafana = hosts.find((h) => h.role === "grafana");
-  const grafanaVolume = pf.hosts.find((h) => h.slot.role === "grafana")?.volume;
-  if (grafana && grafanaVolume) {
-    results.push(
-      ...(await step("reboot", grafana.name, async () => {
-        const r = await rebootDataHost(grafana, grafanaVolume, volumeToken(grafana), pf.cleanup, log);
-        setContainer(pf, grafana.name, grafana.container);
-        return r;
-      })),
-    );
-  }
-  // Loki's host: rebooted with its volume attached late, Loki must wait for its mount, and
-  // still never run on the package's example config.
-  const loki = hosts.find((h) => h.role === "loki");
-  const lokiVolume = pf.hosts.find((h) => h.slot.role === "loki")?.volume;
-  if (loki && lokiVolume) {
-    results.push(
-      ...(await step("reboot", loki.name, async () => {
-        const r = await rebootDataHost(loki, lokiVolume, volumeToken(loki), pf.cleanup, log);
-        setContainer(pf, loki.name, loki.container);
-        return [...r, await lokiNeverUnconfigured(loki, "after reboot")];
-      })),
-    );
-  }
-  const volume = pf.hosts.find((h) => h.slot.role === "prometheus")?.volume;
-  if (prometheus && promUrl && volume) {
-    results.push(
-      ...(await step("reboot", prometheus.name, async () => {
-        const r = await rebootDataHost(prometheus, volume, prometheusHistory(prometheus, promUrl), pf.cleanup, log);
-        setContainer(pf, prometheus.name, prometheus.container);
-        return r;
-      })),
-    );
-  }
+  // Loki's and Prometheus' hosts rebooted at once, each with its volume attached late: the
+  // daemon must wait for its mount, keep its data, and Loki still never run on the package's
+  // example config. (Grafana's host goes through the same in the matrix's stop and start.)
+  const rebootOf = async (role: "loki" | "prometheus"): Promise<CheckResult[]> => {
+    const h = hosts.find((x) => x.role === role);
+    const volume = pf.hosts.find((x) => x.slot.role === role)?.volume;
+    if (!h || !volume) return [];
+    if (role === "prometheus" && !promUrl) return [];
+    const probe = role === "prometheus" && promUrl ? prometheusHistory(h, promUrl) : volumeToken(h);
+    return step("reboot", h.name, async () => {
+      const r = await rebootDataHost(h, volume, probe, pf.cleanup, log);
+      setContainer(pf, h.name, h.container);
+      return role === "loki" ? [...r, await lokiNeverUnconfigured(h, "after reboot")] : r;
+    });
+  };
+  for (const r of await Promise.all([rebootOf("loki"), rebootOf("prometheus")])) results.push(...r);
   // A stop and start outside Pulumi, then replacements as the engine makes them for a raised
   // pin and for a new image (stopStart.ts, replacements.ts).
   log("the lifecycle matrix: stop and start, replacements");

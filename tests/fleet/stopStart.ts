@@ -5,15 +5,13 @@
  * nothing changed runs nothing, and the next change reaches the host at the address EC2 lists
  * now (provision.ts runSteps refuses a push that dials any other) with its pinned host key,
  * without a refresh. The fleet stops and starts it as a reboot of the same root (same disk,
- * same host key, as an EBS root keeps them); the fake EC2 API moves or keeps its address as
- * EC2 does (awsEndpoints.ts stopStart).
+ * same host key, as an EBS root keeps them) with its data volume attached late; the fake EC2
+ * API moves or keeps its address as EC2 does (awsEndpoints.ts stopStart).
  */
 import { secondUpNoOp } from "./checks/changes";
 import { fail, pass, type CheckResult } from "./checks/result";
-import { unitsActive } from "./checks/system";
-import { bootAfterReboot } from "./container";
+import { rebootDataHost, volumeToken } from "./faults";
 import { thresholdTransition, type Transition } from "./matrix";
-import { waitForSystemd } from "./readiness";
 import { key } from "../support/snapshots";
 
 export const stoppedAndStarted: Transition = {
@@ -27,23 +25,24 @@ export const stoppedAndStarted: Transition = {
     const aws = ctx.pf.aws;
     if (!h || !p || !aws)
       return { results: [fail("stop and start", "fleet", "no Grafana host or no fake EC2")], live: [] };
+    const volume = p.volume;
+    if (!volume) return { results: [fail("stop and start", h.name, "the Grafana host has no data volume")], live: [] };
     const before = aws.publicIpOf(p.instanceId);
     ctx.log(`${h.name}: stopping and starting`);
-    await h.exec(["systemctl", "reboot"]);
-    h.container = await bootAfterReboot(h.container, ctx.pf.cleanup, 120_000, () => aws.stopStart(p.instanceId));
+    // Down and up again with its volume attached late (as an EBS volume may be after a start):
+    // Grafana must wait for its mount and find its data (faults.ts rebootDataHost).
+    const rebooted = await rebootDataHost(h, volume, volumeToken(h), ctx.pf.cleanup, ctx.log, () =>
+      aws.stopStart(p.instanceId),
+    );
     // The fleet's record of it: after the boot, nspawn is a new one.
     const i = ctx.pf.hosts.indexOf(p);
     ctx.pf.hosts[i] = { ...p, container: h.container };
-    const systemd = await waitForSystemd(h.container, 300_000);
     const after = aws.publicIpOf(p.instanceId);
     const results: CheckResult[] = [
-      systemd.state === "running"
-        ? pass("stopped and started: systemd running", h.name, systemd.state)
-        : fail("stopped and started: systemd running", h.name, `${systemd.state} ${systemd.failed.join(" ")}`),
+      ...rebooted.map((r) => ({ ...r, name: r.name.replace(/^after reboot/, "stopped and started") })),
       before !== undefined && after === before && after === p.planned.publicIp
         ? pass("stopped and started: EC2 lists it at its Elastic IP still", h.name, `${after}`)
         : fail("stopped and started: EC2 lists it at its Elastic IP still", h.name, `before ${before}, after ${after}`),
-      ...(await unitsActive(h)).map((r) => ({ ...r, name: `stopped and started: ${r.name}` })),
       ...(await secondUpNoOp(ctx.pf, ctx.hosts)).map((r) => ({ ...r, name: `after a stop and start: ${r.name}` })),
     ];
     const change = await thresholdTransition("after a stop and start: rootDiskCriticalPercent", (pf) => ({

@@ -73,7 +73,7 @@ describe("hosts", () => {
     for (const slot of plan.hosts) assert.equal(one(snap, INSTANCE, slot.name).inputs.privateIp, slot.privateIp);
   });
 
-  it("tags every host per DESIGN.md", () => {
+  it("tags every host per docs/architecture.md", () => {
     for (const host of ofType(snap, INSTANCE)) {
       const tags = host.inputs.tags as Record<string, string>;
       assert.deepEqual(tags, {
@@ -223,10 +223,10 @@ describe("security groups", () => {
     }
   });
 
-  it("opens exactly the DESIGN.md matrix, no rule more, none missing", () => {
+  it("opens exactly the docs/architecture.md matrix, no rule more, none missing", () => {
     const op = "203.0.113.7/32";
     const p = "prometheus";
-    // Written out by hand from DESIGN.md's matrix, independent of topology.ts.
+    // Written out by hand from docs/architecture.md's matrix, independent of topology.ts.
     const matrix = [
       `web:5000<-${p}`,
       `web:5000<-${op}`,

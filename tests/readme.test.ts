@@ -116,6 +116,8 @@ describe("README", () => {
     ]) {
       assert.ok(box.replace(/\n> /g, " ").includes(figure), `the cost box lacks ${figure}`);
     }
+    const gib = estimate.volumesGib.reduce((sum, v) => sum + v.gib, 0);
+    assert.ok(box.includes(`${gib} GiB of gp3`), `the cost box names ${gib} GiB of gp3`);
     assert.match(box, /minutes/, "the cost box says how long a deploy takes");
   });
 

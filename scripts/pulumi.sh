@@ -12,14 +12,15 @@ titan_env_existing=1
 # shellcheck source=scripts/pulumi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
 
+# Without --create, `stack select` fails on a missing stack ("no stack named '<name>' found",
+# pulumi/pulumi pkg/cmd/pulumi/stack/stack_select.go) and otherwise only records the selection,
+# so a command without --stack runs on $STACK; an explicit --stack/-s in the arguments wins.
+# It reads no secret, so a missing stack is named before a stack file that lacks its keys.
+select_stack existing >&2 || die "no stack $STACK on this backend ($PULUMI_BACKEND_URL): deploy it first (npm run deploy)"
 # `config refresh` is the repair require_shared_stack_file names: it rebuilds the stack file,
 # secrets settings included, from the last deployment without reading a secret (pulumi/pulumi
 # pkg/cmd/pulumi/config/config_refresh.go), so it runs without them.
 if [[ "$TITAN_MODE" == shared && "${1:-} ${2:-}" != "config refresh" ]]; then
   require_shared_stack_file
 fi
-# Without --create, `stack select` fails on a missing stack ("no stack named '<name>' found",
-# pulumi/pulumi pkg/cmd/pulumi/stack/stack_select.go) and otherwise only records the selection,
-# so a command without --stack runs on $STACK; an explicit --stack/-s in the arguments wins.
-select_stack existing >&2 || die "no stack $STACK on this backend ($PULUMI_BACKEND_URL): deploy it first (npm run deploy)"
 exec pulumi "$@"

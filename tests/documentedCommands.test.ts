@@ -307,6 +307,18 @@ describe("documented commands", () => {
   const runnable = blocks.filter((b) => !b.ownSetup && b.commands.some((c) => c.text.match(WRAPPER)));
   for (const block of runnable) {
     it(`${block.file}:${block.line}: each npm run pulumi command reaches the deployed stack's backend, secrets and stack`, () => {
+      // npm run pulumi never creates a stack: in a block that names a backend and deploys to it
+      // (the team's setup), a pulumi command before that first deploy fails on the new backend.
+      const firstDeploy = block.commands.findIndex((c) => /^(?:[A-Za-z_]\w*=\S*\s+)*npm run deploy\b/.test(c.text));
+      const namesBackend = block.commands.some((c) => /\b(TITAN|PULUMI)_BACKEND_URL=/.test(c.text));
+      const early = namesBackend
+        ? block.commands.slice(0, Math.max(firstDeploy, 0)).filter((c) => c.text.match(WRAPPER))
+        : [];
+      assert.deepEqual(
+        early.map((c) => `${c.file}:${c.line}: ${c.text}`),
+        [],
+        "these run before the block's npm run deploy has created the stack: move them after it",
+      );
       const setup = block.commands.filter((c) => isAssignment(c.text)).map((c) => fillPlaceholders(c.text));
       const up = fakeDeploy(setup);
       const outputs = new Set(programOutputs());
@@ -409,6 +421,27 @@ describe("scripts/pulumi.sh (npm run pulumi)", () => {
     assert.equal(result.seen[1].backend, `file://${path.join(project, ".pulumi-state")}`);
     assert.equal(result.seen[1].passfile, up.passfile);
     assert.equal(up.passfile, path.join(project, ".pulumi-state/passphrase"));
+  });
+
+  it("sets the team's first allowedCidrs between the deploy that creates the shared stack and the one that deploys it", () => {
+    const shared = [
+      "export TITAN_BACKEND_URL='s3://team-state/titan?region=us-east-1'",
+      "export TITAN_SECRETS_PROVIDER='awskms://alias/titan-pulumi?region=us-east-1'",
+    ].join("\n");
+    const before = shell(`${shared}\nnpm run pulumi -- config set --stack dev --path 'allowedCidrs[0]' 192.0.2.0/24`);
+    assert.notEqual(before.status, 0, "no stack yet: the wrapper does not create it");
+    assert.match(before.stderr, /no stack dev on this backend .*npm run deploy/);
+    const first = shell(`${shared}\nnpm run deploy`);
+    assert.equal(first.status, 1, "the first deploy creates the stack and stops for the team's CIDR");
+    assert.match(
+      first.stderr,
+      /allowedCidrs is not set .*npm run pulumi -- config set --stack dev --path 'allowedCidrs\[0\]' <team-cidr>/,
+    );
+    const set = shell(`${shared}\nnpm run pulumi -- config set --stack dev --path 'allowedCidrs[0]' ${OPERATOR_IP}/32`);
+    assert.equal(set.status, 0, set.stderr);
+    const second = shell(`${shared}\nnpm run deploy`);
+    assert.equal(second.status, 0, second.stderr);
+    assert.ok(second.seen.some((c) => c.args[0] === "up"));
   });
 
   it("prints only pulumi's output with npm run --silent, for a file or a variable", () => {

@@ -42,6 +42,9 @@ function section(text: string, heading: string): string {
   return next < 0 ? text.slice(start) : text.slice(start, start + 1 + next);
 }
 
+/** A section's words on one line, so a phrase wrapped across lines still matches. */
+const flat = (text: string) => text.replace(/\s*\n>?\s*/g, " ");
+
 /** Table cells, so the comparison survives prettier's column padding. */
 const cells = (table: string) =>
   table
@@ -152,14 +155,14 @@ describe("README", () => {
   });
 
   it("says how to create a Slack webhook and that setting it takes a second deploy", () => {
-    const slack = section(readme, "Slack incoming webhook");
+    const slack = flat(section(readme, "Slack incoming webhook"));
     assert.match(slack, /api\.slack\.com\/apps/);
     assert.match(slack, /second deploy/);
     assert.match(slack, /npm run pulumi -- config set --secret slackWebhookUrl/);
   });
 
   it("troubleshoots a changed IP, an SSH timeout, a lost passphrase, a failed verification, a policy violation and a stopped host", () => {
-    const trouble = section(readme, "Troubleshooting");
+    const trouble = flat(section(readme, "Troubleshooting"));
     for (const topic of [
       /IP changed/,
       /SSH times out/,

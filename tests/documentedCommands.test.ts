@@ -260,15 +260,24 @@ describe("documented commands", () => {
         }
       }
     }
-    // Prose that tells the reader to run one counts too.
+    // Prose counts too: a paragraph that tells the reader to run one, or names one of the
+    // commands a reader runs on a deployed stack (not a description of what deploy.sh does).
+    const instruction =
+      /\b[Rr]un `(pulumi [^`]*)`|\bwith `(pulumi config set[^`]*)`|`(pulumi (?:refresh|cancel|state|config (?:set|get|refresh|rm)|stack (?:output|export|import|change-secrets-provider|rm))\b[^`]*)`/g;
     for (const file of docFiles()) {
-      fs.readFileSync(path.join(ROOT, file), "utf8")
-        .split("\n")
-        .forEach((line, i) => {
-          for (const m of line.matchAll(/\b[Rr]un `(pulumi [^`]*)`|\bwith `(pulumi config set[^`]*)`/g)) {
-            if (!OWN_SETUP.test(line)) bare.push(`${file}:${i + 1}: ${m[1] ?? m[2]}`);
+      const lines = fs.readFileSync(path.join(ROOT, file), "utf8").split("\n");
+      let start = 0;
+      for (let i = 0; i <= lines.length; i++) {
+        if (i < lines.length && lines[i].trim() !== "") continue;
+        const paragraph = lines.slice(start, i).join("\n");
+        if (!OWN_SETUP.test(paragraph) && !paragraph.trimStart().startsWith("```")) {
+          for (const m of paragraph.matchAll(instruction)) {
+            const line = start + paragraph.slice(0, m.index).split("\n").length;
+            bare.push(`${file}:${line}: ${m[1] ?? m[2] ?? m[3]}`);
           }
-        });
+        }
+        start = i + 1;
+      }
     }
     assert.deepEqual(
       bare,

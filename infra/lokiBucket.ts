@@ -16,6 +16,12 @@ export const lifecycleExpiryDays = (lokiRetentionDays: number): number => lokiRe
 
 export class LokiBucket extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
+  /**
+   * The bucket name's random part: drawn at the stack's first `up` and kept in its state, so it
+   * tells this deployment from any other of the same project and stack name (infra/stack.ts uses
+   * it as the deployment id). Every stack deployed so far already has it.
+   */
+  readonly suffix: pulumi.Output<string>;
 
   constructor(name: string, args: { config: StackConfig }, opts?: pulumi.ComponentResourceOptions) {
     super("titan:infra:LokiBucket", name, {}, opts);
@@ -23,6 +29,7 @@ export class LokiBucket extends pulumi.ComponentResource {
     const parent = { parent: this };
 
     const suffix = new random.RandomId(`${name}-suffix`, { byteLength: 4 }, parent);
+    this.suffix = suffix.hex;
     const bucketName = suffix.hex.apply((hex) => bucketNameFor(physicalName(config, "loki"), hex));
 
     this.bucket = new aws.s3.Bucket(

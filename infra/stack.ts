@@ -8,7 +8,6 @@ import { Host } from "./host";
 import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
 import { LokiBucket } from "./lokiBucket";
 import { Network } from "./network";
-import { physicalName } from "../facts/naming";
 import { imageId, initialZone, instanceTypeOfferings, keepZone } from "./placement";
 import { SecurityGroups } from "./securityGroups";
 import { SshKey } from "./sshKey";
@@ -32,7 +31,8 @@ export interface StackOutputs {
   readonly lokiBucket: pulumi.Output<string>;
   readonly grafanaAdminUser: string;
   readonly grafanaAdminPassword: pulumi.Output<string>;
-  readonly sshKeyFile: string;
+  /** Only with a generated key: where to write sshPrivateKey for the `ssh` commands. */
+  readonly sshKeyFile?: pulumi.Output<string>;
   readonly sshPrivateKey?: pulumi.Output<string>;
   /** What the post-deploy verification checked, and how long each check took. */
   readonly verification: pulumi.Output<unknown>;
@@ -68,7 +68,10 @@ export function defineStack(config: StackConfig): StackOutputs {
       statements: bucket.bucket.arn.apply(lokiStatements),
     }),
   };
-  const sshKey = new SshKey("deploy-key", { config });
+  // What tells this deployment from another of the same project and stack name in the account:
+  // the bucket's random suffix, in every stack's state since its first up (so no stack deployed
+  // before it gets a new one).
+  const sshKey = new SshKey("deploy-key", { config, deploymentId: bucket.suffix });
 
   const hosts = plan.hosts.map(
     (slot) =>
@@ -123,14 +126,16 @@ export function defineStack(config: StackConfig): StackOutputs {
     slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
   });
 
-  const sshKeyFile = `~/.ssh/${physicalName(config, "deploy")}.pem`;
+  // An operator's own key is wherever they keep it: ssh finds it (agent, ~/.ssh/config), no -i.
+  const sshKeyFile = sshKey.keyFile;
+  const identity = sshKeyFile ? sshKeyFile.apply((file) => `-i ${file} `) : "";
   const hostOutputs: Record<string, HostOutput> = {};
   for (const host of hosts) {
     hostOutputs[host.slot.name] = {
       role: host.slot.role,
       publicIp: host.publicIp,
       privateIp: host.instance.privateIp,
-      ssh: pulumi.interpolate`ssh -i ${sshKeyFile} ${config.sshUser}@${host.publicIp}`,
+      ssh: pulumi.interpolate`ssh ${identity}${config.sshUser}@${host.publicIp}`,
       knownHosts: pulumi.interpolate`${host.publicIp} ${host.hostKey}`,
     };
   }

@@ -408,6 +408,9 @@ describe("Loki bucket", () => {
   });
 });
 
+/** The generated (mock) key's digest, as its key pair's name carries it. */
+const MOCK_KEY_DIGEST = createHash("sha256").update(MOCK_PUBLIC_KEY.split(" ")[1]).digest("hex").slice(0, 10);
+
 describe("secrets and outputs", () => {
   it("exports the URLs, hosts, bucket and ssh commands in plain text", () => {
     const o = snap.outputs;
@@ -419,7 +422,10 @@ describe("secrets and outputs", () => {
     const hosts = o.hosts.value as Record<string, { role: string; privateIp: string; ssh: string }>;
     assert.deepEqual(Object.keys(hosts).sort(), ["grafana", "loki", "prometheus", "web-1"]);
     assert.equal(hosts.loki.privateIp, "10.42.0.11");
-    assert.equal(hosts.loki.ssh, `ssh -i ~/.ssh/titan-observability-dev-deploy.pem admin@${ipOf("loki")}`);
+    // The generated key's file is named after its key pair: two stacks' keys never share a file.
+    const keyFile = `~/.ssh/titan-observability-dev-deploy-${MOCK_KEY_DIGEST}.pem`;
+    assert.equal(o.sshKeyFile.value, keyFile);
+    assert.equal(hosts.loki.ssh, `ssh -i ${keyFile} admin@${ipOf("loki")}`);
     for (const name of [
       "grafanaUrl",
       "prometheusUrl",
@@ -450,8 +456,7 @@ describe("secrets and outputs", () => {
   it("registers the generated key with EC2 under the stack's name and the key's digest", () => {
     const keyPair = one(snap, "aws:ec2/keyPair:KeyPair", "deploy-key");
     // The digest makes a rotated key a new name, which replaces the hosts (tests/updates.test.ts).
-    const digest = createHash("sha256").update(MOCK_PUBLIC_KEY.split(" ")[1]).digest("hex").slice(0, 10);
-    assert.equal(keyPair.inputs.keyName, `titan-observability-dev-deploy-${digest}`);
+    assert.equal(keyPair.inputs.keyName, `titan-observability-dev-deploy-${MOCK_KEY_DIGEST}`);
     assert.match(String(keyPair.inputs.publicKey), /^ssh-ed25519 /);
     assert.deepEqual(one(snap, "tls:index/privateKey:PrivateKey", "deploy-key-generated").inputs, {
       algorithm: "ED25519",

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { DATA_VOLUME_ROLES, ROLES } from "../facts/topology";
 import { VERSIONS } from "../facts/versions";
 import { MOCK_PRIVATE_KEY, type RecordedResource } from "./support/mockProgram";
-import { actionOf, ofType, one, update, type TimedSnapshot } from "./support/snapshots";
+import { actionOf, ofType, one, snapshot, update, type TimedSnapshot } from "./support/snapshots";
 
 const INSTANCE = "aws:ec2/instance:Instance";
 const VOLUME = "aws:ebs/volume:Volume";
@@ -157,5 +157,41 @@ describe("the SSH key", () => {
       assert.deepEqual(host.replacedBecause, ["keyName"], host.name);
     }
     assertDataKept(snap);
+  });
+});
+
+describe("the key pair's deployment id (two stacks of one name in one account)", () => {
+  const operatorKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorOperatorOperatorOperatorOperator me@laptop";
+  const config = { sshPublicKey: operatorKey, sshPrivateKey: MOCK_PRIVATE_KEY };
+  const options = { secretKeys: ["sshPrivateKey"] };
+
+  it("keeps a generated key's pair, and so every host, on a stack deployed before it", async () => {
+    // A generated key is drawn per deployment: its name is the digest alone, as it always was.
+    const snap = await update({}, {});
+    const keyPair = one(snap, "aws:ec2/keyPair:KeyPair", "deploy-key");
+    assert.match(String(keyPair.inputs.keyName), /^titan-observability-dev-deploy-[0-9a-f]{10}$/);
+    assert.deepEqual(touched(snap), []);
+  });
+
+  it("replaces every host once on a stack with the operator's key, then keeps them", async () => {
+    const now = await snapshot(config, options);
+    const keyPair = one(now, "aws:ec2/keyPair:KeyPair", "deploy-key");
+    const id = one(now, "random:index/randomId:RandomId", "loki-chunks-suffix").state?.hex as string;
+    const newName = String(keyPair.inputs.keyName);
+    assert.ok(newName.endsWith(`-${id}`), newName);
+    // The same stack as the program before the id left it: every name without it.
+    const oldName = newName.slice(0, -`-${id}`.length);
+    const deployedBefore = JSON.parse(JSON.stringify(now.resources).split(newName).join(oldName)) as RecordedResource[];
+    const first = await snapshot(config, { ...options, prior: deployedBefore });
+    assert.equal(first.error, undefined, first.error);
+    assert.equal(actionOf(first, "aws:ec2/keyPair:KeyPair", "deploy-key"), "replace");
+    for (const host of ofType(first, INSTANCE)) {
+      assert.equal(host.action, "replace", host.name);
+      assert.deepEqual(host.replacedBecause, ["keyName"], host.name);
+    }
+    assertDataKept(first);
+    assert.equal(actionOf(first, "aws:s3/bucket:Bucket", "loki-chunks"), "same", "the bucket keeps its name and data");
+    const second = await snapshot(config, { ...options, prior: first.resources });
+    assert.deepEqual(touched(second), []);
   });
 });

@@ -66,6 +66,10 @@ describe("program variants", () => {
     assert.equal(ofType(snap, "tls:index/privateKey:PrivateKey").length, 0);
     assert.equal(one(snap, "aws:ec2/keyPair:KeyPair", "deploy-key").inputs.publicKey, publicKey);
     assert.equal(snap.outputs.sshPrivateKey, undefined, "the operator already has it");
+    // No file is written for it, so none is named, and the ssh commands leave the key to ssh.
+    assert.equal(snap.outputs.sshKeyFile, undefined, "no key file to point at");
+    const hosts = snap.outputs.hosts.value as Record<string, { ssh: string; publicIp: string }>;
+    assert.equal(hosts.loki.ssh, `ssh admin@${hosts.loki.publicIp}`);
   });
 
   it("uses an explicit AMI without looking any image up", async () => {

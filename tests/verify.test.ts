@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { formatReport, verify, type Fetch, type VerificationSpec } from "../infra/verify/checks";
 import { markerLineCommand, markersWrittenAt } from "../infra/verify/marker";
@@ -276,6 +277,32 @@ describe("npm run verify (tools/verifyStack.ts), on the stack's outputs", () => 
     const second = await verifyStack(fast, deps);
     assert.equal(second.ok, true, formatReport(second));
     assert.match(calls[1].args[calls[1].args.length - 1], /marker=titan-verify-ba9876543210/);
+  });
+
+  it("on a stack deployed with the operator's own key, offers ssh's own identities or TITAN_SSH_KEY_FILE", async () => {
+    // Such a stack exports neither sshPrivateKey nor sshKeyFile: no key file was ever written.
+    const own = Object.fromEntries(
+      Object.entries(outputs).filter(([k]) => k !== "sshPrivateKey" && k !== "sshKeyFile"),
+    );
+    const { deps } = stand(["0123456789ab", "0123456789ac", "0123456789ad"]);
+    const seen: (readonly string[])[] = [];
+    const refused = {
+      ...deps,
+      ssh: (args: readonly string[]) => (seen.push(args), { status: 255, stderr: "Permission denied (publickey)." }),
+    };
+    await assert.rejects(verifyStack(own, refused), /load it into ssh-agent or set TITAN_SSH_KEY_FILE/);
+    assert.ok(!seen[0].includes("-i") && !seen[0].includes("IdentitiesOnly=yes"), seen[0].join(" "));
+
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "titan-own-key-")), "id_ed25519");
+    fs.writeFileSync(file, MOCK_PRIVATE_KEY, { mode: 0o600 });
+    await assert.rejects(verifyStack(own, { ...refused, operatorKeyFile: file }), /Permission denied/);
+    assert.deepEqual(seen[1].slice(0, 2), ["-i", file]);
+    assert.ok(seen[1].includes("IdentitiesOnly=yes"));
+    await assert.rejects(
+      verifyStack(own, { ...refused, operatorKeyFile: `${file}.missing` }),
+      /TITAN_SSH_KEY_FILE names .*\.missing, which does not exist/,
+    );
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
   });
 
   it("pins a host key the stack knows, and accepts a host's first key only when it knows none", async () => {

@@ -24,6 +24,8 @@ export interface VerifyStackDeps {
   /** 12 or more hex digits for the marker. */
   readonly nonce: () => string;
   readonly home: string;
+  /** TITAN_SSH_KEY_FILE: the operator's own private key, for a stack deployed with sshPublicKey. */
+  readonly operatorKeyFile?: string;
   readonly log: (line: string) => void;
 }
 
@@ -48,22 +50,30 @@ function stackVerification(outputs: Record<string, unknown>): StackVerification 
   return v as unknown as StackVerification;
 }
 
-/** The SSH private key: the stack's generated one, or the operator's own file (sshKeyFile). */
-function privateKeyFile(outputs: Record<string, unknown>, dir: string, home: string): string {
+/**
+ * The SSH private key: the stack's generated one; for a stack deployed with the operator's own key
+ * (no sshPrivateKey output, and no sshKeyFile either: the program names no file it never wrote),
+ * TITAN_SSH_KEY_FILE, else none, and ssh offers what it would anyway (agent, ~/.ssh/config).
+ */
+function privateKeyFile(
+  outputs: Record<string, unknown>,
+  dir: string,
+  deps: Pick<VerifyStackDeps, "home" | "operatorKeyFile">,
+): string | undefined {
   const generated = outputs.sshPrivateKey;
   if (typeof generated === "string" && generated.length > 0) {
     const file = path.join(dir, "key");
     fs.writeFileSync(file, generated.endsWith("\n") ? generated : `${generated}\n`, { mode: 0o600 });
     return file;
   }
-  const named = output(outputs, "sshKeyFile", "the path of the SSH key the stack's hosts accept");
-  if (typeof named !== "string")
-    throw new Error(`stack output sshKeyFile: expected a path, got ${JSON.stringify(named)}`);
-  const file = named.replace(/^~(?=\/)/, home);
+  // A stack deployed before sshKeyFile was left out for an operator's key still exports it.
+  const named = deps.operatorKeyFile ?? outputs.sshKeyFile;
+  const what = deps.operatorKeyFile === undefined ? "stack output sshKeyFile" : "TITAN_SSH_KEY_FILE";
+  if (named === undefined) return undefined;
+  if (typeof named !== "string") throw new Error(`${what}: expected a path, got ${JSON.stringify(named)}`);
+  const file = named.replace(/^~(?=\/)/, deps.home);
   if (!fs.existsSync(file))
-    throw new Error(
-      `stack output sshKeyFile names ${file}, which does not exist: expected the stack's SSH private key there`,
-    );
+    throw new Error(`${what} names ${file}, which does not exist: expected the stack's SSH private key there`);
   return file;
 }
 
@@ -81,7 +91,10 @@ export async function verifyStack(
   const marker = markerFor(deps.nonce());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-verify-"));
   try {
-    const key = privateKeyFile(outputs, dir, deps.home);
+    const key = privateKeyFile(outputs, dir, deps);
+    // Without a key file ssh offers its own identities (agent, ~/.ssh/config), so not IdentitiesOnly.
+    const identity = key === undefined ? [] : ["-i", key];
+    const onlyThat = key === undefined ? [] : ["-o", "IdentitiesOnly=yes"];
     // The host keys the deploy pinned, when the stack knows them; otherwise the first key a
     // host shows is taken for this run only (the line written carries no secret).
     const knownHosts = path.join(dir, "known_hosts");
@@ -89,12 +102,10 @@ export async function verifyStack(
     fs.writeFileSync(knownHosts, pinned.map((h) => `${h.address} ${h.hostKey}\n`).join(""), { mode: 0o600 });
     for (const host of markers.hosts) {
       const result = deps.ssh([
-        "-i",
-        key,
+        ...identity,
         "-o",
         "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
+        ...onlyThat,
         "-o",
         "ConnectTimeout=10",
         "-o",
@@ -105,8 +116,12 @@ export async function verifyStack(
         markerLineCommand(marker),
       ]);
       if (result.status !== 0) {
+        const hint =
+          key === undefined
+            ? " (the stack uses your own key, sshPublicKey: load it into ssh-agent or set TITAN_SSH_KEY_FILE=<its private key file>)"
+            : "";
         throw new Error(
-          `logging the marker on ${host.name} (${host.user}@${host.address}) failed: ${result.stderr.trim()}`,
+          `logging the marker on ${host.name} (${host.user}@${host.address}) failed: ${result.stderr.trim()}${hint}`,
         );
       }
       deps.log(`verify: ${host.name} logged ${marker}`);
@@ -134,6 +149,7 @@ async function main(): Promise<number> {
     },
     nonce: () => randomBytes(6).toString("hex"),
     home: os.homedir(),
+    operatorKeyFile: process.env.TITAN_SSH_KEY_FILE || undefined,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stderr.write(`${formatReport(report)}\n`);

@@ -10,6 +10,7 @@
  * reaches every resource that depends on it exactly as it would in `pulumi up`.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { checkCommandResource } from "./commandProvider";
 import { forcedReplacements } from "./replacementRules";
 
@@ -86,6 +87,11 @@ export interface ProgramInput {
    * the new values, so their inputs differ from the run before.
    */
   readonly outputChanges?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /**
+   * Names one deployment of the stack: random results (a RandomId's hex, a generated key) derive
+   * from it, as two real deployments draw different ones. Unset: the fixed values above.
+   */
+  readonly deployment?: string;
 }
 
 let publicIpCounter = 0;
@@ -159,11 +165,16 @@ function decide(
   return { inputs: effective, action, changed, replacedBecause, prior };
 }
 
+/** A deployment's own stand-in for a random value: hex digits from its name and the resource's. */
+const drawn = (deployment: string, name: string, hexDigits: number) =>
+  createHash("sha256").update(`${deployment}/${name}`).digest("hex").slice(0, hexDigits);
+
 function computedState(
   type: string,
   name: string,
   inputs: Record<string, unknown>,
   generation = 0,
+  deployment?: string,
 ): Record<string, unknown> {
   switch (type) {
     case "aws:ec2/instance:Instance":
@@ -181,14 +192,21 @@ function computedState(
     case "aws:iam/instanceProfile:InstanceProfile":
       return { ...inputs, name: `${name}-1234567`, arn: `arn:aws:iam::123456789012:role/${name}` };
     case "random:index/randomId:RandomId":
-      return { ...inputs, hex: "1a2b3c4d" };
+      if (deployment === undefined) return { ...inputs, hex: "1a2b3c4d" };
+      return { ...inputs, hex: drawn(deployment, name, 2 * Number(inputs.byteLength)) };
     case "random:index/randomPassword:RandomPassword":
       // A replaced password is a new random string.
       return { ...inputs, result: generation === 0 ? MOCK_PASSWORD : `${MOCK_PASSWORD}-${generation}` };
     case "random:index/randomBytes:RandomBytes":
       return { ...inputs, hex: MOCK_SECRET_KEY, base64: MOCK_SECRET_KEY };
     case "tls:index/privateKey:PrivateKey":
-      return { ...inputs, privateKeyOpenssh: MOCK_PRIVATE_KEY, publicKeyOpenssh: MOCK_PUBLIC_KEY };
+      if (deployment === undefined)
+        return { ...inputs, privateKeyOpenssh: MOCK_PRIVATE_KEY, publicKeyOpenssh: MOCK_PUBLIC_KEY };
+      return {
+        ...inputs,
+        privateKeyOpenssh: MOCK_PRIVATE_KEY,
+        publicKeyOpenssh: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${drawn(deployment, name, 43)} generated`,
+      };
     default:
       return { ...inputs };
   }
@@ -272,7 +290,7 @@ export async function runProgram(input: ProgramInput): Promise<Snapshot> {
         const state =
           kept && d.prior?.state
             ? { ...d.prior.state, ...d.inputs, ...input.outputChanges?.[key] }
-            : computedState(type, name, d.inputs, generation);
+            : computedState(type, name, d.inputs, generation, input.deployment);
         resources.push({
           ...recorded,
           inputs: d.inputs,

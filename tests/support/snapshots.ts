@@ -30,6 +30,8 @@ export interface SnapshotOptions {
   readonly prior?: readonly RecordedResource[];
   /** Pins to change before the program loads, as a code change to facts/versions.ts would (debianImage: DEBIAN_IMAGE). */
   readonly versions?: Readonly<Record<string, { version: string; aptPin: string } | { name: string }>>;
+  /** Which deployment's random results the mocks draw (see ProgramInput.deployment). */
+  readonly deployment?: string;
 }
 
 export async function snapshot(
@@ -44,6 +46,7 @@ export async function snapshot(
     stack: options.stack,
     prior: options.prior,
     versions: options.versions,
+    deployment: options.deployment,
   };
   // A prior run is too large for the environment (128 KiB per variable): hand it over in a file.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-snapshot-"));

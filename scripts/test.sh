@@ -89,6 +89,7 @@ if [[ -z "$skip_fleet" ]]; then
   fleet_dir=$(mktemp -d /tmp/titan-fleet-tests.XXXXXX)
   # Its own session (setsid), so stopping this script stops the whole chain; the fleet and the
   # boot tests remove what they made on SIGTERM.
+  # shellcheck disable=SC2016 # the inner script expands its own arguments
   setsid bash -c '
     node --test --test-concurrency=1 "${@:2}" >"$1/boot.log" 2>&1
     echo $? >"$1/boot.status"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from AWS credentials to a running stack: the backend and secrets of the mode
-# (scripts/pulumi-env.sh), the stack created if missing, a check that your public IP is inside
+# (scripts/pulumi-env.sh), the stack created if missing (its aws:region pinned from AWS_REGION or
+# AWS_DEFAULT_REGION when its file has none), a check that your public IP is inside
 # allowedCidrs (set to it on first use in local mode), then `pulumi up` with the policy pack.
 # Extra arguments go to `pulumi up` (e.g. --yes). TITAN_OPERATOR_IP=<ip> skips the IP lookup.
 set -euo pipefail

@@ -16,6 +16,7 @@ import { costEstimate } from "../templates/costDocs";
 import { testConfig } from "./support/render";
 import { FLOWS, ROLES, SERVICES, isOperator, portsOf } from "../facts/topology";
 import { ROOT } from "./support/files";
+import { TITAN_APP_DIR } from "../templates/host/units";
 import { TIMINGS_DOC, TIMINGS_MARKERS, readTimings, RECORDED_TIMINGS, timingsSection } from "./fleet/timings";
 import { TRANSITIONS } from "./fleet/matrix";
 
@@ -139,7 +140,8 @@ describe("README", () => {
         "the dashboards by name",
         /Titan \/ System[\s\S]*Titan \/ Application[\s\S]*Titan \/ Logs[\s\S]*Titan \/ Pipeline/,
       ],
-      ["the disk-fill demo", /demo\/disk-fill\.sh/],
+      // The path the app is installed at (the fleet runs this very command on the web host).
+      ["the disk-fill demo", new RegExp(`sudo ${TITAN_APP_DIR.replace(/\//g, "\\/")}\\/demo\\/disk-fill\\.sh`)],
       ["the alert in Slack, with how long it takes", /alert in Slack[\s\S]*?\d+ to \d+ minutes/],
       ["the teardown", /npm run destroy/],
       ["what is left locally", /What is left locally[\s\S]*\.pulumi-state/],

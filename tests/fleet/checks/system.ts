@@ -11,7 +11,8 @@ import { AMAZON_TIME_SYNC, SSHD_SETTINGS, TIMESYNCD_SERVICE } from "../../../tem
 import { acceptedPins } from "../../../facts/versions";
 import { bootstrapPlan, BOOTSTRAP_DONE } from "../../../templates/host/bootstrap";
 import { lokiNeverUnconfigured } from "./loki";
-import { servicesFor } from "../../../templates/host/units";
+import { servicesFor, TITAN_APP_DIR } from "../../../templates/host/units";
+import { LOGIN_USER } from "../layout";
 import { SERVICES } from "../../../facts/topology";
 import { shell, type CheckHost } from "./host";
 import { checked, oneLine, type CheckResult } from "./result";
@@ -296,6 +297,20 @@ export function nodeCollectorsSucceed(h: CheckHost): Promise<CheckResult> {
   });
 }
 
+/**
+ * The quick start's disk-fill demo runs as documented: the login user, through sudo without a
+ * password, at the path the README gives (--help: the demo itself would fill the build
+ * machine's disk, which a container shares; titan/diskfill.py is tested by the app's suite).
+ */
+export function diskFillDemoRuns(h: CheckHost): Promise<CheckResult> {
+  const demo = `${TITAN_APP_DIR}/demo/disk-fill.sh`;
+  return checked(`the quick start's demo runs: sudo ${demo} --help as ${LOGIN_USER}`, h.name, async () => {
+    const r = await h.exec(["runuser", "-u", LOGIN_USER, "--", "sudo", "-n", demo, "--help"]);
+    const ok = r.status === 0 && /--target-pct/.test(r.out);
+    return { ok, detail: ok ? "usage printed" : `exit ${r.status}: ${oneLine(r.out)}` };
+  });
+}
+
 /** The app's logrotate policy as logrotate itself reads it (debug mode: nothing is rotated). */
 export function logrotatePolicy(h: CheckHost, file = "/etc/logrotate.d/titan"): Promise<CheckResult> {
   return checked(`logrotate -d ${file}`, h.name, async () => {
@@ -356,7 +371,7 @@ export async function hostChecks(h: CheckHost): Promise<CheckResult[]> {
   results.push(await noFailedUnits(h));
   results.push(await nodeCollectorsSucceed(h));
   results.push(await sshdHardened(h), await timeSyncConfigured(h));
-  if (h.role === "web") results.push(await logrotatePolicy(h));
+  if (h.role === "web") results.push(await logrotatePolicy(h), await diskFillDemoRuns(h));
   if (h.role === "loki") results.push(await lokiNeverUnconfigured(h));
   return results;
 }

@@ -328,7 +328,8 @@ export const CONFIG_KEYS = [
     key: "aws:region",
     type: "string",
     namespaced: true,
-    description: "AWS region (provider key). Pulumi.dev.yaml sets us-east-1; npm run deploy writes AWS_REGION (or AWS_DEFAULT_REGION) into a new stack that has none.",
+    description:
+      "AWS region (provider key). Pulumi.dev.yaml sets us-east-1; npm run deploy writes AWS_REGION (or AWS_DEFAULT_REGION) into a new stack that has none.",
   },
 ] as const satisfies readonly KeySpec[];
 

@@ -4,6 +4,8 @@
 # fresh marker line over SSH and Prometheus, Loki (through Grafana) and Grafana are checked as
 # at the end of `pulumi up` (tools/verifyStack.ts). Nothing in the stack changes.
 set -euo pipefail
+# Only what deploy.sh made: no state directory or passphrase is created for a stack not deployed.
+titan_env_existing=1
 # shellcheck source=scripts/pulumi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pulumi-env.sh"
 

@@ -386,11 +386,18 @@ describe("verify.sh (npm run verify)", () => {
     }
   });
 
-  it("needs a deployed stack, and never creates one", () => {
+  it("needs a deployed stack, and never creates one, nor a state directory or passphrase", () => {
     const result = run("verify.sh");
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /no stack dev on this backend: deploy it first \(npm run deploy\)/);
+    assert.match(result.stderr, /no local stack state in .*: deploy first \(npm run deploy\)/);
     assert.ok(!result.calls.some((c) => c.includes("--create")), result.calls.join("\n"));
+    assert.ok(!fs.existsSync(path.join(project, ".pulumi-state")), "verify made a state directory");
+    // Deployed elsewhere, state here but no stack on it: the stack is named.
+    fs.mkdirSync(path.join(project, ".pulumi-state"));
+    fs.writeFileSync(path.join(project, ".pulumi-state", "passphrase"), "p\n");
+    const none = run("verify.sh");
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /no stack dev on this backend: deploy it first \(npm run deploy\)/);
   });
 
   it("reads the stack's outputs with their secrets on deploy.sh's backend, and hands them to the checks", () => {

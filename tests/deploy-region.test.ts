@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { ROOT } from "./support/files";
+import { scratchProject } from "./support/fakeCli";
 
 /*
  * Just what deploy.sh asks of the CLI: `stack select --create` creates the stack (a passphrase
@@ -42,15 +42,7 @@ let project: string;
 
 beforeEach(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-region-"));
-  project = path.join(work, "project");
-  for (const entry of ["scripts", "facts", "tools", "tsconfig.json", "Pulumi.dev.yaml"]) {
-    fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
-  }
-  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
-  fs.mkdirSync(path.join(project, "policy"));
-  fs.copyFileSync(path.join(ROOT, "policy/PulumiPolicy.yaml"), path.join(project, "policy/PulumiPolicy.yaml"));
-  fs.mkdirSync(path.join(work, "bin"));
-  fs.writeFileSync(path.join(work, "bin/pulumi"), FAKE_PULUMI, { mode: 0o755 });
+  project = scratchProject(work, { pulumi: FAKE_PULUMI });
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 

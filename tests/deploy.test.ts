@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { ROOT } from "./support/files";
-import { FAKE_CURL, FAKE_PULUMI } from "./support/fakeCli";
+import { FAKE_CURL, FAKE_PULUMI, scratchProject } from "./support/fakeCli";
 
 let work: string;
 let project: string;
@@ -59,19 +59,7 @@ const SHARED = { TITAN_BACKEND_URL: S3, TITAN_SECRETS_PROVIDER: KMS };
 
 beforeEach(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-deploy-"));
-  project = path.join(work, "project");
-  for (const entry of ["scripts", "facts", "tools", "tsconfig.json", "Pulumi.dev.yaml"]) {
-    fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
-  }
-  // The real modules: deploy.sh runs tools/operatorAccess.ts through ts-node.
-  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
-  // The pack's own descriptor, where deploy.sh and ci-preview.sh expect it.
-  fs.mkdirSync(path.join(project, "policy"));
-  fs.copyFileSync(path.join(ROOT, "policy/PulumiPolicy.yaml"), path.join(project, "policy/PulumiPolicy.yaml"));
-  fs.mkdirSync(path.join(work, "bin"));
-  fs.writeFileSync(path.join(work, "bin/pulumi"), FAKE_PULUMI, { mode: 0o755 });
-  fs.writeFileSync(path.join(work, "bin/gh"), FAKE_GH, { mode: 0o755 });
-  fs.writeFileSync(path.join(work, "bin/curl"), FAKE_CURL, { mode: 0o755 });
+  project = scratchProject(work, { pulumi: FAKE_PULUMI, gh: FAKE_GH, curl: FAKE_CURL });
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { alertDefinitions } from "../templates/alerts";
 import { operatorAccess } from "../tools/operatorAccess";
-import { FAKE_CURL, FAKE_PULUMI, readSeen, type SeenCall } from "./support/fakeCli";
+import { FAKE_CURL, FAKE_PULUMI, readSeen, scratchProject, type SeenCall } from "./support/fakeCli";
 import { ROOT } from "./support/files";
 import { testConfig } from "./support/render";
 
@@ -157,23 +157,7 @@ beforeEach(() => {
   project = path.join(work, "project");
   home = path.join(work, "home");
   fs.mkdirSync(home);
-  for (const entry of [
-    "scripts",
-    "facts",
-    "tools",
-    "tsconfig.json",
-    "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "package.json",
-  ]) {
-    fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
-  }
-  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
-  fs.mkdirSync(path.join(project, "policy"));
-  fs.copyFileSync(path.join(ROOT, "policy/PulumiPolicy.yaml"), path.join(project, "policy/PulumiPolicy.yaml"));
-  fs.mkdirSync(path.join(work, "bin"));
-  fs.writeFileSync(path.join(work, "bin/pulumi"), FAKE_PULUMI, { mode: 0o755 });
-  fs.writeFileSync(path.join(work, "bin/curl"), FAKE_CURL, { mode: 0o755 });
+  scratchProject(work, { pulumi: FAKE_PULUMI, curl: FAKE_CURL }, ["Pulumi.yaml", "package.json"]);
   fs.mkdirSync(path.join(work, "outputs"));
   for (const name of programOutputs()) {
     fs.writeFileSync(path.join(work, "outputs", name), name === "sshKeyFile" ? KEY_FILE : `fake ${name}\n`);

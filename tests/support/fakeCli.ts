@@ -4,6 +4,8 @@
  * sees what the real CLI would have been asked to do and with which backend and secrets.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { ROOT } from "./files";
 
 /*
  * The fake plays the parts of the real CLI the scripts depend on:
@@ -121,4 +123,30 @@ export function readSeen(file: string): SeenCall[] {
         home: value("home"),
       };
     });
+}
+
+/**
+ * A scratch copy of the project for the deploy scripts' tests: what scripts/deploy.sh and its
+ * siblings read (scripts, facts, tools, the stack and pack descriptors, `extra` entries), the
+ * real node_modules (deploy.sh runs tools/operatorAccess.ts through ts-node), and `fakes` as
+ * executables in <work>/bin, to put first on PATH. Returns the project directory.
+ */
+export function scratchProject(
+  work: string,
+  fakes: Readonly<Record<string, string>>,
+  extra: readonly string[] = [],
+): string {
+  const project = path.join(work, "project");
+  for (const entry of ["scripts", "facts", "tools", "tsconfig.json", "Pulumi.dev.yaml", ...extra]) {
+    fs.cpSync(path.join(ROOT, entry), path.join(project, entry), { recursive: true });
+  }
+  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
+  // The pack's own descriptor, where deploy.sh and ci-preview.sh expect it.
+  fs.mkdirSync(path.join(project, "policy"));
+  fs.copyFileSync(path.join(ROOT, "policy/PulumiPolicy.yaml"), path.join(project, "policy/PulumiPolicy.yaml"));
+  fs.mkdirSync(path.join(work, "bin"));
+  for (const [name, script] of Object.entries(fakes)) {
+    fs.writeFileSync(path.join(work, "bin", name), script, { mode: 0o755 });
+  }
+  return project;
 }

@@ -6,6 +6,7 @@ import { costEstimate, costTable } from "../templates/costDocs";
 import { ROOT } from "./support/files";
 import { testConfig } from "./support/render";
 import { snapshot, type TimedSnapshot } from "./support/snapshots";
+import { tableCells } from "./support/markdown";
 
 const START = "<!-- cost-table:start -->";
 const END = "<!-- cost-table:end -->";
@@ -28,17 +29,7 @@ function documentedCostTable(): { file: string; table: string } {
   assert.fail(`no ${START} … ${END} block in README.md or docs/*.md`);
 }
 
-/** Table cells, so the comparison survives prettier's column padding. */
-const cells = (table: string) =>
-  table
-    .split("\n")
-    .filter((line) => line.startsWith("|") && !/^\|[-:| ]+\|$/.test(line))
-    .map((line) =>
-      line
-        .split("|")
-        .slice(1, -1)
-        .map((c) => c.trim()),
-    );
+const cells = tableCells;
 
 describe("cost estimate", () => {
   let snap: TimedSnapshot;

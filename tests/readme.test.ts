@@ -19,6 +19,7 @@ import { ROOT } from "./support/files";
 import { TITAN_APP_DIR } from "../templates/host/units";
 import { TIMINGS_DOC, TIMINGS_MARKERS, readTimings, RECORDED_TIMINGS, timingsSection } from "./fleet/timings";
 import { TRANSITIONS } from "./fleet/matrix";
+import { tableCells } from "./support/markdown";
 
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
 const readme = read("README.md");
@@ -46,17 +47,7 @@ function section(text: string, heading: string): string {
 /** A section's words on one line, so a phrase wrapped across lines still matches. */
 const flat = (text: string) => text.replace(/\s*\n>?\s*/g, " ");
 
-/** Table cells, so the comparison survives prettier's column padding. */
-const cells = (table: string) =>
-  table
-    .split("\n")
-    .filter((line) => line.startsWith("|") && !/^\|[-:| ]+\|$/.test(line))
-    .map((line) =>
-      line
-        .split(/(?<!\\)\|/)
-        .slice(1, -1)
-        .map((c) => c.trim()),
-    );
+const cells = tableCells;
 
 /** Markdown outside fenced code blocks: a `#` line there is a shell comment, not a heading. */
 const withoutFences = (text: string) => text.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "");

@@ -4,12 +4,11 @@
  * A fake `pulumi` on PATH records each call and keeps the stack file as the CLI would.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { scratchProject } from "./support/fakeCli";
+import { runScript, scratchProject } from "./support/fakeCli";
 
 /*
  * Just what deploy.sh asks of the CLI: `stack select --create` creates the stack (a passphrase
@@ -46,27 +45,13 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function deploy(env: Record<string, string>) {
-  const base = { ...process.env };
-  for (const key of Object.keys(base)) {
-    if (/^(PULUMI_|TITAN_|AWS_)/.test(key) || key === "STACK") delete base[key];
-  }
-  const result = spawnSync("bash", [path.join(project, "scripts/deploy.sh"), "--yes"], {
-    encoding: "utf8",
-    env: {
-      ...base,
-      PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}`,
-      CALLS: path.join(work, "calls"),
-      WORK: work,
-      TITAN_OPERATOR_IP: "198.51.100.23",
-      ...env,
-    },
+const deploy = (env: Record<string, string>) =>
+  runScript(work, project, "deploy.sh", {
+    args: ["--yes"],
+    env: { TITAN_OPERATOR_IP: "198.51.100.23", ...env },
+    // The region must come from the test alone: none of the operator's AWS settings.
+    strip: (k) => /^(PULUMI_|TITAN_|AWS_)/.test(k) || k === "STACK",
   });
-  const callsFile = path.join(work, "calls");
-  const calls = fs.existsSync(callsFile) ? fs.readFileSync(callsFile, "utf8").trim().split("\n") : [];
-  fs.rmSync(callsFile, { force: true });
-  return { ...result, calls };
-}
 
 const stackFile = (stack: string) => path.join(project, `Pulumi.${stack}.yaml`);
 

@@ -6,13 +6,12 @@
  * and preview, the preview's pull-request comment.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { ROOT } from "./support/files";
-import { FAKE_CURL, FAKE_PULUMI, scratchProject } from "./support/fakeCli";
+import { FAKE_CURL, FAKE_PULUMI, runScript, scratchProject } from "./support/fakeCli";
 
 let work: string;
 let project: string;
@@ -63,38 +62,25 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function run(script: string, env: Record<string, string> = {}, args: string[] = []) {
-  const base = { ...process.env };
-  for (const key of [
-    "PULUMI_BACKEND_URL",
-    "PULUMI_CONFIG_PASSPHRASE",
-    "PULUMI_CONFIG_PASSPHRASE_FILE",
-    "STACK",
-    "TITAN_BACKEND_URL",
-    "TITAN_SECRETS_PROVIDER",
-    "TITAN_OPERATOR_IP",
-    "GITHUB_REPOSITORY",
-    "GH_TOKEN",
-  ]) {
-    delete base[key];
-  }
-  const result = spawnSync("bash", [path.join(project, "scripts", script), ...args], {
-    encoding: "utf8",
-    env: {
-      ...base,
-      PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}`,
-      CALLS: path.join(work, "calls"),
-      WORK: work,
-      CURL_ANSWER: "198.51.100.23",
-      ...env,
-    },
+/** The operator's own settings that must not reach the scripts under test. */
+const OPERATOR_ENV = new Set([
+  "PULUMI_BACKEND_URL",
+  "PULUMI_CONFIG_PASSPHRASE",
+  "PULUMI_CONFIG_PASSPHRASE_FILE",
+  "STACK",
+  "TITAN_BACKEND_URL",
+  "TITAN_SECRETS_PROVIDER",
+  "TITAN_OPERATOR_IP",
+  "GITHUB_REPOSITORY",
+  "GH_TOKEN",
+]);
+
+const run = (script: string, env: Record<string, string> = {}, args: string[] = []) =>
+  runScript(work, project, script, {
+    args,
+    env: { CURL_ANSWER: "198.51.100.23", ...env },
+    strip: (k) => OPERATOR_ENV.has(k),
   });
-  const calls = fs.existsSync(path.join(work, "calls"))
-    ? fs.readFileSync(path.join(work, "calls"), "utf8").trim().split("\n")
-    : [];
-  fs.rmSync(path.join(work, "calls"), { force: true });
-  return { ...result, calls };
-}
 
 const setCidrs = (json: string) => fs.writeFileSync(path.join(work, "cidrs"), `${json}\n`);
 const stackFile = () => fs.readFileSync(path.join(project, "Pulumi.dev.yaml"), "utf8");

@@ -3,6 +3,7 @@
  * documented commands (tests/documentedCommands.test.ts): each records its calls, so a test
  * sees what the real CLI would have been asked to do and with which backend and secrets.
  */
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ROOT } from "./files";
@@ -149,4 +150,33 @@ export function scratchProject(
     fs.writeFileSync(path.join(work, "bin", name), script, { mode: 0o755 });
   }
   return project;
+}
+
+/**
+ * Runs scripts/<script> of a scratch project with the fakes of <work>/bin first on PATH and the
+ * caller's environment minus what `strip` names (the operator's own Pulumi, AWS or CI settings
+ * must not leak in); returns the result and the calls the fakes recorded (then forgotten).
+ */
+export function runScript(
+  work: string,
+  project: string,
+  script: string,
+  options: { args?: readonly string[]; env?: Record<string, string>; strip: (key: string) => boolean },
+): SpawnSyncReturns<string> & { calls: string[] } {
+  const base = { ...process.env };
+  for (const k of Object.keys(base)) if (options.strip(k)) delete base[k];
+  const callsFile = path.join(work, "calls");
+  const result = spawnSync("bash", [path.join(project, "scripts", script), ...(options.args ?? [])], {
+    encoding: "utf8",
+    env: {
+      ...base,
+      PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}`,
+      CALLS: callsFile,
+      WORK: work,
+      ...options.env,
+    },
+  });
+  const calls = fs.existsSync(callsFile) ? fs.readFileSync(callsFile, "utf8").trim().split("\n") : [];
+  fs.rmSync(callsFile, { force: true });
+  return { ...result, calls };
 }

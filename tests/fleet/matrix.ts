@@ -13,6 +13,7 @@ import { alertDefinitions } from "../../templates/alerts";
 import { GRAFANA_PATHS } from "../../templates/grafana/constants";
 import { GRAFANA_SERVICE } from "../../templates/host/grafanaServer";
 import { lokiRetentionHours } from "../../templates/loki/config";
+import { CONFIG_KEYS, type ConfigKey } from "../../facts/config";
 import { key } from "../support/snapshots";
 import { changeApplied, secondUpNoOp } from "./checks/changes";
 import {
@@ -135,7 +136,6 @@ export function thresholdTransition(id: string, changes: (pf: ProvisionedFleet) 
 function retentionTransition(
   role: "prometheus" | "loki",
   id: "prometheusRetentionDays" | "lokiRetentionDays",
-  fallback: number,
   unit: string,
   held: (days: number, ctx: MatrixContext) => Promise<{ ok: boolean; detail: string }>,
 ): Transition {
@@ -144,7 +144,7 @@ function retentionTransition(
     change: `${id} changed`,
     expect: `only the ${role} push runs, only ${unit} restarts; the running daemon holds the new retention`,
     async run(ctx) {
-      const days = Number(bump(ctx.pf, id, fallback));
+      const days = Number(bump(ctx.pf, id));
       const { results, started } = await changeApplied(
         ctx.pf,
         ctx.hosts,
@@ -159,8 +159,13 @@ function retentionTransition(
   };
 }
 
-const bump = (pf: ProvisionedFleet, name: string, fallback: number, delta = 1): string =>
-  String(Number(pf.config[key(name)] ?? fallback) + delta);
+/** A numeric key's value in the applied stack, or its documented default (facts/config.ts), moved by `delta`. */
+export function bump(pf: ProvisionedFleet, name: ConfigKey, delta = 1): string {
+  const spec = CONFIG_KEYS.find((k) => k.key === name);
+  const current = Number(pf.config[key(name)] ?? (spec && "default" in spec ? spec.default : NaN));
+  if (!Number.isInteger(current)) throw new Error(`${name}: no integer value or default to move`);
+  return String(current + delta);
+}
 
 export const TRANSITIONS: readonly Transition[] = [
   {
@@ -170,20 +175,20 @@ export const TRANSITIONS: readonly Transition[] = [
     run: async ({ pf, hosts }) => ({ results: await secondUpNoOp(pf, hosts), live: [] }),
   },
   thresholdTransition("rootDiskCriticalPercent", (pf) => ({
-    rootDiskCriticalPercent: bump(pf, "rootDiskCriticalPercent", 65, 5),
+    rootDiskCriticalPercent: bump(pf, "rootDiskCriticalPercent", 5),
   })),
   thresholdTransition("cpuWarningPercent, memoryWarningPercent, logErrorLinesPerMinute", (pf) => ({
-    cpuWarningPercent: bump(pf, "cpuWarningPercent", 80, -5),
-    memoryWarningPercent: bump(pf, "memoryWarningPercent", 85, -5),
-    logErrorLinesPerMinute: bump(pf, "logErrorLinesPerMinute", 60, 15),
+    cpuWarningPercent: bump(pf, "cpuWarningPercent", -5),
+    memoryWarningPercent: bump(pf, "memoryWarningPercent", -5),
+    logErrorLinesPerMinute: bump(pf, "logErrorLinesPerMinute", 15),
   })),
-  retentionTransition("prometheus", "prometheusRetentionDays", 15, "prometheus", async (days, { prometheusUrl }) => {
+  retentionTransition("prometheus", "prometheusRetentionDays", "prometheus", async (days, { prometheusUrl }) => {
     if (!prometheusUrl) throw new Error("no Prometheus in this run");
     const flags = await getJson<Record<string, string>>(`${prometheusUrl}/api/v1/status/flags`);
     const retention = flags["storage.tsdb.retention.time"];
     return { ok: retention === `${days}d`, detail: `flag storage.tsdb.retention.time=${retention}` };
   }),
-  retentionTransition("loki", "lokiRetentionDays", 7, "loki", async (days, { hosts }) => {
+  retentionTransition("loki", "lokiRetentionDays", "loki", async (days, { hosts }) => {
     const loki = hosts.find((h) => h.role === "loki");
     if (!loki) throw new Error("no Loki in this run");
     const held = retentionSeconds(await lokiRunningConfig(loki));

@@ -11,8 +11,8 @@
 import { secondUpNoOp } from "./checks/changes";
 import { fail, pass, type CheckResult } from "./checks/result";
 import { rebootDataHost, volumeToken } from "./faults";
-import { thresholdTransition, type Transition } from "./matrix";
-import { key } from "../support/snapshots";
+import { bump, thresholdTransition, type Transition } from "./matrix";
+import { setContainer } from "./provision";
 
 export const stoppedAndStarted: Transition = {
   id: "host stopped and started",
@@ -34,9 +34,7 @@ export const stoppedAndStarted: Transition = {
     const rebooted = await rebootDataHost(h, volume, volumeToken(h), ctx.pf.cleanup, ctx.log, () =>
       aws.stopStart(p.instanceId),
     );
-    // The fleet's record of it: after the boot, nspawn is a new one.
-    const i = ctx.pf.hosts.indexOf(p);
-    ctx.pf.hosts[i] = { ...p, container: h.container };
+    setContainer(ctx.pf, h.name, h.container);
     const after = aws.publicIpOf(p.instanceId);
     const results: CheckResult[] = [
       ...rebooted.map((r) => ({ ...r, name: r.name.replace(/^after reboot/, "stopped and started") })),
@@ -46,7 +44,7 @@ export const stoppedAndStarted: Transition = {
       ...(await secondUpNoOp(ctx.pf, ctx.hosts)).map((r) => ({ ...r, name: `after a stop and start: ${r.name}` })),
     ];
     const change = await thresholdTransition("after a stop and start: rootDiskCriticalPercent", (pf) => ({
-      rootDiskCriticalPercent: String(Number(pf.config[key("rootDiskCriticalPercent")] ?? 65) + 1),
+      rootDiskCriticalPercent: bump(pf, "rootDiskCriticalPercent"),
     })).run(ctx);
     return { results: [...results, ...change.results], live: change.live };
   },

@@ -89,7 +89,13 @@ export function ruleThreshold(rule: ProvisionedAlertRule): number {
   return value;
 }
 
-async function grafanaGet(host: Reachable, path: string, login: GrafanaLogin, port: number): Promise<Response> {
+/** GET `path` on the host's Grafana with basic auth as `login`. */
+export async function grafanaGet(
+  host: Reachable,
+  path: string,
+  login: GrafanaLogin,
+  port: number = SERVICES.grafana.port,
+): Promise<Response> {
   return fetch(`http://${host.privateIp}:${port}${path}`, {
     headers: { Authorization: `Basic ${Buffer.from(`${login.user}:${login.password}`).toString("base64")}` },
     signal: AbortSignal.timeout(10_000),

@@ -9,7 +9,7 @@
 import { GRAFANA_SERVICE } from "../../../templates/host/grafanaServer";
 import { SLACK_CONTACT_POINT, SLACK_WEBHOOK_ENV } from "../../../templates/grafana";
 import { GRAFANA_PATHS } from "../../../templates/grafana/constants";
-import { SERVICES } from "../../../facts/topology";
+import { grafanaAdminLogin, grafanaGet, type GrafanaLogin } from "./effects";
 import { key } from "../../support/snapshots";
 import { waitFor } from "../exec";
 import { applyUpdate, type ProvisionedFleet, type UpdateResult } from "../provision";
@@ -105,19 +105,8 @@ async function webhookApplied(
 }
 
 /** GET /api/user with basic auth: the HTTP status. */
-async function signIn(h: CheckHost, user: string, password: string): Promise<number> {
-  const res = await fetch(`http://${h.privateIp}:${SERVICES.grafana.port}/api/user`, {
-    headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` },
-    signal: AbortSignal.timeout(10_000),
-  });
-  return res.status;
-}
-
-const output = (pf: ProvisionedFleet, name: string): string => {
-  const value = pf.plan.outputs[name]?.value;
-  if (typeof value !== "string") throw new Error(`the stack exports no ${name}`);
-  return value;
-};
+const signIn = async (h: CheckHost, login: GrafanaLogin): Promise<number> =>
+  (await grafanaGet(h, "/api/user", login)).status;
 
 export async function grafanaSecretChanges(
   pf: ProvisionedFleet,
@@ -136,12 +125,11 @@ export async function grafanaSecretChanges(
   const results = steps.flatMap((s) => s.results);
   const live = steps.flatMap((s) => (s.live ? [s.live] : []));
 
-  const user = output(pf, "grafanaAdminUser");
-  const oldPassword = output(pf, "grafanaAdminPassword");
+  const old = grafanaAdminLogin(pf);
   const rotation = Number(pf.config[key("grafanaAdminPasswordRotation")] ?? 0) + 1;
   const started = Date.now();
   const update = await applyUpdate(pf, { grafanaAdminPasswordRotation: String(rotation) });
-  const newPassword = output(pf, "grafanaAdminPassword");
+  const fresh = grafanaAdminLogin(pf);
   results.push(onlyGrafanaRan("grafanaAdminPasswordRotation raised", update));
   results.push(
     await checked(
@@ -153,15 +141,15 @@ export async function grafanaSecretChanges(
         const status = await waitFor(
           "Grafana answering /api/user",
           async () => {
-            const fresh = await signIn(h, user, newPassword).catch(() => undefined);
-            return fresh === undefined ? undefined : { fresh, stale: await signIn(h, user, oldPassword) };
+            const now = await signIn(h, fresh).catch(() => undefined);
+            return now === undefined ? undefined : { fresh: now, stale: await signIn(h, old) };
           },
           { timeoutMs: 60_000 },
         );
         if (status.fresh === 200) live.push({ host: h.name, seconds: (Date.now() - started) / 1000 });
         return {
-          ok: newPassword !== oldPassword && reset && status.fresh === 200 && status.stale === 401,
-          detail: `password ${newPassword === oldPassword ? "NOT " : ""}regenerated; reset ${reset ? "ran" : "did NOT run"}; new password: HTTP ${status.fresh}, old: HTTP ${status.stale}`,
+          ok: fresh.password !== old.password && reset && status.fresh === 200 && status.stale === 401,
+          detail: `password ${fresh.password === old.password ? "NOT " : ""}regenerated; reset ${reset ? "ran" : "did NOT run"}; new password: HTTP ${status.fresh}, old: HTTP ${status.stale}`,
         };
       },
     ),

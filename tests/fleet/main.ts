@@ -26,11 +26,10 @@ import {
   writeTimings,
   type FleetTimings,
 } from "./timings";
-import type { Container } from "./container";
 import { killAndRecover, prometheusHistory, rebootDataHost, volumeMounted, volumeToken } from "./faults";
 import type { Fleet } from "./fleet";
 import { startAwsEndpoints } from "./awsEndpoints";
-import { provisionFleet, pushCheck, type ProvisionedFleet } from "./provision";
+import { provisionFleet, pushCheck, setContainer, type ProvisionedFleet } from "./provision";
 import { CACHE_DIR } from "./layout";
 import { exitStatus, formatReport, measurementsTable, type HostTiming } from "./report";
 
@@ -104,12 +103,6 @@ export interface FleetRun {
   readonly results: CheckResult[];
   readonly timings: HostTiming[];
   readonly transitions: TransitionRecord[];
-}
-
-/** Replaces the fleet's record of a host's container (after a reboot, nspawn is a new one). */
-function setContainer(pf: ProvisionedFleet, name: string, container: Container): void {
-  const i = pf.hosts.findIndex((x) => x.slot.name === name);
-  if (i >= 0) pf.hosts[i] = { ...pf.hosts[i], container };
 }
 
 /** Every check, change and fault, in that order; each records its result, none ends the run. */

@@ -28,6 +28,7 @@ import { inContainer } from "./readiness";
 import { startFleet, startHost, type Fleet, type FleetHost, type HostInput } from "./fleet";
 import { BRIDGE_ADDRESS, BRIDGE_NAME, LOGIN_USER } from "./layout";
 import { copyToRemote, runCommand, sshExec, PushError, type SshResult, type SshTarget } from "./push";
+import type { Container } from "./container";
 import { startRepoServer, type RepoServer } from "./repoServer";
 import {
   COPY_TO_REMOTE,
@@ -521,6 +522,12 @@ export async function applyUpdate(
   pf.plan = recordedState(prior, next, notApplied);
   if (failures.length > 0) throw failures[0];
   return { ran: perHost.flat(), notRun, plan: next, replaced: [...replaced].filter((n) => booted.has(n)) };
+}
+
+/** Replaces the fleet's record of a host's container (after a reboot, nspawn is a new one). */
+export function setContainer(pf: ProvisionedFleet, name: string, container: Container): void {
+  const i = pf.hosts.findIndex((x) => x.slot.name === name);
+  if (i >= 0) pf.hosts[i] = { ...pf.hosts[i], container };
 }
 
 /** Why a push dialling `host` would not reach an instance EC2 lists at `address`; undefined when it would. */

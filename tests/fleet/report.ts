@@ -50,24 +50,35 @@ export interface RunFacts {
   readonly totalSeconds?: number;
 }
 
-const secs = (s: number | undefined) => (s === undefined ? "-" : `${s.toFixed(1)} s`);
+/** Seconds as the reports print them ("-" when not measured). */
+export const secs = (s: number | undefined) => (s === undefined ? "-" : `${s.toFixed(1)} s`);
 
-/** Per role, the slowest of its hosts (one web host in the fleet's plan). */
-export function measurementsTable(timings: readonly HostTiming[], facts: RunFacts): string {
-  const roles = [...new Set(timings.map((t) => t.role))];
+/** Per role, the slowest of its hosts' figures (one web host in the fleet's plan). */
+export function slowestPerRole(
+  timings: readonly HostTiming[],
+): { role: Role; bootstrapSeconds?: number; pushSeconds?: number; targetsUpSeconds?: number }[] {
   const max = (xs: (number | undefined)[]) => {
     const known = xs.filter((x): x is number => x !== undefined);
     return known.length ? Math.max(...known) : undefined;
   };
-  const rows = roles.map((role) => {
+  return [...new Set(timings.map((t) => t.role))].map((role) => {
     const mine = timings.filter((t) => t.role === role);
-    return [
+    return {
       role,
-      secs(max(mine.map((t) => t.bootstrapSeconds))),
-      secs(max(mine.map((t) => t.pushSeconds))),
-      secs(max(mine.map((t) => t.targetsUpSeconds))),
-    ];
+      bootstrapSeconds: max(mine.map((t) => t.bootstrapSeconds)),
+      pushSeconds: max(mine.map((t) => t.pushSeconds)),
+      targetsUpSeconds: max(mine.map((t) => t.targetsUpSeconds)),
+    };
   });
+}
+
+export function measurementsTable(timings: readonly HostTiming[], facts: RunFacts): string {
+  const rows = slowestPerRole(timings).map((r) => [
+    r.role,
+    secs(r.bootstrapSeconds),
+    secs(r.pushSeconds),
+    secs(r.targetsUpSeconds),
+  ]);
   const header = ["role", `bootstrap (${facts.packageCache} package cache)`, "push", "targets up (from run start)"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;

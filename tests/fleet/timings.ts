@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { projectRoot } from "../../templates/projectFiles";
 import type { LiveTiming } from "./matrix";
-import type { HostTiming } from "./report";
+import { secs as s, slowestPerRole, type HostTiming } from "./report";
 
 export interface FleetTimings {
   /** The run's date (YYYY-MM-DD). */
@@ -39,8 +39,6 @@ export function writeTimings(file: string, t: FleetTimings): void {
   fs.writeFileSync(file, `${JSON.stringify(t, null, 2)}\n`);
 }
 
-const s = (x: number | undefined) => (x === undefined ? "-" : `${x.toFixed(1)} s`);
-
 /** A markdown table with right-aligned figures (prettier's own layout, so the page stays formatted). */
 function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
@@ -55,20 +53,12 @@ function table(header: readonly string[], rows: readonly string[][], numeric: re
 
 /** The section between TIMINGS_MARKERS (in TIMINGS_DOC), from a recorded run. */
 export function timingsSection(t: FleetTimings): string {
-  const roles = [...new Set(t.hosts.map((h) => h.role))];
-  const max = (xs: (number | undefined)[]) => {
-    const known = xs.filter((x): x is number => x !== undefined);
-    return known.length ? Math.max(...known) : undefined;
-  };
-  const hostRows = roles.map((role) => {
-    const mine = t.hosts.filter((h) => h.role === role);
-    return [
-      `\`${role}\``,
-      s(max(mine.map((h) => h.bootstrapSeconds))),
-      s(max(mine.map((h) => h.pushSeconds))),
-      s(max(mine.map((h) => h.targetsUpSeconds))),
-    ];
-  });
+  const hostRows = slowestPerRole(t.hosts).map((r) => [
+    `\`${r.role}\``,
+    s(r.bootstrapSeconds),
+    s(r.pushSeconds),
+    s(r.targetsUpSeconds),
+  ]);
   const transitionRows = t.transitions.map((tr) => [
     tr.id,
     tr.live.length === 0 ? "-" : s(Math.max(...tr.live.map((l) => l.seconds))),

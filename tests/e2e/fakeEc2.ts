@@ -174,7 +174,8 @@ function instanceXml(i: Ec2Instance): string {
       text("subnetId", i.subnetId),
       text("vpcId", i.vpcId),
       text("privateIpAddress", i.privateIp),
-      // EC2's DescribeInstances names the public address ipAddress (absent without one).
+      // The public address is the item's ipAddress, absent without one (@aws-sdk/client-ec2
+      // 3.1178.0 dist-cjs/index.js, the Instance schema: PublicIpAddress <- xml name ipAddress).
       ...(i.publicIp !== undefined && i.state === "running" ? [text("ipAddress", i.publicIp)] : []),
       text("architecture", i.architecture),
       el(

@@ -41,6 +41,14 @@ def child_exit(server, worker):
         multiprocess.mark_process_dead(worker.pid)
 
 
+def when_ready(server):
+    # In the master, right after gunicorn's own READY=1 (Arbiter.start): under systemd's
+    # WatchdogSec= the master pings WATCHDOG=1 while its loop turns (titan/watchdog.py).
+    from titan.watchdog import start_master_watchdog
+
+    start_master_watchdog(server)
+
+
 def post_worker_init(worker):
     # One line per worker that serves (not gunicorn's "Booting worker", logged before
     # the app is even imported): the journal shows when each is ready, and the tests

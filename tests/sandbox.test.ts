@@ -28,6 +28,7 @@ import { freePort, idsOf, requireRootAndStrace, runAs, startTraced } from "./san
 import { describe as say, violations } from "./sandbox/verdict";
 import { ROOT } from "./support/files";
 import { titanReadyPids } from "./support/titanReady";
+import { waitFor } from "./support/wait";
 import { testContext } from "./support/render";
 
 const PACKAGED = "/lib/systemd/system";
@@ -74,6 +75,16 @@ function assertAllowed(calls: readonly Call[], r: Restrictions, second?: Restric
   }
   assert.deepEqual(found, [], "a sandbox refuses what its daemon does");
 }
+
+/** Binds a datagram socket at argv[1] that anyone may send to and prints each message (escaped). */
+const NOTIFY_RECEIVER = [
+  "import os, socket, sys",
+  "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",
+  "s.bind(sys.argv[1])",
+  "os.chmod(sys.argv[1], 0o666)",
+  "print('bound')",
+  "while True: print(repr(s.recv(4096).decode()))",
+].join("\n");
 
 const calls = (lines: string[]) => lines.map((l) => parseTraceLine(1, l)).filter((c): c is Call => c !== undefined);
 
@@ -265,6 +276,19 @@ describe("every sandbox allows what its daemon really does", () => {
       fs.chownSync(d, ids.uid, ids.gid);
     }
     const port = await freePort();
+    // systemd's notify socket, played by a datagram socket the app's user may write to: the
+    // master's READY=1 and its watchdog pings (Type=notify, WatchdogSec=) are traced too.
+    const notifySocket = path.join(work, "notify");
+    const notify = procs.start("notify", "/usr/bin/python3", ["-u", "-c", NOTIFY_RECEIVER, notifySocket], {
+      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+    });
+    const notifyLog = () => fs.readFileSync(notify.logPath, "utf8");
+    await waitFor("the notify socket", () => (notifyLog().includes("bound\n") ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      why: notifyLog,
+    });
+    assert.match(serviceDirective(titan, "Type"), /^notify$/);
     const [cmd, ...args] = splitWords(serviceDirective(titan, "ExecStart")).map(appPath);
     const app = startTraced(procs, work, "titan", appUser, [cmd, ...args], {
       env: {
@@ -276,6 +300,9 @@ describe("every sandbox allows what its daemon really does", () => {
         TITAN_LOG_DIR: dirs.log,
         TITAN_DATA_DIR: dirs.data,
         RUNTIME_DIRECTORY: dirs.run,
+        NOTIFY_SOCKET: notifySocket,
+        // A short WatchdogSec= so the trace holds pings (one a second) well before the app stops.
+        WATCHDOG_USEC: "2000000",
       },
     });
     const base = `http://127.0.0.1:${port}`;
@@ -287,6 +314,9 @@ describe("every sandbox allows what its daemon really does", () => {
       Promise.resolve(
         titanReadyPids(fs.readFileSync(procs.get("titan").logPath, "utf8")).size === workers ? true : undefined,
       ),
+    );
+    await app.until("the master's READY=1 and a watchdog ping", 20_000, () =>
+      Promise.resolve(/READY=1/.test(notifyLog()) && /WATCHDOG=1/.test(notifyLog()) ? true : undefined),
     );
     const [tcmd, ...targs] = splitWords(serviceDirective(traffic, "ExecStart"));
     const generator = startTraced(procs, work, "titan-traffic", trafficUser, [tcmd, ...targs], {

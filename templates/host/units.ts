@@ -13,6 +13,11 @@ export const TITAN_APP_DIR = "/opt/titan/app";
 export const TITAN_LOG_DIR = "/var/log/titan";
 export const TITAN_USER = "titan";
 export const TRAFFIC_RATE = 3;
+/**
+ * titan.service's WatchdogSec=. The gunicorn master's loop turns at least once a second when all
+ * is well; 30 s of silence is a hung master, not a slow one.
+ */
+export const TITAN_WATCHDOG_SECONDS = 30;
 
 export interface UnitSpec {
   readonly path: string;
@@ -28,7 +33,15 @@ const titan: UnitFile = {
     ConditionPathExists: `${TITAN_APP_DIR}/bin/titan-serve`,
   },
   Service: {
-    Type: "simple",
+    // gunicorn 20.1's master sends READY=1 itself (gunicorn/arbiter.py Arbiter.start ->
+    // gunicorn/systemd.py sd_notify), and titan-serve execs it, so the master is the main PID.
+    // It also pings WATCHDOG=1 every WatchdogSec/2 while its loop turns (app/titan/watchdog.py):
+    // a master that hangs or is stopped for WatchdogSec is killed (SIGABRT) and, as a watchdog
+    // timeout counts as a failure for Restart=on-failure, started again. NotifyAccess=main: only
+    // the master speaks for the service, never a worker.
+    Type: "notify",
+    NotifyAccess: "main",
+    WatchdogSec: TITAN_WATCHDOG_SECONDS,
     User: TITAN_USER,
     Group: TITAN_USER,
     ExecStart: `${TITAN_APP_DIR}/bin/titan-serve`,

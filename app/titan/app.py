@@ -14,6 +14,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from titan.hang import flag_path as hang_flag_path, hold_while_flagged
 from titan.logfmt import AppLogs
 from titan.metrics import CONTENT_TYPE, Metrics
 from titan.store import TransactionStore
@@ -62,6 +63,7 @@ def create_app(cfg):
     logs = AppLogs(cfg.log_dir, on_event=metrics.count_log_line if metrics else None)
     store = TransactionStore(cfg.data_dir)
     log_weights = [t[1] for t in _LOG_TEMPLATES]
+    hang_path = hang_flag_path(cfg.run_dir)
 
     def error(status, code, message, **extra):
         body = {"error": code, "message": message, "status": status, "request_id": g.request_id}
@@ -79,6 +81,11 @@ def create_app(cfg):
         # a getrandom() call. The module-level generator is reseeded in every
         # forked worker, so workers never share a sequence.
         state.request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(64):016x}"
+        # The hang demo (titan/hang.py): one stat() a request while no flag exists.
+        if os.path.exists(hang_path):
+            logs.event("warning", "hang demo: request held while the flag exists", flag=hang_path,
+                       path=request.path, request_id=state.request_id, pid=os.getpid())
+            hold_while_flagged(hang_path)
 
     @app.after_request
     def finish_request(response):

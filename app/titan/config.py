@@ -23,6 +23,8 @@ class Config:
     port: int = 5000
     log_dir: str = "/var/log/titan"
     data_dir: str = "/var/lib/titan"
+    # Runtime state on a tmpfs: systemd's RuntimeDirectory=titan, removed when the unit stops.
+    run_dir: str = "/run/titan"
     failure_rate: float = 0.05
     latency_min_ms: int = 10
     latency_max_ms: int = 300
@@ -111,6 +113,7 @@ def load_config(env):
         port=_int(env, "TITAN_PORT", Config.port, 1, 65535),
         log_dir=_dir(env, "TITAN_LOG_DIR", Config.log_dir),
         data_dir=_dir(env, "TITAN_DATA_DIR", Config.data_dir),
+        run_dir=_dir(env, "TITAN_RUN_DIR", _dir(env, "RUNTIME_DIRECTORY", Config.run_dir)),
         failure_rate=_float(env, "TITAN_FAILURE_RATE", Config.failure_rate, 0.0, 1.0),
         latency_min_ms=_int(env, "TITAN_LATENCY_MIN_MS", Config.latency_min_ms, 0, MAX_LATENCY_MS),
         latency_max_ms=_int(env, "TITAN_LATENCY_MAX_MS", Config.latency_max_ms, 0, MAX_LATENCY_MS),

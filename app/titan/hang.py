@@ -4,7 +4,9 @@ The app stays alive (its processes run, the port accepts connections) but answer
 not even /health or /metrics: Prometheus' scrape of job titan fails, up{job="titan"} drops to
 0 and AppNotAnswering fires, which the remediation agent answers with restart-app. A restart
 clears the flag, because systemd removes RuntimeDirectory=titan (/run/titan) when the unit
-stops (RuntimeDirectoryPreserve= defaults to no). demo/hang.sh creates it.
+stops, restarts included, unless RuntimeDirectoryPreserve= says otherwise (default no;
+systemd src/core/service.c service_enter_dead -> unit_destroy_runtime_data in src/core/unit.c).
+demo/hang.sh creates it.
 
 A request waits far past gunicorn's worker timeout (30 s), so with sync workers the master
 kills each stuck worker and the next one gets stuck in turn: restarting workers does not help,

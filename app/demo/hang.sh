@@ -14,43 +14,43 @@ run_dir=${TITAN_RUN_DIR:-/run/titan}
 unit=titan.service
 
 usage() {
-  echo "usage: $0 [--clear | --master]" >&2
-  exit 2
+    echo "usage: $0 [--clear | --master]" >&2
+    exit 2
 }
 
 [ $# -le 1 ] || usage
 mode=${1:-flag}
 case $mode in
-  flag | --clear | --master) ;;
-  *) usage ;;
+    flag | --clear | --master) ;;
+    *) usage ;;
 esac
 
 if [ "$mode" = --master ]; then
-  pid=$(systemctl show -p MainPID --value "$unit")
-  case $pid in
-    '' | 0 | *[!0-9]*)
-      echo "hang: $unit has no main process (MainPID=${pid:-none}): is it running?" >&2
-      exit 1
-      ;;
-  esac
-  watchdog=$(systemctl show -p WatchdogUSec --value "$unit")
-  kill -STOP "$pid"
-  echo "hang: stopped the gunicorn master (pid $pid) with SIGSTOP; its workers still answer for now."
-  echo "hang: systemd's watchdog (WatchdogSec=${watchdog:-unset}) kills and restarts $unit once the master's pings stop;"
-  echo "hang: follow it with: journalctl -u $unit -f   (look for 'Watchdog timeout' and a new main PID)"
-  exit 0
+    pid=$(systemctl show -p MainPID --value "$unit")
+    case $pid in
+        '' | 0 | *[!0-9]*)
+            echo "hang: $unit has no main process (MainPID=${pid:-none}): is it running?" >&2
+            exit 1
+            ;;
+    esac
+    watchdog=$(systemctl show -p WatchdogUSec --value "$unit")
+    kill -STOP "$pid"
+    echo "hang: stopped the gunicorn master (pid $pid) with SIGSTOP; its workers still answer for now."
+    echo "hang: systemd's watchdog (WatchdogSec=${watchdog:-unset}) kills and restarts $unit once the master's pings stop;"
+    echo "hang: follow it with: journalctl -u $unit -f   (look for 'Watchdog timeout' and a new main PID)"
+    exit 0
 fi
 
 if [ ! -d "$run_dir" ]; then
-  echo "hang: $run_dir is not a directory: is $unit running? (TITAN_RUN_DIR overrides the path)" >&2
-  exit 1
+    echo "hang: $run_dir is not a directory: is $unit running? (TITAN_RUN_DIR overrides the path)" >&2
+    exit 1
 fi
 
 flag=$run_dir/hang
 if [ "$mode" = --clear ]; then
-  rm -f -- "$flag"
-  echo "hang: removed $flag; the app answers again."
-  exit 0
+    rm -f -- "$flag"
+    echo "hang: removed $flag; the app answers again."
+    exit 0
 fi
 
 : >"$flag"

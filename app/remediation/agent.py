@@ -52,11 +52,13 @@ class Agent:
     def _handle(self, source, path, headers, read):
         if source not in self.cfg.allowed_sources:
             raise Refusal(403, "source not allowed")
-        if path.split("?", 1)[0] != WEBHOOK_PATH:
-            raise Refusal(404, "unknown path", path=path[:200])
+        # Every request from an allowed source takes a token, whatever it asks for:
+        # a flood of wrong paths is bounded like any other.
         with self._bucket_lock:
             if not self.bucket.take():
                 raise Refusal(429, "too many requests")
+        if path.split("?", 1)[0] != WEBHOOK_PATH:
+            raise Refusal(404, "unknown path", path=path[:200])
         if headers.get("Transfer-Encoding"):
             raise Refusal(400, "malformed request: Transfer-Encoding is not supported, expected Content-Length")
         length = headers.get("Content-Length")

@@ -205,6 +205,8 @@ def test_a_flood_is_cut_by_the_token_bucket(agent):
     for status, doc in refused:
         assert status == 429 and doc["reason"] == "too many requests"
     assert agent.last_audit()["decision"] == "refused"
+    # Wrong paths take no token back either.
+    assert agent.send(path="/other")[0] == 429
     assert agent.runner.calls == []
     # One second later one token is back: the next request is served.
     agent.clock.advance(1 / C.FLOOD_REFILL_PER_S)

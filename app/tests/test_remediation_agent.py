@@ -25,7 +25,10 @@ def assert_refused(h, status, doc, http_status, reason):
 
 
 def decisions(h, status, doc):
+    """The (decision, action, reason) of each alert; the response's entries are the audit lines."""
     assert status == 200, doc
+    assert doc["decisions"] == h.audit()[len(h.audit()) - len(doc["decisions"]):]
+    assert all(line["event"] == "remediation" for line in doc["decisions"])
     return [(d["decision"], d["action"], d["reason"]) for d in doc["decisions"]]
 
 

@@ -45,8 +45,11 @@ RESTART_DEADLINE_S = 30.0
 RESTART_POLL_S = 0.5
 HEALTH_PATH = "/health"  # what titan/app.py serves as liveness
 HEALTH_TIMEOUT_S = 2.0
-# systemctl calls; `start` of the oneshot free-disk unit waits for it to finish.
-SYSTEMCTL_TIMEOUT_S = 90.0
+# systemctl calls wait for their job (`start` of the oneshot free-disk unit waits
+# for the run). Above the units' own limits (titan.service: systemd's default 90 s
+# to stop plus 90 s to start; titan-free-disk.service: TimeoutStartSec=120), so
+# the unit's own result decides, not this timeout.
+SYSTEMCTL_TIMEOUT_S = 200.0
 # Bounds of the persisted memories (see policy.py for why they are never reached
 # while the token bucket holds).
 MAX_SEEN_SIGNATURES = 4096

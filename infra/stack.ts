@@ -110,6 +110,8 @@ export function defineStack(config: StackConfig): StackOutputs {
   const grafanaAdminPassword = pulumi.secret(grafanaPassword.result);
   // Prometheus' credentials for Grafana's /metrics (port 3000 is open to the operators).
   const grafanaMetricsPassword = new random.RandomPassword("grafana-metrics-password", { length: 32, special: false });
+  // Grafana signs its webhooks to the remediation agents with it (HMAC-SHA256); the agents check it.
+  const remediationHmacSecret = new random.RandomPassword("remediation-hmac-secret", { length: 48, special: false });
   // Never changes once created: a new key would leave what Grafana already encrypted unreadable.
   const grafanaSecretKey = new random.RandomBytes("grafana-secret-key", { length: 32 });
   const delivery = deliver({
@@ -123,6 +125,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     grafanaAdminPassword,
     grafanaSecretKey: pulumi.secret(grafanaSecretKey.hex),
     grafanaMetricsPassword: pulumi.secret(grafanaMetricsPassword.result),
+    remediationHmacSecret: pulumi.secret(remediationHmacSecret.result),
     slackWebhookUrl: config.slackWebhookUrl === undefined ? undefined : pulumi.secret(config.slackWebhookUrl),
   });
 

@@ -7,6 +7,7 @@ import { renderAlloyFiles } from "./alloy/config";
 import { DASHBOARD_UIDS } from "./alerts";
 import { dashboardPath, renderGrafanaFiles, type AlertRuleChanges } from "./grafana";
 import { renderGrafanaServerFiles } from "./host/grafanaServer";
+import { renderRemediationFiles } from "./host/remediation";
 import { renderLokiFiles } from "./loki/config";
 import { renderPrometheusFiles } from "./prometheus/config";
 import type { RenderedFile, TemplateContext } from "./types";
@@ -22,7 +23,7 @@ export interface HostRenderOptions {
 export function renderHostFiles(ctx: TemplateContext, host: HostSlot, options: HostRenderOptions): RenderedFile[] {
   switch (host.role) {
     case "web":
-      return renderAlloyFiles(ctx, host);
+      return [...renderAlloyFiles(ctx, host), ...renderRemediationFiles(ctx, host)];
     case "prometheus":
       return renderPrometheusFiles(ctx);
     case "loki":

@@ -121,8 +121,9 @@ describe("configuration push", () => {
     assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
-      // The mocks give every RandomPassword one result: the fourth line is the metrics password.
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n`,
+      // The mocks give every RandomPassword one result: the fourth line is the metrics password,
+      // the fifth the remediation agents' HMAC key.
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n${MOCK_PASSWORD}\n`,
     );
     assert.ok(isSecretValue(install.inputs.triggers), "a trigger derived from a secret stays secret");
     for (const r of webhook.resources)
@@ -134,10 +135,13 @@ describe("configuration push", () => {
   it("does not push the webhook when none is configured", () => {
     assert.equal(
       unwrap(one(base, REMOTE, "grafana-push-install").inputs.stdin),
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\n\n${MOCK_PASSWORD}\n`,
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\n\n${MOCK_PASSWORD}\n${MOCK_PASSWORD}\n`,
     );
-    for (const host of ["web-1", "loki"])
-      assert.equal(one(base, REMOTE, `${host}-push-install`).inputs.stdin, undefined);
+    assert.equal(one(base, REMOTE, "loki-push-install").inputs.stdin, undefined);
+    // A web host gets only the remediation agent's HMAC key (tests/remediation-host.test.ts).
+    const web = one(base, REMOTE, "web-1-push-install").inputs.stdin;
+    assert.ok(isSecretValue(web));
+    assert.equal(unwrap(web), `${MOCK_PASSWORD}\n`);
     // Prometheus gets only the password it scrapes Grafana's /metrics with.
     const prometheus = one(base, REMOTE, "prometheus-push-install").inputs.stdin;
     assert.ok(isSecretValue(prometheus));
@@ -166,6 +170,7 @@ describe("verification", () => {
         ...HOSTS.map((h) => `node/titan-observability-dev-${h}`),
         "titan/titan-observability-dev-web-1",
         "alloy/titan-observability-dev-web-1",
+        "remediation/titan-observability-dev-web-1",
         "loki/titan-observability-dev-loki",
         "grafana/titan-observability-dev-grafana",
       ].sort(),

@@ -89,6 +89,7 @@ describe("Grafana's first start", () => {
     secretKey: key,
     slackWebhookUrl: webhook,
     metricsPassword: "metrics-password-0123",
+    remediationHmacSecret: "remediation-hmac-secret-0123",
   };
   let pushed: { dir: string; owners: Record<string, string> };
   before(() => {
@@ -231,8 +232,9 @@ describe("the push", () => {
     assert.ok(isSecretValue(install.inputs.stdin));
     assert.equal(
       unwrap(install.inputs.stdin),
-      // The mocks give every RandomPassword the same result: the metrics password is the fourth line.
-      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n`,
+      // The mocks give every RandomPassword the same result: the metrics password is the fourth
+      // line, the remediation agents' HMAC key the fifth (remediation is on by default).
+      `${MOCK_PASSWORD}\n${MOCK_SECRET_KEY}\nhttps://hooks.slack.com/services/T0/B0/SENTINELhook\n${MOCK_PASSWORD}\n${MOCK_PASSWORD}\n`,
     );
     const key = one(snap, "random:index/randomBytes:RandomBytes", "grafana-secret-key");
     assert.ok((key.inputs.length as number) >= 32, "at least 256 bits");

@@ -128,6 +128,7 @@ describe("a rotated Grafana secret is applied", () => {
         secretKey: "key-0123456789",
         slackWebhookUrl: "https://hooks.slack.com/services/T/B/one",
         metricsPassword: "metrics-password-0123",
+        remediationHmacSecret: "hmac0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ",
       };
       const values = Object.values(first);
 
@@ -152,7 +153,7 @@ describe("a rotated Grafana secret is applied", () => {
       assert.deepEqual(hook.cli, []);
       assert.match(
         fs.readFileSync(root + GRAFANA_SECRETS_ENV_PATH, "utf8"),
-        /=https:\/\/hooks\.slack\.com\/services\/T\/B\/two\n$/,
+        /=https:\/\/hooks\.slack\.com\/services\/T\/B\/two\n/,
       );
 
       const rotatedPassword = { ...rotatedHook, adminPassword: "second-password-4567" };
@@ -166,8 +167,28 @@ describe("a rotated Grafana secret is applied", () => {
       assert.equal(password.resetStdin, rotatedPassword.adminPassword);
       assert.equal(fs.readFileSync(root + GRAFANA_ADMIN_PASSWORD_PATH, "utf8"), rotatedPassword.adminPassword);
 
-      for (const run of [created, again, hook, password])
-        for (const secret of [...values, rotatedHook.slackWebhookUrl, rotatedPassword.adminPassword])
+      const rotatedHmac = {
+        ...rotatedPassword,
+        remediationHmacSecret: "hmac9876543210ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrq",
+      };
+      const hmac = push(shell, root, rotatedHmac);
+      assert.deepEqual(hmac.changed, [GRAFANA_SECRETS_ENV_PATH]);
+      assert.deepEqual(hmac.systemctl, ["restart grafana-server"], "the contact points sign with the new key");
+      const env = () => fs.readFileSync(root + GRAFANA_SECRETS_ENV_PATH, "utf8");
+      assert.ok(env().includes(`\nTITAN_REMEDIATION_HMAC_SECRET=${rotatedHmac.remediationHmacSecret}\n`), env());
+
+      // remediation = off: no contact point signs, so no key in Grafana's environment.
+      const off = push(shell, root, { ...rotatedHmac, remediationHmacSecret: "" });
+      assert.deepEqual(off.changed, [GRAFANA_SECRETS_ENV_PATH]);
+      assert.ok(!env().includes("TITAN_REMEDIATION_HMAC_SECRET"), env());
+
+      for (const run of [created, again, hook, password, hmac, off])
+        for (const secret of [
+          ...values,
+          rotatedHook.slackWebhookUrl,
+          rotatedPassword.adminPassword,
+          rotatedHmac.remediationHmacSecret,
+        ])
           assert.ok(!run.argv.includes(secret), `a secret on a command line: ${run.argv}`);
     });
   }
@@ -180,6 +201,7 @@ describe("a rotated Grafana secret is applied", () => {
         secretKey: "key-0123456789",
         slackWebhookUrl: "",
         metricsPassword: "metrics-password-0123",
+        remediationHmacSecret: "",
       };
       push(shell, root, secrets);
       const rotated = { ...secrets, adminPassword: "second-password-4567" };
@@ -206,6 +228,7 @@ describe("a rotated Grafana secret is applied", () => {
         secretKey: "key-0123456789",
         slackWebhookUrl: "",
         metricsPassword: "metrics-password-0123",
+        remediationHmacSecret: "",
       };
       const first = push(shell, root, secrets, "ops-lead");
       assert.deepEqual(first.systemctl, ["restart grafana-server"]);

@@ -187,10 +187,16 @@ describe("user data", () => {
   });
 
   it("enables and starts every service of the role", () => {
-    assert.deepEqual(servicesFor("web"), ["prometheus-node-exporter", "titan", "titan-traffic", "alloy"]);
+    assert.deepEqual(servicesFor("web"), [
+      "prometheus-node-exporter",
+      "titan",
+      "titan-traffic",
+      "titan-remediation",
+      "alloy",
+    ]);
     assert.deepEqual(servicesFor("grafana"), ["prometheus-node-exporter", "grafana-server"]);
     const script = renderBootstrapScript(bootstrapPlan("web"));
-    assert.match(script, /^systemctl enable prometheus-node-exporter titan titan-traffic alloy$/m);
+    assert.match(script, /^systemctl enable prometheus-node-exporter titan titan-traffic titan-remediation alloy$/m);
   });
 
   it("holds Loki back until the push has written its configuration: a condition, not a mask, and no start at bootstrap", () => {
@@ -459,13 +465,18 @@ describe("systemd units", () => {
         if (dropIn) {
           assert.match(packagedRestart[dropIn] ?? "", /^(on-failure|always)$/, `${dropIn} restarts by itself`);
           assert.doesNotMatch(unit.content, /^Restart=/m, `${unit.path}: the packaged unit already restarts`);
+        } else if (unit.content.includes("\nType=oneshot\n")) {
+          // Started on demand (the free-disk worker): a failed run is the caller's to report.
+          assert.doesNotMatch(unit.content, /^Restart=/m, unit.path);
         } else {
           assert.match(unit.content, /^Restart=(on-failure|always)$/m, unit.path);
         }
+        // The free-disk worker removes the disk-fill demo's files from the real /var/tmp.
+        const privateTmp = unit.path.endsWith("/titan-free-disk.service") ? "PrivateTmp=no" : "PrivateTmp=yes";
         for (const key of [
           "NoNewPrivileges=yes",
           "ProtectSystem=strict",
-          "PrivateTmp=yes",
+          privateTmp,
           "SystemCallFilter=@system-service",
         ]) {
           assert.ok(unit.content.includes(`\n${key}\n`), `${unit.path}: ${key}`);

@@ -21,11 +21,20 @@ import {
   GRAFANA_SERVICE,
 } from "../../templates/host/grafanaServer";
 
+// TODO(C2): import from templates/grafana once C1's constant lands.
+const REMEDIATION_HMAC_SECRET_ENV = "TITAN_REMEDIATION_HMAC_SECRET";
+
 /** Read by systemd (as root) from GRAFANA_SECRETS_ENV_PATH; see grafanaServer.ts for why not `$__file{}`. */
 export const SECRET_KEY_ENV = "GF_SECURITY_SECRET_KEY";
 
 /** The order GRAFANA_SECRET_LINES reads standard input in, one value a line. */
-export const GRAFANA_STDIN_ORDER = ["adminPassword", "secretKey", "slackWebhookUrl", "metricsPassword"] as const;
+export const GRAFANA_STDIN_ORDER = [
+  "adminPassword",
+  "secretKey",
+  "slackWebhookUrl",
+  "metricsPassword",
+  "remediationHmacSecret",
+] as const;
 
 /**
  * Where the push records the admin login Grafana's database was created with, beside the
@@ -57,6 +66,7 @@ export const GRAFANA_SECRET_LINES: readonly string[] = [
   "IFS= read -r secret_key || true",
   "IFS= read -r slack_webhook || true",
   "IFS= read -r metrics_password || true",
+  "IFS= read -r remediation_hmac_secret || true",
   'if [ -z "$admin_password" ] || [ -z "$secret_key" ] || [ -z "$metrics_password" ]; then',
   '  echo "the Grafana admin password, secret key and metrics password must arrive on stdin" >&2',
   "  exit 1",
@@ -82,6 +92,8 @@ export const GRAFANA_SECRET_LINES: readonly string[] = [
   "'",
   `secret_env="${SECRET_KEY_ENV}=$secret_key$nl"`,
   `if [ -n "$slack_webhook" ]; then secret_env="\${secret_env}${SLACK_WEBHOOK_ENV}=$slack_webhook$nl"; fi`,
+  // Only while remediation is not off: the webhook contact points' hmacConfig reads it.
+  `if [ -n "$remediation_hmac_secret" ]; then secret_env="\${secret_env}${REMEDIATION_HMAC_SECRET_ENV}=$remediation_hmac_secret$nl"; fi`,
   `secret ${GRAFANA_SECRETS_ENV_PATH} root root 0600 "$secret_env"`,
 ];
 
@@ -145,6 +157,8 @@ export interface GrafanaSecretInputs {
   readonly secretKey: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
   readonly metricsPassword: pulumi.Output<string>;
+  /** The remediation agents' HMAC key; absent while `remediation` is off (no contact point uses it). */
+  readonly remediationHmacSecret?: pulumi.Output<string>;
 }
 
 /** A value that would break the line-per-secret protocol or the environment file. */
@@ -158,13 +172,20 @@ export function checkLine(name: string, value: string, required: boolean): strin
 export function grafanaStdin(inputs: GrafanaSecretInputs): pulumi.Output<string> {
   return pulumi.secret(
     pulumi
-      .all([inputs.adminPassword, inputs.secretKey, inputs.slackWebhookUrl ?? "", inputs.metricsPassword])
-      .apply(([password, key, webhook, metrics]) =>
+      .all([
+        inputs.adminPassword,
+        inputs.secretKey,
+        inputs.slackWebhookUrl ?? "",
+        inputs.metricsPassword,
+        inputs.remediationHmacSecret ?? "",
+      ])
+      .apply(([password, key, webhook, metrics, hmac]) =>
         [
           checkLine("adminPassword", password, true),
           checkLine("secretKey", key, true),
           checkLine("slackWebhookUrl", webhook, false),
           checkLine("metricsPassword", metrics, true),
+          checkLine("remediationHmacSecret", hmac, false),
           "",
         ].join("\n"),
       ),

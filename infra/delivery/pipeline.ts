@@ -11,7 +11,7 @@ import { alertDefinitions, DASHBOARD_UIDS } from "../../templates/alerts";
 import { TITAN_JOB } from "../../templates/alloy/config";
 import { DASHBOARDS_DIR, DATASOURCE_UIDS, SLACK_CONTACT_POINT } from "../../templates/grafana";
 import { DATA_MOUNTS } from "../../templates/host/bootstrap";
-import { TITAN_APP_DIR } from "../../templates/host/units";
+import { REMEDIATION_ETC_DIR, REMEDIATION_SERVICE, TITAN_APP_DIR } from "../../templates/host/units";
 import { renderHostFiles } from "../../templates/index";
 import { projectRoot } from "../../templates/projectFiles";
 import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
@@ -28,6 +28,7 @@ import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
 import { LOKI_POST_LINES } from "./lokiPush";
 import { PROMETHEUS_SECRET_LINES, prometheusStdin } from "./prometheusSecrets";
+import { REMEDIATION_SECRET_LINES, remediationStdin } from "./remediationSecrets";
 import type { InstallPlan } from "./scripts";
 import { COMMAND_TIMEOUTS, VERIFY_TIMEOUT_MS } from "./timeouts";
 
@@ -44,6 +45,10 @@ const ACTIONS: Record<Role, InstallPlan["actions"]> = {
     { prefix: "/etc/default/alloy", then: { service: "alloy", action: "restart" } },
     { prefix: `${TITAN_APP_DIR}/`, then: { service: "titan", action: "restart" } },
     { prefix: `${TITAN_APP_DIR}/`, then: { service: "titan-traffic", action: "restart" } },
+    // The agent's code ships with the app; its settings and secret live in /etc/titan-remediation.
+    // The polkit rule needs nothing: polkitd reloads its rules itself (templates/host/remediation.ts).
+    { prefix: `${TITAN_APP_DIR}/`, then: { service: REMEDIATION_SERVICE, action: "restart" } },
+    { prefix: `${REMEDIATION_ETC_DIR}/`, then: { service: REMEDIATION_SERVICE, action: "restart" } },
   ],
   grafana: [
     { prefix: "/etc/grafana/", then: { service: "grafana-server", action: "restart" } },
@@ -59,6 +64,12 @@ export const GRAFANA_PUSH = {
   extra: [...GRAFANA_ADMIN_USER_CHECK, ...GRAFANA_SECRET_LINES],
   post: GRAFANA_POST_LINES,
 } as const satisfies Omit<InstallPlan, "staging" | "files">;
+
+/** The web push's steps besides placing files: the app's code, then the agent's secret from stdin. */
+export const WEB_PUSH = {
+  actions: ACTIONS.web,
+  extra: (): string[] => [...appSyncLines(), ...REMEDIATION_SECRET_LINES],
+} as const;
 
 /** Staged app code replaces the installed copy only when it differs. */
 function appSyncLines(): string[] {
@@ -88,6 +99,8 @@ export interface DeliveryArgs {
   readonly grafanaSecretKey: pulumi.Output<string>;
   /** The password Prometheus scrapes Grafana's /metrics with: to both pushes, on stdin. */
   readonly grafanaMetricsPassword: pulumi.Output<string>;
+  /** The key Grafana signs its webhooks to the remediation agents with: to Grafana and every web host, on stdin. */
+  readonly remediationHmacSecret: pulumi.Output<string>;
   readonly slackWebhookUrl?: pulumi.Output<string>;
   /** Where the local push trees are written (default: the project root). */
   readonly root?: string;
@@ -172,7 +185,7 @@ export function deliver(args: DeliveryArgs): Delivery {
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
         extraLines: isWeb
-          ? appSyncLines()
+          ? WEB_PUSH.extra()
           : isGrafana
             ? GRAFANA_PUSH.extra
             : slot.role === "prometheus"
@@ -185,10 +198,14 @@ export function deliver(args: DeliveryArgs): Delivery {
               secretKey: args.grafanaSecretKey,
               slackWebhookUrl: args.slackWebhookUrl,
               metricsPassword: args.grafanaMetricsPassword,
+              // No contact point signs with it while remediation is off.
+              remediationHmacSecret: config.remediation === "off" ? undefined : args.remediationHmacSecret,
             })
           : slot.role === "prometheus"
             ? prometheusStdin(args.grafanaMetricsPassword)
-            : undefined,
+            : isWeb
+              ? remediationStdin(args.remediationHmacSecret)
+              : undefined,
       },
       { parent },
     );

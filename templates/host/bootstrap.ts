@@ -18,7 +18,7 @@ import {
 import { TIMESYNCD_SERVICE } from "./baseline";
 import { GRAFANA_SERVICE } from "./grafanaServer";
 import { renderUnit } from "./systemd";
-import { servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
+import { REMEDIATION_ETC_DIR, REMEDIATION_USER, servicesFor, TITAN_APP_DIR, TITAN_USER } from "./units";
 
 export const BOOTSTRAP_PATH = "/usr/local/sbin/titan-bootstrap";
 /** Written last: the configuration push waits for it (and for cloud-init) before copying files. */
@@ -104,7 +104,9 @@ export function bootstrapPlan(
   };
   const extras: Record<Role, string[]> = {
     // The same Debian packages the app's tests run against on the build machine.
-    web: ["python3-flask", "python3-prometheus-client", "gunicorn", "logrotate"],
+    // polkitd and dbus: the remediation agent restarts the app through systemd's D-Bus API, which
+    // asks polkit (templates/host/remediation.ts holds the rule).
+    web: ["python3-flask", "python3-prometheus-client", "gunicorn", "logrotate", "polkitd", "dbus"],
     prometheus: [],
     loki: [],
     grafana: [],
@@ -238,6 +240,10 @@ export function renderBootstrapScript(plan: BootstrapPlan): string {
       `id -u ${TITAN_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/titan --shell /usr/sbin/nologin ${TITAN_USER}`,
       `usermod -a -G ${TITAN_USER} alloy`,
       `install -d -m 0755 -o root -g root ${shellWord(TITAN_APP_DIR)}`,
+      "# The remediation agent's user: no login, no home; polkit lets it restart the app, nothing more.",
+      `id -u ${REMEDIATION_USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${REMEDIATION_USER}`,
+      // Its settings and secret arrive with the push; only root reads the secret.
+      `install -d -m 0755 -o root -g root ${shellWord(REMEDIATION_ETC_DIR)}`,
     );
   }
   if (plan.role === "loki") {

@@ -94,6 +94,102 @@ const traffic: UnitFile = {
   Install: { WantedBy: "multi-user.target" },
 };
 
+/** The remediation agent's system user (created by the bootstrap) and what it is given. */
+export const REMEDIATION_USER = "titan-remediation";
+export const REMEDIATION_SERVICE = "titan-remediation";
+export const FREE_DISK_SERVICE = "titan-free-disk";
+/** The two units the agent may act on (templates/host/remediation.ts grants exactly these). */
+export const APP_UNIT = "titan.service";
+export const FREE_DISK_UNIT = `${FREE_DISK_SERVICE}.service`;
+/** Non-secret settings (agent.env, pushed) and the HMAC secret (written by the push from stdin). */
+export const REMEDIATION_ETC_DIR = "/etc/titan-remediation";
+export const REMEDIATION_ENV_PATH = `${REMEDIATION_ETC_DIR}/agent.env`;
+export const REMEDIATION_SECRET_PATH = `${REMEDIATION_ETC_DIR}/hmac-secret`;
+/** The credential's name: the agent reads $CREDENTIALS_DIRECTORY/hmac-secret. */
+export const REMEDIATION_CREDENTIAL = "hmac-secret";
+
+/**
+ * The remediation agent. It runs as its own user with no capability at all: it only acts through
+ * `systemctl --no-ask-password` over the system bus (AF_UNIX, in the base sandbox), which asks
+ * polkit; the rule lets this user restart titan.service and start titan-free-disk.service, nothing
+ * else. connect() on the bus socket needs no write access to the file system, so
+ * ProtectSystem=strict does not stand in the way (the kernel refuses writes on a read-only mount
+ * only for regular files, directories and links).
+ *
+ * LoadCredential= with a non-root User= (systemd 252, src/core/execute.c): exec_child sets up the
+ * credentials (setup_credentials -> load_credential, reading the 0400 root:root file) while it is
+ * still root, before enforce_user(); write_credential then gives the service's uid read access
+ * (an ACL, or ownership on a file system without ACLs, remounted read-only). So the secret stays
+ * root-only on disk and only this service sees its copy.
+ */
+const remediation: UnitFile = {
+  Unit: {
+    Description: "Titan remediation agent (Grafana's signed webhooks)",
+    After: "network-online.target",
+    Wants: "network-online.target",
+    // Enabled at boot, started once the push has delivered the app and the secret: a skipped
+    // start is no failure, so the bootstrap passes quietly.
+    ConditionPathExists: [`${TITAN_APP_DIR}/remediation/agent.py`, REMEDIATION_SECRET_PATH, REMEDIATION_ENV_PATH],
+  },
+  Service: {
+    Type: "simple",
+    User: REMEDIATION_USER,
+    Group: REMEDIATION_USER,
+    WorkingDirectory: TITAN_APP_DIR,
+    ExecStart: "/usr/bin/python3 -m remediation.agent",
+    Environment: environment({ PYTHONPATH: TITAN_APP_DIR, PYTHONDONTWRITEBYTECODE: 1 }),
+    EnvironmentFile: REMEDIATION_ENV_PATH,
+    LoadCredential: `${REMEDIATION_CREDENTIAL}:${REMEDIATION_SECRET_PATH}`,
+    // Seen requests and rate-limit counters survive a restart ($STATE_DIRECTORY).
+    StateDirectory: REMEDIATION_SERVICE,
+    StateDirectoryMode: "0700",
+    Restart: "on-failure",
+    RestartSec: 2,
+    ...sandbox(),
+  },
+  Install: { WantedBy: "multi-user.target" },
+};
+
+/**
+ * The free-disk worker, started (never enabled) by the agent through polkit. Root, because it
+ * acts on what others own, with only the capabilities that takes:
+ * - CAP_KILL: SIGTERM to the disk-fill demo, run by root or by an operator's user;
+ * - CAP_SYS_PTRACE: it finds the demo's holders through /proc/<pid>/fd (app/remediation/
+ *   freedisk.py holders), which the kernel shows another uid's process, or a root process with
+ *   capabilities beyond this bounded set, only with it (ptrace_may_access, PTRACE_MODE_READ;
+ *   security/commoncap.c cap_ptrace_access_check). ptrace() itself is outside @system-service,
+ *   so the filter still refuses it;
+ * - CAP_DAC_OVERRIDE: /var/log/titan is titan:titan 0750 (LogsDirectoryMode), its logs titan's;
+ * - CAP_FOWNER: unlinking another user's file in /var/tmp (sticky, 1777);
+ * - CAP_CHOWN and the @chown calls: logrotate, as root, gives the copy it makes (copytruncate)
+ *   and the compressed file the log's owner, then the log's ACL (logrotate 3.21 logrotate.c
+ *   createOutputFile: fchown, then acl_set_fd on a file root no longer owns: CAP_FOWNER again).
+ * No PrivateTmp: the demo writes the real /var/tmp. Writes only there and in the app's logs.
+ */
+const freeDisk: UnitFile = {
+  Unit: {
+    Description: "Titan free-disk action (rotate the app's logs, remove the disk-fill demo's files)",
+    ConditionPathExists: `${TITAN_APP_DIR}/remediation/freedisk.py`,
+  },
+  Service: {
+    Type: "oneshot",
+    WorkingDirectory: TITAN_APP_DIR,
+    ExecStart: "/usr/bin/python3 -m remediation.freedisk",
+    Environment: environment({ PYTHONPATH: TITAN_APP_DIR, PYTHONDONTWRITEBYTECODE: 1 }),
+    StateDirectory: FREE_DISK_SERVICE,
+    // A run that hangs must not hold the agent's next start forever.
+    TimeoutStartSec: 120,
+    ...sandbox({
+      syscalls: ["@chown"],
+      overrides: {
+        PrivateTmp: false,
+        CapabilityBoundingSet: "CAP_KILL CAP_SYS_PTRACE CAP_DAC_OVERRIDE CAP_FOWNER CAP_CHOWN",
+      },
+    }),
+    ReadWritePaths: [TITAN_LOG_DIR, "/var/tmp"],
+  },
+};
+
 /**
  * Drop-in for a packaged unit: the sandbox, minus what it must write. Restart= stays the
  * package's; RestartSec= is set only where the package leaves systemd's 100 ms default, so a
@@ -196,6 +292,8 @@ export function unitsFor(role: Role): UnitSpec[] {
     units.push(
       { path: "/etc/systemd/system/titan.service", content: renderUnit(titan) },
       { path: "/etc/systemd/system/titan-traffic.service", content: renderUnit(traffic) },
+      { path: `/etc/systemd/system/${REMEDIATION_SERVICE}.service`, content: renderUnit(remediation) },
+      { path: `/etc/systemd/system/${FREE_DISK_UNIT}`, content: renderUnit(freeDisk) },
       ALLOY_DROP_IN,
     );
   }
@@ -212,7 +310,7 @@ export function unitsFor(role: Role): UnitSpec[] {
 export function servicesFor(role: Role): string[] {
   const base = ["prometheus-node-exporter"];
   const byRole: Record<Role, string[]> = {
-    web: ["titan", "titan-traffic", "alloy"],
+    web: ["titan", "titan-traffic", REMEDIATION_SERVICE, "alloy"],
     prometheus: ["prometheus"],
     loki: [LOKI_SERVICE],
     grafana: ["grafana-server"],

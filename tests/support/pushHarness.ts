@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   const grafanaSecrets = {
     grafanaSecretKey: pulumi.secret("harness-secret-key"),
     grafanaMetricsPassword: pulumi.secret("harness-metrics-password"),
+    remediationHmacSecret: pulumi.secret("harness-remediation-hmac-secret"),
   };
   const delivery = deliver({
     ...grafanaSecrets,

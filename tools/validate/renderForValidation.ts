@@ -139,6 +139,8 @@ export function pushStdin(variant: GrafanaVariant): { stdin: string; password: s
     secretKey: randomBytes(32).toString("hex"),
     slackWebhookUrl: GRAFANA_VARIANTS[variant].slackWebhookConfigured ? SAMPLE_WEBHOOK : "",
     metricsPassword: randomBytes(18).toString("base64url"),
+    // The remediation contact points sign with it (remediation is on in every variant).
+    remediationHmacSecret: randomBytes(24).toString("hex"),
   };
   return { stdin: `${GRAFANA_STDIN_ORDER.map((k) => values[k]).join("\n")}\n`, password: values.adminPassword };
 }

@@ -17,7 +17,7 @@ class Audit:
         self.clock = clock
         self._lock = threading.Lock()
         self.actions_total = Counter(
-            "titan_remediation_actions_total",
+            C.METRIC,
             "Remediation decisions, by action (none: refused before an action was read) and result.",
             ["action", "result"], registry=self.registry)
         # Every series exists from the start at 0, so increase() in the alert

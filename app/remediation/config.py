@@ -9,7 +9,8 @@ import dataclasses
 import ipaddress
 import os
 
-# The allow-list: the values of an alert's `remediation` label the agent acts on.
+# The alert label naming the fix, and the allow-list of its values the agent acts on.
+REMEDIATION_LABEL = "remediation"
 RESTART_APP = "restart-app"
 FREE_DISK = "free-disk"
 ACTIONS = (RESTART_APP, FREE_DISK)
@@ -20,6 +21,7 @@ MODES = ("on", "dry-run", "off")
 ACTED, FAILED, REFUSED, RATE_LIMITED, DRY_RUN, DUPLICATE, DISABLED = (
     "acted", "failed", "refused", "rate_limited", "dry_run", "duplicate", "disabled")
 DECISIONS = (ACTED, FAILED, REFUSED, RATE_LIMITED, DRY_RUN, DUPLICATE, DISABLED)
+METRIC = "titan_remediation_actions_total"
 # The counter's action label when a request is refused before an action could be read.
 NO_ACTION = "none"
 

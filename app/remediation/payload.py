@@ -15,6 +15,7 @@ contact point must not set one.
 import dataclasses
 import json
 
+from remediation import config as C
 from remediation.signature import Refusal
 
 
@@ -36,7 +37,7 @@ class Alert:
 
     @property
     def action(self):
-        return self.labels.get("remediation", "")
+        return self.labels.get(C.REMEDIATION_LABEL, "")
 
 
 def _bad(what):

@@ -6,6 +6,7 @@
  * our drop-in), as systemd 252 would apply them (tests/sandbox/restrictions.ts, verdict.ts).
  */
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -354,5 +355,94 @@ describe("every sandbox allows what its daemon really does", () => {
       restrictionsOf("titan-traffic.service", [trafficText]),
       appTrace.length,
     );
+  });
+
+  it("the remediation agent, refusing, acting through systemctl and serving its metrics, under its unit", async () => {
+    // Its user, settings file and credential as the unit gives them; systemctl is the real one,
+    // traced with it (a child keeps the unit's seccomp filter). This machine has no system bus,
+    // so systemctl fails at connect(): the bus path past it is the fleet's to prove.
+    const text = unitsFor("web").find((u) => u.path.endsWith("/titan-remediation.service"))?.content ?? "";
+    const unit = parseUnit(text);
+    const user = runAs(serviceDirective(unit, "User"));
+    const ids = idsOf(user);
+    const dir = path.join(work, "remediation");
+    const creds = path.join(dir, "credentials");
+    const state = path.join(dir, "state");
+    for (const d of [creds, state]) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.chownSync(d, ids.uid, ids.gid);
+    }
+    const secret = "sandbox-secret-0123456789abcdefghijklmnopqrstuvwx";
+    fs.writeFileSync(path.join(creds, "hmac-secret"), secret, { mode: 0o400 });
+    fs.chownSync(path.join(creds, "hmac-secret"), ids.uid, ids.gid);
+    const [port, metricsPort, closedPort] = [await freePort(), await freePort(), await freePort()];
+    const host = "titan-sandbox-web-1";
+    const [cmd, ...args] = splitWords(serviceDirective(unit, "ExecStart"));
+    const agent = startTraced(procs, work, "titan-remediation", user, [cmd, ...args], {
+      env: {
+        PATH: "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        ...unitEnvironment(unit),
+        PYTHONPATH: path.join(ROOT, "app"),
+        CREDENTIALS_DIRECTORY: creds,
+        STATE_DIRECTORY: state,
+        TITAN_REMEDIATION_MODE: "on",
+        TITAN_REMEDIATION_HOST: host,
+        TITAN_REMEDIATION_LISTEN: `127.0.0.1:${port}`,
+        TITAN_REMEDIATION_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+        TITAN_REMEDIATION_ALLOWED_SOURCES: "127.0.0.1",
+        TITAN_REMEDIATION_SIGNATURE_HEADER: "X-Grafana-Alerting-Signature",
+        TITAN_REMEDIATION_TIMESTAMP_HEADER: "X-Grafana-Alerting-Timestamp",
+        TITAN_REMEDIATION_MAX_SKEW_SECONDS: "300",
+        TITAN_REMEDIATION_APP_URL: `http://127.0.0.1:${closedPort}`,
+      },
+      cwd: path.join(ROOT, "app"),
+    });
+    const metrics = async () => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      } catch {
+        return undefined;
+      }
+    };
+    await agent.until("its metrics", 30_000, metrics);
+    const post = async (action: string, sign: boolean) => {
+      const body = JSON.stringify({
+        receiver: "titan-remediation-web-1",
+        status: "firing",
+        alerts: [
+          {
+            status: "firing",
+            labels: { alertname: "Sandbox", instance: host, remediation: action },
+            annotations: {},
+            startsAt: "2027-01-15T08:00:00Z",
+            endsAt: "0001-01-01T00:00:00Z",
+            fingerprint: `sandbox-${action}`,
+          },
+        ],
+      });
+      const ts = String(Math.floor(Date.now() / 1000));
+      const signature = createHmac("sha256", secret).update(`${ts}:${body}`).digest("hex");
+      const headers: Record<string, string> = { "Content-Type": "application/json" };
+      if (sign)
+        Object.assign(headers, { "X-Grafana-Alerting-Timestamp": ts, "X-Grafana-Alerting-Signature": signature });
+      return (await fetch(`http://127.0.0.1:${port}/grafana`, { method: "POST", headers, body })).status;
+    };
+    assert.equal(await post("restart-app", false), 401);
+    for (const action of ["restart-app", "free-disk"]) assert.equal(await post(action, true), 200, agent.log());
+    await agent.until("a decision for each action", 60_000, async () => {
+      const body = (await metrics()) ?? "";
+      return ["restart-app", "free-disk"].every((a) =>
+        new RegExp(`actions_total\\{action="${a}",result="\\w+"\\} [1-9]`).test(body),
+      )
+        ? true
+        : undefined;
+    });
+    const trace = await agent.stop();
+    assert.ok(
+      trace.some((c) => c.name === "execve" && /systemctl/.test(c.line)),
+      "systemctl ran under the trace",
+    );
+    assertAllowed(trace, restrictionsOf("titan-remediation.service", [text]));
   });
 });

@@ -8,6 +8,7 @@
  */
 import { instanceMemoryMiB } from "./instanceMemory";
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
+import { DEFAULT_REMEDIATION_MODE, REMEDIATION_ACTIONS, REMEDIATION_MODES, type RemediationMode } from "./remediation";
 import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
 import { DEBIAN_IMAGE, GRAFANA_APT, vendorRepository, type AptRepository } from "./versions";
 
@@ -50,6 +51,8 @@ export interface StackConfig {
   readonly runbookBaseUrl?: string;
   /** Plain text here; index.ts wraps it with pulumi.secret before any resource sees it. */
   readonly slackWebhookUrl?: string;
+  /** Whether alerts that name a fix reach the web hosts' remediation agents, and whether they act. */
+  readonly remediation: RemediationMode;
   /** Where grafana, loki and alloy come from: Grafana's repository (GRAFANA_APT) unless a mirror is set. */
   readonly vendorAptRepository: AptRepository;
 }
@@ -94,6 +97,13 @@ function integer(min: number, max: number): Check<number> {
 
 function pattern(re: RegExp, what: string): Check<string> {
   return (raw) => (re.test(raw) ? raw : expected(what));
+}
+
+function oneOf<T extends string>(values: readonly T[]): Check<T> {
+  return (raw) =>
+    (values as readonly string[]).includes(raw)
+      ? (raw as T)
+      : expected(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`);
 }
 
 const percent = integer(1, 100);
@@ -241,6 +251,12 @@ export const CONFIG_KEYS = [
     type: "string",
     description:
       "Optional https URL of docs/runbooks.md as published (e.g. on your Git host); alerts then link to its runbook sections. The steps travel in every alert either way.",
+  },
+  {
+    key: "remediation",
+    type: "string",
+    default: DEFAULT_REMEDIATION_MODE,
+    description: `Self-healing, one of ${REMEDIATION_MODES.join(", ")}: on lets each web host's remediation agent act on the alerts that name a fix (${REMEDIATION_ACTIONS.join(", ")}); dry-run only logs and counts what it would do; off routes no alert to it.`,
   },
   {
     key: "rootDiskCriticalPercent",
@@ -466,6 +482,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
       read("grafanaAdminUser", pattern(/^[A-Za-z0-9_.@-]{1,64}$/, "1-64 letters, digits or _.@-")) ?? "",
     grafanaAdminPasswordRotation: read("grafanaAdminPasswordRotation", integer(1, 1_000_000)),
     slackWebhookUrl: read("slackWebhookUrl", slackWebhook),
+    remediation: read("remediation", oneOf(REMEDIATION_MODES)) ?? DEFAULT_REMEDIATION_MODE,
     runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
     vendorAptRepository: read("vendorAptRepository", vendorApt) ?? GRAFANA_APT,
   };

@@ -19,6 +19,7 @@ export const SCRAPE_JOBS = [
   { job: "node", service: "nodeExporter", roles: SERVICES.nodeExporter.runsOn, metricsPath: "/metrics" },
   { job: "titan", service: "titan", roles: ["web"], metricsPath: "/metrics" },
   { job: "alloy", service: "alloy", roles: ["web"], metricsPath: "/metrics" },
+  { job: "remediation", service: "remediationMetrics", roles: ["web"], metricsPath: "/metrics" },
   { job: "loki", service: "loki", roles: ["loki"], metricsPath: "/metrics" },
   // Port 3000 is open to the operators too: Grafana's /metrics asks for credentials.
   { job: "grafana", service: "grafana", roles: ["grafana"], metricsPath: "/metrics", basicAuthUser: "prometheus" },

@@ -31,6 +31,8 @@ export const SERVICES = {
   prometheus: { port: 9090, description: "Prometheus", runsOn: ["prometheus"] },
   loki: { port: 3100, description: "Loki (push, query, metrics)", runsOn: ["loki"] },
   grafana: { port: 3000, description: "Grafana", runsOn: ["grafana"] },
+  remediation: { port: 9180, description: "Remediation agent (Grafana's signed webhook)", runsOn: ["web"] },
+  remediationMetrics: { port: 9181, description: "Remediation agent metrics", runsOn: ["web"] },
 } as const satisfies Record<string, Service>;
 export type ServiceName = keyof typeof SERVICES;
 
@@ -68,6 +70,16 @@ export const FLOWS: readonly Flow[] = [
     service: "grafana",
     from: [fromRole("prometheus"), operator],
     why: "Prometheus scrapes Grafana's metrics; the operator uses the UI",
+  },
+  {
+    service: "remediation",
+    from: [fromRole("grafana")],
+    why: "Grafana posts alerts that name a fix to the web host's remediation agent",
+  },
+  {
+    service: "remediationMetrics",
+    from: [fromRole("prometheus")],
+    why: "Prometheus scrapes the remediation agent's decisions",
   },
   { service: "ssh", from: [operator], why: "operator shell and the configuration push" },
 ];

@@ -10,6 +10,8 @@
 import { addressPlan } from "../facts/addressing";
 import type { StackConfig } from "../facts/config";
 import { physicalName } from "../facts/naming";
+import type { JobName } from "../facts/scrapeJobs";
+import { REMEDIATION_METRIC, type RemediationAction } from "../facts/remediation";
 import type { Role } from "../facts/topology";
 import { TITAN_JOB } from "./alloy/config";
 
@@ -53,6 +55,11 @@ export interface AlertDefinition {
    * expression yields 1 for each one missing; tests read this to know what must (not) fire.
    */
   readonly expectedSeries?: readonly Readonly<Record<string, string>>[];
+  /**
+   * The fix the web host's remediation agent applies when this fires (the `remediation` label;
+   * facts/remediation.ts REMEDIATION_ACTIONS). Only alerts whose `instance` is a web host.
+   */
+  readonly remediation?: RemediationAction;
 }
 
 /**
@@ -84,6 +91,10 @@ export const ALLOY_DROP_REASONS: readonly { readonly reason: string; readonly me
       "Alloy's send queue was full and loki.write drops rather than waits (block_on_overflow off): the drops follow a burst or a slow Loki.",
   },
 ];
+
+/** Prometheus job names the rules select on (facts/scrapeJobs.ts SCRAPE_JOBS). */
+const TITAN_SCRAPE_JOB = "titan" satisfies JobName;
+const REMEDIATION_SCRAPE_JOB = "remediation" satisfies JobName;
 
 /** Fixed thresholds that are not stack config. */
 export const APP_ERROR_RATIO_WARNING = 0.05;
@@ -153,11 +164,12 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       description: `The root filesystem of {{ $labels.instance }} is {{ $value }} used (threshold ${t.rootDiskCriticalPercent}%). A full root disk stops logging, package installs and the TSDB.`,
       title: "Root disk almost full",
       runbookSteps:
-        "SSH to the host and run `sudo du -xh --max-depth=2 / | sort -h | tail -20` to find what grew. Usual suspects: /var/log (check logrotate ran: `sudo logrotate -d /etc/logrotate.d/titan`), the apt cache (`sudo apt-get clean`), a file left by the disk-fill demo. If the data is legitimate, raise rootVolumeSizeGb and run `npm run deploy`.",
+        "On a web host with remediation on (the default) the remediation agent frees space at once: it stops the disk-fill demo and removes its files, and rotates and compresses the app's logs, nothing else (`journalctl -u titan-remediation -u titan-free-disk -n 50` shows what it did and how many bytes it freed). If the alert stays, or on another host, SSH to the host and run `sudo du -xh --max-depth=2 / | sort -h | tail -20` to find what grew. Usual suspects: /var/log (check logrotate ran: `sudo logrotate -d /etc/logrotate.d/titan`), the apt cache (`sudo apt-get clean`), a file left by the disk-fill demo. If the data is legitimate, raise rootVolumeSizeGb and run `npm run deploy`.",
       dashboardUid: DASHBOARD_UIDS.system,
       // No data means node_exporter is gone: TargetDown reports that, not this rule.
       noDataState: "OK",
       execErrState: "Error",
+      remediation: "free-disk",
     },
     {
       uid: "titan-cpu-high",
@@ -268,6 +280,30 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       // No `up` series at all means Prometheus itself is unreachable: that is an alert.
       noDataState: "Alerting",
       execErrState: "Alerting",
+    },
+    {
+      uid: "titan-app-not-answering",
+      name: "AppNotAnswering",
+      severity: "critical",
+      datasource: "prometheus",
+      // The scrape of the app's /metrics failed: the process may be alive (systemd sees nothing
+      // wrong) but it does not answer. Sooner than TargetDown, so the agent restarts it first.
+      expr: `up{job="${TITAN_SCRAPE_JOB}"}`,
+      op: "<",
+      threshold: 1,
+      unit: "none",
+      for: "1m",
+      summary: "Titan on {{ $labels.instance }} does not answer",
+      description:
+        "Prometheus could not scrape Titan on {{ $labels.instance }} for a minute (up = {{ $value }}): the app is down or hung, and its users get no answer.",
+      title: "App not answering",
+      runbookSteps:
+        "With remediation on (the default) the web host's remediation agent restarts titan.service as soon as this fires (at most three times an hour) and checks that the app answers again; the alert resolves on the next scrapes. `journalctl -u titan-remediation -n 50` on the web host shows its decision (acted, failed, rate_limited, refused). If it keeps firing, or remediation is off or dry-run: `systemctl status titan` and `journalctl -u titan -n 100` say why the app does not answer, `curl -s http://127.0.0.1:5000/health` tests it, and `sudo systemctl restart titan` restarts it by hand.",
+      dashboardUid: DASHBOARD_UIDS.application,
+      // No series means the target is gone: HostMissing and TargetDown report that.
+      noDataState: "OK",
+      execErrState: "Error",
+      remediation: "restart-app",
     },
     {
       uid: "titan-app-error-ratio",
@@ -463,6 +499,51 @@ function alertTable(config: StackConfig): Omit<AlertDefinition, "runbook">[] {
       runbookSteps:
         "In Grafana open Alerting > Alert rules and look for rules in state Error: the error names the query. Usually a data source is unreachable (Prometheus or Loki down: check TargetDown and HostMissing, and the data source's Test button under Connections); a rule whose query Grafana rejects came from a bad template change, so roll it back and run `npm run deploy`.",
       dashboardUid: DASHBOARD_UIDS.pipeline,
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-remediation-failing",
+      name: "RemediationFailing",
+      severity: "warning",
+      datasource: "prometheus",
+      // The agent zero-initialises every {action, result} series, so increase() sees the first failure.
+      expr: `sum by (instance, action) (increase(${REMEDIATION_METRIC}{job="${REMEDIATION_SCRAPE_JOB}", result="failed"}[30m]))`,
+      op: ">",
+      threshold: 0,
+      unit: "none",
+      for: "1m",
+      summary: "Self-healing ({{ $labels.action }}) fails on {{ $labels.instance }}",
+      description:
+        "The remediation agent on {{ $labels.instance }} tried {{ $labels.action }} and it failed {{ $value }} times in the last 30 minutes: the alert it answered is still unresolved.",
+      title: "Remediation failing",
+      runbookSteps:
+        "On the web host, `journalctl -u titan-remediation -n 50` shows each failed decision with its reason (restart-app: the unit did not restart or the app did not answer afterwards; free-disk: the worker failed, see `journalctl -u titan-free-disk -n 50`). Fix the cause by hand as the original alert's runbook says (App not answering, Root disk almost full). A polkit refusal (`Access denied`) means the rule in /etc/polkit-1/rules.d/50-titan-remediation.rules is missing: run `npm run deploy`.",
+      dashboardUid: DASHBOARD_UIDS.application,
+      // No agent metrics: TargetDown reports the remediation target.
+      noDataState: "OK",
+      execErrState: "Error",
+    },
+    {
+      uid: "titan-remediation-repeated",
+      name: "RemediationKeepsBeingNeeded",
+      severity: "warning",
+      datasource: "prometheus",
+      // Per host and action in the last hour: acted decisions plus three for each rate-limited
+      // one, so more than two fixes or any fix the rate limit held back crosses 2. round() undoes
+      // increase()'s extrapolation (two decisions can read 2.01).
+      expr: `sum by (instance, action) (round(increase(${REMEDIATION_METRIC}{job="${REMEDIATION_SCRAPE_JOB}", result="acted"}[1h]))) + 3 * sum by (instance, action) (round(increase(${REMEDIATION_METRIC}{job="${REMEDIATION_SCRAPE_JOB}", result="rate_limited"}[1h])))`,
+      op: ">",
+      threshold: 2,
+      unit: "none",
+      for: "1m",
+      summary: "{{ $labels.action }} keeps being needed on {{ $labels.instance }}",
+      description:
+        "The remediation agent on {{ $labels.instance }} applied {{ $labels.action }} more than twice in the last hour, or its rate limit held one back (acted + 3 x rate-limited = {{ $value }}, threshold 2): the fix treats a symptom and the cause is still there.",
+      title: "Remediation keeps being needed",
+      runbookSteps:
+        "The agent keeps fixing the same thing, so find the cause: for restart-app, `journalctl -u titan -n 200` before each restart (the agent logs the old and new main PID) shows why the app stopped answering; for free-disk, what fills the disk (`sudo du -xh --max-depth=2 / | sort -h | tail -20`, the disk-fill demo left running). Once the rate limit holds it back (three an hour by default) nothing is fixed automatically until the hour passes. To stop the agent acting meanwhile: `npm run pulumi -- config set remediation dry-run`, then `npm run deploy`.",
+      dashboardUid: DASHBOARD_UIDS.application,
       noDataState: "OK",
       execErrState: "Error",
     },

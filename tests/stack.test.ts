@@ -231,6 +231,9 @@ describe("security groups", () => {
       `web:5000<-${p}`,
       `web:5000<-${op}`,
       `web:12345<-${p}`,
+      // The remediation agent: Grafana's signed webhook, and Prometheus' scrape of its metrics.
+      "web:9180<-grafana",
+      `web:9181<-${p}`,
       ...ROLES.map((r) => `${r}:9100<-${p}`),
       `loki:3100<-${p}`,
       "loki:3100<-web",
@@ -284,7 +287,7 @@ describe("security groups", () => {
   });
 
   it("documents every listening port of every role", () => {
-    assert.deepEqual(portsOf("web"), [22, 5000, 9100, 12345]);
+    assert.deepEqual(portsOf("web"), [22, 5000, 9100, 9180, 9181, 12345]);
     assert.deepEqual(portsOf("prometheus"), [22, 9090, 9100]);
     assert.deepEqual(portsOf("loki"), [22, 3100, 9100]);
     assert.deepEqual(portsOf("grafana"), [22, 3000, 9100]);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import YAML from "yaml";
-import { addressPlan } from "../facts/addressing";
+import { addressPlan, MAX_WEB_HOSTS } from "../facts/addressing";
+import { physicalName } from "../facts/naming";
 import type { StackConfig } from "../facts/config";
 import { loadConfig } from "../infra/config";
 import { SERVICES } from "../facts/topology";
@@ -20,6 +21,7 @@ import {
   SLACK_TEXT_TEMPLATE,
   SLACK_TITLE_TEMPLATE,
   SLACK_WEBHOOK_ENV,
+  REMEDIATION_HMAC_SECRET_ENV,
   type AlertingFile,
   type Dashboard,
   type DashboardProvidersFile,
@@ -355,7 +357,7 @@ const RULES_FILE: Shape = {
               req: ["summary", "description", "value", "runbook", "__dashboardUid__", "__panelId__"],
               opt: ["runbook_url"],
             },
-            labels: { req: ["severity"] },
+            labels: { req: ["severity"], opt: ["remediation"] },
           },
         },
       },
@@ -368,23 +370,29 @@ const TEMPLATES_FILE: Shape = {
   nested: { templates: { req: ["orgId", "name", "template"] } },
 };
 
-const CONTACT_POINTS_FILE = (f: Record<string, unknown>): Shape =>
-  "contactPoints" in f
+const CONTACT_POINT_SETTINGS = (r: Record<string, unknown>): Shape =>
+  r.type === "webhook"
     ? {
-        req: ["apiVersion", "contactPoints"],
-        nested: {
-          contactPoints: {
-            req: ["orgId", "name", "receivers"],
-            nested: {
-              receivers: {
-                req: ["uid", "type", "settings", "disableResolveMessage"],
-                nested: { settings: { req: ["url", "title", "text"] } },
-              },
-            },
-          },
-        },
+        req: ["url", "httpMethod", "hmacConfig"],
+        nested: { hmacConfig: { req: ["secret", "header", "timestampHeader"] } },
       }
-    : { req: ["apiVersion", "deleteContactPoints"], nested: { deleteContactPoints: { req: ["orgId", "uid"] } } };
+    : { req: ["url", "title", "text"] };
+const CONTACT_POINTS_FILE: Shape = {
+  req: ["apiVersion"],
+  opt: ["contactPoints", "deleteContactPoints"],
+  nested: {
+    contactPoints: {
+      req: ["orgId", "name", "receivers"],
+      nested: {
+        receivers: (r) => ({
+          req: ["uid", "type", "settings", "disableResolveMessage"],
+          nested: { settings: CONTACT_POINT_SETTINGS(r) },
+        }),
+      },
+    },
+    deleteContactPoints: { req: ["orgId", "uid"] },
+  },
+};
 
 const ROUTE: Shape = {
   req: ["receiver", "object_matchers", "group_wait", "group_interval", "repeat_interval", "continue"],
@@ -427,6 +435,8 @@ const KNOWN_METRICS = new Set([
   "titan_process_failures_total",
   "titan_log_lines_total",
   "titan_transactions_created_total",
+  // The remediation agent (app/remediation/audit.py), zero-initialised for every {action, result}.
+  "titan_remediation_actions_total",
   // Pipeline: grafana/alloy internal/component/common/loki/client/metrics.go (loki.write),
   "loki_write_sent_entries_total",
   "loki_write_dropped_entries_total",
@@ -457,6 +467,8 @@ const KNOWN_PROM_LABELS = new Set([
   "level",
   "reason",
   "integration",
+  "action",
+  "result",
 ]);
 
 const PROMQL_FUNCTIONS = new Set([
@@ -474,6 +486,8 @@ const PROMQL_FUNCTIONS = new Set([
   "abs",
   "deriv",
   "min_over_time",
+  // RemediationKeepsBeingNeeded counts whole decisions.
+  "round",
 ]);
 const PROMQL_KEYWORDS = new Set(["by", "without", "on", "ignoring", "or", "and"]);
 
@@ -922,7 +936,12 @@ describe("Grafana alert rules", () => {
       assert.equal(rule.for, def.for);
       assert.equal(rule.noDataState, def.noDataState);
       assert.equal(rule.execErrState, def.execErrState);
-      assert.deepEqual(rule.labels, { severity: def.severity });
+      assert.deepEqual(
+        rule.labels,
+        def.remediation === undefined
+          ? { severity: def.severity }
+          : { severity: def.severity, remediation: def.remediation },
+      );
       assert.equal(rule.isPaused, false);
     }
   });
@@ -1007,36 +1026,64 @@ describe("Grafana notifications", () => {
     assert.equal(policies?.length, 1);
     return policies[0];
   };
+  /** The root's and the severity routes' receivers (the remediation routes are tested below). */
   const receiversOf = (files: RenderedFile[]) => {
     const p = policyOf(files);
-    return [p.receiver, ...p.routes.map((r) => r.receiver)];
+    return [
+      p.receiver,
+      ...p.routes.filter((r) => !r.object_matchers.some(([l]) => l === "remediation")).map((r) => r.receiver),
+    ];
   };
+  const slackPoints = (file: AlertingFile) =>
+    (file.contactPoints ?? []).filter((cp) => cp.receivers.some((r) => r.type === "slack"));
 
   it("without a webhook: no Slack contact point, and every route ends at Grafana's default receiver", () => {
     const contactPoints = yamlAt<AlertingFile>(NO_WEBHOOK, GRAFANA_PATHS.contactPoints);
-    assert.equal(contactPoints.contactPoints, undefined);
-    assert.deepEqual(contactPoints.deleteContactPoints, [{ orgId: 1, uid: SLACK_CONTACT_POINT.uid }]);
+    assert.deepEqual(slackPoints(contactPoints), []);
+    assert.deepEqual(
+      contactPoints.deleteContactPoints?.filter((d) => d.uid === SLACK_CONTACT_POINT.uid),
+      [{ orgId: 1, uid: SLACK_CONTACT_POINT.uid }],
+    );
     assert.deepEqual(new Set(receiversOf(NO_WEBHOOK)), new Set([DEFAULT_RECEIVER]));
     assert.ok(!NO_WEBHOOK.some((f) => f.content.includes(SLACK_WEBHOOK_ENV)), "webhook reference without a webhook");
   });
 
   it("with a webhook: Slack via the environment reference, and the secret appears nowhere", () => {
     const file = yamlAt<AlertingFile>(WITH_WEBHOOK, GRAFANA_PATHS.contactPoints);
-    assert.equal(file.contactPoints?.length, 1);
-    const [receiver] = file.contactPoints[0].receivers;
-    assert.equal(receiver.type, "slack");
+    const slack = slackPoints(file);
+    assert.equal(slack.length, 1);
+    const [receiver] = slack[0].receivers;
+    assert.ok(receiver.type === "slack");
     assert.equal(receiver.settings.url, "${TITAN_SLACK_WEBHOOK_URL}");
     assert.equal(receiver.settings.url, `\${${SLACK_WEBHOOK_ENV}}`);
     assert.equal(receiver.disableResolveMessage, false, "resolved notifications must be on");
     for (const value of [receiver.settings.title, receiver.settings.text]) {
       assert.ok(!value.includes("$"), `interpolated setting contains $: ${value}`);
     }
+    assert.ok(!(file.deleteContactPoints ?? []).some((d) => d.uid === SLACK_CONTACT_POINT.uid));
     const secretPart = WEBHOOK.split("/").pop() ?? "";
     for (const f of WITH_WEBHOOK) {
       assert.ok(!f.content.includes(WEBHOOK) && !f.content.includes(secretPart), `${f.path} contains the webhook`);
       assert.ok(!/hooks\.slack\.com|xox[abp]-|T0TITAN00/.test(f.content), `${f.path} contains a secret-looking string`);
     }
-    assert.deepEqual(new Set(receiversOf(WITH_WEBHOOK)), new Set([file.contactPoints[0].name]));
+    assert.deepEqual(new Set(receiversOf(WITH_WEBHOOK)), new Set([slack[0].name]));
+  });
+
+  it("contact point settings carry no `$` but the two environment references (Slack URL, remediation HMAC secret)", () => {
+    const allowed = new Set([`\${${SLACK_WEBHOOK_ENV}}`, `\${${REMEDIATION_HMAC_SECRET_ENV}}`]);
+    const strings = (v: unknown): string[] =>
+      typeof v === "string" ? [v] : typeof v === "object" && v !== null ? Object.values(v).flatMap(strings) : [];
+    for (const files of [...BOTH, render(true, { remediation: "off" }), render(false, { webCount: "3" })]) {
+      const file = yamlAt<AlertingFile>(files, GRAFANA_PATHS.contactPoints);
+      for (const cp of file.contactPoints ?? []) {
+        for (const text of [cp.name, ...cp.receivers.flatMap((r) => [r.uid, ...strings(r.settings)])]) {
+          assert.ok(!text.includes("$") || allowed.has(text), `${cp.name}: ${text}`);
+        }
+      }
+      for (const text of strings(yamlAt<AlertingFile>(files, GRAFANA_PATHS.notificationPolicies).policies)) {
+        assert.ok(!text.includes("$"), `policy value ${text}`);
+      }
+    }
   });
 
   it("group by alert and host and route both severities, critical repeating sooner", () => {
@@ -1068,9 +1115,9 @@ describe("Grafana notifications", () => {
     const text = templates[0].template;
     const defined = [...text.matchAll(/\{\{-? define "([^"]+)" -?\}\}/g)].map((m) => m[1]);
     const called = [...text.matchAll(/\{\{-? template "([^"]+)"/g)].map((m) => m[1]);
-    const settings = yamlAt<AlertingFile>(WITH_WEBHOOK, GRAFANA_PATHS.contactPoints).contactPoints?.[0].receivers[0]
-      .settings;
-    assert.ok(settings);
+    const slack = yamlAt<AlertingFile>(WITH_WEBHOOK, GRAFANA_PATHS.contactPoints).contactPoints?.[0].receivers[0];
+    assert.ok(slack?.type === "slack");
+    const settings = slack.settings;
     for (const name of [SLACK_TITLE_TEMPLATE, SLACK_TEXT_TEMPLATE]) {
       assert.ok(defined.includes(name), `${name} is not defined`);
     }
@@ -1097,6 +1144,167 @@ describe("Grafana notifications", () => {
       ".DashboardURL",
     ]) {
       assert.ok(text.includes(needle), `template lacks ${needle}`);
+    }
+  });
+});
+
+describe("Grafana remediation routing", () => {
+  const contactPointsOf = (files: RenderedFile[]) => yamlAt<AlertingFile>(files, GRAFANA_PATHS.contactPoints);
+  const webhooksOf = (files: RenderedFile[]) =>
+    (contactPointsOf(files).contactPoints ?? []).filter((cp) => cp.receivers.some((r) => r.type === "webhook"));
+  const policyOf = (files: RenderedFile[]) => {
+    const [policy] = yamlAt<AlertingFile>(files, GRAFANA_PATHS.notificationPolicies).policies ?? [];
+    assert.ok(policy);
+    return policy;
+  };
+  const remediationDeletes = (files: RenderedFile[]) =>
+    (contactPointsOf(files).deleteContactPoints ?? [])
+      .map((d) => d.uid)
+      .filter((uid) => uid.startsWith("titan-remediation-"));
+  const webSlots = (n: number) => Array.from({ length: n }, (_, i) => `web-${i + 1}`);
+  const allUids = webSlots(MAX_WEB_HOSTS).map((slot) => `titan-remediation-${slot}`);
+
+  /**
+   * Where Grafana's Alertmanager sends an alert with these labels: the child routes in order, a
+   * match stops the walk unless it continues; no match at all falls back to the root's receiver.
+   */
+  function receiversFor(files: RenderedFile[], labels: Record<string, string>): string[] {
+    const policy = policyOf(files);
+    const matches = ([label, op, value]: readonly [string, string, string]) => {
+      const actual = labels[label] ?? "";
+      const re = new RegExp(`^(?:${value})$`);
+      return op === "="
+        ? actual === value
+        : op === "!="
+          ? actual !== value
+          : op === "=~"
+            ? re.test(actual)
+            : !re.test(actual);
+    };
+    const out: string[] = [];
+    for (const route of policy.routes) {
+      if (!route.object_matchers.every(matches)) continue;
+      out.push(route.receiver);
+      if (!route.continue) return out;
+    }
+    return [...out, policy.receiver];
+  }
+
+  for (const mode of ["on", "dry-run"] as const) {
+    it(`${mode}: one signed webhook per web host, to its agent's private address, resolved messages off`, () => {
+      const files = render(true, { remediation: mode, webCount: "3" });
+      const ctx = contextFor(configWith({ webCount: "3" }));
+      const web = ctx.plan.hosts.filter((h) => h.role === "web");
+      const points = webhooksOf(files);
+      assert.deepEqual(
+        points.map((cp) => cp.name),
+        web.map((h) => `titan-remediation-${h.name}`),
+      );
+      for (const [i, cp] of points.entries()) {
+        assert.equal(cp.receivers.length, 1);
+        const [r] = cp.receivers;
+        assert.ok(r.type === "webhook");
+        assert.equal(r.uid, `titan-remediation-${web[i].name}`);
+        assert.deepEqual(r.settings, {
+          url: `http://${web[i].privateIp}:${SERVICES.remediation.port}/grafana`,
+          httpMethod: "POST",
+          hmacConfig: {
+            secret: "${TITAN_REMEDIATION_HMAC_SECRET}",
+            header: "X-Grafana-Alerting-Signature",
+            timestampHeader: "X-Grafana-Alerting-Timestamp",
+          },
+        });
+        // The agent acts on firing alerts only: no resolved notifications to it.
+        assert.equal(r.disableResolveMessage, true);
+      }
+      // The slots past webCount are deleted, so a smaller webCount removes what a larger one made.
+      assert.deepEqual(remediationDeletes(files), allUids.slice(3));
+    });
+  }
+
+  it("routes labelled alerts to their own host's agent first, and on to Slack (or the default receiver)", () => {
+    for (const slack of [true, false]) {
+      const files = render(slack, { webCount: "2" });
+      const config = configWith({ webCount: "2" });
+      const policy = policyOf(files);
+      const [first, second, ...rest] = policy.routes;
+      for (const [route, slot] of [
+        [first, "web-1"],
+        [second, "web-2"],
+      ] as const) {
+        assert.equal(route.receiver, `titan-remediation-${slot}`);
+        assert.deepEqual(route.object_matchers, [
+          ["remediation", "=~", ".+"],
+          ["instance", "=", physicalName(config, slot)],
+        ]);
+        assert.equal(route.continue, true, "Slack must still get the alert");
+        assert.ok(durationSeconds(route.group_wait) <= 10, "the agent acts without waiting for a group");
+      }
+      assert.ok(rest.every((r) => !r.object_matchers.some(([l]) => l === "remediation")));
+      const severityReceiver = slack ? SLACK_CONTACT_POINT.name : DEFAULT_RECEIVER;
+      const web2 = physicalName(config, "web-2");
+      for (const def of alertDefinitions(config).filter((d) => d.datasource === "prometheus")) {
+        const labels = {
+          alertname: def.name,
+          severity: def.severity,
+          instance: web2,
+          ...(def.remediation ? { remediation: def.remediation } : {}),
+        };
+        assert.deepEqual(
+          receiversFor(files, labels),
+          def.remediation ? ["titan-remediation-web-2", severityReceiver] : [severityReceiver],
+          def.name,
+        );
+      }
+      // A labelled alert from a host without an agent (the prometheus host's disk) reaches Slack only.
+      assert.deepEqual(
+        receiversFor(files, {
+          alertname: "RootDiskAlmostFull",
+          severity: "critical",
+          remediation: "free-disk",
+          instance: physicalName(config, "prometheus"),
+        }),
+        [severityReceiver],
+      );
+    }
+  });
+
+  it("off: no remediation contact point or route, and every one an earlier deploy could have made is deleted", () => {
+    for (const slack of [true, false]) {
+      const files = render(slack, { remediation: "off", webCount: "4" });
+      assert.deepEqual(webhooksOf(files), []);
+      assert.ok(policyOf(files).routes.every((r) => !r.object_matchers.some(([l]) => l === "remediation")));
+      assert.deepEqual(remediationDeletes(files), allUids);
+      assert.ok(!files.some((f) => f.content.includes(REMEDIATION_HMAC_SECRET_ENV)), "secret reference while off");
+      // The Slack side is unchanged.
+      assert.equal(
+        (contactPointsOf(files).contactPoints ?? []).length,
+        slack ? 1 : 0,
+        "only the Slack contact point when remediation is off",
+      );
+    }
+  });
+
+  it("routes only to contact points the same files create, and deletes none of them", () => {
+    const variants: Record<string, string>[] = [
+      {},
+      { webCount: "10" },
+      { remediation: "off" },
+      { remediation: "dry-run", webCount: "2" },
+    ];
+    for (const values of variants) {
+      for (const slack of [true, false]) {
+        const files = render(slack, values);
+        const created = new Set((contactPointsOf(files).contactPoints ?? []).map((cp) => cp.name));
+        const deleted = new Set((contactPointsOf(files).deleteContactPoints ?? []).map((d) => d.uid));
+        const policy = policyOf(files);
+        for (const receiver of [policy.receiver, ...policy.routes.map((r) => r.receiver)]) {
+          assert.ok(created.has(receiver) || receiver === DEFAULT_RECEIVER, `${receiver} is not provisioned`);
+        }
+        for (const cp of contactPointsOf(files).contactPoints ?? []) {
+          for (const r of cp.receivers) assert.ok(!deleted.has(r.uid), `${r.uid} is created and deleted`);
+        }
+      }
     }
   });
 });

@@ -9,8 +9,9 @@ import YAML from "yaml";
 import { alertDefinitions, deployedHosts, promqlDefinitions } from "../templates/alerts";
 import { PROMETHEUS_CONFIG_PATH, prometheusConfig, renderPrometheusFiles } from "../templates/prometheus/config";
 import type { PrometheusConfig } from "../templates/prometheus/model";
-import { renderRuleTestFile, hasScenario } from "../templates/prometheus/ruleTests";
-import { alertingRule, renderRuleFile, ruleExpression } from "../templates/prometheus/rules";
+import { renderRuleTestFile, hasScenario, ruleTestFile } from "../templates/prometheus/ruleTests";
+import { alertingRule, renderRuleFile, ruleExpression, ruleFile } from "../templates/prometheus/rules";
+import { REMEDIATION_ACTIONS } from "../facts/remediation";
 import { SCRAPE_JOBS } from "../facts/scrapeJobs";
 import { testContext } from "./support/render";
 
@@ -42,9 +43,16 @@ describe("prometheus.yml", () => {
     assert.equal(config.global.scrape_interval, "15s");
     assert.deepEqual(
       config.scrape_configs.map((s) => s.job_name),
-      ["prometheus", "node", "titan", "alloy", "loki", "grafana"],
+      ["prometheus", "node", "titan", "alloy", "remediation", "loki", "grafana"],
     );
-    const ports: Record<string, number> = { node: 9100, titan: 5000, alloy: 12345, loki: 3100, grafana: 3000 };
+    const ports: Record<string, number> = {
+      node: 9100,
+      titan: 5000,
+      alloy: 12345,
+      remediation: 9181,
+      loki: 3100,
+      grafana: 3000,
+    };
     for (const job of SCRAPE_JOBS) {
       const scrape = config.scrape_configs.find((s) => s.job_name === job.job);
       const [sd] = scrape?.ec2_sd_configs ?? [];
@@ -97,7 +105,7 @@ describe("prometheus.yml", () => {
   it("renders the file the config push installs, and the retention flag from config", () => {
     const [config, defaults] = renderPrometheusFiles(testContext({ prometheusRetentionDays: "30" }));
     assert.equal(config.path, PROMETHEUS_CONFIG_PATH);
-    assert.deepEqual((YAML.parse(config.content) as PrometheusConfig).scrape_configs.length, 6);
+    assert.deepEqual((YAML.parse(config.content) as PrometheusConfig).scrape_configs.length, 7);
     assert.equal(defaults.path, "/etc/default/prometheus");
     assert.match(defaults.content, /^ARGS=".*--storage\.tsdb\.retention\.time=30d.*"$/m);
     assert.match(defaults.content, /--config\.file=\/etc\/prometheus\/prometheus\.yml/);
@@ -170,6 +178,36 @@ describe("alert rules", () => {
     const result = promtool("test", "rules", write("tests-80.yml", renderRuleTestFile(fixtures, "rules-65.yml")));
     assert.ok(!result.ok, "a fixture built for 80% must not pass against a 65% rule");
     assert.match(result.output, /RootDiskAlmostFull/);
+  });
+
+  it("label the alerts that name a fix with it, and promtool proves the label on the firing alert", () => {
+    const defs = alertDefinitions(testContext().config);
+    const labelled = Object.fromEntries(
+      defs.filter((d) => d.remediation !== undefined).map((d) => [d.name, d.remediation]),
+    );
+    assert.deepEqual(labelled, { RootDiskAlmostFull: "free-disk", AppNotAnswering: "restart-app" });
+    for (const d of defs) assert.ok(d.remediation === undefined || REMEDIATION_ACTIONS.includes(d.remediation));
+    const rules = ruleFile(defs).groups[0].rules;
+    for (const [name, action] of Object.entries(labelled)) {
+      assert.equal(rules.find((r) => r.alert === name)?.labels.remediation, action, name);
+    }
+    assert.ok(rules.filter((r) => !(r.alert in labelled)).every((r) => !("remediation" in r.labels)));
+    const tests = ruleTestFile(defs, "rules.yml").tests;
+    for (const [name, action] of Object.entries(labelled)) {
+      const firing = tests.find((t) => t.name.startsWith(`${name}:`))?.alert_rule_test.flatMap((c) => c.exp_alerts);
+      assert.ok(firing?.length && firing.every((a) => a.exp_labels.remediation === action), name);
+    }
+    // A rule file without the label fails the same fixtures: promtool checks it on the firing alert.
+    const unlabelled = defs.map((d) => ({ ...d, remediation: undefined }));
+    write("rules-unlabelled.yml", renderRuleFile(unlabelled));
+    const result = promtool(
+      "test",
+      "rules",
+      write("tests-labelled.yml", renderRuleTestFile(defs, "rules-unlabelled.yml")),
+    );
+    assert.ok(!result.ok, "fixtures expecting the remediation label must fail against rules without it");
+    assert.match(result.output, /RootDiskAlmostFull/);
+    assert.match(result.output, /AppNotAnswering/);
   });
 
   it("take the thresholds from the stack config", () => {

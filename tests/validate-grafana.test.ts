@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import YAML from "yaml";
+import { MAX_WEB_HOSTS } from "../facts/addressing";
 import { GRAFANA_STDIN_ORDER } from "../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../infra/delivery/pipeline";
 import { installScript } from "../infra/delivery/scripts";
@@ -126,16 +127,55 @@ describe("what CI expects Grafana to provision, read from the rendered files", (
   });
 
   it("expects the Slack contact point and routes with a webhook, their absence and the default receiver without", () => {
+    // Remediation is on in the sample (webCount 2): a webhook contact point and a first route per
+    // web host; the slots past webCount are deleted (uids Grafana never had: CI proves that harmless).
+    const webhooks = ["web-1", "web-2"].map((slot) => ({
+      name: `titan-remediation-${slot}`,
+      uid: `titan-remediation-${slot}`,
+      type: "webhook",
+    }));
+    const pastWebCount = Array.from({ length: MAX_WEB_HOSTS - 2 }, (_, i) => `titan-remediation-web-${i + 3}`);
     const slack = expectedProvisioning(filesOf("slack"));
     assert.deepEqual(slack.contactPoints, [
       { name: SLACK_CONTACT_POINT.name, uid: SLACK_CONTACT_POINT.uid, type: "slack" },
+      ...webhooks,
     ]);
-    assert.deepEqual(slack.deletedContactPointUids, []);
-    assert.ok(slack.policyReceivers.length > 1 && slack.policyReceivers.every((r) => r === SLACK_CONTACT_POINT.name));
+    assert.deepEqual(slack.deletedContactPointUids, pastWebCount);
+    assert.deepEqual(
+      slack.policyReceivers.slice(1, 3),
+      webhooks.map((w) => w.name),
+    );
+    assert.ok(
+      slack.policyReceivers.length > 3 &&
+        [slack.policyReceivers[0], ...slack.policyReceivers.slice(3)].every((r) => r === SLACK_CONTACT_POINT.name),
+    );
     const none = expectedProvisioning(filesOf("no-slack"));
-    assert.deepEqual(none.contactPoints, []);
-    assert.deepEqual(none.deletedContactPointUids, [SLACK_CONTACT_POINT.uid]);
-    assert.ok(none.policyReceivers.length > 1 && none.policyReceivers.every((r) => r === DEFAULT_RECEIVER));
+    assert.deepEqual(none.contactPoints, webhooks);
+    assert.deepEqual(none.deletedContactPointUids, [SLACK_CONTACT_POINT.uid, ...pastWebCount]);
+    assert.deepEqual(
+      none.policyReceivers.slice(1, 3),
+      webhooks.map((w) => w.name),
+    );
+    assert.ok([none.policyReceivers[0], ...none.policyReceivers.slice(3)].every((r) => r === DEFAULT_RECEIVER));
+  });
+
+  it("the second push turns remediation off: its webhook contact points are deleted, no route names them", () => {
+    for (const variant of VARIANTS) {
+      const first = expectedProvisioning(filesOf(variant, "first"));
+      const second = expectedProvisioning(filesOf(variant, "second"));
+      const webhooks = first.contactPoints.filter((c) => c.type === "webhook").map((c) => c.uid);
+      assert.equal(webhooks.length, sampleContext().config.webCount, variant);
+      assert.deepEqual(
+        second.contactPoints.filter((c) => c.type === "webhook"),
+        [],
+        variant,
+      );
+      for (const uid of webhooks) assert.ok(second.deletedContactPointUids.includes(uid), `${variant}: ${uid}`);
+      assert.ok(
+        second.policyReceivers.every((r) => !webhooks.includes(r)),
+        variant,
+      );
+    }
   });
 
   it("refuses a file set without a provisioning file, naming the path", () => {
@@ -253,7 +293,7 @@ describe("CI's Grafana check", { timeout: 20_000 }, () => {
     const state: GrafanaState = {
       ...provisioned(e),
       contactPoints: [
-        ...fresh().contactPoints,
+        ...provisioned(e).contactPoints,
         { uid: SLACK_CONTACT_POINT.uid, name: SLACK_CONTACT_POINT.name, type: "slack" },
       ],
     };
@@ -287,11 +327,17 @@ describe("CI's second push: a retired rule leaves Grafana", { timeout: 20_000 },
       const differ = filesOf(variant, "first")
         .filter((f, i) => f.content !== filesOf(variant, "second")[i].content)
         .map((f) => f.path);
-      assert.deepEqual(differ, [GRAFANA_PATHS.alertRules], "only the rules file changes, so the push restarts Grafana");
+      assert.deepEqual(
+        differ,
+        [GRAFANA_PATHS.alertRules, GRAFANA_PATHS.contactPoints, GRAFANA_PATHS.notificationPolicies].sort(
+          (a, b) => filesOf(variant).findIndex((f) => f.path === a) - filesOf(variant).findIndex((f) => f.path === b),
+        ),
+        "only the rules (one retired) and the alerting files (remediation off) change, so the push restarts Grafana",
+      );
     }
   });
 
-  it("keeps waiting while Grafana still lists the retired rule, and passes once it is gone", async () => {
+  it("keeps waiting while Grafana still lists the retired rule and the remediation contact points, and passes once they are gone", async () => {
     const files = filesOf("slack", "second");
     const first = provisioned(expectedProvisioning(filesOf("slack", "first")));
     let state = first;
@@ -299,8 +345,20 @@ describe("CI's second push: a retired rule leaves Grafana", { timeout: 20_000 },
     try {
       const failures = await checkGrafana(grafana.url, PASSWORD, { files, wait: { timeoutMs: 100, intervalMs: 10 } });
       assert.equal(failures.length, 1);
-      assert.match(failures[0], new RegExp(`still missing: deletion of alert rules ${PROBE_RULE.uid}$`));
-      state = { ...first, rules: first.rules.filter((r) => r.uid !== PROBE_RULE.uid) };
+      // Grafana as the first push left it: the probe rule, the webhook contact points and their routes.
+      assert.match(
+        failures[0],
+        new RegExp(
+          `still missing: deletion of alert rules ${PROBE_RULE.uid}; deletion of contact points titan-remediation-web-1, titan-remediation-web-2; notification policy tree`,
+        ),
+      );
+      const second = provisioned(expectedProvisioning(files));
+      state = {
+        ...first,
+        rules: first.rules.filter((r) => r.uid !== PROBE_RULE.uid),
+        contactPoints: first.contactPoints.filter((c) => c.type !== "webhook"),
+        policy: second.policy,
+      };
       assert.deepEqual(
         await checkGrafana(grafana.url, PASSWORD, { files, wait: { timeoutMs: 2_000, intervalMs: 10 } }),
         [],

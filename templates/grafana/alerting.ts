@@ -3,14 +3,31 @@
  * definitions table (templates/alerts.ts), the Slack contact point, its notification
  * template, and the notification policy tree.
  *
+ * With remediation on (or dry-run), also a signed webhook contact point per web host, to its
+ * remediation agent, and a route per web host ahead of the severity routes.
+ *
  * Interpolation rules that shape this file (Grafana provisioning): `$NAME` and `${NAME}` in
  * plain values (titles, labels, contact point settings, policies) are replaced from Grafana's
  * environment; query models and notification templates are read raw, and annotations expand
- * at most the braced `${NAME}` form (newer versions). So `$labels`/`$values` appear only in
- * annotations and templates, annotations never contain `${`, and the contact point settings
- * carry no `$` except the webhook reference (the tests check all three).
+ * at most the braced `${NAME}` form (newer versions). Contact point settings are expanded at
+ * every depth, nested ones such as `hmacConfig.secret` too (grafana/grafana pkg/services/
+ * provisioning/values/values.go: JSONValue walks maps and lists, transformInterface, and
+ * expands each string; alerting/contact_point_types.go ReceiverV1.mapToModel builds the
+ * settings from that expanded value). So `$labels`/`$values` appear only in annotations and
+ * templates, annotations never contain `${`, and the contact point settings carry no `$` except
+ * the two environment references, the Slack URL and the remediation HMAC secret (the tests
+ * check all three).
  */
+import { addressPlan, MAX_WEB_HOSTS, type HostSlot } from "../../facts/addressing";
 import type { StackConfig } from "../../facts/config";
+import { physicalName } from "../../facts/naming";
+import {
+  REMEDIATION_LABEL,
+  REMEDIATION_SIGNATURE_HEADER,
+  REMEDIATION_TIMESTAMP_HEADER,
+  remediationWebhookUrl,
+} from "../../facts/remediation";
+import type { TemplateContext } from "../types";
 import {
   ALERT_GROUP,
   alertDefinitions,
@@ -27,6 +44,8 @@ import {
   LOKI_DS,
   NOTIFICATION_TEMPLATE_NAME,
   PROMETHEUS_DS,
+  REMEDIATION_HMAC_SECRET_ENV,
+  remediationContactPointUid,
   SLACK_CONTACT_POINT,
   SLACK_TEXT_TEMPLATE,
   SLACK_TITLE_TEMPLATE,
@@ -165,7 +184,11 @@ export function alertRule(alert: AlertDefinition, panel: AlertPanel, runbookBase
       __dashboardUid__: panel.dashboardUid,
       __panelId__: String(panel.panelId),
     },
-    labels: { severity: alert.severity },
+    labels: {
+      severity: alert.severity,
+      // Routes the alert to its host's remediation agent too (remediationRoutes).
+      ...(alert.remediation === undefined ? {} : { [REMEDIATION_LABEL]: alert.remediation }),
+    },
     isPaused: false,
   };
 }
@@ -246,16 +269,96 @@ export function slackContactPoint(): ContactPoint {
 }
 
 /**
+ * Web hosts with a remediation agent Grafana posts to: all of them unless remediation is off.
+ * (dry-run too: the agent logs and counts what it would do.)
+ */
+function remediationHosts(ctx: TemplateContext): HostSlot[] {
+  return ctx.config.remediation === "off" ? [] : ctx.plan.hosts.filter((h) => h.role === "web");
+}
+
+/**
+ * A signed webhook to each web host's remediation agent. Resolved messages off: the agent acts
+ * only on firing alerts, and with disableResolveMessage Grafana leaves resolved alerts out of
+ * the request and sends none when only resolved ones are left (grafana/alerting
+ * receivers/webhook/v1/webhook.go SendResolved returns !DisableResolveMessage; prometheus/
+ * alertmanager notify/notify.go RetryStage.exec filters on it).
+ */
+export function remediationContactPoints(ctx: TemplateContext): ContactPoint[] {
+  return remediationHosts(ctx).map((host) => ({
+    orgId: GRAFANA_ORG_ID,
+    name: remediationContactPointUid(host.name),
+    receivers: [
+      {
+        uid: remediationContactPointUid(host.name),
+        type: "webhook",
+        settings: {
+          url: remediationWebhookUrl(host.privateIp),
+          httpMethod: "POST",
+          // grafana/alerting receivers/webhook/v1/config.go: hmacConfig {secret, header,
+          // timestampHeader}; the secret is a secure field, read from Grafana's environment here.
+          hmacConfig: {
+            secret: `\${${REMEDIATION_HMAC_SECRET_ENV}}`,
+            header: REMEDIATION_SIGNATURE_HEADER,
+            timestampHeader: REMEDIATION_TIMESTAMP_HEADER,
+          },
+        },
+        disableResolveMessage: true,
+      },
+    ],
+  }));
+}
+
+/**
+ * Every remediation contact point uid the stack could have created (web-1 ... web-MAX) that this
+ * configuration does not: all of them when remediation is off, those past webCount otherwise.
+ * Deleting one Grafana never had is harmless (grafana/grafana pkg/services/ngalert/provisioning/
+ * contactpoints.go DeleteContactPoint: no receiver matches, the configuration is saved as it was,
+ * and no error), and deletions run after the new policy tree is in place (provisioning/alerting/
+ * provisioner.go Provision: contact points, policies, then the policies' and contact points'
+ * Unprovision), so no route refers to them any more.
+ */
+export function retiredRemediationContactPointUids(ctx: TemplateContext): string[] {
+  const live = new Set(remediationHosts(ctx).map((h) => remediationContactPointUid(h.name)));
+  return addressPlan(ctx.config.vpcCidr, MAX_WEB_HOSTS)
+    .hosts.filter((h) => h.role === "web")
+    .map((h) => remediationContactPointUid(h.name))
+    .filter((uid) => !live.has(uid));
+}
+
+/**
+ * One route per web host, first in the tree: alerts that name a fix (the `remediation` label)
+ * and come from that host go to its agent at once, and `continue` lets the same alert go on to
+ * the severity routes, so Slack (or the default receiver) still gets every alert.
+ */
+export function remediationRoutes(ctx: TemplateContext): Route[] {
+  return remediationHosts(ctx).map((host) => ({
+    receiver: remediationContactPointUid(host.name),
+    object_matchers: [
+      [REMEDIATION_LABEL, "=~", ".+"],
+      ["instance", "=", physicalName(ctx.config, host.name)],
+    ],
+    group_wait: "5s",
+    group_interval: "1m",
+    repeat_interval: "1h",
+    continue: true,
+  }));
+}
+
+/**
  * The whole policy tree (provisioning replaces it). Alerts are grouped per alert and host, so
  * one notification speaks of one problem on one machine; critical alerts are announced
- * faster and repeated hourly, warnings every four hours.
+ * faster and repeated hourly, warnings every four hours. The remediation routes (if any) come
+ * first and continue.
  *
- * Without a webhook every route ends at Grafana's built-in `grafana-default-email` contact
- * point: the tree must name a receiver that exists, no Slack contact point is provisioned,
- * and the default one is always there. Alerts still evaluate and show in Grafana's alerting
- * UI; with no SMTP configured nobody is notified (the README says so).
+ * Without a webhook every severity route ends at Grafana's built-in `grafana-default-email`
+ * contact point: the tree must name a receiver that exists, no Slack contact point is
+ * provisioned, and the default one is always there. Alerts still evaluate and show in Grafana's
+ * alerting UI; with no SMTP configured nobody is notified (the README says so).
  */
-export function notificationPolicy(slackWebhookConfigured: boolean): NotificationPolicy {
+export function notificationPolicy(
+  slackWebhookConfigured: boolean,
+  remediation: readonly Route[] = [],
+): NotificationPolicy {
   const receiver = slackWebhookConfigured ? SLACK_CONTACT_POINT.name : DEFAULT_RECEIVER;
   const route = (severity: string, timing: Pick<Route, "group_wait" | "group_interval" | "repeat_interval">) => ({
     receiver,
@@ -272,6 +375,7 @@ export function notificationPolicy(slackWebhookConfigured: boolean): Notificatio
     group_interval: "5m",
     repeat_interval: "4h",
     routes: [
+      ...remediation,
       route("critical", { group_wait: "10s", group_interval: "1m", repeat_interval: "1h" }),
       route("warning", { group_wait: "30s", group_interval: "5m", repeat_interval: "4h" }),
     ],
@@ -314,15 +418,24 @@ export function notificationTemplatesFile(): AlertingFile {
 
 /**
  * With a webhook: the Slack contact point. Without: an instruction to delete it, so turning
- * the webhook off later removes the stored contact point (and its copy of the URL). The
- * policy tree is provisioned before deletions run, so it no longer references it by then.
+ * the webhook off later removes the stored contact point (and its copy of the URL). Likewise
+ * the remediation contact points: one per web host while remediation is not off, and a delete
+ * for every other one the stack could have made. The policy tree is provisioned before
+ * deletions run, so it no longer references them by then.
  */
-export function contactPointsFile(slackWebhookConfigured: boolean): AlertingFile {
-  return slackWebhookConfigured
-    ? { apiVersion: 1, contactPoints: [slackContactPoint()] }
-    : { apiVersion: 1, deleteContactPoints: [{ orgId: GRAFANA_ORG_ID, uid: SLACK_CONTACT_POINT.uid }] };
+export function contactPointsFile(ctx: TemplateContext, slackWebhookConfigured: boolean): AlertingFile {
+  const deletes = [
+    ...(slackWebhookConfigured ? [] : [SLACK_CONTACT_POINT.uid]),
+    ...retiredRemediationContactPointUids(ctx),
+  ].map((uid) => ({ orgId: GRAFANA_ORG_ID, uid }));
+  const contactPoints = [...(slackWebhookConfigured ? [slackContactPoint()] : []), ...remediationContactPoints(ctx)];
+  return {
+    apiVersion: 1,
+    ...(contactPoints.length > 0 ? { contactPoints } : {}),
+    ...(deletes.length > 0 ? { deleteContactPoints: deletes } : {}),
+  };
 }
 
-export function notificationPoliciesFile(slackWebhookConfigured: boolean): AlertingFile {
-  return { apiVersion: 1, policies: [notificationPolicy(slackWebhookConfigured)] };
+export function notificationPoliciesFile(ctx: TemplateContext, slackWebhookConfigured: boolean): AlertingFile {
+  return { apiVersion: 1, policies: [notificationPolicy(slackWebhookConfigured, remediationRoutes(ctx))] };
 }

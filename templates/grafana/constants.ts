@@ -9,6 +9,11 @@ import type { DataSourceRef } from "./model";
 
 /** Grafana interpolates `${NAME}` in provisioning files from its own environment. */
 export const SLACK_WEBHOOK_ENV = "TITAN_SLACK_WEBHOOK_URL";
+/**
+ * The remediation agents' HMAC secret in Grafana's environment (the delivery stage writes it into
+ * the secrets file); the webhook contact points sign with `${REMEDIATION_HMAC_SECRET_ENV}`.
+ */
+export const REMEDIATION_HMAC_SECRET_ENV = "TITAN_REMEDIATION_HMAC_SECRET";
 
 export const GRAFANA_ORG_ID = 1;
 
@@ -41,6 +46,14 @@ export const DASHBOARD_TAG = "titan";
 
 /** The Slack contact point; its uid is also listed for deletion when no webhook is set. */
 export const SLACK_CONTACT_POINT = { name: "titan-slack", uid: "titan-slack" } as const;
+
+/**
+ * One webhook contact point per web host, to its remediation agent: uid and name
+ * `titan-remediation-<slot>` (web-1 ... web-10).
+ */
+export const REMEDIATION_CONTACT_POINT_PREFIX = "titan-remediation-";
+export const remediationContactPointUid = (slotName: string): string =>
+  `${REMEDIATION_CONTACT_POINT_PREFIX}${slotName}`;
 
 /**
  * Grafana's own default contact point, present in every new Grafana. Without a webhook the

@@ -5,6 +5,7 @@
  */
 import type { StackConfig } from "../../facts/config";
 import { alertDefinitions, DASHBOARD_UIDS, type AlertDefinition } from "../alerts";
+import { REMEDIATION_METRIC } from "../../facts/remediation";
 import { DASHBOARD_TAG, LOKI_APP_JOB, LOKI_DS, LOG_LEVELS, PROMETHEUS_DS } from "./constants";
 import type {
   CustomVariable,
@@ -50,6 +51,7 @@ const NODE = 'job="node", environment=~"$environment", instance=~"$instance"';
 const ROOT_FS = 'mountpoint="/", fstype!~"tmpfs|rootfs"';
 const APP = 'job="titan", environment=~"$environment", instance=~"$instance"';
 const APP_ENDPOINT = `${APP}, endpoint=~"$endpoint"`;
+const REMEDIATION = 'job="remediation", environment=~"$environment", instance=~"$instance"';
 const LOGS = `job="${LOKI_APP_JOB}", environment=~"$environment", host=~"$instance"`;
 const JOURNAL = 'job="systemd-journal", environment=~"$environment", host=~"$instance"';
 
@@ -744,6 +746,80 @@ function applicationSpecs(alerts: readonly AlertDefinition[]): Spec[] {
       w: 12,
       h: 8,
       links: [panelLinkTo(DASHBOARD_UIDS.logs, "All logs")],
+    }),
+    ...selfHealingSpecs(alerts),
+  ];
+}
+
+/**
+ * An alert's own expression narrowed to the dashboard's selection: its `job="..."` matcher
+ * becomes `selector`, so the panel plots exactly what the rule compares, for the chosen hosts.
+ */
+function narrowed(alert: AlertDefinition, job: string, selector: string): string {
+  const matcher = `job="${job}"`;
+  if (!alert.expr.includes(matcher)) throw new Error(`alert ${alert.uid}: no ${matcher} in ${alert.expr}`);
+  return alert.expr.replaceAll(matcher, selector);
+}
+
+/** The remediation loop: whether the app answers, what the agents decided, and the two alerts on them. */
+function selfHealingSpecs(alerts: readonly AlertDefinition[]): Spec[] {
+  const notAnswering = alertByUid(alerts, "titan-app-not-answering");
+  const failing = alertByUid(alerts, "titan-remediation-failing");
+  const repeated = alertByUid(alerts, "titan-remediation-repeated");
+  return [
+    row("Self-healing"),
+    stat({
+      title: "App answering",
+      description:
+        "Whether Prometheus' last scrape of the app succeeded, per host: NO for a minute raises AppNotAnswering, which the remediation agent answers by restarting the app.",
+      targets: [prom("A", narrowed(notAnswering, "titan", APP), "{{instance}}")],
+      field: {
+        unit: "",
+        alert: notAnswering,
+        mappings: [
+          {
+            type: "value",
+            options: { "0": { text: "NO", color: "red", index: 0 }, "1": { text: "YES", color: "green", index: 1 } },
+          },
+        ],
+      },
+      w: 6,
+      h: 8,
+    }),
+    timeseries({
+      title: "Self-healing actions",
+      description:
+        "The remediation agents' decisions per interval, by action and result: acted, failed, refused, rate_limited, dry_run, duplicate, disabled (the journal of titan-remediation has one line for each).",
+      targets: [
+        prom(
+          "A",
+          `sum by (action, result) (increase(${REMEDIATION_METRIC}{${REMEDIATION}}[$__rate_interval]))`,
+          "{{action}} {{result}}",
+        ),
+      ],
+      field: { unit: "short", min: 0, bars: true, stacked: true },
+      w: 18,
+      h: 8,
+      legendTable: true,
+    }),
+    timeseries({
+      title: "Failed fixes (30m)",
+      description:
+        "Fixes that failed in the last 30 minutes, per host and action, on every host: above 0 raises RemediationFailing.",
+      // The rule's own expression and window (every host: the legend names each).
+      targets: [prom("A", failing.expr, "{{instance}} {{action}}")],
+      field: { unit: "short", min: 0, alert: failing },
+      w: 12,
+      h: 8,
+    }),
+    timeseries({
+      title: "Fixes needed (1h)",
+      description:
+        "Per host and action in the last hour, on every host: fixes applied plus three for each one the rate limit held back; above 2 raises RemediationKeepsBeingNeeded.",
+      targets: [prom("A", repeated.expr, "{{instance}} {{action}}")],
+      field: { unit: "short", min: 0, alert: repeated },
+      w: 12,
+      h: 8,
     }),
   ];
 }

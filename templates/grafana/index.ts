@@ -28,6 +28,9 @@ export {
   grafanaAnnotation,
   NOTIFICATION_TEMPLATE,
   REF,
+  remediationContactPoints,
+  remediationRoutes,
+  retiredRemediationContactPointUids,
   RULE_UID_PATTERN,
   runbookUrl,
   VALUE_FORMAT,
@@ -91,16 +94,21 @@ export function renderGrafanaFiles(ctx: TemplateContext, opts: GrafanaRenderOpti
     file(
       GRAFANA_PATHS.contactPoints,
       toYaml(
-        contactPointsFile(slack),
-        slack
-          ? "The webhook URL comes from Grafana's environment; it is never written to this file."
-          : "No Slack webhook is configured: remove the Slack contact point if an earlier deploy created it.",
+        contactPointsFile(ctx, slack),
+        [
+          slack
+            ? "The webhook URL comes from Grafana's environment; it is never written to this file."
+            : "No Slack webhook is configured: remove the Slack contact point if an earlier deploy created it.",
+          ctx.config.remediation === "off"
+            ? "Remediation is off: remove every remediation contact point an earlier deploy created."
+            : "The remediation agents' HMAC secret comes from Grafana's environment; it is never written to this file.",
+        ].join("\n"),
       ),
     ),
     file(
       GRAFANA_PATHS.notificationPolicies,
       toYaml(
-        notificationPoliciesFile(slack),
+        notificationPoliciesFile(ctx, slack),
         slack
           ? "This replaces Grafana's whole notification policy tree."
           : "This replaces Grafana's whole notification policy tree. No Slack webhook is configured, so\nevery route ends at Grafana's built-in default contact point, the one receiver that always exists.",

@@ -382,12 +382,34 @@ export interface SlackSettings {
   readonly text: string;
 }
 
-export interface ContactPointReceiver {
-  readonly uid: string;
-  readonly type: "slack";
-  readonly settings: SlackSettings;
-  readonly disableResolveMessage: boolean;
+/** Grafana's HMAC signing of a webhook (grafana/alerting receivers/webhook/v1/config.go hmacConfig). */
+export interface WebhookHmacConfig {
+  /** An environment reference such as ${TITAN_REMEDIATION_HMAC_SECRET}, never the secret itself. */
+  readonly secret: string;
+  readonly header: string;
+  /** When set, the signed bytes are "<unix seconds>:" + body and the seconds travel in this header. */
+  readonly timestampHeader: string;
 }
+
+export interface WebhookSettings {
+  readonly url: string;
+  readonly httpMethod: "POST";
+  readonly hmacConfig: WebhookHmacConfig;
+}
+
+export type ContactPointReceiver =
+  | {
+      readonly uid: string;
+      readonly type: "slack";
+      readonly settings: SlackSettings;
+      readonly disableResolveMessage: boolean;
+    }
+  | {
+      readonly uid: string;
+      readonly type: "webhook";
+      readonly settings: WebhookSettings;
+      readonly disableResolveMessage: boolean;
+    };
 
 export interface ContactPoint {
   readonly orgId: number;

@@ -3,8 +3,10 @@
  * sits just above it and then recovers, host-b sits just below it throughout. Each test checks
  * quiet before the pending period ends, firing for host-a only after it, and resolved.
  */
+import { REMEDIATION_METRIC } from "../../facts/remediation";
 import { promqlDefinitions, type AlertDefinition } from "../alerts";
 import { toYaml } from "../yaml";
+import { ruleLabels } from "./rules";
 import type { RuleTestFile } from "./model";
 
 const PHASE = 20; // samples (minutes) per phase: breach, then recovery
@@ -18,6 +20,8 @@ interface Scenario {
   readonly quietAt: string;
   readonly firingAt: string;
   readonly resolvedAt: string;
+  /** Further alerts firing at firingAt besides host-a's (a second way to breach). */
+  readonly alsoFiring?: readonly { readonly labels: Record<string, string>; readonly valueText: string }[];
 }
 
 const labelText = (labels: Record<string, string>) =>
@@ -207,6 +211,68 @@ const SCENARIOS: Record<string, Builder> = {
     firingAt: "5m",
     resolvedAt: "25m",
   }),
+  "titan-app-not-answering": () => ({
+    series: [
+      // host-a's app hangs for PHASE minutes (its scrapes fail), then answers again.
+      { series: `up${labelText({ job: "titan", instance: hosts.above })}`, values: gauge(0, 1) },
+      { series: `up${labelText({ job: "titan", instance: hosts.below })}`, values: gauge(1, 1) },
+      // Another job down on a host is TargetDown's business, not the app's.
+      { series: `up${labelText({ job: "node", instance: "host-c" })}`, values: gauge(0, 0) },
+    ],
+    labels: { job: "titan", instance: hosts.above },
+    valueText: "0",
+    quietAt: "0m",
+    firingAt: "3m",
+    resolvedAt: "25m",
+  }),
+  "titan-remediation-failing": (def) =>
+    increaseScenario(
+      def,
+      REMEDIATION_METRIC,
+      (instance) => ({ job: "remediation", instance, action: "restart-app", result: "failed" }),
+      ["instance", "action"],
+      // The 30-minute window clears 30 minutes after the failures stop (at PHASE minutes).
+      { quietAt: "0m", firingAt: "5m", resolvedAt: "55m" },
+      // Decisions that acted, or refused, are not failures.
+      [
+        {
+          series: `${REMEDIATION_METRIC}${labelText({ job: "remediation", instance: hosts.below, action: "restart-app", result: "acted" })}`,
+          values: counter(PER_MINUTE, PER_MINUTE),
+        },
+        {
+          series: `${REMEDIATION_METRIC}${labelText({ job: "remediation", instance: hosts.below, action: "none", result: "refused" })}`,
+          values: counter(PER_MINUTE, PER_MINUTE),
+        },
+      ],
+    ),
+  "titan-remediation-repeated": () => {
+    // Every {action, result} series exists from the agent's start at 0 (app/remediation/audit.py).
+    const decisions = (instance: string, action: string, result: string, values: string) => ({
+      series: `${REMEDIATION_METRIC}${labelText({ job: "remediation", instance, action, result })}`,
+      values,
+    });
+    const flat = (n: number) => `${n}x70`;
+    return {
+      series: [
+        // host-a: three restarts in three minutes: more than two an hour.
+        decisions(hosts.above, "restart-app", "acted", `0 1 2 ${flat(3)}`),
+        decisions(hosts.above, "restart-app", "rate_limited", flat(0)),
+        // host-b: two restarts an hour is allowed.
+        decisions(hosts.below, "restart-app", "acted", `0 1 ${flat(2)}`),
+        decisions(hosts.below, "restart-app", "rate_limited", flat(0)),
+        // host-c: one free-disk the rate limit held back is enough.
+        decisions("host-c", "free-disk", "acted", flat(0)),
+        decisions("host-c", "free-disk", "rate_limited", `0 0 0 ${flat(1)}`),
+      ],
+      labels: { instance: hosts.above, action: "restart-app" },
+      valueText: "3",
+      alsoFiring: [{ labels: { instance: "host-c", action: "free-disk" }, valueText: "3" }],
+      quietAt: "2m",
+      firingAt: "10m",
+      // An hour after the last decision the window holds none.
+      resolvedAt: "65m",
+    };
+  },
   "titan-app-error-ratio": ({ threshold: t }) => {
     const requests = (instance: string, status: string) => ({
       job: "titan",
@@ -370,7 +436,15 @@ export function ruleTestFile(defs: readonly AlertDefinition[], ruleFileName: str
       const build = SCENARIOS[def.uid];
       if (!build) throw new Error(`alert ${def.uid} has no promtool scenario in templates/prometheus/ruleTests.ts`);
       const scenario = build(def);
-      const firing = { ...scenario.labels, severity: def.severity };
+      // The rule's own labels too: severity, and the remediation label the agent's route matches.
+      const expected = (labels: Record<string, string>, valueText: string) => ({
+        exp_labels: { ...labels, ...ruleLabels(def) },
+        exp_annotations: {
+          summary: expand(def.summary, labels, valueText),
+          description: expand(def.description, labels, valueText),
+          runbook: def.runbookSteps,
+        },
+      });
       return {
         name: `${def.name}: quiet below ${def.threshold}, fires above it after ${def.for}, resolves`,
         interval: "1m",
@@ -381,14 +455,8 @@ export function ruleTestFile(defs: readonly AlertDefinition[], ruleFileName: str
             eval_time: scenario.firingAt,
             alertname: def.name,
             exp_alerts: [
-              {
-                exp_labels: firing,
-                exp_annotations: {
-                  summary: expand(def.summary, scenario.labels, scenario.valueText),
-                  description: expand(def.description, scenario.labels, scenario.valueText),
-                  runbook: def.runbookSteps,
-                },
-              },
+              expected(scenario.labels, scenario.valueText),
+              ...(scenario.alsoFiring ?? []).map((a) => expected(a.labels, a.valueText)),
             ],
           },
           { eval_time: scenario.resolvedAt, alertname: def.name, exp_alerts: [] },

@@ -5,6 +5,7 @@
  * LogQL definitions are left out: Prometheus cannot run them.
  */
 import { ALERT_GROUP, promqlDefinitions, type AlertDefinition } from "../alerts";
+import { REMEDIATION_LABEL } from "../../facts/remediation";
 import { toYaml } from "../yaml";
 import type { AlertingRule, RuleFile } from "./model";
 
@@ -21,6 +22,12 @@ const VALUE_FORMAT: Record<AlertDefinition["unit"], string> = {
 const prometheusTemplate = (def: AlertDefinition, text: string) =>
   text.replaceAll("{{ $value }}", VALUE_FORMAT[def.unit]);
 
+/** The labels a firing alert carries besides its series' own: severity, and the fix it names (if any). */
+export const ruleLabels = (def: AlertDefinition): Record<string, string> => ({
+  severity: def.severity,
+  ...(def.remediation === undefined ? {} : { [REMEDIATION_LABEL]: def.remediation }),
+});
+
 export function alertingRule(def: AlertDefinition): AlertingRule {
   if (def.datasource !== "prometheus") {
     throw new Error(
@@ -31,7 +38,7 @@ export function alertingRule(def: AlertDefinition): AlertingRule {
     alert: def.name,
     expr: ruleExpression(def),
     for: def.for,
-    labels: { severity: def.severity },
+    labels: ruleLabels(def),
     annotations: {
       summary: prometheusTemplate(def, def.summary),
       description: prometheusTemplate(def, def.description),

@@ -14,7 +14,8 @@
  *   the files with owner and mode, writes the secrets from stdin, restarts, waits, resets the
  *   admin password), run by CI as the push runs it over SSH;
  * - <dir>/grafana/second/staging/ and second/install.sh: the second push (PUSHES below), the
- *   same files except the alert rules: the first push's extra rule is retired;
+ *   same files except the alert rules, where the first push's extra rule is retired, and the
+ *   contact points and policies, where remediation is turned off (pushContext);
  * - <dir>/grafana/push-stdin and admin_password (0600): fresh random secrets in the push's stdin
  *   order, and the password alone for the check.
  */
@@ -111,8 +112,19 @@ export function pushRuleChanges(ctx: TemplateContext, push: Push): AlertRuleChan
   };
 }
 
+/**
+ * The stack as each push renders it: the first with remediation as configured (on: a signed
+ * webhook contact point and a route per web host, and deletes for the slots past webCount, which
+ * Grafana never had), the second with remediation off, so CI sees the stored webhook contact
+ * points deleted again (templates/grafana/alerting.ts contactPointsFile).
+ */
+export function pushContext(ctx: TemplateContext, push?: Push): TemplateContext {
+  return push === "second" ? { ...ctx, config: { ...ctx.config, remediation: "off" } } : ctx;
+}
+
 /** Everything the push installs on the Grafana host in this variant, as rendered. */
-export function grafanaHostFiles(ctx: TemplateContext, variant: GrafanaVariant, push?: Push): RenderedFile[] {
+export function grafanaHostFiles(sample: TemplateContext, variant: GrafanaVariant, push?: Push): RenderedFile[] {
+  const ctx = pushContext(sample, push);
   const host = ctx.plan.hosts.find((h) => h.role === "grafana");
   if (!host) throw new Error("the sample plan has no Grafana host");
   return renderHostFiles(ctx, host, {

@@ -445,4 +445,110 @@ describe("every sandbox allows what its daemon really does", () => {
     );
     assertAllowed(trace, restrictionsOf("titan-remediation.service", [text]));
   });
+
+  it("the free-disk worker, stopping another user's disk fill and rotating the app's logs, under its unit", async () => {
+    // Root, as the unit runs it; the demo's file and the logs belong to another user, so the
+    // trace holds the calls its capabilities are for: kill(), /proc/<pid>/fd, fchown() (@chown).
+    const text = unitsFor("web").find((u) => u.path.endsWith("/titan-free-disk.service"))?.content ?? "";
+    const unit = parseUnit(text);
+    const other = runAs(undefined);
+    const ids = idsOf(other);
+    const dir = path.join(work, "free-disk");
+    const fill = path.join(dir, "var-tmp");
+    const logs = path.join(dir, "log-titan");
+    const state = path.join(dir, "state");
+    for (const d of [fill, logs, state]) fs.mkdirSync(d, { recursive: true });
+    fs.chmodSync(fill, 0o1777);
+    fs.chownSync(logs, ids.uid, ids.gid);
+    fs.chmodSync(logs, 0o750);
+    const log = path.join(logs, "app.log");
+    fs.writeFileSync(log, "a line the app wrote\n".repeat(2000));
+    fs.chownSync(log, ids.uid, ids.gid);
+    fs.chmodSync(log, 0o640);
+    // The app's own policy, pointed at the stand-in log directory.
+    const policy = path.join(dir, "titan.logrotate");
+    fs.writeFileSync(
+      policy,
+      fs.readFileSync(path.join(ROOT, "app/packaging/titan.logrotate"), "utf8").replaceAll("/var/log/titan", logs),
+    );
+    // The disk-fill demo as another user: holds its file open until SIGTERM.
+    const holder = procs.start(
+      "disk-fill",
+      // setpriv execs the demo itself: its pid is the one the worker must signal.
+      "/usr/bin/setpriv",
+      [
+        `--reuid=${ids.uid}`,
+        `--regid=${ids.gid}`,
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        `import os, time\nf = open(os.path.join(${JSON.stringify(fill)}, ".titan-disk-fill-%d" % os.getpid()), "wb")\nf.write(b"x" * 65536); f.flush(); print("holding", flush=True)\ntime.sleep(600)`,
+      ],
+      { env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" } },
+    );
+    await waitFor(
+      "the disk fill to hold its file",
+      () => (fs.readFileSync(holder.logPath, "utf8").includes("holding") ? true : undefined),
+      { timeoutMs: 20_000, intervalMs: 100, why: () => fs.readFileSync(holder.logPath, "utf8") },
+    );
+    const [cmd, ...args] = splitWords(serviceDirective(unit, "ExecStart"));
+    // Root with only the unit's capabilities, as systemd leaves it: the bounding set is cut
+    // before the exec, so root's permitted set is that set (capabilities(7), execve rules).
+    const caps = serviceDirective(unit, "CapabilityBoundingSet")
+      .split(" ")
+      .map((c) => `+${c.replace(/^CAP_/, "").toLowerCase()}`);
+    const worker = startTraced(
+      procs,
+      work,
+      "titan-free-disk",
+      "root",
+      [
+        "/usr/bin/setpriv",
+        `--bounding-set=-all,${caps.join(",")}`,
+        cmd,
+        ...args,
+        "--fill-dir",
+        fill,
+        "--log-dir",
+        logs,
+        "--logrotate-config",
+        policy,
+        "--state-dir",
+        state,
+      ],
+      {
+        env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin", LANG: "C.UTF-8", ...unitEnvironment(unit) },
+        cwd: path.join(ROOT, "app"),
+      },
+    );
+    // A oneshot: it exits by itself once done.
+    await waitFor("the worker to finish", () => (worker.running() ? undefined : true), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      why: () => worker.log(),
+    });
+    const line = worker
+      .log()
+      .split("\n")
+      .find((l) => l.startsWith("{"));
+    assert.ok(line, worker.log());
+    const report = JSON.parse(line) as Record<string, unknown>;
+    assert.equal(report.ok, true, worker.log());
+    assert.deepEqual(report.processes_signalled, [holder.pid]);
+    assert.ok(
+      fs.readdirSync(logs).some((f) => f.endsWith(".gz")),
+      "rotated and compressed",
+    );
+    // setpriv's own calls (it drops the capabilities) come before it execs the worker.
+    const all = await worker.stop();
+    const exec = all.findIndex((c) => c.name === "execve" && c.args[0] === `"${cmd}"`);
+    assert.ok(exec >= 0, "the worker was exec'd");
+    const trace = all.filter((c, i) => c.pid !== all[exec].pid || i >= exec);
+    for (const call of ["kill", "fchown"])
+      assert.ok(
+        trace.some((c) => c.name === call),
+        `${call} is in the trace`,
+      );
+    assertAllowed(trace, restrictionsOf("titan-free-disk.service", [text]));
+  });
 });

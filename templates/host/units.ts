@@ -160,10 +160,12 @@ const remediation: UnitFile = {
  *   security/commoncap.c cap_ptrace_access_check). ptrace() itself is outside @system-service,
  *   so the filter still refuses it;
  * - CAP_DAC_OVERRIDE: /var/log/titan is titan:titan 0750 (LogsDirectoryMode), its logs titan's;
- * - CAP_FOWNER: unlinking another user's file in /var/tmp (sticky, 1777);
- * - CAP_CHOWN and the @chown calls: logrotate, as root, gives the copy it makes (copytruncate)
+ * - CAP_CHOWN, CAP_FOWNER and the @chown calls: logrotate, as root, gives the copy it makes (copytruncate)
  *   and the compressed file the log's owner, then the log's ACL (logrotate 3.21 logrotate.c
- *   createOutputFile: fchown, then acl_set_fd on a file root no longer owns: CAP_FOWNER again).
+ *   createOutputFile: fchown, then acl_set_fd on a file root no longer owns).
+ * (Unlinking another user's file in the sticky /var/tmp needs nothing: root owns the directory.)
+ * tests/sandbox.test.ts runs the worker as root with exactly this bounding set: each one is
+ * needed, and they are enough.
  * No PrivateTmp: the demo writes the real /var/tmp. Writes only there and in the app's logs.
  */
 const freeDisk: UnitFile = {

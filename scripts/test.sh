@@ -32,7 +32,7 @@ FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.
   build/tests/fleet/awsEndpoints.test.js)
 fleet_blocker() {
   local tool
-  for tool in systemd-nspawn debootstrap apt-cacher-ng losetup nsenter ssh; do
+  for tool in systemd-nspawn debootstrap apt-cacher-ng losetup nsenter ssh nft; do
     if ! command -v "$tool" >/dev/null; then
       echo "$tool is missing (scripts/install-deps.sh installs scripts/debian-packages.txt)"
       return

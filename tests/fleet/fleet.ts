@@ -20,6 +20,7 @@ import { acquireFleetLock } from "./lock";
 import { BRIDGE_ADDRESS, BRIDGE_NAME, FLEET_PLAN, LOGIN_USER, SUBNET_PREFIX } from "./layout";
 import { waitForCloudInit, waitForSsh, waitForSystemd, type Readiness } from "./readiness";
 import { writeSeed } from "./seed";
+import { enforceSecurityGroups } from "./securityGroups";
 import { makeKeyPair, type KeyPair } from "./sshKey";
 import { createLoopVolume, writeDiskLinks, type LoopVolume } from "./volume";
 
@@ -33,11 +34,11 @@ const TOOLS = [
   "ssh-keygen",
   "ip",
   "blkid",
+  "nft",
 ];
 
 /** Fails early, saying why and how, where the fleet cannot run. */
-export function checkPrerequisites(): void {
-  const uid = process.getuid?.();
+export function checkPrerequisites(uid: number | undefined = process.getuid?.()): void {
   if (uid !== 0) {
     throw new Error(
       `the fleet needs root (systemd-nspawn, loop devices, a bridge); running as uid ${uid ?? "unknown"}`,
@@ -46,7 +47,7 @@ export function checkPrerequisites(): void {
   const missing = TOOLS.filter((t) => !which(t));
   if (missing.length > 0) {
     throw new Error(
-      `the fleet needs ${missing.join(", ")}: apt-get install systemd-container debootstrap apt-cacher-ng openssh-client`,
+      `the fleet needs ${missing.join(", ")}: apt-get install systemd-container debootstrap apt-cacher-ng openssh-client nftables`,
     );
   }
 }
@@ -221,6 +222,8 @@ export async function startHost(
   const started = Date.now();
   const container = await boot(spec, root, cleanup);
   log(`${slot.name}: booted (nspawn pid ${container.nspawnPid}, init pid ${container.leaderPid()})`);
+  // Before anything in it listens: the ports only some roles may reach (securityGroups.ts).
+  enforceSecurityGroups(slot, FLEET_PLAN, container.leaderPid());
   // sshd answers once cloud-init's init stage made the keys and the user, long before its
   // final stage (the bootstrap) ends.
   const knownHosts = await waitForSsh(container, key, LOGIN_USER, slot.privateIp, 300_000);

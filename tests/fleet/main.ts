@@ -12,6 +12,7 @@ import { ContainerHost } from "./checks/host";
 import { expectedTargets, targetKey, targetsUp, trafficMoves, type ExpectedTarget } from "./checks/prometheus";
 import { fail, type CheckResult } from "./checks/result";
 import { hostChecks } from "./checks/system";
+import { remediationChecks } from "./checks/remediation";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
 import { stagedAsRendered, userDataAsDeclared } from "./checks/delivery";
@@ -147,6 +148,14 @@ export async function checkFleet(pf: ProvisionedFleet, started: number, log: (l:
     if (web) results.push(await trafficMoves(promUrl, web, 120_000));
   } else {
     results.push(fail("Prometheus targets", "fleet", "no prometheus host in this run: targets not checked"));
+  }
+
+  // The self-healing agent's last hop: a signed webhook from the Grafana host, its effect on the web host.
+  const grafanaHost = hosts.find((h) => h.role === "grafana");
+  if (web && grafanaHost) {
+    log("the remediation agent: signed webhooks from the grafana host");
+    const others = hosts.filter((h) => h !== web && h !== grafanaHost);
+    results.push(...(await remediationChecks({ web, grafana: grafanaHost, others, prometheusUrl: promUrl })));
   }
 
   log("the lifecycle matrix: configuration transitions");

@@ -24,75 +24,16 @@ import {
   retentionSeconds,
 } from "./checks/effects";
 import { grafanaSecretChanges } from "./checks/grafanaSecrets";
-import type { ContainerHost } from "./checks/host";
 import { shell } from "./checks/host";
 import { getJson } from "./checks/prometheus";
-import { checked, fail, oneLine, type CheckResult } from "./checks/result";
-import { waitFor } from "./exec";
+import { checked, fail, oneLine } from "./checks/result";
 import { editProgram } from "./programEdits";
+import { remediationModes } from "./remediationModes";
 import { stackContext, type ProvisionedFleet } from "./provision";
 
-export interface LiveTiming {
-  readonly host: string;
-  /** From the start of the `up` until the change was seen in effect on the host. */
-  readonly seconds: number;
-}
+import { inEffect, type LiveTiming, type MatrixContext, type Transition, type TransitionRecord } from "./transition";
 
-export interface TransitionRecord {
-  /** The transition's name in the table (and in the timings file). */
-  readonly id: string;
-  readonly results: CheckResult[];
-  readonly live: LiveTiming[];
-}
-
-export interface MatrixContext {
-  readonly pf: ProvisionedFleet;
-  readonly hosts: readonly ContainerHost[];
-  readonly prometheusUrl?: string;
-  readonly log: (line: string) => void;
-}
-
-export interface Transition {
-  readonly id: string;
-  /** What the user changes, and what must then hold on the hosts (for the README's table). */
-  readonly change: string;
-  readonly expect: string;
-  run(ctx: MatrixContext): Promise<Omit<TransitionRecord, "id">>;
-}
-
-const EFFECT_TIMEOUT_MS = 120_000;
-
-/**
- * Polls `probe` until it holds (or the deadline): the check, and the seconds from `started`
- * (the start of the `up`) until it first held.
- */
-export async function inEffect(
-  name: string,
-  host: string,
-  started: number,
-  probe: () => Promise<{ ok: boolean; detail: string }>,
-  timeoutMs = EFFECT_TIMEOUT_MS,
-): Promise<{ result: CheckResult; live?: LiveTiming }> {
-  let last = "";
-  try {
-    const held = await waitFor(
-      name,
-      async () => {
-        const r = await probe();
-        last = r.detail;
-        return r.ok ? r : undefined;
-      },
-      { timeoutMs, intervalMs: 250, why: () => last },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    return {
-      result: { name, host, ok: true, detail: `${held.detail} (live ${seconds.toFixed(1)} s after the up started)` },
-      live: { host, seconds },
-    };
-  } catch (err) {
-    return { result: fail(name, host, (err as Error).message) };
-  }
-}
+export { inEffect, type LiveTiming, type MatrixContext, type Transition, type TransitionRecord };
 
 const thresholds = (pf: ProvisionedFleet) =>
   new Map(alertDefinitions(stackContext(pf.plan).config).map((a) => [a.uid, a.threshold]));
@@ -205,6 +146,7 @@ export const TRANSITIONS: readonly Transition[] = [
       return { results: r.results, live: r.live };
     },
   },
+  remediationModes,
   {
     id: "alert rule removed",
     change: "an alert rule taken out of the table (its uid retired)",

@@ -21,6 +21,7 @@ export const PUSHED_DIRS = [
   "/etc/alloy",
   "/etc/default/alloy",
   "/etc/grafana",
+  "/etc/titan-remediation",
   "/opt/titan",
 ];
 

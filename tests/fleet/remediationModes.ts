@@ -1,0 +1,141 @@
+/**
+ * The `remediation` key moved on a running stack (dry-run, off, then back to its default), each
+ * applied as `pulumi up` would and checked by its effect: the agent restarted in the new mode
+ * (its process environment), a signed request answered the way that mode decides (nothing acts
+ * in dry-run or off: the app keeps its main process), and Grafana's contact points and routes
+ * following (the webhook contact point kept, or listed for deletion and its route gone).
+ */
+import { GRAFANA_PATHS } from "../../templates/grafana/constants";
+import { SERVICES } from "../../facts/topology";
+import { REMEDIATION_WEBHOOK_PATH } from "../../facts/remediation";
+import { applyUpdate } from "./provision";
+import { isVerificationStep } from "./checks/changes";
+import { shell, type CheckHost } from "./checks/host";
+import {
+  AGENT_UNIT,
+  agentSecret,
+  auditLines,
+  grafanaWebhookBody,
+  hostClock,
+  mainPid,
+  postFrom,
+  signatureHeaders,
+} from "./checks/remediation";
+import { checked, fail, oneLine, type CheckResult } from "./checks/result";
+import { inEffect, type LiveTiming, type Transition } from "./transition";
+
+type Mode = "on" | "dry-run" | "off";
+
+/** The decision the agent records for an allowed, signed, firing alert in each mode. */
+const DECISION: Record<Mode, string> = { on: "acted", "dry-run": "dry_run", off: "disabled" };
+
+async function agentMode(web: CheckHost): Promise<{ invocation: string; mode?: string }> {
+  const invocation = (await shell(web, `systemctl show -p InvocationID --value ${AGENT_UNIT}`)).out.trim();
+  const pid = (await shell(web, `systemctl show -p MainPID --value ${AGENT_UNIT}`)).out.trim();
+  if (!/^[1-9]\d*$/.test(pid)) return { invocation };
+  const env = await shell(web, `tr '\\0' '\\n' </proc/${pid}/environ | sed -n 's/^TITAN_REMEDIATION_MODE=//p'`);
+  return { invocation, mode: env.out.trim() || undefined };
+}
+
+/** One mode applied: pushes that ran, the agent's new mode, a signed request's decision, Grafana's files. */
+async function modeApplied(
+  pf: Parameters<Transition["run"]>[0]["pf"],
+  hosts: readonly CheckHost[],
+  mode: Mode,
+  value: string | null,
+): Promise<{ results: CheckResult[]; live?: LiveTiming }> {
+  const web = hosts.find((h) => h.role === "web");
+  const grafana = hosts.find((h) => h.role === "grafana");
+  if (!web || !grafana) return { results: [fail(`remediation ${mode}`, "fleet", "needs a web and a grafana host")] };
+  const change = `remediation ${value === null ? "back to its default (on)" : `= ${mode}`}`;
+  const before = await agentMode(web);
+  const started = Date.now();
+  const update = await applyUpdate(pf, { remediation: value });
+  const ran = update.ran.filter((r) => !isVerificationStep(r.resource));
+  const strays = ran.filter((r) => r.host !== web.name && r.host !== grafana.name);
+  const results: CheckResult[] = [
+    {
+      name: `${change}: only the web and grafana pushes run`,
+      host: "fleet",
+      ok: strays.length === 0 && ran.some((r) => r.host === web.name) && ran.some((r) => r.host === grafana.name),
+      detail: `ran: ${ran.map((r) => `${r.host}:${r.resource} (${r.action})`).join(", ") || "nothing"}`,
+    },
+  ];
+  const e = await inEffect(`${change}: the agent restarted in mode ${mode}`, web.name, started, async () => {
+    const now = await agentMode(web);
+    return {
+      ok: now.invocation !== before.invocation && now.mode === mode,
+      detail: `mode ${now.mode ?? "(not running)"}, invocation ${now.invocation === before.invocation ? "unchanged" : "new"}`,
+    };
+  });
+  results.push(e.result);
+  if (mode !== "on") {
+    results.push(
+      await checked(
+        `${change}: a signed restart-app is recorded as ${DECISION[mode]}, the app not restarted`,
+        web.name,
+        async () => {
+          const secret = await agentSecret(web);
+          const instance = (
+            await shell(web, "sed -n 's/^TITAN_REMEDIATION_HOST=//p' /etc/titan-remediation/agent.env")
+          ).out.trim();
+          const since = await hostClock(web);
+          const pid = await mainPid(web, "titan.service");
+          const b = grafanaWebhookBody("titan remediation", [
+            { alertname: "AppNotAnswering", instance, remediation: "restart-app" },
+          ]);
+          const url = `http://${web.privateIp}:${SERVICES.remediation.port}${REMEDIATION_WEBHOOK_PATH}`;
+          const r = await postFrom(grafana, url, b, signatureHeaders(secret, b, Math.floor(Date.now() / 1000)));
+          const after = await mainPid(web, "titan.service");
+          const audit = (await auditLines(web, since)).find((l) => l.action === "restart-app");
+          const ok = r.status === 200 && after === pid && audit?.decision === DECISION[mode];
+          return {
+            ok,
+            detail: `HTTP ${r.status}; MainPID ${pid} → ${after}; audit ${audit ? JSON.stringify(audit) : "missing"}`,
+          };
+        },
+      ),
+    );
+  }
+  results.push(
+    await checked(
+      `${change}: Grafana's contact points ${mode === "off" ? "delete" : "keep"} the web host's webhook, its route ${mode === "off" ? "gone" : "kept"}`,
+      grafana.name,
+      async () => {
+        const points = (await shell(grafana, `cat ${GRAFANA_PATHS.contactPoints}`)).out;
+        const policies = (await shell(grafana, `cat ${GRAFANA_PATHS.notificationPolicies}`)).out;
+        const uid = `titan-remediation-${web.name}`;
+        const deleted =
+          points.includes("deleteContactPoints") && points.slice(points.indexOf("deleteContactPoints")).includes(uid);
+        const routed = policies.includes("remediation");
+        const ok = mode === "off" ? deleted && !routed : points.includes(uid) && !deleted && routed;
+        return { ok, detail: `contact points: ${oneLine(points, 160)}; policies route remediation: ${routed}` };
+      },
+    ),
+  );
+  return { results, live: e.live };
+}
+
+export const remediationModes: Transition = {
+  id: "remediation dry-run, off, on",
+  change: "remediation set to dry-run, then off, then back to its default (on)",
+  expect:
+    "only the web and grafana pushes run; the agent restarts in the new mode and a signed request changes nothing in dry-run or off; Grafana deletes the agent's contact point and route when off and provisions them again when on",
+  async run({ pf, hosts }) {
+    const results: CheckResult[] = [];
+    const live: LiveTiming[] = [];
+    for (const [mode, value] of [
+      ["dry-run", "dry-run"],
+      ["off", "off"],
+      ["on", null],
+    ] as const) {
+      const r = await modeApplied(pf, hosts, mode, value);
+      results.push(...r.results);
+      if (r.live) live.push(r.live);
+    }
+    return {
+      results,
+      live: live.length ? [{ host: live[0].host, seconds: Math.max(...live.map((l) => l.seconds)) }] : [],
+    };
+  },
+};

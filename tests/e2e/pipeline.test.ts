@@ -591,6 +591,37 @@ describe("end-to-end: the rendered stack with the real binaries", { timeout: RUN
   );
 
   it(
+    "hanging the app (alive, not answering: the hang demo's condition) makes AppNotAnswering's comparison true on every web host, and false once it answers again",
+    check(async (t, s) => {
+      const a = alertByName(s, "AppNotAnswering");
+      assert.equal(a.remediation, "restart-app", "the alert names the agent's fix");
+      const breaching = async () => new Set((await s.prom.query(comparison(a))).map((r) => r.metric.instance));
+      assert.deepEqual([...(await breaching())], [], `${a.name} breaches while every app answers`);
+      const want = s.webHosts.map((h) => h.name);
+      // The next scrape comes within one interval; allow the scrape timeout on top.
+      const limit = s.scrapeIntervalMs + 10_000 + 5_000;
+      const hungAt = Date.now();
+      // SIGSTOP to the group: gunicorn's master and workers stay alive (no Restart= would fire), nothing answers.
+      for (const h of s.webHosts) s.procs.signalGroup(h.app, "SIGSTOP");
+      try {
+        await waitFor(`${comparison(a)} for ${want.join(", ")}`, limit, async () => {
+          const hosts = await breaching();
+          return want.every((w) => hosts.has(w)) ? true : undefined;
+        });
+        for (const h of s.webHosts) assert.ok(s.procs.running(h.app), `${h.app} exited: it was to hang, not die`);
+        t.diagnostic(`${a.name}'s comparison true for every web host ${seconds(Date.now() - hungAt)} after the hang`);
+      } finally {
+        for (const h of s.webHosts) s.procs.signalGroup(h.app, "SIGCONT");
+      }
+      // Resumed: gunicorn may replace workers whose heartbeat went stale while stopped; then it answers.
+      await waitFor(`${comparison(a)} false again`, limit + 30_000, async () =>
+        (await breaching()).size === 0 ? true : undefined,
+      );
+      t.diagnostic(`${a.name}'s comparison false again ${seconds(Date.now() - hungAt)} after the hang began`);
+    }),
+  );
+
+  it(
     'stopping the app makes TargetDown (up{job="titan"} < 1) true after the next scrape',
     check(async (t, s) => {
       const a = alertByName(s, "TargetDown");

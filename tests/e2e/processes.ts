@@ -89,6 +89,12 @@ export class Processes {
     if (p.exit === undefined) process.kill(p.pid, signal);
   }
 
+  /** Sends `signal` to the whole group, e.g. SIGSTOP to hang gunicorn's master and workers alike. */
+  signalGroup(name: string, signal: NodeJS.Signals): void {
+    const p = this.get(name);
+    if (p.exit === undefined) killGroup(p.pid, signal);
+  }
+
   /** SIGTERM to the group, SIGKILL if it is still there after `timeoutMs`. */
   async stop(name: string, timeoutMs = 5000): Promise<Exit> {
     const p = this.get(name);

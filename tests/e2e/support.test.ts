@@ -124,6 +124,7 @@ describe("expected targets", () => {
       "node@10.0.0.3:9100",
       "node@10.0.0.4:9100",
       "prometheus@localhost:9090",
+      "remediation@10.0.0.1:9181",
       "titan@10.0.0.1:5000",
     ]);
   });

@@ -31,6 +31,7 @@ import {
   REMEDIATION_SECRET_PATH,
   REMEDIATION_USER,
   servicesFor,
+  TITAN_APP_DIR,
   unitsFor,
 } from "../templates/host/units";
 import { renderHostFiles } from "../templates/index";
@@ -192,6 +193,109 @@ describe("the polkit rule", () => {
   });
 });
 
+/**
+ * The rendered rule under this machine's own polkitd (Debian 12's 122, the web hosts' package),
+ * in a private mount namespace: a scratch system bus on /run/dbus, the rules directory replaced
+ * by a scratch one, and the agent's user added to a copy of /etc/passwd. pkcheck asks polkitd
+ * about processes of that user and of nobody with the details systemd passes; it exits 0 when
+ * authorized, 1 when not, 2 when authentication would be needed (polkit's pkcheck(1)). The rule
+ * is placed while polkitd runs, as the push does, so its reload is proven too.
+ */
+const POLKIT_PROOF = String.raw`
+set -eu
+rule=$1
+W=$(mktemp -d /tmp/titan-polkit.XXXXXX)
+pids=""
+trap 'kill $pids 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"' EXIT
+mkdir -p /run/dbus "$W/run-dbus" "$W/rules"
+mount --bind "$W/run-dbus" /run/dbus
+mount --bind "$W/rules" /etc/polkit-1/rules.d
+cp /etc/passwd /etc/group "$W/"
+echo "${REMEDIATION_USER}:x:64990:64990::/nonexistent:/usr/sbin/nologin" >>"$W/passwd"
+echo "${REMEDIATION_USER}:x:64990:" >>"$W/group"
+mount --bind "$W/passwd" /etc/passwd
+mount --bind "$W/group" /etc/group
+dbus-daemon --system --fork --print-pid=1 >"$W/dbus.pid"
+pids="$pids $(cat "$W/dbus.pid")"
+/usr/lib/polkit-1/polkitd --no-debug >"$W/polkitd.log" 2>&1 &
+pids="$pids $!"
+up=''
+for _ in $(seq 200); do
+  if dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.PolicyKit1 2>/dev/null | grep -q true; then up=1; break; fi
+  sleep 0.05
+done
+[ -n "$up" ] || { echo "polkitd did not come up:" >&2; cat "$W/polkitd.log" >&2; exit 1; }
+setpriv --reuid=64990 --regid=64990 --clear-groups sleep 120 >/dev/null 2>&1 &
+agent=$!
+setpriv --reuid=65534 --regid=65534 --clear-groups sleep 120 >/dev/null 2>&1 &
+other=$!
+pids="$pids $agent $other"
+for p in $agent $other; do
+  for _ in $(seq 200); do [ "$(readlink /proc/$p/exe)" = /usr/bin/sleep ] && break; sleep 0.05; done
+done
+ask() { # pid action unit verb
+  rc=0
+  pkcheck --action-id "$2" --process "$1" --detail unit "$3" --detail verb "$4" >/dev/null 2>&1 || rc=$?
+  echo "$rc"
+}
+echo "before $(ask $agent ${MANAGE_UNITS_ACTION} ${APP_UNIT} restart)"
+# Placed as the push places a file; polkitd sees the new .rules file and reloads by itself.
+install -D -o root -g root -m 0644 "$rule" "$W/rules/50-titan-remediation.rules"
+for _ in $(seq 200); do [ "$(ask $agent ${MANAGE_UNITS_ACTION} ${APP_UNIT} restart)" = 0 ] && break; sleep 0.05; done
+while read -r who action unit verb; do
+  [ "$who" = agent ] && pid=$agent || pid=$other
+  echo "$who $action $unit $verb $(ask $pid "$action" "$unit" "$verb")"
+done
+`;
+
+describe("the polkit rule under polkitd 122", () => {
+  it("grants the agent exactly its two jobs, refuses it the rest, leaves others to authentication; reloaded without a restart", () => {
+    assert.equal(process.getuid?.(), 0, "polkitd, mounts and pkcheck for other users' processes need root");
+    for (const tool of ["/usr/bin/unshare", "/usr/bin/dbus-daemon", "/usr/lib/polkit-1/polkitd", "/usr/bin/pkcheck"])
+      assert.ok(
+        fs.existsSync(tool),
+        `${tool} is missing: install dbus-daemon and polkitd (scripts/debian-packages.txt)`,
+      );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "titan-polkit-rule-"));
+    try {
+      const rule = path.join(dir, "rule");
+      fs.writeFileSync(rule, renderPolkitRule());
+      const cases = [
+        ["agent", MANAGE_UNITS_ACTION, APP_UNIT, "restart", "0"],
+        ["agent", MANAGE_UNITS_ACTION, FREE_DISK_UNIT, "start", "0"],
+        ["agent", MANAGE_UNITS_ACTION, APP_UNIT, "stop", "1"],
+        ["agent", MANAGE_UNITS_ACTION, APP_UNIT, "start", "1"],
+        ["agent", MANAGE_UNITS_ACTION, APP_UNIT, "reload-or-restart", "1"],
+        ["agent", MANAGE_UNITS_ACTION, FREE_DISK_UNIT, "restart", "1"],
+        ["agent", MANAGE_UNITS_ACTION, "ssh.service", "restart", "1"],
+        ["agent", MANAGE_UNITS_ACTION, "titan-remediation.service", "restart", "1"],
+        ["agent", "org.freedesktop.systemd1.manage-unit-files", APP_UNIT, "restart", "1"],
+        ["agent", "org.freedesktop.login1.reboot", APP_UNIT, "restart", "1"],
+        ["other", MANAGE_UNITS_ACTION, APP_UNIT, "restart", "2"],
+        ["other", MANAGE_UNITS_ACTION, FREE_DISK_UNIT, "start", "2"],
+      ];
+      const result = spawnSync(
+        "unshare",
+        ["-m", "--propagation", "private", "bash", "-c", POLKIT_PROOF, "proof", rule],
+        {
+          input: `${cases.map((c) => c.slice(0, 4).join(" ")).join("\n")}\n`,
+          encoding: "utf8",
+          timeout: 120_000,
+        },
+      );
+      assert.equal(result.status, 0, `${result.stderr}\n${result.stdout}`);
+      const lines = result.stdout.trim().split("\n");
+      assert.equal(lines[0], "before 2", "without the rule, the agent's user would need authentication");
+      assert.deepEqual(
+        lines.slice(1),
+        cases.map((c) => c.join(" ")),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("agent.env", () => {
   const envOf = (overrides: Record<string, string> = {}) => {
     const ctx = testContext(overrides);
@@ -237,6 +341,14 @@ describe("agent.env", () => {
     for (const mode of ["on", "dry-run", "off"])
       for (const { vars } of envOf({ remediation: mode })) assert.equal(vars.TITAN_REMEDIATION_MODE, mode);
     assert.ok(servicesFor("web").includes("titan-remediation"));
+  });
+
+  it("a changed settings file, secret or agent code restarts the agent; the polkit rule restarts nothing", () => {
+    const restarted = (file: string) =>
+      WEB_PUSH.actions.filter((a) => file.startsWith(a.prefix)).map((a) => `${a.then.action} ${a.then.service}`);
+    for (const file of [REMEDIATION_ENV_PATH, REMEDIATION_SECRET_PATH, `${TITAN_APP_DIR}/remediation/agent.py`])
+      assert.ok(restarted(file).includes("restart titan-remediation"), file);
+    assert.deepEqual(restarted(POLKIT_RULE_PATH), []);
   });
 
   it("refuses a value that would not survive systemd's EnvironmentFile= parsing, naming it", () => {

@@ -60,6 +60,13 @@ describe("loadConfig", () => {
     assert.equal(config.sshUser, "admin");
     assert.equal(config.slackWebhookUrl, undefined);
     assert.equal(config.sshKey, undefined);
+    assert.equal(config.remediation, "on", "self-healing on unless turned off");
+  });
+
+  it("reads every remediation mode", () => {
+    for (const mode of ["off", "dry-run", "on"]) {
+      assert.equal(loadConfig(source({ ...valid, remediation: mode }), ctx).remediation, mode);
+    }
   });
 
   it("returns a frozen object", () => {
@@ -217,6 +224,8 @@ describe("loadConfig", () => {
       /^logErrorLinesPerMinute = "0": expected a whole number from 1 to 100000/,
     ],
     ["retention zero", { lokiRetentionDays: "0" }, /^lokiRetentionDays = "0": expected a whole number from 1 to 3650/],
+    ["remediation not a mode", { remediation: "yes" }, /^remediation = "yes": expected one of "off", "dry-run", "on"$/],
+    ["remediation in capitals", { remediation: "On" }, /^remediation = "On": expected one of "off", "dry-run", "on"$/],
     [
       "bad instance type",
       { grafanaInstanceType: "large" },

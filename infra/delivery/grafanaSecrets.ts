@@ -10,7 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { SERVICES } from "../../facts/topology";
-import { SLACK_WEBHOOK_ENV } from "../../templates/grafana";
+import { REMEDIATION_HMAC_SECRET_ENV, SLACK_WEBHOOK_ENV } from "../../templates/grafana";
 import {
   GRAFANA_ADMIN_PASSWORD_PATH,
   GRAFANA_ENV_PATH,
@@ -20,9 +20,6 @@ import {
   GRAFANA_SECRETS_ENV_PATH,
   GRAFANA_SERVICE,
 } from "../../templates/host/grafanaServer";
-
-// TODO(C2): import from templates/grafana once C1's constant lands.
-const REMEDIATION_HMAC_SECRET_ENV = "TITAN_REMEDIATION_HMAC_SECRET";
 
 /** Read by systemd (as root) from GRAFANA_SECRETS_ENV_PATH; see grafanaServer.ts for why not `$__file{}`. */
 export const SECRET_KEY_ENV = "GF_SECURITY_SECRET_KEY";

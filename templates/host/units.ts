@@ -112,9 +112,10 @@ export const REMEDIATION_CREDENTIAL = "hmac-secret";
  * The remediation agent. It runs as its own user with no capability at all: it only acts through
  * `systemctl --no-ask-password` over the system bus (AF_UNIX, in the base sandbox), which asks
  * polkit; the rule lets this user restart titan.service and start titan-free-disk.service, nothing
- * else. connect() on the bus socket needs no write access to the file system, so
- * ProtectSystem=strict does not stand in the way (the kernel refuses writes on a read-only mount
- * only for regular files, directories and links).
+ * else. connect() on the bus socket asks for write permission on the socket's inode
+ * (net/unix/af_unix.c unix_find_bsd), which a read-only mount refuses only for regular files,
+ * directories and links (fs/namei.c sb_permission), so ProtectSystem=strict does not stand in
+ * the way; tests/sandbox.test.ts traces the agent with the real systemctl.
  *
  * LoadCredential= with a non-root User= (systemd 252, src/core/execute.c): exec_child sets up the
  * credentials (setup_credentials -> load_credential, reading the 0400 root:root file) while it is

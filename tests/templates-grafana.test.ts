@@ -856,6 +856,26 @@ describe("Grafana dashboards", () => {
     assert.ok(queryPanels(app).some((p) => p.links.some((l) => l.url.startsWith(`/d/${DASHBOARD_UIDS.logs}`))));
   });
 
+  it("show the self-healing loop on the Application dashboard: decisions by action and result, and its three alerts", () => {
+    const app = dashboardByUid(NO_WEBHOOK, DASHBOARD_UIDS.application);
+    const rowAt = app.panels.findIndex((p) => p.type === "row" && p.title === "Self-healing");
+    assert.ok(rowAt >= 0, "no Self-healing row");
+    const below = queryPanels({ ...app, panels: app.panels.slice(rowAt + 1) });
+    const actions = below.find((p) => p.title === "Self-healing actions");
+    assert.ok(actions, "no Self-healing actions panel");
+    assert.match(actions.targets[0].expr, /^sum by \(action, result\) \(increase\(titan_remediation_actions_total\{/);
+    assert.equal(actions.targets[0].legendFormat, "{{action}} {{result}}");
+    const rules = rulesOf(NO_WEBHOOK);
+    for (const uid of ["titan-app-not-answering", "titan-remediation-failing", "titan-remediation-repeated"]) {
+      const rule = rules.find((r) => r.uid === uid);
+      assert.ok(rule && rule.dashboardUid === DASHBOARD_UIDS.application, uid);
+      assert.ok(
+        below.some((p) => p.id === rule.panelId),
+        `${uid} links to panel ${rule.panelId}, not one in the Self-healing row`,
+      );
+    }
+  });
+
   it("draw the alert thresholds from the config", () => {
     const cpuPanel = (files: RenderedFile[]) => {
       const panel = queryPanels(dashboardByUid(files, DASHBOARD_UIDS.system)).find(

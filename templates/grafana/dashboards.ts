@@ -909,7 +909,7 @@ export function buildDashboards(config: StackConfig): BuiltDashboards {
     ),
     build(
       DASHBOARD_UIDS.application,
-      "The Titan app: traffic, errors, latency, saturation and business counters.",
+      "The Titan app: traffic, errors, latency, saturation, business counters and the self-healing loop.",
       [environmentVariable, appInstanceVariable, endpointVariable],
       applicationSpecs(alerts),
     ),

@@ -187,7 +187,7 @@ test("report: a line per check, failures repeated, the summary last; any failure
   assert.equal(exitStatus([]), 1, "a run that checked nothing is no success");
 });
 
-test("changes: a restarted or stopped service and any touched pushed file count; short timer jobs do not", () => {
+test("changes: a restarted or stopped service and any touched pushed file count; short timer jobs and login managers do not", () => {
   const fp = (units: [string, string][], files: [string, string][]): Fingerprint => ({
     units: new Map(units),
     files: new Map(files),
@@ -222,6 +222,9 @@ test("changes: a restarted or stopped service and any touched pushed file count;
   assert.equal(onlyRestarted(host, before, before, ["prometheus"], "x").ok, false, "no restart is not a restart");
   const stopped = fp([["prometheus.service", "a 100 10"]], [...before.files]);
   assert.deepEqual(differences(before, stopped).units, ["prometheus-node-exporter.service"]);
+  // A login's user manager coming and going (every SSH login, the log markers' too) is no restart.
+  const withLogin = fp([...before.units, ["user@1000.service", "e 400 40"]], [...before.files]);
+  assert.deepEqual(differences(withLogin, before).units, []);
   assert.ok(isVerificationStep("web-1-log-marker"));
   assert.ok(!isVerificationStep("grafana-push-install"));
 });

@@ -5,6 +5,7 @@
  * in dry-run or off: the app keeps its main process), and Grafana's contact points and routes
  * following (the webhook contact point kept, or listed for deletion and its route gone).
  */
+import YAML from "yaml";
 import { GRAFANA_PATHS } from "../../templates/grafana/constants";
 import { SERVICES } from "../../facts/topology";
 import { REMEDIATION_WEBHOOK_PATH } from "../../facts/remediation";
@@ -21,10 +22,16 @@ import {
   postFrom,
   signatureHeaders,
 } from "./checks/remediation";
-import { checked, fail, oneLine, type CheckResult } from "./checks/result";
+import { checked, fail, type CheckResult } from "./checks/result";
 import { inEffect, type LiveTiming, type Transition } from "./transition";
 
 type Mode = "on" | "dry-run" | "off";
+
+/** The parts of Grafana's contact-point provisioning file this check reads. */
+interface ContactPointsFile {
+  readonly contactPoints?: readonly { readonly receivers?: readonly { readonly uid?: string }[] }[];
+  readonly deleteContactPoints?: readonly { readonly uid?: string }[];
+}
 
 /** The decision the agent records for an allowed, signed, firing alert in each mode. */
 const DECISION: Record<Mode, string> = { on: "acted", "dry-run": "dry_run", off: "disabled" };
@@ -52,12 +59,16 @@ async function modeApplied(
   const started = Date.now();
   const update = await applyUpdate(pf, { remediation: value });
   const ran = update.ran.filter((r) => !isVerificationStep(r.resource));
-  const strays = ran.filter((r) => r.host !== web.name && r.host !== grafana.name);
+  // Grafana's files differ only between off and the other two (contact points, routes): dry-run
+  // from on, or on from dry-run, is the web hosts' settings alone.
+  const grafanaChanges = (before.mode === "off") !== (mode === "off");
+  const expected = grafanaChanges ? [web.name, grafana.name] : [web.name];
+  const ranOn = new Set(ran.map((r) => r.host));
   const results: CheckResult[] = [
     {
-      name: `${change}: only the web and grafana pushes run`,
+      name: `${change}: only the ${expected.join(" and ")} push${expected.length > 1 ? "es" : ""} run${expected.length > 1 ? "" : "s"}`,
       host: "fleet",
-      ok: strays.length === 0 && ran.some((r) => r.host === web.name) && ran.some((r) => r.host === grafana.name),
+      ok: ranOn.size === expected.length && expected.every((h) => ranOn.has(h)),
       detail: `ran: ${ran.map((r) => `${r.host}:${r.resource} (${r.action})`).join(", ") || "nothing"}`,
     },
   ];
@@ -102,14 +113,16 @@ async function modeApplied(
       `${change}: Grafana's contact points ${mode === "off" ? "delete" : "keep"} the web host's webhook, its route ${mode === "off" ? "gone" : "kept"}`,
       grafana.name,
       async () => {
-        const points = (await shell(grafana, `cat ${GRAFANA_PATHS.contactPoints}`)).out;
+        const points = YAML.parse(
+          (await shell(grafana, `cat ${GRAFANA_PATHS.contactPoints}`)).out,
+        ) as ContactPointsFile;
         const policies = (await shell(grafana, `cat ${GRAFANA_PATHS.notificationPolicies}`)).out;
         const uid = `titan-remediation-${web.name}`;
-        const deleted =
-          points.includes("deleteContactPoints") && points.slice(points.indexOf("deleteContactPoints")).includes(uid);
-        const routed = policies.includes("remediation");
-        const ok = mode === "off" ? deleted && !routed : points.includes(uid) && !deleted && routed;
-        return { ok, detail: `contact points: ${oneLine(points, 160)}; policies route remediation: ${routed}` };
+        const provisioned = (points.contactPoints ?? []).some((c) => (c.receivers ?? []).some((r) => r.uid === uid));
+        const deleted = (points.deleteContactPoints ?? []).some((d) => d.uid === uid);
+        const routed = new RegExp(`receiver: ${uid}$`, "m").test(policies);
+        const ok = mode === "off" ? deleted && !provisioned && !routed : provisioned && !deleted && routed;
+        return { ok, detail: `${uid}: provisioned ${provisioned}, listed for deletion ${deleted}, routed ${routed}` };
       },
     ),
   );
@@ -120,7 +133,7 @@ export const remediationModes: Transition = {
   id: "remediation dry-run, off, on",
   change: "remediation set to dry-run, then off, then back to its default (on)",
   expect:
-    "only the web and grafana pushes run; the agent restarts in the new mode and a signed request changes nothing in dry-run or off; Grafana deletes the agent's contact point and route when off and provisions them again when on",
+    "only the web push runs, and Grafana's when the mode moves from or to off; the agent restarts in the new mode and a signed request changes nothing in dry-run or off; Grafana deletes the agent's contact point and route when off and provisions them again when on",
   async run({ pf, hosts }) {
     const results: CheckResult[] = [];
     const live: LiveTiming[] = [];

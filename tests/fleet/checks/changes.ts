@@ -57,12 +57,23 @@ export async function fingerprint(h: CheckHost): Promise<Fingerprint> {
 }
 
 /**
+ * A login's own systemd user manager (user@<uid>.service): logind starts it with a user's first
+ * session and stops it once the last one has ended (after UserStopDelaySec=, 10 s by default in
+ * Debian 12's systemd 252, logind.conf(5)). Every SSH login makes one, the verification's log
+ * markers on the web hosts included, so whether it is still running when a fingerprint is taken
+ * is timing; no push restarts it.
+ */
+const isLoginManager = (unit: string): boolean => /^user@\d+\.service$/.test(unit);
+
+/**
  * What differs between two fingerprints: services running before that were restarted or
  * stopped, and files made, changed or removed. A service that runs only afterwards is not
  * counted: systemd's own timers start short jobs at any time (apt-daily, tmpfiles-clean).
  */
 export function differences(before: Fingerprint, after: Fingerprint): { units: string[]; files: string[] } {
-  const units = [...before.units.keys()].filter((k) => before.units.get(k) !== after.units.get(k)).sort();
+  const units = [...before.units.keys()]
+    .filter((k) => !isLoginManager(k) && before.units.get(k) !== after.units.get(k))
+    .sort();
   const files = [...new Set([...before.files.keys(), ...after.files.keys()])]
     .filter((k) => before.files.get(k) !== after.files.get(k))
     .sort();

@@ -10,6 +10,8 @@
  *   rules with its stand-in, securityGroups.ts): its webhook only Grafana, its metrics only
  *   Prometheus;
  * - an unsigned request and one from another address are refused and change nothing;
+ * - below the agent, a gunicorn master that stops (app/demo/hang.sh --master) is restarted by
+ *   systemd's watchdog alone;
  * - `restart-app` on an app that hangs (alive, answering nothing: app/demo/hang.sh's flag) gives
  *   gunicorn a new main process, the app answers again and Prometheus scrapes it again;
  * - `free-disk` while the disk-fill demo holds its file ends the demo, removes its file and
@@ -330,6 +332,43 @@ async function restartsHungApp(hosts: RemediationHosts, instance: string, secret
   );
 }
 
+/** The layer below the agent: a stopped gunicorn master stops its WATCHDOG=1, and systemd restarts it by itself. */
+async function watchdogRestartsStoppedMaster(web: CheckHost): Promise<CheckResult> {
+  return checked(
+    "a SIGSTOPped gunicorn master (hang.sh --master): systemd's watchdog restarts titan, no alert involved",
+    web.name,
+    async () => {
+      const since = await hostClock(web);
+      const before = await mainPid(web, "titan.service");
+      const stop = await shell(web, `${TITAN_APP_DIR}/demo/hang.sh --master 2>&1`);
+      if (stop.status !== 0)
+        return { ok: false, detail: `hang.sh --master: exit ${stop.status}: ${oneLine(stop.out)}` };
+      const after = await waitFor(
+        "titan running under a new main process and answering",
+        async () => {
+          const pid = await mainPid(web, "titan.service");
+          if (pid === before || !/^[1-9]\d*$/.test(pid)) return undefined;
+          const health = await shell(
+            web,
+            `curl -s -o /dev/null -w '%{http_code}' -m 5 http://127.0.0.1:${SERVICES.titan.port}/health`,
+          );
+          return health.out.trim() === "200" ? pid : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 1000 },
+      );
+      const journal = await shell(
+        web,
+        `journalctl -u titan.service --since '${since}' -o cat --no-pager | grep -i 'watchdog timeout' | head -1`,
+      );
+      const ok = journal.out.trim() !== "";
+      return {
+        ok,
+        detail: `MainPID ${before} → ${after}; systemd: ${oneLine(journal.out) || "no watchdog timeout logged"}`,
+      };
+    },
+  );
+}
+
 /** The disk-fill demo running; a signed free-disk ends it, removes its file and rotates the logs. */
 async function freesDisk(hosts: RemediationHosts, instance: string, secret: string): Promise<CheckResult> {
   const { web, grafana } = hosts;
@@ -414,6 +453,7 @@ export async function remediationChecks(hosts: RemediationHosts): Promise<CheckR
   return [
     ...(await portsClosedToOthers(hosts)),
     ...(await refusals(hosts, instance, secret)),
+    await watchdogRestartsStoppedMaster(web),
     await restartsHungApp(hosts, instance, secret),
     await freesDisk(hosts, instance, secret),
   ];

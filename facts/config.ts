@@ -7,6 +7,7 @@
  * against CONFIG_KEYS by the tests.
  */
 import { instanceMemoryMiB } from "./instanceMemory";
+import { DEFAULT_METRICS_STORE, METRICS_STORES, type MetricsStore } from "./metricsStore";
 import { canonicalCidr, isPrivate, parseCidr } from "./cidr";
 import { DEFAULT_REMEDIATION_MODE, REMEDIATION_ACTIONS, REMEDIATION_MODES, type RemediationMode } from "./remediation";
 import { DATA_VOLUME_ROLES, ROLES, type DataVolumeRole, type Role } from "./topology";
@@ -55,6 +56,8 @@ export interface StackConfig {
   readonly remediation: RemediationMode;
   /** Where grafana, loki and alloy come from: Grafana's repository (GRAFANA_APT) unless a mirror is set. */
   readonly vendorAptRepository: AptRepository;
+  /** local: the Prometheus host keeps the metrics; amp: an AMP workspace does (infra/amp.ts). */
+  readonly metricsStore: MetricsStore;
 }
 
 /** Raw access to the stack's configuration: strings exactly as Pulumi stores them. */
@@ -341,6 +344,12 @@ export const CONFIG_KEYS = [
       "Optional mirror of Grafana's APT repository (Artifactory, Nexus, aptly...) for grafana, loki and alloy: {uri, keyUrl, keyFingerprint, suite?, components?}, set with --path (e.g. `vendorAptRepository.uri`); suite defaults to stable, components to [main]. Unset: Grafana's own, apt.grafana.com. A change replaces the web, loki and grafana hosts.",
   },
   {
+    key: "metricsStore",
+    type: "string",
+    default: DEFAULT_METRICS_STORE,
+    description: `Where metrics are kept, one of ${METRICS_STORES.join(", ")}: local keeps them on the Prometheus host for prometheusRetentionDays; amp creates an Amazon Managed Service for Prometheus workspace with the stack, Prometheus writes every sample to it (keeping only the last day locally) and Grafana reads from it (docs/metrics-store.md).`,
+  },
+  {
     key: "aws:region",
     type: "string",
     namespaced: true,
@@ -485,6 +494,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
     remediation: read("remediation", oneOf(REMEDIATION_MODES)) ?? DEFAULT_REMEDIATION_MODE,
     runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
     vendorAptRepository: read("vendorAptRepository", vendorApt) ?? GRAFANA_APT,
+    metricsStore: read("metricsStore", oneOf(METRICS_STORES)) ?? DEFAULT_METRICS_STORE,
   };
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, config: Object.freeze(config) };

@@ -5,12 +5,18 @@
  */
 import type { AddressPlan, HostSlot } from "../facts/addressing";
 import type { StackConfig } from "../facts/config";
+import type { AmpEndpoints } from "../facts/metricsStore";
 
 export interface TemplateContext {
   readonly config: StackConfig;
   readonly plan: AddressPlan;
   /** Name of Loki's S3 bucket (known once the bucket exists; a fixed name in tests). */
   readonly lokiBucket: string;
+  /**
+   * With metricsStore=amp: the workspace's endpoints (known once it exists). Only the Prometheus and
+   * Grafana renderers read it; absent with local, so the default stack renders as before.
+   */
+  readonly amp?: AmpEndpoints;
 }
 
 /** One file as it lands on a host. */

@@ -61,6 +61,13 @@ describe("loadConfig", () => {
     assert.equal(config.slackWebhookUrl, undefined);
     assert.equal(config.sshKey, undefined);
     assert.equal(config.remediation, "on", "self-healing on unless turned off");
+    assert.equal(config.metricsStore, "local", "metrics stay on the Prometheus host unless amp is chosen");
+  });
+
+  it("reads both metrics stores", () => {
+    for (const store of ["local", "amp"]) {
+      assert.equal(loadConfig(source({ ...valid, metricsStore: store }), ctx).metricsStore, store);
+    }
   });
 
   it("reads every remediation mode", () => {
@@ -226,6 +233,8 @@ describe("loadConfig", () => {
     ["retention zero", { lokiRetentionDays: "0" }, /^lokiRetentionDays = "0": expected a whole number from 1 to 3650/],
     ["remediation not a mode", { remediation: "yes" }, /^remediation = "yes": expected one of "off", "dry-run", "on"$/],
     ["remediation in capitals", { remediation: "On" }, /^remediation = "On": expected one of "off", "dry-run", "on"$/],
+    ["metrics store unknown", { metricsStore: "thanos" }, /^metricsStore = "thanos": expected one of "local", "amp"$/],
+    ["metrics store in capitals", { metricsStore: "AMP" }, /^metricsStore = "AMP": expected one of "local", "amp"$/],
     [
       "bad instance type",
       { grafanaInstanceType: "large" },

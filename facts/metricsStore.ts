@@ -1,0 +1,63 @@
+/**
+ * Where the stack keeps its metrics (`metricsStore` config key) and the facts about Amazon Managed
+ * Service for Prometheus (AMP) that the program, the templates and the policy pack share: the
+ * workspace's URLs and the IAM actions each side needs.
+ */
+
+/** local: the Prometheus host's TSDB is the store (the default, today's stack); amp: an AMP workspace is. */
+export const METRICS_STORES = ["local", "amp"] as const;
+export type MetricsStore = (typeof METRICS_STORES)[number];
+export const DEFAULT_METRICS_STORE: MetricsStore = "local";
+
+/**
+ * What the Prometheus host keeps locally with `amp`: a buffer for its own UI and for rule
+ * debugging, not the store. Remote write itself reads the WAL, not the retained blocks, so the
+ * retention does not bound how long AMP may be away (the WAL does: see docs/metrics-store.md).
+ */
+export const AMP_LOCAL_RETENTION = "1d";
+
+/** The workspace's endpoints and region, as the templates receive them. */
+export interface AmpEndpoints {
+  /** Prometheus' remote_write url. */
+  readonly remoteWriteUrl: string;
+  /** Grafana's data source url: the workspace root, under which Grafana requests /api/v1/query etc. */
+  readonly queryUrl: string;
+  /** The region SigV4 signs for (service "aps"). */
+  readonly region: string;
+}
+
+/**
+ * The endpoints from the workspace's `prometheusEndpoint` output. pulumi-aws 7.x documents it only
+ * as "Prometheus endpoint available for this workspace" (sdk amp/workspace.d.ts); AWS's API
+ * reference (API_WorkspaceDescription) shows `https://aps-workspaces.<region>.amazonaws.com/
+ * workspaces/<id>/api/v1/` while the usual Terraform usage appends `api/v1/remote_write` to a value
+ * ending in `<id>/`. Both forms are accepted: trailing slashes and an `/api/v1` suffix are dropped
+ * to get the workspace root, and the remote-write and query paths are added to it.
+ */
+export function ampEndpoints(prometheusEndpoint: string, region: string): AmpEndpoints {
+  let url: URL;
+  try {
+    url = new URL(prometheusEndpoint);
+  } catch {
+    throw new Error(`AMP prometheusEndpoint ${JSON.stringify(prometheusEndpoint)}: expected an https:// URL`);
+  }
+  if (url.protocol !== "https:" || url.search || url.hash) {
+    throw new Error(`AMP prometheusEndpoint ${JSON.stringify(prometheusEndpoint)}: expected an https:// URL`);
+  }
+  const root = `${url.origin}${url.pathname}`.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
+  return { remoteWriteUrl: `${root}/api/v1/remote_write`, queryUrl: root, region };
+}
+
+/**
+ * IAM actions, each granted on the workspace ARN only. They are the ones AWS's own managed policies
+ * grant (docs.aws.amazon.com/aws-managed-policy/latest/reference/: AmazonPrometheusRemoteWriteAccess
+ * allows aps:RemoteWrite; AmazonPrometheusQueryAccess allows aps:GetLabels, aps:GetMetricMetadata,
+ * aps:GetSeries and aps:QueryMetrics), there on Resource "*".
+ */
+export const AMP_WRITE_ACTIONS = ["aps:RemoteWrite"] as const;
+export const AMP_QUERY_ACTIONS = [
+  "aps:GetLabels",
+  "aps:GetMetricMetadata",
+  "aps:GetSeries",
+  "aps:QueryMetrics",
+] as const;

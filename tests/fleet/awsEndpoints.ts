@@ -244,13 +244,15 @@ const uriEncode = (s: string) =>
  * Verifies a SigV4 header signature (aws-sdk-go v1 aws/signer/v4/v4.go: canonical request of
  * method, path, sorted query, the signed headers lowercased with trimmed values, and the hex
  * SHA-256 of the body; string to sign; key derived from the secret, date, region and service).
- * Returns the access key id, or throws an Ec2ApiError as EC2 would answer.
+ * Returns the access key id, or throws an Ec2ApiError as EC2 would answer. `service` is the
+ * credential scope's service: ec2 for the EC2 API, aps for the fake AMP endpoint (fakeAmp.ts).
  */
 export function verifySigV4(
   req: { method: string; url: string; headers: http.IncomingHttpHeaders },
   body: Buffer,
   lookup: (accessKeyId: string) => { secretAccessKey: string; token: string } | undefined,
   region: string,
+  expectedService = "ec2",
 ): string {
   const auth = req.headers.authorization;
   if (typeof auth !== "string")
@@ -265,8 +267,12 @@ export function verifySigV4(
   if (!creds) {
     throw new Ec2ApiError("AuthFailure", `access key ${accessKeyId} was not issued by the fleet's IMDS`, 401);
   }
-  if (scopeRegion !== region || service !== "ec2") {
-    throw new Ec2ApiError("AuthFailure", `credential scope ${scopeRegion}/${service}, expected ${region}/ec2`, 401);
+  if (scopeRegion !== region || service !== expectedService) {
+    throw new Ec2ApiError(
+      "AuthFailure",
+      `credential scope ${scopeRegion}/${service}, expected ${region}/${expectedService}`,
+      401,
+    );
   }
   if (req.headers["x-amz-security-token"] !== creds.token) {
     throw new Ec2ApiError("AuthFailure", "the session token is missing or not the one issued with the key", 401);
@@ -311,14 +317,14 @@ export function verifySigV4(
   return accessKeyId;
 }
 
-const sourceOf = (req: http.IncomingMessage) => (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+export const sourceOf = (req: http.IncomingMessage) => (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
 
 /**
  * Calls `handle` with the whole body. A client that goes away mid-request (Prometheus restarted
  * by a push while a discovery call was in flight) ends only that request: an unhandled
  * "aborted" error would end the harness process and leave the whole fleet behind (seen once).
  */
-function withBody(req: http.IncomingMessage, res: http.ServerResponse, handle: (body: Buffer) => void): void {
+export function withBody(req: http.IncomingMessage, res: http.ServerResponse, handle: (body: Buffer) => void): void {
   const chunks: Buffer[] = [];
   res.on("error", () => undefined);
   req.on("data", (c: Buffer) => chunks.push(c));
@@ -333,7 +339,7 @@ function withBody(req: http.IncomingMessage, res: http.ServerResponse, handle: (
   });
 }
 
-function listen(server: http.Server, port: number, address: string): Promise<number> {
+export function listen(server: http.Server, port: number, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
       reject(new Error(`cannot listen on ${address}:${port}: ${err.code ?? err.message}`)),
@@ -342,7 +348,7 @@ function listen(server: http.Server, port: number, address: string): Promise<num
   });
 }
 
-const close = (server: http.Server) =>
+export const close = (server: http.Server) =>
   new Promise<void>((resolve) => {
     server.closeAllConnections();
     server.close(() => resolve());

@@ -18,3 +18,4 @@ export const sshKeyFile = stack.sshKeyFile;
 export const sshPrivateKey = stack.sshPrivateKey;
 export const verification = stack.verification;
 export const verificationSpec = stack.verificationSpec;
+export const metricsWorkspace = stack.metricsWorkspace;

@@ -3,9 +3,11 @@ import type { StackConfig } from "./config";
 
 export type Tags = Record<string, string>;
 
+/** `<project>-<stack>`: names a resource that stands for the whole stack (the AMP workspace's alias). */
+export const stackName = (config: StackConfig): string => `${config.project}-${config.stack}`;
+
 /** `<project>-<stack>-<suffix>`: the Name tag and the prefix of AWS-side names. */
-export const physicalName = (config: StackConfig, suffix: string): string =>
-  `${config.project}-${config.stack}-${suffix}`;
+export const physicalName = (config: StackConfig, suffix: string): string => `${stackName(config)}-${suffix}`;
 
 /**
  * Tags every host carries: ownership (Project, Environment, ManagedBy) and what Prometheus' EC2

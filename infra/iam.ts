@@ -1,11 +1,13 @@
 /**
  * Instance profiles, least privilege: Prometheus may only describe instances and zones (EC2
  * service discovery); Loki may only list its bucket and read, write and delete its objects.
- * The web and Grafana hosts get no profile at all.
+ * With metricsStore=amp, Prometheus may also write to the stack's AMP workspace and the Grafana
+ * host gets a profile that may only query it. Otherwise the web and Grafana hosts get no profile.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../facts/config";
+import { AMP_QUERY_ACTIONS, AMP_WRITE_ACTIONS } from "../facts/metricsStore";
 import { baseTags } from "../facts/naming";
 
 export interface PolicyStatement {
@@ -15,14 +17,25 @@ export interface PolicyStatement {
   readonly Resource: string | readonly string[];
 }
 
-/** EC2 Describe* calls cannot be scoped to resources; "*" is the only valid resource. */
-export const prometheusStatements = (): PolicyStatement[] => [
+/**
+ * EC2 Describe* calls cannot be scoped to resources; "*" is the only valid resource. With an AMP
+ * workspace, remote write to that workspace only.
+ */
+export const prometheusStatements = (ampWorkspaceArn?: string): PolicyStatement[] => [
   {
     Sid: "Ec2ServiceDiscovery",
     Effect: "Allow",
     Action: ["ec2:DescribeAvailabilityZones", "ec2:DescribeInstances"],
     Resource: "*",
   },
+  ...(ampWorkspaceArn === undefined
+    ? []
+    : [{ Sid: "AmpRemoteWrite", Effect: "Allow" as const, Action: [...AMP_WRITE_ACTIONS], Resource: ampWorkspaceArn }]),
+];
+
+/** Grafana's SigV4 data source (templates/grafana/datasources.ts): the query actions on the workspace only. */
+export const grafanaStatements = (ampWorkspaceArn: string): PolicyStatement[] => [
+  { Sid: "AmpQuery", Effect: "Allow", Action: [...AMP_QUERY_ACTIONS], Resource: ampWorkspaceArn },
 ];
 
 export const lokiStatements = (bucketArn: string): PolicyStatement[] => [

@@ -5,12 +5,14 @@ import { addressPlan } from "../facts/addressing";
 import { deliver, type StackVerification } from "./delivery/pipeline";
 import type { StackConfig } from "../facts/config";
 import { Host } from "./host";
-import { HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
+import { AmpWorkspace } from "./amp";
+import { grafanaStatements, HostInstanceProfile, lokiStatements, prometheusStatements } from "./iam";
 import { LokiBucket } from "./lokiBucket";
 import { Network } from "./network";
 import { imageId, initialZone, instanceTypeOfferings, keepZone } from "./placement";
 import { SecurityGroups } from "./securityGroups";
 import { SshKey } from "./sshKey";
+import type { AmpEndpoints } from "../facts/metricsStore";
 import { hasDataVolume, SERVICES, type Role } from "../facts/topology";
 import { renderUserData } from "../templates/host/userData";
 
@@ -38,6 +40,8 @@ export interface StackOutputs {
   readonly verification: pulumi.Output<unknown>;
   /** What `npm run verify` checks again (tools/verifyStack.ts). */
   readonly verificationSpec: pulumi.Output<StackVerification>;
+  /** Only with metricsStore=amp: the workspace Prometheus writes to and Grafana reads from. */
+  readonly metricsWorkspace?: pulumi.Output<AmpEndpoints & { arn: string; alias: string }>;
 }
 
 export function defineStack(config: StackConfig): StackOutputs {
@@ -56,17 +60,28 @@ export function defineStack(config: StackConfig): StackOutputs {
     .apply(([subnetZone, offered]) => keepZone(subnetZone, offered, config));
   const groups = new SecurityGroups("security", { config, vpcId: network.vpc.id });
   const bucket = new LokiBucket("loki-chunks", { config });
+  // Only with amp: a local stack declares no workspace and no statement or profile for one.
+  const amp = config.metricsStore === "amp" ? new AmpWorkspace("metrics", { config }) : undefined;
   const profiles: Partial<Record<Role, HostInstanceProfile>> = {
     prometheus: new HostInstanceProfile("prometheus", {
       config,
       role: "prometheus",
-      statements: prometheusStatements(),
+      statements: amp ? amp.workspace.arn.apply((arn) => prometheusStatements(arn)) : prometheusStatements(),
     }),
     loki: new HostInstanceProfile("loki", {
       config,
       role: "loki",
       statements: bucket.bucket.arn.apply(lokiStatements),
     }),
+    ...(amp
+      ? {
+          grafana: new HostInstanceProfile("grafana", {
+            config,
+            role: "grafana",
+            statements: amp.workspace.arn.apply(grafanaStatements),
+          }),
+        }
+      : {}),
   };
   // What tells this deployment from another of the same project and stack name in the account:
   // the bucket's random suffix, in every stack's state since its first up (so no stack deployed
@@ -111,7 +126,13 @@ export function defineStack(config: StackConfig): StackOutputs {
   // Prometheus' credentials for Grafana's /metrics (port 3000 is open to the operators).
   const grafanaMetricsPassword = new random.RandomPassword("grafana-metrics-password", { length: 32, special: false });
   // Grafana signs its webhooks to the remediation agents with it (HMAC-SHA256); the agents check it.
-  const remediationHmacSecret = new random.RandomPassword("remediation-hmac-secret", { length: 48, special: false });
+  // Rotated like the admin password: a keeper only once remediationSecretRotation is set.
+  const hmacRotation = config.remediationSecretRotation;
+  const remediationHmacSecret = new random.RandomPassword("remediation-hmac-secret", {
+    length: 48,
+    special: false,
+    ...(hmacRotation === undefined ? {} : { keepers: { rotation: String(hmacRotation) } }),
+  });
   // Never changes once created: a new key would leave what Grafana already encrypted unreadable.
   const grafanaSecretKey = new random.RandomBytes("grafana-secret-key", { length: 32 });
   const delivery = deliver({
@@ -120,6 +141,7 @@ export function defineStack(config: StackConfig): StackOutputs {
     hosts,
     privateKey: sshKey.privateKey,
     lokiBucket: bucket.bucket.bucket,
+    amp: amp?.endpoints,
     grafanaUrl,
     prometheusUrl,
     grafanaAdminPassword,
@@ -158,6 +180,11 @@ export function defineStack(config: StackConfig): StackOutputs {
     sshPrivateKey: sshKey.generated ? sshKey.privateKey : undefined,
     verification: delivery.verification.stdout.apply(parseReport),
     verificationSpec: delivery.verificationSpec,
+    metricsWorkspace: amp
+      ? pulumi
+          .all([amp.endpoints, amp.workspace.arn, amp.workspace.alias])
+          .apply(([endpoints, arn, alias]) => ({ ...endpoints, arn, alias: alias ?? "" }))
+      : undefined,
   };
 }
 

@@ -18,6 +18,7 @@ import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { TemplateContext } from "../../templates/types";
 import type { AddressPlan } from "../../facts/addressing";
 import type { StackConfig } from "../../facts/config";
+import type { AmpEndpoints } from "../../facts/metricsStore";
 import type { Host } from "../host";
 import { physicalName } from "../../facts/naming";
 import { hasDataVolume, type Role } from "../../facts/topology";
@@ -91,6 +92,8 @@ export interface DeliveryArgs {
   readonly hosts: readonly Host[];
   readonly privateKey: pulumi.Output<string>;
   readonly lokiBucket: pulumi.Output<string>;
+  /** Only with metricsStore=amp: the workspace's endpoints, for the Prometheus and Grafana files. */
+  readonly amp?: pulumi.Output<AmpEndpoints>;
   /** Public URLs the verification polls (and Grafana's root URL for notification links). */
   readonly grafanaUrl: pulumi.Output<string>;
   readonly prometheusUrl: pulumi.Output<string>;
@@ -140,6 +143,12 @@ export function deliver(args: DeliveryArgs): Delivery {
   const parent = new pulumi.ComponentResource("titan:delivery:Pipeline", "delivery", {});
   const { grafanaUrl, prometheusUrl } = args;
   const ctx = args.lokiBucket.apply((lokiBucket): TemplateContext => ({ config, plan, lokiBucket }));
+  // Only the Prometheus and Grafana files read the workspace's endpoints, so only their pushes wait
+  // for it (and only with amp: a local stack's pushes keep exactly the inputs they had).
+  const amp = args.amp;
+  const ampCtx = amp
+    ? pulumi.all([ctx, amp]).apply(([c, endpoints]): TemplateContext => ({ ...c, amp: endpoints }))
+    : ctx;
   const slackConfigured = args.slackWebhookUrl !== undefined;
   const appRoot = path.join(projectRoot(), "app");
   const app = appFiles(appRoot).map((f) => ({ path: `app/${f}`, from: path.join(appRoot, f) }));
@@ -164,6 +173,7 @@ export function deliver(args: DeliveryArgs): Delivery {
     const connection = connectionTo(host);
     const isWeb = slot.role === "web";
     const isGrafana = slot.role === "grafana";
+    const hostCtx = isGrafana || slot.role === "prometheus" ? ampCtx : ctx;
     pushes[slot.name] = new ConfigPush(
       `${slot.name}-push`,
       {
@@ -175,11 +185,11 @@ export function deliver(args: DeliveryArgs): Delivery {
         // host, or replacing it would re-run every host's push.
         files: isGrafana
           ? pulumi
-              .all([ctx, grafanaUrl])
+              .all([hostCtx, grafanaUrl])
               .apply(([c, url]) =>
                 renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
               )
-          : ctx.apply((c) => renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured })),
+          : hostCtx.apply((c) => renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured })),
         actions: ACTIONS[slot.role],
         owned: isGrafana ? GRAFANA_PUSH.owned : undefined,
         extraFiles: isWeb ? app : undefined,

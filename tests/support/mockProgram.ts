@@ -188,6 +188,13 @@ function computedState(
       return name.endsWith("-host-key") ? { ...inputs, stdout: mockHostKey(name) } : { ...inputs };
     case "aws:s3/bucket:Bucket":
       return { ...inputs, arn: `arn:aws:s3:::${String(inputs.bucket)}` };
+    case "aws:amp/workspace:Workspace":
+      // As AWS reports it: the workspace root with a trailing slash (infra/amp.ts, facts/metricsStore.ts).
+      return {
+        ...inputs,
+        arn: `arn:aws:aps:us-east-1:123456789012:workspace/ws-${name}`,
+        prometheusEndpoint: `https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-${name}/`,
+      };
     case "aws:iam/role:Role":
     case "aws:iam/instanceProfile:InstanceProfile":
       return { ...inputs, name: `${name}-1234567`, arn: `arn:aws:iam::123456789012:role/${name}` };

@@ -54,6 +54,8 @@ export interface StackConfig {
   readonly slackWebhookUrl?: string;
   /** Whether alerts that name a fix reach the web hosts' remediation agents, and whether they act. */
   readonly remediation: RemediationMode;
+  /** Raised to replace the key Grafana signs the remediation webhooks with (unset: the first one stays). */
+  readonly remediationSecretRotation?: number;
   /** Where grafana, loki and alloy come from: Grafana's repository (GRAFANA_APT) unless a mirror is set. */
   readonly vendorAptRepository: AptRepository;
   /** local: the Prometheus host keeps the metrics; amp: an AMP workspace does (infra/amp.ts). */
@@ -260,6 +262,12 @@ export const CONFIG_KEYS = [
     type: "string",
     default: DEFAULT_REMEDIATION_MODE,
     description: `Self-healing, one of ${REMEDIATION_MODES.join(", ")}: on lets each web host's remediation agent act on the alerts that name a fix (${REMEDIATION_ACTIONS.join(", ")}); dry-run only logs and counts what it would do; off routes no alert to it.`,
+  },
+  {
+    key: "remediationSecretRotation",
+    type: "integer",
+    description:
+      "Set, then raise (1, 2, ...), to generate a new key for the signed webhooks from Grafana to the remediation agents: the next `pulumi up` gives it to Grafana and every web host at once. Unset, the key generated on the first `up` stays (1-1000000).",
   },
   {
     key: "rootDiskCriticalPercent",
@@ -492,6 +500,7 @@ export function validateConfig(source: ConfigSource, ctx: { project: string; sta
     grafanaAdminPasswordRotation: read("grafanaAdminPasswordRotation", integer(1, 1_000_000)),
     slackWebhookUrl: read("slackWebhookUrl", slackWebhook),
     remediation: read("remediation", oneOf(REMEDIATION_MODES)) ?? DEFAULT_REMEDIATION_MODE,
+    remediationSecretRotation: read("remediationSecretRotation", integer(1, 1_000_000)),
     runbookBaseUrl: read("runbookBaseUrl", httpsUrl),
     vendorAptRepository: read("vendorAptRepository", vendorApt) ?? GRAFANA_APT,
     metricsStore: read("metricsStore", oneOf(METRICS_STORES)) ?? DEFAULT_METRICS_STORE,

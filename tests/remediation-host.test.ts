@@ -38,7 +38,7 @@ import { renderHostFiles } from "../templates/index";
 import { addressOf } from "../templates/types";
 import { parseUnit, serviceDirective } from "./e2e/systemdUnit";
 import { testContext } from "./support/render";
-import { isSecretValue, plainInputs, snapshot, type TimedSnapshot } from "./support/snapshots";
+import { isSecretValue, one, plainInputs, snapshot, update, type TimedSnapshot } from "./support/snapshots";
 
 const unitText = (name: string) => {
   const unit = unitsFor("web").find((u) => u.path === `/etc/systemd/system/${name}`);
@@ -423,6 +423,45 @@ describe("the HMAC secret on the web host", () => {
       assert.match(empty.stderr, /HMAC secret must arrive on stdin/);
     });
   }
+});
+
+describe("remediationSecretRotation", () => {
+  const PASSWORD = "random:index/randomPassword:RandomPassword";
+  const REMOTE = "command:remote:Command";
+  const changedInstalls = (snap: TimedSnapshot) =>
+    snap.resources
+      .filter((r) => r.type === REMOTE && r.name.endsWith("-push-install") && r.action !== "same")
+      .map((r) => r.name)
+      .sort();
+
+  it("set or raised: a new key, delivered by Grafana's and every web host's push, and no other", async () => {
+    for (const [base, changed, because] of [
+      [{}, { remediationSecretRotation: "1" }, "keepers"],
+      [{ remediationSecretRotation: "1" }, { remediationSecretRotation: "2" }, "keepers.rotation"],
+    ] as const) {
+      const snap = await update({ webCount: "2", ...base }, { webCount: "2", ...changed });
+      assert.equal(snap.error, undefined, snap.error);
+      const secret = one(snap, PASSWORD, "remediation-hmac-secret");
+      assert.equal(secret.action, "replace");
+      assert.deepEqual(secret.replacedBecause, [because]);
+      assert.deepEqual(changedInstalls(snap), ["grafana-push-install", "web-1-push-install", "web-2-push-install"]);
+      const key = (secret.state as { result: string }).result;
+      const web = snap.resources.find((r) => r.name === "web-1-push-install")?.inputs.stdin as { value?: string };
+      assert.equal(web.value, `${key}\n`, "the web host gets the new key");
+    }
+  });
+
+  it("unchanged: the same key, and no push runs for it", async () => {
+    const snap = await update({ remediationSecretRotation: "3" }, { remediationSecretRotation: "3" });
+    assert.equal(snap.error, undefined, snap.error);
+    assert.equal(one(snap, PASSWORD, "remediation-hmac-secret").action, "same");
+    assert.deepEqual(changedInstalls(snap), []);
+  });
+
+  it("refuses a value that is not a whole number from 1, naming the key", async () => {
+    const snap = await snapshot({ remediationSecretRotation: "0" });
+    assert.match(snap.error ?? "", /remediationSecretRotation/);
+  });
 });
 
 describe("the HMAC secret in the program", () => {

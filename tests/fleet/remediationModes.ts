@@ -6,7 +6,7 @@
  * following (the webhook contact point kept, or listed for deletion and its route gone).
  */
 import YAML from "yaml";
-import { GRAFANA_PATHS } from "../../templates/grafana/constants";
+import { GRAFANA_PATHS, REMEDIATION_HMAC_SECRET_ENV } from "../../templates/grafana/constants";
 import { SERVICES } from "../../facts/topology";
 import { REMEDIATION_WEBHOOK_PATH } from "../../facts/remediation";
 import { applyUpdate } from "./provision";
@@ -22,6 +22,7 @@ import {
   postFrom,
   signatureHeaders,
 } from "./checks/remediation";
+import { serviceState } from "./checks/grafanaSecrets";
 import { checked, fail, type CheckResult } from "./checks/result";
 import { inEffect, type LiveTiming, type Transition } from "./transition";
 
@@ -129,11 +130,81 @@ async function modeApplied(
   return { results, live: e.live };
 }
 
+/**
+ * remediationSecretRotation set: a new key reaches Grafana (its environment, which its contact
+ * points sign with) and the agent at once; the old key is refused, the new one accepted.
+ */
+async function keyRotated(
+  pf: Parameters<Transition["run"]>[0]["pf"],
+  hosts: readonly CheckHost[],
+): Promise<{ results: CheckResult[]; live?: LiveTiming }> {
+  const web = hosts.find((h) => h.role === "web");
+  const grafana = hosts.find((h) => h.role === "grafana");
+  if (!web || !grafana)
+    return { results: [fail("remediation key rotated", "fleet", "needs a web and a grafana host")] };
+  const change = "remediationSecretRotation set";
+  const oldKey = await agentSecret(web);
+  const agentBefore = await agentMode(web);
+  const grafanaBefore = await serviceState(grafana);
+  const started = Date.now();
+  const update = await applyUpdate(pf, { remediationSecretRotation: "1" });
+  const ran = new Set(update.ran.filter((r) => !isVerificationStep(r.resource)).map((r) => r.host));
+  const results: CheckResult[] = [
+    {
+      name: `${change}: only the web and grafana pushes run`,
+      host: "fleet",
+      ok: ran.size === 2 && ran.has(web.name) && ran.has(grafana.name),
+      detail: `ran on: ${[...ran].join(", ") || "nothing"}`,
+    },
+  ];
+  const e = await inEffect(
+    `${change}: Grafana and the agent restarted with one new key`,
+    web.name,
+    started,
+    async () => {
+      const newKey = await agentSecret(web);
+      const agent = await agentMode(web);
+      const g = await serviceState(grafana);
+      const ok =
+        newKey !== oldKey &&
+        agent.invocation !== agentBefore.invocation &&
+        g.invocation !== grafanaBefore.invocation &&
+        g.env.get(REMEDIATION_HMAC_SECRET_ENV) === newKey;
+      return {
+        ok,
+        detail: `web key ${newKey === oldKey ? "unchanged" : "new"}; agent ${agent.invocation === agentBefore.invocation ? "not restarted" : "restarted"}; Grafana ${g.invocation === grafanaBefore.invocation ? "not restarted" : "restarted"}, its key ${g.env.get(REMEDIATION_HMAC_SECRET_ENV) === newKey ? "the agent's" : "another"}`,
+      };
+    },
+  );
+  results.push(e.result);
+  results.push(
+    await checked(`${change}: the old key is refused (401), the new one accepted`, web.name, async () => {
+      const newKey = await agentSecret(web);
+      // An alert for another host: a signature accepted changes nothing (decision refused).
+      const b = () =>
+        grafanaWebhookBody("titan remediation", [
+          { alertname: "AppNotAnswering", instance: "not-this-host", remediation: "restart-app" },
+        ]);
+      const url = `http://${web.privateIp}:${SERVICES.remediation.port}${REMEDIATION_WEBHOOK_PATH}`;
+      const now = () => Math.floor(Date.now() / 1000);
+      const oldBody = b();
+      const withOld = await postFrom(grafana, url, oldBody, signatureHeaders(oldKey, oldBody, now()));
+      const newBody = b();
+      const withNew = await postFrom(grafana, url, newBody, signatureHeaders(newKey, newBody, now()));
+      return {
+        ok: withOld.status === 401 && withNew.status === 200,
+        detail: `old key: HTTP ${withOld.status}; new key: HTTP ${withNew.status}`,
+      };
+    }),
+  );
+  return { results, live: e.live };
+}
+
 export const remediationModes: Transition = {
-  id: "remediation dry-run, off, on",
-  change: "remediation set to dry-run, then off, then back to its default (on)",
+  id: "remediation dry-run, off, on; its key rotated",
+  change: "remediation set to dry-run, then off, then back to its default (on); remediationSecretRotation set",
   expect:
-    "only the web push runs, and Grafana's when the mode moves from or to off; the agent restarts in the new mode and a signed request changes nothing in dry-run or off; Grafana deletes the agent's contact point and route when off and provisions them again when on",
+    "only the web push runs, and Grafana's when the mode moves from or to off; the agent restarts in the new mode and a signed request changes nothing in dry-run or off; Grafana deletes the agent's contact point and route when off and provisions them again when on; a rotated key reaches Grafana and the agent in one up, the old one refused",
   async run({ pf, hosts }) {
     const results: CheckResult[] = [];
     const live: LiveTiming[] = [];
@@ -146,6 +217,9 @@ export const remediationModes: Transition = {
       results.push(...r.results);
       if (r.live) live.push(r.live);
     }
+    const rotated = await keyRotated(pf, hosts);
+    results.push(...rotated.results);
+    if (rotated.live) live.push(rotated.live);
     return {
       results,
       live: live.length ? [{ host: live[0].host, seconds: Math.max(...live.map((l) => l.seconds)) }] : [],

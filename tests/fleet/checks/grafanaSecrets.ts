@@ -19,7 +19,7 @@ import { checked, fail, oneLine, type CheckResult } from "./result";
 import type { LiveTiming } from "../matrix";
 
 /** grafana-server's InvocationID (renewed by every start) and its main process's environment. */
-async function serviceState(h: CheckHost): Promise<{ invocation: string; env: Map<string, string> }> {
+export async function serviceState(h: CheckHost): Promise<{ invocation: string; env: Map<string, string> }> {
   // One property a call: `systemctl show -p A,B` prints them in systemd's order, not ours.
   const prop = async (name: string) =>
     (await shell(h, `systemctl show -p ${name} --value ${GRAFANA_SERVICE}`)).out.trim();

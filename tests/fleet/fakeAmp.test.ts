@@ -5,8 +5,8 @@
  * signature, an unknown access key, another service's scope, a missing session token, a body
  * that is not a snappy WriteRequest, a missing remote-write header, another workspace and
  * another method are refused, and nothing of theirs is recorded; set down, it answers 503 and
- * records nothing, and comes back. That the real Prometheus' signatures pass is
- * ampRemoteWrite.test.ts's.
+ * records nothing, and comes back; an unsigned write passes only while acceptUnsigned is on.
+ * The real Prometheus against it is ampRemoteWrite.test.ts's.
  */
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
@@ -232,6 +232,22 @@ describe("fake AMP: who may write", () => {
     }
     assert.equal((await send()).status, 200);
     assert.equal(amp.samples.length, before + 1);
+  });
+
+  it("accepts an unsigned write only when told to, and still refuses a bad signature then", async () => {
+    const unsigned: Send = { tamper: (r) => delete r.headers.authorization };
+    assert.equal((await send(unsigned)).status, 403);
+    amp.acceptUnsigned(true);
+    try {
+      const before = amp.samples.length;
+      assert.equal((await send(unsigned)).status, 200);
+      assert.equal(amp.samples.length, before + 1);
+      assert.equal(amp.requests.at(-1)?.accessKeyId, undefined);
+      assert.equal((await send({ creds: STRANGER })).status, 403);
+    } finally {
+      amp.acceptUnsigned(false);
+    }
+    assert.equal((await send(unsigned)).status, 403);
   });
 
   it("refuses bad arguments, naming the key, the value and what was expected", async () => {

@@ -32,6 +32,7 @@ import {
 } from "../templates/grafana";
 import { SCRAPE_JOBS, SELF_JOB } from "../facts/scrapeJobs";
 import { addressOf, type RenderedFile, type TemplateContext } from "../templates/types";
+import { ampTestContext } from "./support/render";
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -127,7 +128,11 @@ const DATASOURCES_FILE: Shape = {
       nested: {
         jsonData:
           ds.type === "prometheus"
-            ? { req: ["httpMethod", "timeInterval", "prometheusType", "manageAlerts"] }
+            ? {
+                req: ["httpMethod", "timeInterval", "prometheusType", "manageAlerts"],
+                // metricsStore=amp only (tests/metrics-store-templates.test.ts).
+                opt: ["sigV4Auth", "sigV4AuthType", "sigV4Region"],
+              }
             : { req: ["maxLines", "timeout"] },
       },
     }),
@@ -610,6 +615,12 @@ describe("Grafana files", () => {
       ];
       assert.deepEqual(problems, []);
     }
+  });
+
+  it("matches the typed models with metricsStore=amp too (the SigV4 data source)", () => {
+    const ctx = ampTestContext();
+    const files = renderGrafanaFiles(ctx, { slackWebhookConfigured: true });
+    assert.deepEqual(checkShape(yamlAt(files, GRAFANA_PATHS.datasources), DATASOURCES_FILE, "datasources"), []);
   });
 
   it("the shape checker itself catches unknown and missing keys", () => {

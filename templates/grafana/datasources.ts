@@ -5,8 +5,18 @@ import { DASHBOARD_FOLDER, DASHBOARDS_DIR, DATASOURCE_UIDS, GRAFANA_ORG_ID } fro
 import { SCRAPE_INTERVAL } from "../prometheus/config";
 import type { DashboardProvidersFile, DataSourcesFile } from "./model";
 
+/**
+ * The Prometheus data source keeps its name and uid on either store, so dashboards and alert rules
+ * are the same files; with metricsStore=amp it points at the workspace (TemplateContext.amp) and
+ * signs with the Grafana host's instance role (its settings: templates/host/grafanaServer.ts).
+ */
 export function dataSourcesFile(ctx: TemplateContext): DataSourcesFile {
-  const prometheusUrl = `http://${addressOf(ctx.plan, "prometheus")}:${SERVICES.prometheus.port}`;
+  if (ctx.config.metricsStore === "amp" && !ctx.amp) {
+    throw new Error("metricsStore is amp but the render context has no AMP workspace endpoints");
+  }
+  const prometheusUrl = ctx.amp
+    ? ctx.amp.queryUrl
+    : `http://${addressOf(ctx.plan, "prometheus")}:${SERVICES.prometheus.port}`;
   const lokiUrl = `http://${addressOf(ctx.plan, "loki")}:${SERVICES.loki.port}`;
   return {
     apiVersion: 1,
@@ -27,6 +37,7 @@ export function dataSourcesFile(ctx: TemplateContext): DataSourcesFile {
           timeInterval: SCRAPE_INTERVAL,
           prometheusType: "Prometheus",
           manageAlerts: false,
+          ...(ctx.amp ? { sigV4Auth: true, sigV4AuthType: "ec2_iam_role", sigV4Region: ctx.amp.region } : {}),
         },
       },
       {

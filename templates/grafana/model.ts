@@ -21,6 +21,16 @@ export interface PrometheusJsonData {
   readonly prometheusType: "Prometheus";
   /** Grafana-managed alerting owns the rules; hide Prometheus' own rule UI. */
   readonly manageAlerts: boolean;
+  /**
+   * With metricsStore=amp: sign every request with SigV4. Grafana's data source service reads
+   * these keys (pkg/services/datasources/service/datasource.go httpClientOptions: sigV4Auth,
+   * sigV4Region, sigV4AuthType, ...) and the Prometheus data source signs for service "aps"
+   * (pkg/tsdb/prometheus/prometheus.go extendClientOpts).
+   */
+  readonly sigV4Auth?: true;
+  /** grafana-aws-sdk's auth type names (pkg/awsds/settings.go): ec2_iam_role is the instance's role. */
+  readonly sigV4AuthType?: "ec2_iam_role";
+  readonly sigV4Region?: string;
 }
 
 export interface LokiJsonData {

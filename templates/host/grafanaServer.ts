@@ -93,8 +93,28 @@ export function grafanaEnvironment(ctx: TemplateContext, options: GrafanaServerO
     GF_METRICS_BASIC_AUTH_PASSWORD: grafanaFileRef(GRAFANA_METRICS_PASSWORD_PATH),
     GF_UNIFIED_ALERTING_ENABLED: "true",
     ...(options.homeDashboardPath ? { GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: options.homeDashboardPath } : {}),
+    ...(ctx.config.metricsStore === "amp" ? AMP_SIGV4_ENVIRONMENT : {}),
   };
 }
+
+/**
+ * With metricsStore=amp, what Grafana needs to sign the Prometheus data source's requests with the
+ * instance role (conf/defaults.ini has all three keys, so GF_ overrides apply):
+ * - [auth] sigv4_auth_enabled (default false): pkg/infra/httpclient/httpclientprovider/
+ *   http_client_provider.go adds SigV4Middleware only when cfg.SigV4AuthEnabled, and the data
+ *   source service builds SigV4 options only then (pkg/services/datasources/service/datasource.go).
+ * - [aws] allowed_auth_providers (default "default,keys,credentials"): grafana-aws-sdk
+ *   pkg/awsauth/auth.go GetConfig refuses an auth type not in the list ("trying to use non-allowed
+ *   auth method"); only ec2_iam_role is allowed, so no data source can carry keys or a profile.
+ *   ec2_iam_role loads the SDK's default config, whose last source is the instance role over IMDSv2.
+ * - [aws] assume_role_enabled (default true): off, no role is assumed.
+ * defaults.ini's [aws] forward_settings_to_plugins lists prometheus, so these reach its backend.
+ */
+export const AMP_SIGV4_ENVIRONMENT: Readonly<Record<string, string>> = {
+  GF_AUTH_SIGV4_AUTH_ENABLED: "true",
+  GF_AWS_ALLOWED_AUTH_PROVIDERS: "ec2_iam_role",
+  GF_AWS_ASSUME_ROLE_ENABLED: "false",
+};
 
 /**
  * One `KEY="value"` line of a systemd EnvironmentFile. systemd's parser (src/basic/env-file.c)

@@ -8,7 +8,8 @@ import { physicalName } from "../../facts/naming";
 import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { RenderedFile, TemplateContext } from "../types";
 import { toYaml } from "../yaml";
-import type { PrometheusConfig, Relabel, ScrapeConfig } from "./model";
+import { AMP_LOCAL_RETENTION } from "../../facts/metricsStore";
+import type { PrometheusConfig, Relabel, RemoteWriteConfig, ScrapeConfig } from "./model";
 
 export const PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml";
 export const PROMETHEUS_DEFAULTS_PATH = "/etc/default/prometheus";
@@ -73,6 +74,62 @@ export function prometheusConfig(ctx: TemplateContext, options: PrometheusRender
   return {
     global: { scrape_interval: SCRAPE_INTERVAL, scrape_timeout: "10s", evaluation_interval: "1m" },
     scrape_configs: [self, ...discovered],
+    ...(config.metricsStore === "amp" ? { remote_write: [ampRemoteWrite(ctx)] } : {}),
+  };
+}
+
+/**
+ * The queue, sized for this stack on a t3.small (2 GiB), against Prometheus 2.42's defaults
+ * (prometheus/prometheus v2.42.0 config/config.go DefaultQueueConfig: max_shards 200, min_shards 1,
+ * max_samples_per_send 500, capacity 2500, batch_send_deadline 5s, min_backoff 30ms, max_backoff
+ * 5s; retry_on_http_429 false). Those defaults are sized for 1M samples/s; this stack scrapes every
+ * 15 s some tens of thousands of series at webCount 10 (node_exporter on every host, Alloy, the
+ * app, the agent, Loki, Grafana, Prometheus), i.e. a few thousand samples/s (the fleet measures it:
+ * docs/metrics-store.md).
+ */
+export const AMP_QUEUE_CONFIG = {
+  // Twice 2.42's 500: half as many requests, each signed (SigV4 hashes every body) and billed by
+  // sample, not by request; at a few thousand samples/s one shard sends a few requests a second.
+  max_samples_per_send: 1000,
+  // Five batches per shard, the same ratio as 2.42's 2500/500: room to keep reading the WAL while a
+  // send is in flight, without letting one shard hold more than a few seconds of the stack's samples.
+  capacity: 5000,
+  // 20 shards x 5000 = 100k samples queued at most (2.42's default allows 500k) on a 2 GiB host;
+  // at ~100 ms a request a shard moves ~10k samples/s, so 20 give ~200k/s to catch up after an
+  // outage, far above the steady rate.
+  max_shards: 20,
+  // The steady rate fits one shard; Prometheus reshards up to max_shards as it falls behind.
+  min_shards: 1,
+  // 2.42's value: a batch normally fills in about a second, the deadline only flushes a quiet queue.
+  batch_send_deadline: "5s",
+  // 2.42's values: retry a failed batch after 30 ms, doubling to 5 s, so after AMP was away sending
+  // resumes within 5 s of its return (2.42 retries 5xx and connection errors forever:
+  // storage/remote/client.go Store returns RecoverableError, queue_manager.go sendWriteRequestWithBackoff).
+  min_backoff: "30ms",
+  max_backoff: "5s",
+  // 2.42 drops a batch answered 429 unless this is set (client.go: RecoverableError only with
+  // retryOnRateLimit); AMP answers 429 when a workspace is over its ingestion rate.
+  retry_on_http_429: true,
+} as const satisfies RemoteWriteConfig["queue_config"];
+
+/**
+ * remote_write to the stack's AMP workspace, signed with SigV4 for service "aps" (prometheus/common
+ * sigv4 v0.1.0 sigv4.go: rt.signer.Sign(..., "aps", rt.region, ...)). Only `region` is set: the
+ * signer signs for cfg.Region as given (an empty one is refused, not taken from the environment),
+ * and without access_key/secret_key/profile/role_arn the session takes the AWS SDK's default chain
+ * (aws-sdk-go v1.44.187, 2.42's go.mod), which ends with the instance role read from the instance
+ * metadata service with an IMDSv2 token (aws/ec2metadata/token_provider.go; the hosts require
+ * tokens: infra/host.ts). NewSigV4RoundTripper fetches credentials once when the config loads, so
+ * a host without its role fails to load the config rather than writing unsigned.
+ */
+function ampRemoteWrite(ctx: TemplateContext): RemoteWriteConfig {
+  if (!ctx.amp) throw new Error("metricsStore is amp but the render context has no AMP workspace endpoints");
+  return {
+    url: ctx.amp.remoteWriteUrl,
+    // The remote_name label of prometheus_remote_storage_* metrics.
+    name: "amp",
+    queue_config: AMP_QUEUE_CONFIG,
+    sigv4: { region: ctx.amp.region },
   };
 }
 
@@ -81,7 +138,8 @@ export function prometheusArgs(ctx: TemplateContext): string[] {
   return [
     `--config.file=${PROMETHEUS_CONFIG_PATH}`,
     `--storage.tsdb.path=${PROMETHEUS_TSDB_PATH}`,
-    `--storage.tsdb.retention.time=${ctx.config.retention.prometheusDays}d`,
+    // With amp the workspace is the store and the local TSDB only a short buffer.
+    `--storage.tsdb.retention.time=${ctx.config.metricsStore === "amp" ? AMP_LOCAL_RETENTION : `${ctx.config.retention.prometheusDays}d`}`,
     `--web.listen-address=0.0.0.0:${SERVICES.prometheus.port}`,
   ];
 }

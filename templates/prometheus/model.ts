@@ -30,6 +30,28 @@ export interface ScrapeConfig {
   readonly basic_auth?: { readonly username: string; readonly password_file: string };
 }
 
+/**
+ * Prometheus 2.42's remote_write block, the fields this project sets (prometheus/prometheus v2.42.0
+ * config/config.go RemoteWriteConfig and QueueConfig; `sigv4` is prometheus/common sigv4 v0.1.0
+ * sigv4/sigv4_config.go SigV4Config: region, access_key, secret_key, profile, role_arn).
+ */
+export interface RemoteWriteConfig {
+  readonly url: string;
+  readonly name?: string;
+  readonly queue_config?: {
+    readonly capacity: number;
+    readonly max_shards: number;
+    readonly min_shards: number;
+    readonly max_samples_per_send: number;
+    readonly batch_send_deadline: string;
+    readonly min_backoff: string;
+    readonly max_backoff: string;
+    readonly retry_on_http_429: boolean;
+  };
+  /** Only the region: no keys, no profile, no role, so the AWS SDK's default chain finds the instance role. */
+  readonly sigv4?: { readonly region: string };
+}
+
 export interface PrometheusConfig {
   readonly global: {
     readonly scrape_interval: string;
@@ -37,6 +59,7 @@ export interface PrometheusConfig {
     readonly evaluation_interval: string;
   };
   readonly scrape_configs: readonly ScrapeConfig[];
+  readonly remote_write?: readonly RemoteWriteConfig[];
 }
 
 export interface AlertingRule {

@@ -1,6 +1,7 @@
 /** A valid stack config and render context for template tests, with optional overrides. */
 import { addressPlan } from "../../facts/addressing";
 import type { StackConfig } from "../../facts/config";
+import { ampEndpoints } from "../../facts/metricsStore";
 import { loadConfig } from "../../infra/config";
 import type { TemplateContext } from "../../templates/types";
 
@@ -18,4 +19,14 @@ export function testConfig(overrides: Record<string, string> = {}, stack = "dev"
 export function testContext(overrides: Record<string, string> = {}): TemplateContext {
   const config = testConfig(overrides);
   return { config, plan: addressPlan(config.vpcCidr, config.webCount), lokiBucket: TEST_BUCKET };
+}
+
+/** The workspace endpoint AWS reports for a test workspace (the workspace root, trailing slash). */
+export const TEST_AMP_ENDPOINT =
+  "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789/";
+
+/** The render context of a metricsStore=amp stack, its workspace created. */
+export function ampTestContext(overrides: Record<string, string> = {}): TemplateContext {
+  const ctx = testContext({ ...overrides, metricsStore: "amp" });
+  return { ...ctx, amp: ampEndpoints(TEST_AMP_ENDPOINT, ctx.config.region) };
 }

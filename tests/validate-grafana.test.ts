@@ -41,6 +41,8 @@ import {
   sampleContext,
   type GrafanaVariant,
   type Push,
+  AMP_VARIANTS,
+  SAMPLE_AMP_ENDPOINT,
 } from "../tools/validate/renderForValidation";
 import { acceptedPins, GRAFANA_APT, VERSIONS } from "../facts/versions";
 import { APT_PREFERENCES_PATH } from "../templates/host/aptPins";
@@ -430,6 +432,35 @@ describe("renderForValidation", () => {
       fs.readFileSync(path.join(d, "grafana", "push-stdin"), "utf8"),
     );
     assert.notEqual(a, b, "no fixed secret");
+  });
+
+  it("boots the amp variant with the SigV4 data source on the same uid and the settings it needs, and only it", () => {
+    const datasources = (v: GrafanaVariant) =>
+      (
+        YAML.parse(filesOf(v).find((f) => f.path === GRAFANA_PATHS.datasources)?.content ?? "") as {
+          datasources: { uid: string; type: string; url: string; jsonData: Record<string, unknown> }[];
+        }
+      ).datasources.find((d) => d.type === "prometheus");
+    const env = (v: GrafanaVariant) => filesOf(v).find((f) => f.path === GRAFANA_ENV_PATH)?.content ?? "";
+    const amp = datasources("amp");
+    assert.equal(amp?.uid, datasources("slack")?.uid);
+    assert.equal(amp?.url, SAMPLE_AMP_ENDPOINT.replace(/\/$/, ""));
+    assert.deepEqual(
+      [amp?.jsonData.sigV4Auth, amp?.jsonData.sigV4AuthType, amp?.jsonData.sigV4Region],
+      [true, "ec2_iam_role", "us-east-1"],
+    );
+    assert.match(env("amp"), /^GF_AUTH_SIGV4_AUTH_ENABLED="true"$/m);
+    assert.match(env("amp"), /^GF_AWS_ALLOWED_AUTH_PROVIDERS="ec2_iam_role"$/m);
+    for (const v of VARIANTS.filter((x) => !AMP_VARIANTS.includes(x))) {
+      assert.equal(datasources(v)?.jsonData.sigV4Auth, undefined, v);
+      assert.doesNotMatch(env(v), /SIGV4|GF_AWS_/, v);
+    }
+    // The dashboards and rules CI provisions are the slack variant's, byte for byte.
+    const others = (v: GrafanaVariant) =>
+      filesOf(v)
+        .filter((f) => f.path !== GRAFANA_PATHS.datasources && f.path !== GRAFANA_ENV_PATH)
+        .map((f) => [f.path, f.content]);
+    assert.deepEqual(others("amp"), others("slack"));
   });
 
   it("renders the Slack contact point and its environment reference only in the Slack variant", () => {

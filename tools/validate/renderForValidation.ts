@@ -2,10 +2,10 @@
  * Renders a sample stack's files for CI to check with the real binaries at the pinned versions
  * (.github/workflows/validate-configs.yml):
  *
- *   node build/tools/validate/renderForValidation.js <dir> [--grafana-variant=slack|no-slack]
+ *   node build/tools/validate/renderForValidation.js <dir> [--grafana-variant=slack|no-slack|amp]
  *
  * writes <dir>/loki/config.yml and <dir>/alloy/config.alloy, and for Grafana what its host gets,
- * in the program's two variants (with or without a Slack webhook):
+ * in the program's variants (GRAFANA_VARIANTS: with or without a Slack webhook, and metricsStore=amp):
  * - <dir>/grafana/user-data/: the files user data writes before the package is installed (the
  *   drop-in that holds grafana-server until its settings exist, the apt pins), at host paths;
  * - <dir>/grafana/staging/: the push's staged tree, every rendered file at its host path (the
@@ -27,6 +27,7 @@ import { loadConfig } from "../../infra/config";
 import { GRAFANA_STDIN_ORDER } from "../../infra/delivery/grafanaSecrets";
 import { GRAFANA_PUSH } from "../../infra/delivery/pipeline";
 import { installScript } from "../../infra/delivery/scripts";
+import { ampEndpoints } from "../../facts/metricsStore";
 import { SERVICES } from "../../facts/topology";
 import { alertDefinitions, RETIRED_ALERTS, type RetiredAlert } from "../../templates/alerts";
 import { renderAlloyFiles } from "../../templates/alloy/config";
@@ -48,12 +49,36 @@ const SAMPLE_VALUES: Readonly<Record<string, string>> = {
   grafanaAdminUser: "ci-operator",
 };
 
-/** The program renders Grafana two ways: with a Slack webhook configured, or without one. */
+/**
+ * The program renders Grafana three ways: with a Slack webhook configured, or without one, and with
+ * metricsStore=amp (AMP_VARIANTS), where the Prometheus data source is the SigV4 one on an AMP
+ * workspace and grafana-server runs with SigV4 turned on and only ec2_iam_role allowed.
+ *
+ * What CI's boot of the amp variant proves: the pinned Grafana starts with those settings
+ * (GF_AUTH_SIGV4_AUTH_ENABLED, GF_AWS_ALLOWED_AUTH_PROVIDERS, GF_AWS_ASSUME_ROLE_ENABLED), accepts
+ * the SigV4 data source's provisioning file with the same uid, and provisions every dashboard and
+ * alert rule against it, the log free of provisioning errors. What it cannot prove: the runner has
+ * no AWS instance role and no workspace, so no query is signed with real credentials or answered by
+ * AMP (the fake AMP endpoint of the fleet and the mocks' IAM statements cover what they can).
+ */
 export const GRAFANA_VARIANTS = {
   slack: { slackWebhookConfigured: true },
   "no-slack": { slackWebhookConfigured: false },
+  amp: { slackWebhookConfigured: true },
 } as const;
 export type GrafanaVariant = keyof typeof GRAFANA_VARIANTS;
+export const AMP_VARIANTS: readonly GrafanaVariant[] = ["amp"];
+
+/** A workspace endpoint as AWS reports it; no one answers it from CI. */
+export const SAMPLE_AMP_ENDPOINT =
+  "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-00000000-0000-4000-8000-000000000000/";
+
+/** The sample stack as the variant configures it: the amp variant with metricsStore=amp and its workspace. */
+export function variantContext(sample: TemplateContext, variant: GrafanaVariant): TemplateContext {
+  if (!AMP_VARIANTS.includes(variant)) return sample;
+  const config = { ...sample.config, metricsStore: "amp" as const };
+  return { ...sample, config, amp: ampEndpoints(SAMPLE_AMP_ENDPOINT, config.region) };
+}
 
 export function grafanaVariant(value: string): GrafanaVariant {
   if (!Object.hasOwn(GRAFANA_VARIANTS, value))
@@ -124,7 +149,7 @@ export function pushContext(ctx: TemplateContext, push?: Push): TemplateContext 
 
 /** Everything the push installs on the Grafana host in this variant, as rendered. */
 export function grafanaHostFiles(sample: TemplateContext, variant: GrafanaVariant, push?: Push): RenderedFile[] {
-  const ctx = pushContext(sample, push);
+  const ctx = pushContext(variantContext(sample, variant), push);
   const host = ctx.plan.hosts.find((h) => h.role === "grafana");
   if (!host) throw new Error("the sample plan has no Grafana host");
   return renderHostFiles(ctx, host, {
@@ -212,7 +237,7 @@ if (require.main === module) {
   const [dir, ...flags] = process.argv.slice(2);
   if (!dir || dir.startsWith("--")) {
     console.error(
-      "usage: node build/tools/validate/renderForValidation.js <output-dir> [--grafana-variant=slack|no-slack]",
+      "usage: node build/tools/validate/renderForValidation.js <output-dir> [--grafana-variant=slack|no-slack|amp]",
     );
     process.exit(2);
   }
@@ -220,7 +245,7 @@ if (require.main === module) {
   for (const flag of flags) {
     const m = /^--grafana-variant=(.*)$/.exec(flag);
     if (!m) {
-      console.error(`unknown argument ${JSON.stringify(flag)}: expected --grafana-variant=slack|no-slack`);
+      console.error(`unknown argument ${JSON.stringify(flag)}: expected --grafana-variant=slack|no-slack|amp`);
       process.exit(2);
     }
     variant = grafanaVariant(m[1]);

@@ -16,11 +16,11 @@ export const physicalName = (config: StackConfig, suffix: string): string => `${
  */
 export const HOST_TAG_KEYS = ["Name", "Project", "Environment", "Role", "ManagedBy", "Scrape"] as const;
 
+/** The tags every taggable resource carries (baseTags); the policy pack checks them on the AMP workspace. */
+export const BASE_TAG_KEYS = ["Name", "Environment", "Project", "ManagedBy"] as const;
+
 /** Tags every taggable resource carries. */
-export function baseTags(
-  config: StackConfig,
-  nameSuffix: string,
-): Record<"Name" | "Environment" | "Project" | "ManagedBy", string> {
+export function baseTags(config: StackConfig, nameSuffix: string): Record<(typeof BASE_TAG_KEYS)[number], string> {
   return {
     Name: physicalName(config, nameSuffix),
     Environment: config.environment,

@@ -23,6 +23,14 @@ import { subject, withFix } from "./subject";
  */
 const UNSCOPABLE_ACTION = /^ec2:Describe[A-Za-z]+$/;
 
+/**
+ * Amazon Managed Service for Prometheus: the stack's aps actions (facts/metricsStore.ts) act on a
+ * workspace, so a statement granting any aps action names workspace ARNs, no wildcard in them
+ * (arn:<partition>:aps:<region>:<account>:workspace/<id>, AWS's API_WorkspaceDescription pattern).
+ */
+const AMP_ACTION = /^aps:/i;
+const AMP_WORKSPACE_ARN = /^arn:aws[a-z-]*:aps:[a-z0-9-]+:\d{12}:workspace\/[^*?/]+$/;
+
 /** AWS-managed policies that grant whole services or the account. */
 const BROAD_MANAGED_POLICY =
   /^arn:aws[a-z-]*:iam::aws:policy\/(.*\/)?(AdministratorAccess|PowerUserAccess|[A-Za-z0-9]*FullAccess)$/;
@@ -44,6 +52,11 @@ export function documentProblems(document: unknown): string[] {
     const everyResource = many(s.Resource).includes("*");
     const scopable = actions.filter((a) => !UNSCOPABLE_ACTION.test(a));
     if (everyResource && scopable.length > 0) problems.push(`${at} grants ${scopable.join(", ")} on Resource "*"`);
+    const amp = actions.filter((a) => AMP_ACTION.test(a));
+    const notWorkspaces = many(s.Resource).filter((r) => r !== "*" && !AMP_WORKSPACE_ARN.test(r));
+    if (amp.length > 0 && notWorkspaces.length > 0) {
+      problems.push(`${at} grants ${amp.join(", ")} on ${notWorkspaces.join(", ")}, not on one AMP workspace's ARN`);
+    }
     if (principalIsAnyone(s.Principal)) problems.push(`${at} trusts any principal ("*")`);
   }
   return problems;
@@ -58,7 +71,7 @@ function principalIsAnyone(principal: unknown): boolean {
 }
 
 const DOCUMENT_FIX =
-  'name each action and the ARNs it needs (infra/iam.ts: Prometheus gets ec2:DescribeInstances and ec2:DescribeAvailabilityZones on "*", Loki its own bucket only)';
+  'name each action and the ARNs it needs (infra/iam.ts: Prometheus gets ec2:DescribeInstances and ec2:DescribeAvailabilityZones on "*", Loki its own bucket only, aps actions the stack\'s AMP workspace only)';
 
 function reportDocument(what: string, field: string, document: unknown, report: ReportViolation) {
   for (const problem of documentProblems(document)) report(withFix(`${what}: ${field} ${problem}`, DOCUMENT_FIX));
@@ -73,7 +86,7 @@ function reportManaged(what: string, arn: string | undefined, report: ReportViol
 export const noWildcardIam: ResourceValidationPolicy = {
   name: "no-wildcard-iam",
   description:
-    'No IAM document allows a wildcard action, NotAction/NotResource, Resource "*" on an action that can be scoped, or any principal; no AWS-managed admin or full-access policy is attached.',
+    'No IAM document allows a wildcard action, NotAction/NotResource, Resource "*" on an action that can be scoped, an aps (AMP) action on anything but a workspace ARN, or any principal; no AWS-managed admin or full-access policy is attached.',
   enforcementLevel: "mandatory",
   validateResource: [
     validateResourceOfType(Role, (role, args, report) => {

@@ -3,6 +3,7 @@ import type { Policies } from "@pulumi/policy";
 import { bucketTlsOnly, lokiBucketExpires, privateEncryptedBuckets } from "./buckets";
 import { encryptedVolumes, hostsTagged, imdsv2Required, rootVolumeSizeLimit } from "./hosts";
 import { noWildcardIam } from "./iam";
+import { ampWorkspaceTagged } from "./metrics";
 import { internalPortsByGroup, noWorldIngress } from "./network";
 import { noGeneratedSecretInUserDataOrTags, noSecretInUserDataOrTags } from "./secrets";
 
@@ -21,4 +22,5 @@ export const POLICIES: Policies = [
   lokiBucketExpires,
   hostsTagged,
   rootVolumeSizeLimit,
+  ampWorkspaceTagged,
 ];

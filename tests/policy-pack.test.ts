@@ -319,6 +319,56 @@ const STACK_CASES: readonly StackCase[] = [
   },
 ];
 
+/** Cases on resources only a metricsStore=amp stack declares (judged against that program). */
+const AMP_WORKSPACE = ["Workspace", "metrics"] as const;
+const AMP_RESOURCE_CASES: readonly ResourceCase[] = [
+  {
+    policy: "no-wildcard-iam",
+    why: "Grafana's AMP query actions on every workspace",
+    base: ["RolePolicy", "grafana-policy"],
+    change: (p) => ({ ...p, policy: policyDoc({ Effect: "Allow", Action: ["aps:QueryMetrics"], Resource: "*" }) }),
+    says: ["aps:QueryMetrics", 'Resource "*"'],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: "Prometheus' remote write on a wildcard ARN instead of its workspace",
+    base: ["RolePolicy", "prometheus-policy"],
+    change: (p) => ({
+      ...p,
+      policy: policyDoc({
+        Effect: "Allow",
+        Action: ["aps:RemoteWrite"],
+        Resource: "arn:aws:aps:us-east-1:123456789012:*",
+      }),
+    }),
+    says: ["aps:RemoteWrite", "arn:aws:aps:us-east-1:123456789012:*", "AMP workspace"],
+  },
+  {
+    policy: "no-wildcard-iam",
+    why: "an aps action on a resource that is not a workspace",
+    base: ["RolePolicy", "grafana-policy"],
+    change: (p) => ({
+      ...p,
+      policy: policyDoc({ Effect: "Allow", Action: ["aps:GetSeries"], Resource: "arn:aws:s3:::titan-bucket" }),
+    }),
+    says: ["aps:GetSeries", "arn:aws:s3:::titan-bucket"],
+  },
+  {
+    policy: "amp-workspace-tagged",
+    why: "a workspace without the ownership tags",
+    base: AMP_WORKSPACE,
+    change: (p) => ({ ...p, tags: { Name: "metrics" } }),
+    says: ["Environment", "Project", "ManagedBy"],
+  },
+  {
+    policy: "amp-workspace-tagged",
+    why: "a workspace without an alias",
+    base: AMP_WORKSPACE,
+    change: (p) => omit(p, "alias"),
+    says: ["alias"],
+  },
+];
+
 /** docs/policy-pack.md's policy table: `| \`name\` | level | ... |` rows under its header. */
 function readmeTable(): { name: string; level: string }[] {
   const readme = fs.readFileSync(path.join(ROOT, "docs", "policy-pack.md"), "utf8");
@@ -341,11 +391,17 @@ function assertNamesResourceAndFix(d: Diagnostic, name: string) {
 describe("the policy pack, run by its own server", () => {
   let pack: RunningPack;
   let program: Snapshot;
+  let ampProgram: Snapshot;
   let policies: Awaited<ReturnType<RunningPack["policies"]>>;
 
   before(async () => {
-    [pack, program] = await Promise.all([RunningPack.start(), snapshot()]);
+    [pack, program, ampProgram] = await Promise.all([
+      RunningPack.start(),
+      snapshot(),
+      snapshot({ metricsStore: "amp" }),
+    ]);
     assert.equal(program.error, undefined);
+    assert.equal(ampProgram.error, undefined);
     policies = await pack.policies();
   });
   after(async () => pack?.stop());
@@ -388,7 +444,7 @@ describe("the policy pack, run by its own server", () => {
   });
 
   it("every case below is covered: each policy has a failing case", () => {
-    const covered = new Set([...RESOURCE_CASES, ...STACK_CASES].map((c) => c.policy));
+    const covered = new Set([...RESOURCE_CASES, ...AMP_RESOURCE_CASES, ...STACK_CASES].map((c) => c.policy));
     assert.deepEqual(
       policies.map((p) => p.name).filter((name) => !covered.has(name)),
       [],
@@ -398,6 +454,7 @@ describe("the policy pack, run by its own server", () => {
   for (const [label, config] of [
     ["the default configuration", {}],
     ["several web hosts and operator ranges", { webCount: "3", allowedCidrs: '["203.0.113.7/32","198.51.100.0/24"]' }],
+    ["metricsStore=amp", { metricsStore: "amp" }],
   ] as const) {
     it(`the program's own resources pass every policy (${label})`, async () => {
       const snap = Object.keys(config).length === 0 ? program : await snapshot(config);
@@ -412,6 +469,14 @@ describe("the policy pack, run by its own server", () => {
   for (const c of RESOURCE_CASES) {
     it(`${c.policy} fails ${c.why}`, async () => {
       const base = find(program.resources, c.base);
+      const bad = { ...patchProps(asInputs(base), c.change), type: c.asType ?? base.type };
+      assertOnly(await pack.analyze(bad), c, { name: base.name });
+    });
+  }
+
+  for (const c of AMP_RESOURCE_CASES) {
+    it(`${c.policy} fails ${c.why} (metricsStore=amp)`, async () => {
+      const base = find(ampProgram.resources, c.base);
       const bad = { ...patchProps(asInputs(base), c.change), type: c.asType ?? base.type };
       assertOnly(await pack.analyze(bad), c, { name: base.name });
     });

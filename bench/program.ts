@@ -2,12 +2,15 @@
  * Benchmark: evaluating the whole program under mocks for webCount 1, 4 and 10, each in a
  * fresh process (median of RUNS), reporting wall time, peak memory and resources declared.
  * Target: the cost grows no worse than linearly with the number of hosts: time, memory and
- * resources per host do not rise as web hosts are added.
+ * resources per host do not rise as web hosts are added. Then both metrics stores at the
+ * largest webCount: what metricsStore=amp adds (the workspace, Grafana's profile) is constant.
  */
+import { MAX_WEB_HOSTS } from "../facts/addressing";
+import { METRICS_STORES, type MetricsStore } from "../facts/metricsStore";
 import { snapshot, type TimedSnapshot } from "../tests/support/snapshots";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const COUNTS = [1, 4, 10];
+const COUNTS = [1, 4, MAX_WEB_HOSTS];
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
@@ -20,14 +23,14 @@ interface Row {
   peakRssMb: number;
 }
 
-async function measure(webCount: number): Promise<Row> {
+async function measure(webCount: number, metricsStore: MetricsStore = "local"): Promise<Row> {
   const wall: number[] = [];
   const program: number[] = [];
   const rss: number[] = [];
   let last: TimedSnapshot | undefined;
   for (let i = 0; i < RUNS; i++) {
     const started = process.hrtime.bigint();
-    last = await snapshot({ webCount: String(webCount) });
+    last = await snapshot({ webCount: String(webCount), metricsStore });
     wall.push(Number(process.hrtime.bigint() - started) / 1e6);
     program.push(last.elapsedMs);
     rss.push(last.peakRssKb / 1024);
@@ -79,6 +82,17 @@ async function main(): Promise<void> {
   console.log(
     ok ? "\nTarget met: cost grows linearly (or better) with hosts." : "\nTarget MISSED: superlinear growth.",
   );
+
+  // Both stores at the largest webCount: local is the last row above, measured again beside amp.
+  console.log(`\nBoth metrics stores at webCount ${MAX_WEB_HOSTS} (median of ${RUNS} runs, one process each)\n`);
+  console.log("| metricsStore | resources | process wall ms | program ms | peak RSS MiB |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const store of METRICS_STORES) {
+    const r = store === "local" ? rows[rows.length - 1] : await measure(MAX_WEB_HOSTS, store);
+    console.log(
+      `| ${store} | ${r.resources} | ${r.wallMs.toFixed(0)} | ${r.programMs.toFixed(0)} | ${r.peakRssMb.toFixed(1)} |`,
+    );
+  }
   if (!ok) process.exitCode = 1;
 }
 

@@ -26,10 +26,10 @@ scripts/install-deps.sh
 # The local fleet (`npm run fleet`) boots Debian 12 hosts with systemd-nspawn: it needs root and
 # the tools scripts/debian-packages.txt lists. Where it cannot run, the test command fails here,
 # at once, unless TITAN_SKIP_FLEET=1 says to run everything else (and then says so, loudly).
-# Fleet test files that boot containers or need root (awsEndpoints: a bridge, a namespace and
-# 169.254.169.254); the others in build/tests/fleet run everywhere.
+# Fleet test files that boot containers or need root (awsEndpoints, ampRemoteWrite: a bridge, a
+# namespace and 169.254.169.254); the others in build/tests/fleet run everywhere.
 FLEET_BOOT_TESTS=(build/tests/fleet/fleet.test.js build/tests/fleet/checks.test.js
-  build/tests/fleet/awsEndpoints.test.js)
+  build/tests/fleet/awsEndpoints.test.js build/tests/fleet/ampRemoteWrite.test.js)
 fleet_blocker() {
   local tool
   for tool in systemd-nspawn debootstrap apt-cacher-ng losetup nsenter ssh nft; do

@@ -33,6 +33,9 @@ const SECRET_FILE = "/etc/titan-remediation/hmac-secret";
 const HANG_FLAG = "/run/titan/hang";
 /** The disk-fill demo's file name prefix (app/titan/diskfill.py). */
 const FILL_PREFIX = ".titan-disk-fill-";
+/** Where the fleet keeps the self-heal demo's output and exit status on the web host. */
+const SELF_HEAL_LOG = "/run/titan-fleet-self-heal.log";
+const SELF_HEAL_RC = "/run/titan-fleet-self-heal.rc";
 const FILL_DIR = "/var/tmp";
 /** Small enough to fill at once, and a percentage the demo accepts (at most 90). */
 const FILL_TMPFS_MB = 64;
@@ -274,19 +277,34 @@ async function refusals(hosts: RemediationHosts, instance: string, secret: strin
 async function restartsHungApp(hosts: RemediationHosts, instance: string, secret: string): Promise<CheckResult> {
   const { web, grafana } = hosts;
   return checked(
-    "signed restart-app from grafana: a hung app restarted (new main PID), answering and scraped again",
+    "self-heal.sh hang, then a signed restart-app from grafana: the hung app restarted (new main PID), answering and scraped again, the demo saw it",
     web.name,
     async () => {
       const since = await hostClock(web);
       const before = await mainPid(web, "titan.service");
-      const hang = await shell(web, `${TITAN_APP_DIR}/demo/hang.sh 2>&1`);
-      if (hang.status !== 0) return { ok: false, detail: `hang.sh: exit ${hang.status}: ${oneLine(hang.out)}` };
-      const hung = await shell(
+      // The operator's demo makes the hang and follows the loop; its exit status says whether it
+      // saw the agent fix it. In the background, as its own unit: it waits for the fix.
+      const demo = await shell(
         web,
-        `curl -s -o /dev/null -w '%{http_code}' -m 5 http://127.0.0.1:${SERVICES.titan.port}/health; echo " $?"`,
+        `rm -f ${SELF_HEAL_RC}; systemd-run --unit=titan-fleet-self-heal --collect --quiet /bin/sh -c '${TITAN_APP_DIR}/demo/self-heal.sh hang --timeout 240 > ${SELF_HEAL_LOG} 2>&1; echo $? > ${SELF_HEAL_RC}'`,
       );
-      if (!/ 28$/.test(hung.out.trim()))
-        return { ok: false, detail: `the app still answers with the hang flag set: ${hung.out.trim()}` };
+      if (demo.status !== 0) return { ok: false, detail: `starting self-heal.sh hang: ${oneLine(demo.out)}` };
+      try {
+        await waitFor(
+          "the app hung by the demo (the flag set, /health not answering)",
+          async () => {
+            const hung = await shell(
+              web,
+              `test -e ${HANG_FLAG} && curl -s -o /dev/null -m 3 http://127.0.0.1:${SERVICES.titan.port}/health; echo $?`,
+            );
+            return hung.out.trim() === "28" ? true : undefined;
+          },
+          { timeoutMs: 60_000 },
+        );
+      } catch (err) {
+        const log = await shell(web, `cat ${SELF_HEAL_LOG}`);
+        return { ok: false, detail: `${(err as Error).message}; self-heal.sh: ${oneLine(log.out)}` };
+      }
       const restartedAt = Date.now();
       const b = grafanaWebhookBody("titan remediation", [
         { alertname: "AppNotAnswering", instance, remediation: "restart-app" },
@@ -317,7 +335,17 @@ async function restartsHungApp(hosts: RemediationHosts, instance: string, secret
           { timeoutMs: 90_000, intervalMs: 1000 },
         );
       }
+      const demoExit = await waitFor(
+        "self-heal.sh to see the fix and exit",
+        async () => {
+          const rc = await shell(web, `cat ${SELF_HEAL_RC} 2>/dev/null`);
+          return rc.status === 0 && rc.out.trim() !== "" ? rc.out.trim() : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 1000 },
+      ).catch((err: Error) => `none (${err.message})`);
+      const demoLog = await shell(web, `tail -n 3 ${SELF_HEAL_LOG}`);
       const ok =
+        demoExit === "0" &&
         r.status === 200 &&
         after !== before &&
         /^[1-9]\d*$/.test(after) &&
@@ -326,7 +354,7 @@ async function restartsHungApp(hosts: RemediationHosts, instance: string, secret
         audit !== undefined;
       return {
         ok,
-        detail: `HTTP ${r.status}; MainPID ${before} → ${after}; /health ${answers.out.trim()}; flag ${flagGone ? "gone" : "still there"}; audit ${audit ? JSON.stringify(audit) : "missing"}; target ${scraped}`,
+        detail: `self-heal.sh hang exit ${demoExit} (${oneLine(demoLog.out, 200)}); HTTP ${r.status}; MainPID ${before} → ${after}; /health ${answers.out.trim()}; flag ${flagGone ? "gone" : "still there"}; audit ${audit ? JSON.stringify(audit) : "missing"}; target ${scraped}`,
       };
     },
   );

@@ -9,26 +9,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { GRAFANA_METRICS_PASSWORD_FILE, PROMETHEUS_SECRETS_DIR } from "../../templates/prometheus/config";
 import { checkLine } from "./grafanaSecrets";
+import { secretFileLines } from "./secretFile";
 
-export const PROMETHEUS_SECRET_LINES: readonly string[] = [
-  "IFS= read -r grafana_metrics_password || true",
-  'if [ -z "$grafana_metrics_password" ]; then',
-  '  echo "the password for Grafana\'s /metrics must arrive on stdin" >&2',
-  "  exit 1",
-  "fi",
-  `sudo install -d -m 0750 -o root -g prometheus ${PROMETHEUS_SECRETS_DIR}`,
-  `tmp=$(sudo mktemp -p ${PROMETHEUS_SECRETS_DIR})`,
-  // printf is a builtin: the password is in no process's argv.
-  'printf \'%s\' "$grafana_metrics_password" | sudo tee "$tmp" >/dev/null',
-  `if sudo cmp -s "$tmp" ${GRAFANA_METRICS_PASSWORD_FILE}; then`,
-  '  sudo rm -f "$tmp"',
-  "else",
-  '  sudo chown root:prometheus "$tmp"',
-  '  sudo chmod 0440 "$tmp"',
-  `  sudo mv "$tmp" ${GRAFANA_METRICS_PASSWORD_FILE}`,
-  `  changed="$changed ${GRAFANA_METRICS_PASSWORD_FILE}"`,
-  "fi",
-];
+export const PROMETHEUS_SECRET_LINES: readonly string[] = secretFileLines({
+  variable: "grafana_metrics_password",
+  what: "the password for Grafana's /metrics",
+  dir: PROMETHEUS_SECRETS_DIR,
+  dirMode: "0750",
+  dirGroup: "prometheus",
+  path: GRAFANA_METRICS_PASSWORD_FILE,
+  owner: "root:prometheus",
+  mode: "0440",
+});
 
 /** The Prometheus install command's standard input, as a Pulumi secret. */
 export function prometheusStdin(metricsPassword: pulumi.Output<string>): pulumi.Output<string> {

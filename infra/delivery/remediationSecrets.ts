@@ -8,26 +8,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { REMEDIATION_ETC_DIR, REMEDIATION_SECRET_PATH } from "../../templates/host/units";
 import { checkLine } from "./grafanaSecrets";
+import { secretFileLines } from "./secretFile";
 
-export const REMEDIATION_SECRET_LINES: readonly string[] = [
-  "IFS= read -r remediation_hmac_secret || true",
-  'if [ -z "$remediation_hmac_secret" ]; then',
-  '  echo "the remediation agent\'s HMAC secret must arrive on stdin" >&2',
-  "  exit 1",
-  "fi",
-  `sudo install -d -m 0755 -o root -g root ${REMEDIATION_ETC_DIR}`,
-  `tmp=$(sudo mktemp -p ${REMEDIATION_ETC_DIR})`,
-  // printf is a builtin: the secret is in no process's argv. mktemp made the file 0600 root.
-  'printf \'%s\' "$remediation_hmac_secret" | sudo tee "$tmp" >/dev/null',
-  `if sudo cmp -s "$tmp" ${REMEDIATION_SECRET_PATH}; then`,
-  '  sudo rm -f "$tmp"',
-  "else",
-  '  sudo chown root:root "$tmp"',
-  '  sudo chmod 0400 "$tmp"',
-  `  sudo mv "$tmp" ${REMEDIATION_SECRET_PATH}`,
-  `  changed="$changed ${REMEDIATION_SECRET_PATH}"`,
-  "fi",
-];
+export const REMEDIATION_SECRET_LINES: readonly string[] = secretFileLines({
+  variable: "remediation_hmac_secret",
+  what: "the remediation agent's HMAC secret",
+  dir: REMEDIATION_ETC_DIR,
+  dirMode: "0755",
+  dirGroup: "root",
+  path: REMEDIATION_SECRET_PATH,
+  owner: "root:root",
+  mode: "0400",
+});
 
 /** A web host's install command's standard input, as a Pulumi secret. */
 export function remediationStdin(hmacSecret: pulumi.Output<string>): pulumi.Output<string> {

@@ -2,9 +2,10 @@
  * Debian's real Prometheus 2.42 against a fake AMP workspace (fakeAmp.ts). Prometheus runs in a
  * network namespace that stands in for the Prometheus host (as in awsEndpoints.test.ts: its
  * private IP from the fleet's stack plan on a veth in the fleet bridge, the IMDS route seed.ts
- * gives every host), with the stack's rendered prometheus.yml (EC2 discovery against the fleet's
- * fake EC2 API) plus a remote_write to the fake AMP endpoint with `sigv4: { region }` and no keys
- * anywhere: no AWS variable, no ~/.aws, so aws-sdk-go's default chain would end at the fake IMDS.
+ * gives every host), with the stack's prometheus.yml as metricsStore=amp renders it (EC2
+ * discovery against the fleet's fake EC2 API; remote_write to the fake AMP endpoint with
+ * `sigv4: { region }` and the stack's queue_config) and no keys anywhere: no AWS variable, no
+ * ~/.aws, so aws-sdk-go's default chain would end at the fake IMDS.
  *
  * First finding: Debian's build sends those writes UNSIGNED. Its
  * debian/patches/91-Disable_opentelemetry.patch (prometheus 2.42.0+ds-5+deb12u1) deletes
@@ -42,10 +43,11 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import { SERVICES } from "../../facts/topology";
 import { SCRAPE_JOBS, SELF_JOB, TARGET_LABELS } from "../../facts/scrapeJobs";
 import {
+  AMP_QUEUE_CONFIG,
   GRAFANA_METRICS_PASSWORD_FILE,
   PROMETHEUS_CONFIG_PATH,
   renderPrometheusFiles,
@@ -239,19 +241,35 @@ before(async () => {
     for (const name of TARGET_LABELS) assert.ok(labels[name], `${key(labels)}: no ${name} in the plan's tags`);
   }
 
-  const rendered = renderPrometheusFiles(ctx, { ec2Endpoint: aws.ec2Endpoint }).find(
+  // The stack's prometheus.yml as metricsStore=amp renders it, with the fake's endpoints in
+  // place of the workspace's (TemplateContext.amp, which infra/ fills from prometheusEndpoint).
+  const ampCtx = {
+    ...ctx,
+    config: { ...ctx.config, metricsStore: "amp" as const },
+    amp: {
+      remoteWriteUrl: amp.remoteWriteUrl,
+      queryUrl: amp.remoteWriteUrl.replace(/\/api\/v1\/remote_write$/, ""),
+      region: ctx.config.region,
+    },
+  };
+  const rendered = renderPrometheusFiles(ampCtx, { ec2Endpoint: aws.ec2Endpoint }).find(
     (f) => f.path === PROMETHEUS_CONFIG_PATH,
   );
   if (!rendered) throw new Error(`renderPrometheusFiles renders no ${PROMETHEUS_CONFIG_PATH}`);
-  const config = parse(
-    rendered.content.split(GRAFANA_METRICS_PASSWORD_FILE).join(path.join(tmp, "grafana-password")),
-  ) as Record<string, unknown>;
+  // Grafana's scrape reads its password from the push's secrets directory: a stand-in file here.
+  const content = rendered.content.split(GRAFANA_METRICS_PASSWORD_FILE).join(path.join(tmp, "grafana-password"));
+  const config = parse(content) as {
+    remote_write?: { url: string; sigv4?: Record<string, unknown>; queue_config?: unknown }[];
+  };
   fs.writeFileSync(path.join(tmp, "grafana-password"), "stand-in\n");
-  // Prometheus' own field names (config/config.go RemoteWriteConfig `url`, `sigv4`; common's
-  // sigv4/sigv4_config.go SigV4Config `region`): no access_key, secret_key, profile or role_arn.
-  config.remote_write = [{ url: amp.remoteWriteUrl, sigv4: { region: ctx.config.region } }];
+  // What the test relies on: one remote_write to the workspace, SigV4 with the region only (no
+  // access_key, secret_key, profile or role_arn: the instance profile's keys), the stack's queue.
+  assert.deepEqual(
+    config.remote_write?.map((w) => ({ url: w.url, sigv4: w.sigv4, queue: w.queue_config })),
+    [{ url: amp.remoteWriteUrl, sigv4: { region: ctx.config.region }, queue: { ...AMP_QUEUE_CONFIG } }],
+  );
   const configFile = path.join(tmp, "prometheus.yml");
-  fs.writeFileSync(configFile, stringify(config));
+  fs.writeFileSync(configFile, content);
   execFileSync("/usr/bin/promtool", ["check", "config", "--syntax-only", configFile], { stdio: "pipe" });
 
   // One exporter per port: node_exporter with its default collectors on the node job's port,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { AMP_QUERY_ACTIONS } from "../facts/metricsStore";
 import type { RecordedResource } from "./support/mockProgram";
-import { ofType, one, snapshot, type TimedSnapshot } from "./support/snapshots";
+import { ofType, one, snapshot, update, type TimedSnapshot } from "./support/snapshots";
 
 const WORKSPACE = "aws:amp/workspace:Workspace";
 const POLICY = "aws:iam/rolePolicy:RolePolicy";
@@ -129,5 +129,27 @@ describe("metricsStore=amp", () => {
       queryUrl: "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-metrics",
       remoteWriteUrl: "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-metrics/api/v1/remote_write",
     });
+  });
+});
+
+describe("switching a running stack from local to amp", () => {
+  let switched: TimedSnapshot;
+  before(async () => {
+    switched = await update({}, { metricsStore: "amp" });
+    assert.equal(switched.error, undefined, switched.error);
+  });
+
+  it("replaces no host: the Grafana instance takes its new profile in place", () => {
+    for (const instance of ofType(switched, INSTANCE)) {
+      assert.notEqual(instance.action, "replace", instance.name);
+      assert.equal(instance.action, instance.name === "grafana" ? "update" : "same", instance.name);
+    }
+    assert.equal(one(switched, WORKSPACE, "metrics").action, "create");
+  });
+
+  it("pushes again to Prometheus and Grafana only", () => {
+    const install = (host: string) => one(switched, "command:remote:Command", `${host}-push-install`);
+    for (const host of ["prometheus", "grafana"]) assert.notEqual(install(host).action, "same", host);
+    for (const host of ["web-1", "loki"]) assert.equal(install(host).action, "same", host);
   });
 });

@@ -14,7 +14,7 @@ import { alertDefinitions } from "../templates/alerts";
 import { renderRuleFile } from "../templates/prometheus/rules";
 import { renderRuleTestFile } from "../templates/prometheus/ruleTests";
 import { ROOT } from "./support/files";
-import { testContext } from "./support/render";
+import { ampTestContext, testContext } from "./support/render";
 
 const GOLDEN = path.join(ROOT, "tests/golden");
 const update = process.env.UPDATE_GOLDEN === "1";
@@ -80,4 +80,67 @@ describe("golden files", () => {
       assert.doesNotMatch(content, /hooks\.slack\.com\/services|BEGIN [A-Z ]*PRIVATE KEY/, rel);
     }
   });
+});
+
+/**
+ * The metricsStore=amp variant, in its own directory so the default set above stays as it is:
+ * only the files that differ from the default stack's (Prometheus' config and flags, Grafana's
+ * data sources and settings); every other file is the default's (tests/metrics-store-templates.test.ts).
+ */
+const GOLDEN_AMP = path.join(ROOT, "tests/golden-amp");
+
+function renderAmpDifferences(): Map<string, string> {
+  const amp = ampTestContext({ webCount: "2" });
+  const local = testContext({ webCount: "2" });
+  const options = { slackWebhookConfigured: true, grafanaRootUrl: "http://198.51.100.4:3000" };
+  const files = new Map<string, string>();
+  for (const host of amp.plan.hosts) {
+    const before = new Map(renderHostFiles(local, host, options).map((f) => [f.path, f.content]));
+    for (const file of renderHostFiles(amp, host, options)) {
+      if (before.get(file.path) === file.content) continue;
+      const mode = `${file.owner}:${file.group} ${file.mode.toString(8).padStart(4, "0")}`;
+      files.set(path.join(host.name, file.path), `# golden: ${mode}\n${file.content}`);
+    }
+  }
+  return files;
+}
+
+describe("golden files, metricsStore=amp (the files that differ)", () => {
+  const rendered = renderAmpDifferences();
+  const existingAmp = (): string[] =>
+    fs.existsSync(GOLDEN_AMP)
+      ? fs
+          .readdirSync(GOLDEN_AMP, { recursive: true, withFileTypes: true })
+          .filter((e) => e.isFile())
+          .map((e) => path.relative(GOLDEN_AMP, path.join(e.parentPath ?? e.path, e.name)))
+      : [];
+
+  if (update) {
+    fs.rmSync(GOLDEN_AMP, { recursive: true, force: true });
+    for (const [rel, content] of rendered) {
+      fs.mkdirSync(path.dirname(path.join(GOLDEN_AMP, rel)), { recursive: true });
+      fs.writeFileSync(path.join(GOLDEN_AMP, rel), content);
+    }
+  }
+
+  it("differ from the default stack's in Prometheus' and Grafana's settings only", () => {
+    assert.deepEqual([...rendered.keys()].sort(), [
+      "grafana/etc/grafana/provisioning/datasources/titan.yaml",
+      "grafana/etc/grafana/titan.env",
+      "prometheus/etc/default/prometheus",
+      "prometheus/etc/prometheus/prometheus.yml",
+    ]);
+  });
+
+  it("cover exactly the differing files", () => {
+    assert.deepEqual(existingAmp().sort(), [...rendered.keys()].sort());
+  });
+
+  for (const [rel, content] of rendered) {
+    it(`${rel} matches`, () => {
+      const file = path.join(GOLDEN_AMP, rel);
+      assert.ok(fs.existsSync(file), `missing golden file ${rel}: run UPDATE_GOLDEN=1`);
+      assert.equal(content, fs.readFileSync(file, "utf8"), `${rel} changed: review, then UPDATE_GOLDEN=1`);
+    });
+  }
 });

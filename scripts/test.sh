@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`): installs what is missing, then checks formatting, lint
-# and types, runs the Titan app's pytest suite, and ends with every Node test and its summary.
+# and types, runs the Titan app's and the AMP relay's pytest suites, and ends with every Node test and its summary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -68,6 +68,9 @@ npx --no-install tsc -p .
 
 step "Titan app (pytest on Debian's Python)"
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider app/tests
+
+step "AMP signing relay (pytest on Debian's Python and python3-botocore)"
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider relay/tests
 
 step "Pulumi program, templates and scripts (node --test)"
 # Most test files spend their time waiting on daemons, timers and child processes, so they run

@@ -61,3 +61,17 @@ export const AMP_QUERY_ACTIONS = [
   "aps:GetSeries",
   "aps:QueryMetrics",
 ] as const;
+
+/**
+ * The signing relay on the Prometheus host (relay/, unit titan-amp-relay): Debian 12's prometheus
+ * 2.42 ignores remote_write's `sigv4` block (its debian/patches/91-Disable_opentelemetry.patch
+ * drops the line of storage/remote/client.go NewWriteClient that installed the signing round
+ * tripper; prometheus/prometheus#13030), so Prometheus writes to the relay on loopback and the
+ * relay forwards each write to the workspace signed with the instance role's keys. Loopback only,
+ * so not in facts/topology.ts SERVICES (no security group opens it). 9201: the default listen
+ * address of Prometheus' own remote-storage adapter example (prometheus/prometheus
+ * documentation/examples/remote_storage/remote_storage_adapter/main.go), free on every host here.
+ */
+export const AMP_RELAY_PORT = 9201;
+/** The one path the relay answers (relay/titan_amp_relay/server.py PATH). */
+export const AMP_RELAY_PATH = "/api/v1/remote_write";

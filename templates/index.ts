@@ -6,6 +6,7 @@ import type { HostSlot } from "../facts/addressing";
 import { renderAlloyFiles } from "./alloy/config";
 import { DASHBOARD_UIDS } from "./alerts";
 import { dashboardPath, renderGrafanaFiles, type AlertRuleChanges } from "./grafana";
+import { renderAmpRelayFiles } from "./host/ampRelay";
 import { renderGrafanaServerFiles } from "./host/grafanaServer";
 import { renderRemediationFiles } from "./host/remediation";
 import { renderLokiFiles } from "./loki/config";
@@ -25,7 +26,8 @@ export function renderHostFiles(ctx: TemplateContext, host: HostSlot, options: H
     case "web":
       return [...renderAlloyFiles(ctx, host), ...renderRemediationFiles(ctx, host)];
     case "prometheus":
-      return renderPrometheusFiles(ctx);
+      // With amp, the relay that signs its remote writes (none with local).
+      return [...renderPrometheusFiles(ctx), ...renderAmpRelayFiles(ctx)];
     case "loki":
       return renderLokiFiles(ctx);
     case "grafana":

@@ -84,8 +84,8 @@ describe("golden files", () => {
 
 /**
  * The metricsStore=amp variant, in its own directory so the default set above stays as it is:
- * only the files that differ from the default stack's (Prometheus' config and flags, Grafana's
- * data sources and settings); every other file is the default's (tests/metrics-store-templates.test.ts).
+ * only the files that differ from the default stack's (Prometheus' config and flags, the relay that
+ * signs its remote writes, Grafana's data sources and settings); every other file is the default's (tests/metrics-store-templates.test.ts).
  */
 const GOLDEN_AMP = path.join(ROOT, "tests/golden-amp");
 
@@ -123,12 +123,17 @@ describe("golden files, metricsStore=amp (the files that differ)", () => {
     }
   }
 
-  it("differ from the default stack's in Prometheus' and Grafana's settings only", () => {
+  it("differ from the default stack's in Prometheus' and Grafana's settings and the signing relay only", () => {
     assert.deepEqual([...rendered.keys()].sort(), [
       "grafana/etc/grafana/provisioning/datasources/titan.yaml",
       "grafana/etc/grafana/titan.env",
       "prometheus/etc/default/prometheus",
+      "prometheus/etc/default/titan-amp-relay",
       "prometheus/etc/prometheus/prometheus.yml",
+      "prometheus/etc/systemd/system/titan-amp-relay.service",
+      "prometheus/opt/titan-amp-relay/titan_amp_relay/__init__.py",
+      "prometheus/opt/titan-amp-relay/titan_amp_relay/__main__.py",
+      "prometheus/opt/titan-amp-relay/titan_amp_relay/server.py",
     ]);
   });
 

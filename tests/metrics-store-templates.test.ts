@@ -11,7 +11,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { ampEndpoints } from "../facts/metricsStore";
+import { AMP_RELAY_PATH, AMP_RELAY_PORT, ampEndpoints } from "../facts/metricsStore";
+import { AMP_RELAY_ENV_PATH } from "../templates/host/ampRelay";
 import { DATASOURCE_UIDS } from "../templates/grafana";
 import { AMP_SIGV4_ENVIRONMENT, GRAFANA_ENV_PATH, grafanaEnvironment } from "../templates/host/grafanaServer";
 import { dataSourcesFile } from "../templates/grafana/datasources";
@@ -84,21 +85,33 @@ describe("prometheus.yml with metricsStore=amp", () => {
     assert.match(result.output, /max_sample_per_send/);
   });
 
-  it("writes every sample to the workspace, signed for its region with the instance's credentials", () => {
+  it("writes every sample to the workspace through the signing relay on loopback, with no sigv4 block", () => {
     const config = prometheusConfig(ampTestContext());
+    // Debian's 2.42 ignores `sigv4` (91-Disable_opentelemetry.patch): the relay signs instead
+    // (templates/host/ampRelay.ts), and it alone knows the workspace's URL and region.
     assert.deepEqual(config.remote_write, [
       {
-        url: `${WORKSPACE_ROOT}/api/v1/remote_write`,
+        url: `http://127.0.0.1:${AMP_RELAY_PORT}${AMP_RELAY_PATH}`,
         name: "amp",
         queue_config: AMP_QUEUE_CONFIG,
-        sigv4: { region: "us-east-1" },
       },
     ]);
     // No write_relabel_configs: every job and label the dashboards use reaches the workspace.
     const rendered = YAML.parse(renderPrometheusFiles(ampTestContext())[0].content) as Record<string, unknown>;
     const [remote] = rendered.remote_write as Record<string, unknown>[];
-    assert.deepEqual(Object.keys(remote).sort(), ["name", "queue_config", "sigv4", "url"]);
-    assert.deepEqual(remote.sigv4, { region: "us-east-1" }, "no keys, profile or role: the SDK's default chain");
+    assert.deepEqual(Object.keys(remote).sort(), ["name", "queue_config", "url"]);
+    const ctx = ampTestContext();
+    const prometheusHost = ctx.plan.hosts.find((h) => h.role === "prometheus");
+    assert.ok(prometheusHost);
+    const relayEnv = renderHostFiles(ctx, prometheusHost, { slackWebhookConfigured: false }).find(
+      (f) => f.path === AMP_RELAY_ENV_PATH,
+    );
+    assert.match(
+      relayEnv?.content ?? "",
+      new RegExp(`^TITAN_AMP_RELAY_REMOTE_WRITE_URL=${WORKSPACE_ROOT}/api/v1/remote_write$`, "m"),
+    );
+    assert.match(relayEnv?.content ?? "", /^TITAN_AMP_RELAY_REGION=us-east-1$/m);
+    assert.match(relayEnv?.content ?? "", new RegExp(`^TITAN_AMP_RELAY_PORT=${AMP_RELAY_PORT}$`, "m"));
     // The scrape configuration is the local stack's.
     assert.deepEqual(config.scrape_configs, prometheusConfig(testContext()).scrape_configs);
   });

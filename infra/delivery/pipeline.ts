@@ -24,6 +24,7 @@ import { physicalName } from "../../facts/naming";
 import { hasDataVolume, type Role } from "../../facts/topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { markerFor, markerLineCommand, markersWrittenAt, VERIFY_COMMAND } from "../verify/marker";
+import { AMP_RELAY_PUSH } from "./ampRelayPush";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
@@ -174,6 +175,8 @@ export function deliver(args: DeliveryArgs): Delivery {
     const isWeb = slot.role === "web";
     const isGrafana = slot.role === "grafana";
     const hostCtx = isGrafana || slot.role === "prometheus" ? ampCtx : ctx;
+    // With amp the Prometheus host also runs the relay that signs its remote writes (ampRelayPush.ts).
+    const withRelay = slot.role === "prometheus" && config.metricsStore === "amp";
     pushes[slot.name] = new ConfigPush(
       `${slot.name}-push`,
       {
@@ -190,7 +193,7 @@ export function deliver(args: DeliveryArgs): Delivery {
                 renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured, grafanaRootUrl: url }),
               )
           : hostCtx.apply((c) => renderHostFiles(c, slot, { slackWebhookConfigured: slackConfigured })),
-        actions: ACTIONS[slot.role],
+        actions: withRelay ? [...ACTIONS.prometheus, ...AMP_RELAY_PUSH.actions] : ACTIONS[slot.role],
         owned: isGrafana ? GRAFANA_PUSH.owned : undefined,
         extraFiles: isWeb ? app : undefined,
         dataMount: hasDataVolume(slot.role) ? DATA_MOUNTS[slot.role].mountPoint : undefined,
@@ -198,9 +201,11 @@ export function deliver(args: DeliveryArgs): Delivery {
           ? WEB_PUSH.extra()
           : isGrafana
             ? GRAFANA_PUSH.extra
-            : slot.role === "prometheus"
-              ? PROMETHEUS_SECRET_LINES
-              : undefined,
+            : withRelay
+              ? [...PROMETHEUS_SECRET_LINES, ...AMP_RELAY_PUSH.extra]
+              : slot.role === "prometheus"
+                ? PROMETHEUS_SECRET_LINES
+                : undefined,
         post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
         stdin: isGrafana
           ? grafanaStdin({

@@ -9,6 +9,7 @@ import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { RenderedFile, TemplateContext } from "../types";
 import { toYaml } from "../yaml";
 import { AMP_LOCAL_RETENTION } from "../../facts/metricsStore";
+import { ampRelayUrl } from "../host/ampRelay";
 import type { PrometheusConfig, Relabel, RemoteWriteConfig, ScrapeConfig } from "./model";
 
 export const PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml";
@@ -113,23 +114,22 @@ export const AMP_QUEUE_CONFIG = {
 } as const satisfies RemoteWriteConfig["queue_config"];
 
 /**
- * remote_write to the stack's AMP workspace, signed with SigV4 for service "aps" (prometheus/common
- * sigv4 v0.1.0 sigv4.go: rt.signer.Sign(..., "aps", rt.region, ...)). Only `region` is set: the
- * signer signs for cfg.Region as given (an empty one is refused, not taken from the environment),
- * and without access_key/secret_key/profile/role_arn the session takes the AWS SDK's default chain
- * (aws-sdk-go v1.44.187, 2.42's go.mod), which ends with the instance role read from the instance
- * metadata service with an IMDSv2 token (aws/ec2metadata/token_provider.go; the hosts require
- * tokens: infra/host.ts). NewSigV4RoundTripper fetches credentials once when the config loads, so
- * a host without its role fails to load the config rather than writing unsigned.
+ * remote_write to the stack's AMP workspace, through the signing relay on loopback
+ * (templates/host/ampRelay.ts): Debian's 2.42 parses a `sigv4` block and then ignores it (its
+ * 91-Disable_opentelemetry.patch drops the line of storage/remote/client.go NewWriteClient that
+ * installed the sigv4 round tripper; prometheus/prometheus#13030), so it would write unsigned and
+ * AMP would refuse every write with 403. The relay signs for service "aps" in the workspace's
+ * region with the instance role's IMDSv2 credentials and passes AMP's status back, so Prometheus'
+ * retries (5xx, and 429 with retry_on_http_429) work as against AMP itself. No `sigv4` here: the
+ * relay knows the workspace URL and region (its env file).
  */
 function ampRemoteWrite(ctx: TemplateContext): RemoteWriteConfig {
   if (!ctx.amp) throw new Error("metricsStore is amp but the render context has no AMP workspace endpoints");
   return {
-    url: ctx.amp.remoteWriteUrl,
+    url: ampRelayUrl(),
     // The remote_name label of prometheus_remote_storage_* metrics.
     name: "amp",
     queue_config: AMP_QUEUE_CONFIG,
-    sigv4: { region: ctx.amp.region },
   };
 }
 

@@ -160,6 +160,7 @@ test("targets: every job of the scrape table on its roles' hosts; down, missing 
     "node@prometheus",
     "node@web-1",
     "prometheus@prometheus",
+    "remediation@web-1",
     "titan@web-1",
   ]);
   const node = expected.find((t) => t.job === "node" && t.host === "web-1");

@@ -1,36 +1,36 @@
 /**
- * Debian's real Prometheus 2.42 against a fake AMP workspace (fakeAmp.ts). Prometheus runs in a
- * network namespace that stands in for the Prometheus host (as in awsEndpoints.test.ts: its
- * private IP from the fleet's stack plan on a veth in the fleet bridge, the IMDS route seed.ts
- * gives every host), with the stack's prometheus.yml as metricsStore=amp renders it (EC2
- * discovery against the fleet's fake EC2 API; remote_write to the fake AMP endpoint with
- * `sigv4: { region }` and the stack's queue_config) and no keys anywhere: no AWS variable, no
- * ~/.aws, so aws-sdk-go's default chain would end at the fake IMDS.
+ * Debian's real Prometheus 2.42 against a fake AMP workspace (fakeAmp.ts), writing through the
+ * real signing relay (relay/, templates/host/ampRelay.ts). Prometheus runs in a network namespace
+ * that stands in for the Prometheus host (as in awsEndpoints.test.ts: its private IP from the
+ * fleet's stack plan on a veth in the fleet bridge, the IMDS route seed.ts gives every host), with
+ * the stack's prometheus.yml as metricsStore=amp renders it (EC2 discovery against the fleet's fake
+ * EC2 API; remote_write to the relay on 127.0.0.1 with the stack's queue_config) and no keys
+ * anywhere: no AWS variable, no ~/.aws. The relay runs in the same namespace as its unit runs it
+ * (the rendered package, ExecStart, Environment= and env file, as an unprivileged user), pointed by
+ * its env file at the fake AMP; botocore's instance-metadata provider finds the fleet's fake IMDS
+ * at its default address, 169.254.169.254, through the namespace's route.
  *
- * First finding: Debian's build sends those writes UNSIGNED. Its
+ * Why the relay: Debian's build never signs remote writes. Its
  * debian/patches/91-Disable_opentelemetry.patch (prometheus 2.42.0+ds-5+deb12u1) deletes
  * `httpClient.Transport = otelhttp.NewTransport(t)` from storage/remote/client.go NewWriteClient,
  * the one line that installed the round tripper `t` (sigv4's, wrapped by the custom-headers one)
  * into the client; `sigv4:` and `headers:` of remote_write are parsed, then ignored (upstream
  * report: prometheus/prometheus#13030, confirmed there on Debian's 2.42.0+ds-5 and 2.45.3+ds).
- * AMP refuses unsigned writes with 403, which Prometheus does not retry: every sample is lost.
- * The first test pins that (it fails the day Debian's Prometheus signs, and then the others
- * should require the signature again).
  *
- * The rest does not depend on who signs, so the fake is told to accept unsigned writes for it
- * (acceptUnsigned; a signed write is still verified). The targets are real exporters on the
- * planned hosts' addresses inside the namespace: Debian's prometheus-node-exporter for the node
- * job on every host, and a node_exporter with only the loadavg collector standing in on each
- * other job's port (titan, alloy, remediation, loki, grafana), so every job of
- * facts/scrapeJobs.ts is scraped for real and carries the labels EC2 discovery gives it (job,
- * instance, role, environment); Prometheus scrapes itself too. Proven: samples of every job
- * arrive, every target's `up` is 1 with the labels the dashboards select on; with the endpoint
- * answering 503 for OUTAGE_MS of wall time, Prometheus retries
- * (prometheus_remote_storage_samples_retried_total rises, nothing is failed), the send lag
- * (highest_timestamp_in_seconds - queue_highest_sent_timestamp_seconds) grows, and once it is
- * back every target's samples from the outage arrive and the lag falls back under a scrape
- * interval. The samples that arrived for the outage window also give the per-job sample rate,
- * which the test logs (for the README's AMP cost).
+ * The fake verifies every write's SigV4 signature (service aps, the stack's region) against the
+ * credentials the fake IMDS issued; nothing unsigned is accepted. The targets are real exporters
+ * on the planned hosts' addresses inside the namespace: Debian's prometheus-node-exporter for the
+ * node job on every host, and a node_exporter with only the loadavg collector standing in on each
+ * other job's port (titan, alloy, remediation, loki, grafana), so every job of facts/scrapeJobs.ts
+ * is scraped for real and carries the labels EC2 discovery gives it (job, instance, role,
+ * environment); Prometheus scrapes itself too. Proven: every write arrives signed with the key the
+ * IMDS issued to the Prometheus host; samples of every job arrive, every target's `up` is 1 with
+ * the labels the dashboards select on; with the endpoint answering 503 for OUTAGE_MS of wall time
+ * (passed back by the relay), Prometheus retries (prometheus_remote_storage_samples_retried_total
+ * rises, nothing is failed), the send lag (highest_timestamp_in_seconds -
+ * queue_highest_sent_timestamp_seconds) grows, and once it is back every target's samples from the
+ * outage arrive and the lag falls back under a scrape interval. The samples that arrived for the
+ * outage window also give the per-job sample rate, which the test logs (for the README's AMP cost).
  *
  * Needs root (bridge, namespace) and the fleet's lock, as its bridge and 169.254.169.254 are the
  * fleet's. A fleet boot test (scripts/test.sh FLEET_BOOT_TESTS).
@@ -53,6 +53,16 @@ import {
   renderPrometheusFiles,
   SCRAPE_INTERVAL,
 } from "../../templates/prometheus/config";
+import {
+  AMP_RELAY_DIR,
+  AMP_RELAY_ENV_PATH,
+  AMP_RELAY_UNIT_PATH,
+  ampRelayUrl,
+  renderAmpRelayFiles,
+} from "../../templates/host/ampRelay";
+import { AMP_RELAY_PORT } from "../../facts/metricsStore";
+import { parseUnit, serviceDirective, unitEnvironment } from "../e2e/systemdUnit";
+import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
 import { projectRoot } from "../../templates/projectFiles";
 import { waitFor } from "../support/wait";
 import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
@@ -60,6 +70,7 @@ import { createBridge, linkExists } from "./bridge";
 import { Cleanup } from "./cleanup";
 import { run } from "./exec";
 import { startFakeAmp, type AmpSample, type FakeAmp } from "./fakeAmp";
+import type { IssuedCredentials } from "./awsEndpoints";
 import { newInstanceId } from "./fleet";
 import { BRIDGE_ADDRESS, BRIDGE_NAME, SUBNET_PREFIX } from "./layout";
 import { acquireFleetLock } from "./lock";
@@ -90,6 +101,8 @@ let plan: StackPlan;
 let aws: AwsEndpoints;
 let amp: FakeAmp;
 let promIp: string;
+/** The credentials the fake IMDS issued to the Prometheus host's instance. */
+let promCredentials: IssuedCredentials;
 let promUrl: string;
 /** "job instance" -> the labels its samples must carry, for every target the config scrapes. */
 let expected: Map<string, Record<string, string>>;
@@ -124,12 +137,17 @@ const LAG =
 const key = (labels: Readonly<Record<string, string>>) => `${labels.job} ${labels.instance}`;
 
 /** Spawns a long-running process in the namespace; stopped by pid in the cleanup. */
-function spawnInNs(name: string, command: string, args: readonly string[]): ChildProcess {
+function spawnInNs(
+  name: string,
+  command: string,
+  args: readonly string[],
+  extraEnv: Readonly<Record<string, string>> = {},
+): ChildProcess {
   const logFile = path.join(tmp, `${name}.log`);
   const out = fs.openSync(logFile, "w");
   // No AWS_* variable, and a HOME without ~/.aws: the only credentials are the IMDS's.
   const child = spawn(IP, ["netns", "exec", NS, command, ...args], {
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: tmp, LANG: "C.UTF-8" },
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: tmp, LANG: "C.UTF-8", ...extraEnv },
     stdio: ["ignore", out, out],
   });
   fs.closeSync(out);
@@ -217,9 +235,9 @@ before(async () => {
     region: ctx.config.region,
   });
   const promInstance = instances[plan.hosts.indexOf(prom)].instanceId;
-  if (!aws.credentials.has(promInstance)) {
-    throw new Error(`the IMDS issues no credentials to the Prometheus host (${promInstance})`);
-  }
+  const issued = aws.credentials.get(promInstance);
+  if (!issued) throw new Error(`the IMDS issues no credentials to the Prometheus host (${promInstance})`);
+  promCredentials = issued;
   amp = await startFakeAmp(cleanup, {
     address: BRIDGE_ADDRESS,
     region: ctx.config.region,
@@ -241,8 +259,9 @@ before(async () => {
     for (const name of TARGET_LABELS) assert.ok(labels[name], `${key(labels)}: no ${name} in the plan's tags`);
   }
 
-  // The stack's prometheus.yml as metricsStore=amp renders it, with the fake's endpoints in
-  // place of the workspace's (TemplateContext.amp, which infra/ fills from prometheusEndpoint).
+  // The stack's prometheus.yml and relay as metricsStore=amp renders them, with the fake's
+  // endpoints in place of the workspace's (TemplateContext.amp, which infra/ fills from
+  // prometheusEndpoint).
   const ampCtx = {
     ...ctx,
     config: { ...ctx.config, metricsStore: "amp" as const },
@@ -262,12 +281,13 @@ before(async () => {
     remote_write?: { url: string; sigv4?: Record<string, unknown>; queue_config?: unknown }[];
   };
   fs.writeFileSync(path.join(tmp, "grafana-password"), "stand-in\n");
-  // What the test relies on: one remote_write to the workspace, SigV4 with the region only (no
-  // access_key, secret_key, profile or role_arn: the instance profile's keys), the stack's queue.
+  // What the test relies on: one remote_write to the relay on loopback, no sigv4 (2.42 on Debian
+  // ignores it), the stack's queue.
   assert.deepEqual(
     config.remote_write?.map((w) => ({ url: w.url, sigv4: w.sigv4, queue: w.queue_config })),
-    [{ url: amp.remoteWriteUrl, sigv4: { region: ctx.config.region }, queue: { ...AMP_QUEUE_CONFIG } }],
+    [{ url: ampRelayUrl(), sigv4: undefined, queue: { ...AMP_QUEUE_CONFIG } }],
   );
+  assert.equal(new URL(ampRelayUrl()).port, String(AMP_RELAY_PORT));
   const configFile = path.join(tmp, "prometheus.yml");
   fs.writeFileSync(configFile, content);
   execFileSync("/usr/bin/promtool", ["check", "config", "--syntax-only", configFile], { stdio: "pipe" });
@@ -289,8 +309,44 @@ before(async () => {
     `--web.listen-address=0.0.0.0:${SERVICES.prometheus.port}`,
     "--log.level=debug",
   ]);
-  log(`Prometheus at ${promUrl}, EC2 API ${aws.ec2Endpoint}, AMP ${amp.remoteWriteUrl}`);
+  startRelay(ampCtx);
+  log(`Prometheus at ${promUrl}, EC2 API ${aws.ec2Endpoint}, AMP ${amp.remoteWriteUrl} through the relay`);
 });
+
+/**
+ * The relay as titan-amp-relay.service runs it: its rendered package in a directory of its own
+ * (for AMP_RELAY_DIR), the unit's ExecStart with its Environment= and the rendered env file, as
+ * `nobody` (the unit's DynamicUser stands for an unprivileged uid of its own).
+ */
+function startRelay(ctx: Parameters<typeof renderAmpRelayFiles>[0]): void {
+  const files = renderAmpRelayFiles(ctx);
+  const relayDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-amp-relay-"));
+  cleanup.add(`directory ${relayDir}`, () => fs.rmSync(relayDir, { recursive: true, force: true }));
+  fs.chmodSync(relayDir, 0o755);
+  let unitText: string | undefined;
+  let envText: string | undefined;
+  for (const f of files) {
+    if (f.path === AMP_RELAY_UNIT_PATH) unitText = f.content;
+    else if (f.path === AMP_RELAY_ENV_PATH) envText = f.content;
+    else if (f.path.startsWith(`${AMP_RELAY_DIR}/`)) {
+      const target = path.join(relayDir, path.relative(AMP_RELAY_DIR, f.path));
+      fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+      fs.writeFileSync(target, f.content, { mode: f.mode });
+    } else throw new Error(`renderAmpRelayFiles renders an unexpected ${f.path}`);
+  }
+  if (!unitText || !envText) throw new Error("renderAmpRelayFiles renders no unit or no env file");
+  const unit = parseUnit(unitText);
+  assert.equal(serviceDirective(unit, "EnvironmentFile"), AMP_RELAY_ENV_PATH);
+  assert.equal(serviceDirective(unit, "DynamicUser"), "yes");
+  const settings = parseEnvironmentFile(envText);
+  assert.equal(settings.TITAN_AMP_RELAY_REMOTE_WRITE_URL, amp.remoteWriteUrl);
+  const env = { ...unitEnvironment(unit), ...settings };
+  // The unit's PYTHONPATH is AMP_RELAY_DIR: here the same files are in relayDir.
+  assert.equal(env.PYTHONPATH, AMP_RELAY_DIR);
+  env.PYTHONPATH = relayDir;
+  const argv = expandExecStart(serviceDirective(unit, "ExecStart"), env);
+  spawnInNs("relay", "/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", ...argv], env);
+}
 
 after(async () => {
   const failures = await cleanup.run();
@@ -309,42 +365,36 @@ function upByTarget(samples: readonly AmpSample[]): Map<string, AmpSample[]> {
 }
 
 test(
-  "Debian's Prometheus 2.42 sends remote writes unsigned despite sigv4 (Debian patch 91-Disable_opentelemetry): AMP's 403, samples dropped",
+  "Prometheus' writes reach AMP through the relay, each signed with the key the fake IMDS issued to the Prometheus host",
   { timeout: TIMEOUT },
   async () => {
-    let failed: number | undefined;
     await waitFor(
-      "three refused writes and Prometheus counting their samples as failed",
-      async () => {
-        failed = await scalar(FAILED);
-        return amp.requests.length >= 3 && failed !== undefined && failed > 0 ? true : undefined;
-      },
+      "three accepted writes at the fake AMP",
+      () => (amp.requests.filter((r) => r.status === 200).length >= 3 ? true : undefined),
       {
         timeoutMs: 120_000,
         intervalMs: 1_000,
-        why: () => `requests ${JSON.stringify(amp.requests.slice(-3))}; failed ${failed}\n${tail("prometheus")}`,
+        why: () => `AMP requests ${JSON.stringify(amp.requests.slice(-3))}\n${tail("relay")}\n${tail("prometheus")}`,
       },
     );
-    // Prometheus had the instance profile's credentials (ec2_sd signs with them, and sigv4's
-    // round tripper fetched them at config load: NewSigV4RoundTripper calls Credentials.Get()).
-    assert.ok(aws.requests.some((r) => r.endpoint === "ec2" && r.status === 200 && r.accessKeyId));
+    // Every write so far: from the Prometheus host, verified by the fake (a refused signature is
+    // a 403 there), with the Prometheus instance's key; none unsigned.
     assert.deepEqual(
       amp.requests.filter(
-        (r) => r.from !== promIp || r.status !== 403 || !/not signed \(no Authorization\)/.test(r.error ?? ""),
+        (r) => r.from !== promIp || r.status !== 200 || r.accessKeyId !== promCredentials.accessKeyId,
       ),
       [],
-      "a write that was signed, or refused for another reason: has Debian's Prometheus started signing?",
     );
-    assert.equal(amp.samples.length, 0);
-    assert.match(fs.readFileSync(path.join(tmp, "prometheus.log"), "utf8"), /non-recoverable error.*403/);
+    // The relay fetched them itself, with an IMDSv2 token (the fake IMDS refuses a tokenless GET).
+    assert.ok(amp.samples.length > 0);
+    assert.equal((await scalar(FAILED)) ?? 0, 0, "samples dropped as failed");
   },
 );
 
 test(
-  "every scrape job's samples arrive at AMP with job, instance, role and environment (unsigned writes accepted)",
+  "every scrape job's samples arrive at AMP with job, instance, role and environment",
   { timeout: TIMEOUT },
   async () => {
-    amp.acceptUnsigned(true);
     const from = amp.requests.length;
     assert.ok(expected.size > SCRAPE_JOBS.length, "the plan gives Prometheus too few targets to prove anything");
     let missing: string[] = [];
@@ -383,9 +433,11 @@ test(
       [],
       "samples of an unexpected job/instance",
     );
-    // Every write since came from the Prometheus host and was accepted.
+    // Every write since came from the Prometheus host, signed with its instance's key, and was accepted.
     assert.deepEqual(
-      amp.requests.slice(from).filter((r) => r.status !== 200 || r.from !== promIp),
+      amp.requests
+        .slice(from)
+        .filter((r) => r.status !== 200 || r.from !== promIp || r.accessKeyId !== promCredentials.accessKeyId),
       [],
     );
   },

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -30,7 +31,13 @@ import { describe as say, violations } from "./sandbox/verdict";
 import { ROOT } from "./support/files";
 import { titanReadyPids } from "./support/titanReady";
 import { waitFor } from "./support/wait";
-import { testContext } from "./support/render";
+import { ampTestContext, testContext } from "./support/render";
+import {
+  AMP_RELAY_ENV_PATH,
+  AMP_RELAY_SERVICE,
+  AMP_RELAY_UNIT_PATH,
+  renderAmpRelayFiles,
+} from "../templates/host/ampRelay";
 
 const PACKAGED = "/lib/systemd/system";
 const NODE_EXPORTER_UNIT = "prometheus-node-exporter.service";
@@ -444,6 +451,89 @@ describe("every sandbox allows what its daemon really does", () => {
       "systemctl ran under the trace",
     );
     assertAllowed(trace, restrictionsOf("titan-remediation.service", [text]));
+  });
+
+  it("the AMP signing relay, fetching IMDSv2 credentials and forwarding signed writes, under its unit", async () => {
+    // metricsStore=amp only. A stand-in IMDS (token, role, credentials) and AMP (200) on
+    // loopback; the relay finds the IMDS through botocore's AWS_EC2_METADATA_SERVICE_ENDPOINT.
+    const amp = ampTestContext();
+    const files = renderAmpRelayFiles(amp);
+    const text = files.find((f) => f.path === AMP_RELAY_UNIT_PATH)?.content ?? "";
+    const unit = parseUnit(text);
+    assert.equal(serviceDirective(unit, "DynamicUser"), "yes");
+    const received: string[] = [];
+    const stub = http.createServer((req, res) => {
+      const body: Buffer[] = [];
+      req.on("data", (d: Buffer) => body.push(d));
+      req.on("end", () => {
+        const url = req.url ?? "";
+        if (req.method === "PUT" && url === "/latest/api/token") return void res.end("sandbox-token");
+        if (url.startsWith("/latest/") && req.headers["x-aws-ec2-metadata-token"] !== "sandbox-token")
+          return void res.writeHead(401).end();
+        if (url === "/latest/meta-data/iam/security-credentials/") return void res.end("sandbox-role");
+        if (url === "/latest/meta-data/iam/security-credentials/sandbox-role") {
+          const expiration = new Date(Date.now() + 6 * 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+          return void res.end(
+            JSON.stringify({
+              Code: "Success",
+              AccessKeyId: "ASIASANDBOX",
+              SecretAccessKey: "s",
+              Token: "t",
+              Expiration: expiration,
+            }),
+          );
+        }
+        if (req.method === "POST" && url === "/workspaces/ws-sandbox/api/v1/remote_write") {
+          received.push(String(req.headers.authorization ?? ""));
+          return void res.end();
+        }
+        res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+    const stubPort = (stub.address() as { port: number }).port;
+    try {
+      const port = await freePort();
+      const env = {
+        PATH: "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        ...unitEnvironment(unit),
+        ...parseEnvironmentFile(files.find((f) => f.path === AMP_RELAY_ENV_PATH)?.content ?? ""),
+        PYTHONPATH: path.join(ROOT, "relay"),
+        TITAN_AMP_RELAY_PORT: String(port),
+        TITAN_AMP_RELAY_REMOTE_WRITE_URL: `http://127.0.0.1:${stubPort}/workspaces/ws-sandbox/api/v1/remote_write`,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${stubPort}/`,
+      };
+      const relay = startTraced(
+        procs,
+        work,
+        AMP_RELAY_SERVICE,
+        "nobody",
+        expandExecStart(serviceDirective(unit, "ExecStart"), env),
+        {
+          env,
+          cwd: "/",
+        },
+      );
+      const write = async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/api/v1/remote_write`, {
+            method: "POST",
+            headers: { "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf" },
+            body: "sandbox",
+          });
+          return res.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      await relay.until("a write forwarded", 30_000, write);
+      assert.equal(await write(), true);
+      assert.ok(received.length >= 2 && received.every((a) => a.includes("Credential=ASIASANDBOX/")), relay.log());
+      assertAllowed(await relay.stop(), restrictionsOf(`${AMP_RELAY_SERVICE}.service`, [text]));
+    } finally {
+      await new Promise<void>((resolve) => stub.close(() => resolve()));
+    }
   });
 
   it("the free-disk worker, stopping another user's disk fill and rotating the app's logs, under its unit", async () => {

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { hasDataVolume, ROLES } from "../facts/topology";
+import { AMP_RELAY_DIR } from "../templates/host/ampRelay";
 import { renderUserData } from "../templates/host/userData";
 import { renderHostFiles } from "../templates/index";
 import { alertDefinitions } from "../templates/alerts";
@@ -89,24 +90,35 @@ describe("golden files", () => {
  */
 const GOLDEN_AMP = path.join(ROOT, "tests/golden-amp");
 
-function renderAmpDifferences(): Map<string, string> {
+/**
+ * What metricsStore=amp renders differently: `files`, the rendered configuration compared with
+ * golden copies; `relay`, the signing relay's package, which is the checkout's relay/ source
+ * delivered as it is, so it is compared with that source rather than with a second copy of it.
+ */
+function renderAmpDifferences(): { files: Map<string, string>; relay: Map<string, string> } {
   const amp = ampTestContext({ webCount: "2" });
   const local = testContext({ webCount: "2" });
   const options = { slackWebhookConfigured: true, grafanaRootUrl: "http://198.51.100.4:3000" };
   const files = new Map<string, string>();
+  const relay = new Map<string, string>();
   for (const host of amp.plan.hosts) {
     const before = new Map(renderHostFiles(local, host, options).map((f) => [f.path, f.content]));
     for (const file of renderHostFiles(amp, host, options)) {
       if (before.get(file.path) === file.content) continue;
+      const rel = path.join(host.name, file.path);
+      if (file.path.startsWith(`${AMP_RELAY_DIR}/`)) {
+        relay.set(rel, file.content);
+        continue;
+      }
       const mode = `${file.owner}:${file.group} ${file.mode.toString(8).padStart(4, "0")}`;
-      files.set(path.join(host.name, file.path), `# golden: ${mode}\n${file.content}`);
+      files.set(rel, `# golden: ${mode}\n${file.content}`);
     }
   }
-  return files;
+  return { files, relay };
 }
 
 describe("golden files, metricsStore=amp (the files that differ)", () => {
-  const rendered = renderAmpDifferences();
+  const { files: rendered, relay } = renderAmpDifferences();
   const existingAmp = (): string[] =>
     fs.existsSync(GOLDEN_AMP)
       ? fs
@@ -124,7 +136,7 @@ describe("golden files, metricsStore=amp (the files that differ)", () => {
   }
 
   it("differ from the default stack's in Prometheus' and Grafana's settings and the signing relay only", () => {
-    assert.deepEqual([...rendered.keys()].sort(), [
+    assert.deepEqual([...rendered.keys(), ...relay.keys()].sort(), [
       "grafana/etc/grafana/provisioning/datasources/titan.yaml",
       "grafana/etc/grafana/titan.env",
       "prometheus/etc/default/prometheus",
@@ -135,6 +147,13 @@ describe("golden files, metricsStore=amp (the files that differ)", () => {
       "prometheus/opt/titan-amp-relay/titan_amp_relay/__main__.py",
       "prometheus/opt/titan-amp-relay/titan_amp_relay/server.py",
     ]);
+  });
+
+  it("deliver the signing relay's package as the checkout's relay/ source, byte for byte", () => {
+    for (const [rel, content] of relay) {
+      const source = path.join(ROOT, "relay", path.relative(path.join("prometheus", AMP_RELAY_DIR), rel));
+      assert.equal(content, fs.readFileSync(source, "utf8"), rel);
+    }
   });
 
   it("cover exactly the differing files", () => {

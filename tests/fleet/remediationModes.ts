@@ -7,13 +7,12 @@
  */
 import YAML from "yaml";
 import { GRAFANA_PATHS, REMEDIATION_HMAC_SECRET_ENV } from "../../templates/grafana/constants";
-import { SERVICES } from "../../facts/topology";
-import { REMEDIATION_WEBHOOK_PATH } from "../../facts/remediation";
 import { applyUpdate } from "./provision";
 import { isVerificationStep } from "./checks/changes";
 import { shell, type CheckHost } from "./checks/host";
 import {
   AGENT_UNIT,
+  agentHostName,
   agentSecret,
   auditLines,
   grafanaWebhookBody,
@@ -21,6 +20,7 @@ import {
   mainPid,
   postFrom,
   signatureHeaders,
+  webhookUrl,
 } from "./checks/remediation";
 import { serviceState } from "./checks/grafanaSecrets";
 import { checked, fail, type CheckResult } from "./checks/result";
@@ -88,15 +88,13 @@ async function modeApplied(
         web.name,
         async () => {
           const secret = await agentSecret(web);
-          const instance = (
-            await shell(web, "sed -n 's/^TITAN_REMEDIATION_HOST=//p' /etc/titan-remediation/agent.env")
-          ).out.trim();
+          const instance = await agentHostName(web);
           const since = await hostClock(web);
           const pid = await mainPid(web, "titan.service");
           const b = grafanaWebhookBody("titan remediation", [
             { alertname: "AppNotAnswering", instance, remediation: "restart-app" },
           ]);
-          const url = `http://${web.privateIp}:${SERVICES.remediation.port}${REMEDIATION_WEBHOOK_PATH}`;
+          const url = webhookUrl(web);
           const r = await postFrom(grafana, url, b, signatureHeaders(secret, b, Math.floor(Date.now() / 1000)));
           const after = await mainPid(web, "titan.service");
           const audit = (await auditLines(web, since)).find((l) => l.action === "restart-app");
@@ -185,7 +183,7 @@ async function keyRotated(
         grafanaWebhookBody("titan remediation", [
           { alertname: "AppNotAnswering", instance: "not-this-host", remediation: "restart-app" },
         ]);
-      const url = `http://${web.privateIp}:${SERVICES.remediation.port}${REMEDIATION_WEBHOOK_PATH}`;
+      const url = webhookUrl(web);
       const now = () => Math.floor(Date.now() / 1000);
       const oldBody = b();
       const withOld = await postFrom(grafana, url, oldBody, signatureHeaders(oldKey, oldBody, now()));

@@ -19,16 +19,20 @@
  *   overlay): /var/tmp gets a small tmpfs for the check, where the demo's file goes.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { REMEDIATION_HEADERS, REMEDIATION_WEBHOOK_PATH } from "../../../facts/remediation";
+import { REMEDIATION_HEADERS, remediationWebhookUrl } from "../../../facts/remediation";
 import { SERVICES } from "../../../facts/topology";
-import { TITAN_APP_DIR } from "../../../templates/host/units";
+import {
+  REMEDIATION_ENV_PATH,
+  REMEDIATION_SECRET_PATH,
+  REMEDIATION_SERVICE,
+  TITAN_APP_DIR,
+} from "../../../templates/host/units";
 import { waitFor } from "../exec";
 import { activeTargets } from "./prometheus";
 import { shell, type CheckHost } from "./host";
 import { checked, fail, oneLine, type CheckResult } from "./result";
 
-export const AGENT_UNIT = "titan-remediation.service";
-const SECRET_FILE = "/etc/titan-remediation/hmac-secret";
+export const AGENT_UNIT = `${REMEDIATION_SERVICE}.service`;
 /** app/demo/hang.sh's flag: while it exists in the app's runtime directory every request blocks. */
 const HANG_FLAG = "/run/titan/hang";
 /** The disk-fill demo's file name prefix (app/titan/diskfill.py). */
@@ -157,8 +161,8 @@ export async function hostClock(h: CheckHost): Promise<string> {
 
 /** The HMAC secret the push delivered to the web host (the one Grafana signs with). */
 export async function agentSecret(web: CheckHost): Promise<string> {
-  const r = await shell(web, `cat ${SECRET_FILE}`);
-  if (r.status !== 0 || r.out.trim() === "") throw new Error(`reading ${SECRET_FILE}: ${oneLine(r.out)}`);
+  const r = await shell(web, `cat ${REMEDIATION_SECRET_PATH}`);
+  if (r.status !== 0 || r.out.trim() === "") throw new Error(`reading ${REMEDIATION_SECRET_PATH}: ${oneLine(r.out)}`);
   return r.out.trim();
 }
 
@@ -170,8 +174,7 @@ export interface RemediationHosts {
   readonly prometheusUrl?: string;
 }
 
-const webhookUrl = (web: CheckHost) =>
-  `http://${web.privateIp}:${SERVICES.remediation.port}${REMEDIATION_WEBHOOK_PATH}`;
+export const webhookUrl = (web: CheckHost): string => remediationWebhookUrl(web.privateIp);
 const metricsUrl = (web: CheckHost) => `http://${web.privateIp}:${SERVICES.remediationMetrics.port}/metrics`;
 
 /** The agent's ports: reached by the one role each flow names, by no other host. */
@@ -224,10 +227,14 @@ async function portsClosedToOthers(hosts: RemediationHosts): Promise<CheckResult
   return results;
 }
 
+/** The host name the agent acts for (its settings file): what an alert's instance label must be. */
+export async function agentHostName(web: CheckHost): Promise<string> {
+  return (await shell(web, `sed -n 's/^TITAN_REMEDIATION_HOST=//p' ${REMEDIATION_ENV_PATH}`)).out.trim();
+}
+
 /** The instance label Prometheus (and so every Grafana alert) gives the web host. */
 async function instanceLabel(hosts: RemediationHosts): Promise<string> {
-  const env = await shell(hosts.web, "sed -n 's/^TITAN_REMEDIATION_HOST=//p' /etc/titan-remediation/agent.env");
-  const fromEnv = env.out.trim();
+  const fromEnv = await agentHostName(hosts.web);
   if (!hosts.prometheusUrl) return fromEnv;
   const t = (await activeTargets(hosts.prometheusUrl)).find(
     (x) =>

@@ -2,13 +2,15 @@
  * The AMP signing relay in the stack (templates/host/ampRelay.ts, infra/delivery/ampRelayPush.ts):
  * with metricsStore=amp the Prometheus host gets relay/'s package as it is in the checkout, its
  * settings and a sandboxed unit, and Prometheus writes to it on loopback; with local nothing of it
- * is rendered and the Prometheus push is what it was. The relay's own behaviour is proven by its
+ * is rendered and the Prometheus push removes a relay an earlier amp push left. The relay's own behaviour is proven by its
  * pytest suite (relay/tests), its path through the real Prometheus by tests/fleet/ampRemoteWrite.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { AMP_RELAY_PATH, AMP_RELAY_PORT } from "../facts/metricsStore";
 import {
   AMP_RELAY_DIR,
@@ -18,6 +20,7 @@ import {
   AMP_RELAY_UNIT_PATH,
   renderAmpRelayFiles,
 } from "../templates/host/ampRelay";
+import { ampRelayRemovalLines } from "../infra/delivery/ampRelayPush";
 import { renderHostFiles } from "../templates/index";
 import { projectRoot } from "../templates/projectFiles";
 import { renderPrometheusFiles } from "../templates/prometheus/config";
@@ -120,7 +123,71 @@ describe("the Prometheus push", () => {
     }
   });
 
-  it("with local has nothing of the relay", () => {
-    assert.doesNotMatch(script(local), /botocore|titan-amp-relay/);
+  it("with local installs nothing of the relay and removes one an earlier push installed", () => {
+    const s = script(local);
+    assert.doesNotMatch(s, /botocore|systemctl enable|restart titan-amp-relay/);
+    assert.ok(s.includes(ampRelayRemovalLines().join("\n")), "the removal lines are in the local push");
+    assert.ok(!script(amp).includes("removed titan-amp-relay"), "and not in the amp push");
+  });
+});
+
+describe("the relay's removal (metricsStore back to local), run with stand-in sudo and systemctl", () => {
+  let work: string;
+  let log: string;
+  before(() => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "relay-removal-"));
+    const shim = path.join(work, "bin");
+    fs.mkdirSync(shim);
+    fs.writeFileSync(path.join(shim, "sudo"), '#!/bin/sh\nexec "$@"\n', { mode: 0o755 });
+    log = path.join(work, "systemctl.log");
+    fs.writeFileSync(path.join(shim, "systemctl"), `#!/bin/sh\necho "$*" >>${log}\n`, { mode: 0o755 });
+  });
+  after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  const root = () => path.join(work, "host");
+  const run = () => {
+    fs.rmSync(log, { force: true });
+    const r = spawnSync("sh", ["-c", ["set -eu", ...ampRelayRemovalLines(root())].join("\n")], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}` },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return { out: r.stdout, calls: fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [] };
+  };
+  const install = () => {
+    for (const p of [AMP_RELAY_UNIT_PATH, AMP_RELAY_ENV_PATH, `${AMP_RELAY_DIR}/titan_amp_relay/server.py`]) {
+      fs.mkdirSync(path.dirname(path.join(root(), p)), { recursive: true });
+      fs.writeFileSync(path.join(root(), p), "x\n");
+    }
+  };
+
+  it("stops, disables and forgets the unit, then removes its unit file, settings and package", () => {
+    install();
+    const { out, calls } = run();
+    assert.deepEqual(calls, [
+      `disable --quiet --now ${AMP_RELAY_SERVICE}.service`,
+      `reset-failed ${AMP_RELAY_SERVICE}.service`,
+      "daemon-reload",
+    ]);
+    for (const p of [AMP_RELAY_UNIT_PATH, AMP_RELAY_ENV_PATH, AMP_RELAY_DIR]) {
+      assert.ok(!fs.existsSync(path.join(root(), p)), `${p} is gone`);
+    }
+    assert.match(out, /removed titan-amp-relay/);
+  });
+
+  it("does nothing on a host that has no relay (every later push, a stack that never had amp)", () => {
+    const { out, calls } = run();
+    assert.deepEqual(calls, []);
+    assert.equal(out, "");
+  });
+
+  it("removes what a push cut short left behind without calling systemd for a unit that is not there", () => {
+    install();
+    fs.rmSync(path.join(root(), AMP_RELAY_UNIT_PATH));
+    const { calls } = run();
+    assert.deepEqual(calls, []);
+    assert.ok(
+      !fs.existsSync(path.join(root(), AMP_RELAY_DIR)) && !fs.existsSync(path.join(root(), AMP_RELAY_ENV_PATH)),
+    );
   });
 });

@@ -153,3 +153,24 @@ describe("switching a running stack from local to amp", () => {
     for (const host of ["web-1", "loki"]) assert.equal(install(host).action, "same", host);
   });
 });
+
+describe("switching a running stack from amp back to local", () => {
+  let back: TimedSnapshot;
+  before(async () => {
+    back = await update({ metricsStore: "amp" }, {});
+    assert.equal(back.error, undefined, back.error);
+  });
+
+  it("declares no workspace and no Grafana profile (the engine deletes them), replaces no host", () => {
+    assert.equal(ofType(back, WORKSPACE).length, 0);
+    assert.ok(!ofType(back, PROFILE).some((p) => p.name === "grafana-profile"));
+    for (const instance of ofType(back, INSTANCE)) assert.notEqual(instance.action, "replace", instance.name);
+  });
+
+  it("pushes again to Prometheus (which removes the relay) and Grafana only", () => {
+    const install = (host: string) => one(back, "command:remote:Command", `${host}-push-install`);
+    for (const host of ["prometheus", "grafana"]) assert.notEqual(install(host).action, "same", host);
+    for (const host of ["web-1", "loki"]) assert.equal(install(host).action, "same", host);
+    assert.match(String(install("prometheus").inputs.create), /removed titan-amp-relay/);
+  });
+});

@@ -31,3 +31,33 @@ export const AMP_RELAY_PUSH = {
     `sudo systemctl enable --quiet ${shellWord(`${AMP_RELAY_SERVICE}.service`)}`,
   ],
 } as const satisfies Pick<InstallPlan, "actions" | "extra">;
+
+/**
+ * The Prometheus push's lines with metricsStore=local: a stack switched back from amp stops,
+ * disables and removes the relay an earlier push installed (its unit, settings and package
+ * directory), so nothing keeps listening on loopback or restarts it at boot. They run in the push
+ * and not as a `delete` of a resource of its own: a delete runs on `pulumi destroy` too, and an
+ * SSH step there would stall the teardown of a stack whose Prometheus host is already stopped.
+ * python3-botocore stays installed (another package may need it; removing it frees nothing that
+ * matters). `root` prefixes every path, for tests that run the lines in a scratch directory.
+ * systemd 252: `reset-failed` while the unit is still loaded, so a relay that had failed leaves
+ * no "not-found failed" unit behind in `systemctl --failed` once its file is gone.
+ */
+export function ampRelayRemovalLines(root = ""): string[] {
+  const unit = shellWord(`${root}${AMP_RELAY_UNIT_PATH}`);
+  const env = shellWord(`${root}${AMP_RELAY_ENV_PATH}`);
+  const dir = shellWord(`${root}${AMP_RELAY_DIR}`);
+  const service = shellWord(`${AMP_RELAY_SERVICE}.service`);
+  return [
+    `if [ -e ${unit} ] || [ -e ${env} ] || [ -e ${dir} ]; then`,
+    `  if [ -e ${unit} ]; then`,
+    `    sudo systemctl disable --quiet --now ${service}`,
+    `    sudo systemctl reset-failed ${service}`,
+    `    sudo rm -f ${unit}`,
+    "    sudo systemctl daemon-reload",
+    "  fi",
+    `  sudo rm -rf ${env} ${dir}`,
+    `  echo "removed ${AMP_RELAY_SERVICE}"`,
+    "fi",
+  ];
+}

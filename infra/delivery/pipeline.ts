@@ -24,7 +24,7 @@ import { physicalName } from "../../facts/naming";
 import { hasDataVolume, type Role } from "../../facts/topology";
 import type { ExpectedTarget, VerificationSpec } from "../verify/checks";
 import { markerFor, markerLineCommand, markersWrittenAt, VERIFY_COMMAND } from "../verify/marker";
-import { AMP_RELAY_PUSH } from "./ampRelayPush";
+import { AMP_RELAY_PUSH, ampRelayRemovalLines } from "./ampRelayPush";
 import { appFiles } from "./appFiles";
 import { ConfigPush, digest } from "./configPush";
 import { GRAFANA_ADMIN_USER_CHECK, GRAFANA_POST_LINES, GRAFANA_SECRET_LINES, grafanaStdin } from "./grafanaSecrets";
@@ -204,7 +204,7 @@ export function deliver(args: DeliveryArgs): Delivery {
             : withRelay
               ? [...PROMETHEUS_SECRET_LINES, ...AMP_RELAY_PUSH.extra]
               : slot.role === "prometheus"
-                ? PROMETHEUS_SECRET_LINES
+                ? [...PROMETHEUS_SECRET_LINES, ...ampRelayRemovalLines()]
                 : undefined,
         post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
         stdin: isGrafana
@@ -238,6 +238,9 @@ export function deliver(args: DeliveryArgs): Delivery {
       grafanaUser: config.grafanaAdminUser,
       environment: config.environment,
       targets: expectedTargets(config, plan),
+      // Only with amp: a local stack's spec, and so the verification's digest, stays as it was, and
+      // a no-op `up` after this change runs no marker and no verification again.
+      metricsStore: { datasourceUid: DATASOURCE_UIDS.prometheus },
       grafana: {
         datasourceUids: Object.values(DATASOURCE_UIDS),
         dashboardUids: Object.values(DASHBOARD_UIDS),

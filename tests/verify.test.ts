@@ -141,6 +141,115 @@ describe("pipeline verification", () => {
   });
 });
 
+describe("with metricsStore=amp, the metrics in the store through Grafana", () => {
+  const STORE_QUERY = "/api/datasources/proxy/uid/titan-prometheus/api/v1/query";
+  const ampSpec: VerificationSpec = { ...spec, metricsStore: { datasourceUid: "titan-prometheus" } };
+  /** One series of `up` as Prometheus' query API (and AMP's) returns it: the value is text. */
+  const up = (job: string, value = "1") => ({
+    metric: { __name__: "up", job, instance: "p-dev-web-1", role: "web", environment: "dev" },
+    value: [1_800_000_000.123, value],
+  });
+  const storeHolding = (...result: unknown[]): Routes => ({
+    ...healthy(),
+    [STORE_QUERY]: { status: "success", data: { resultType: "vector", result } },
+  });
+  const storeCheck = (report: Awaited<ReturnType<typeof verify>>) =>
+    report.checks.find((c) => c.name === "metrics reach the store through Grafana");
+
+  it("passes when every expected target's up is 1, asked through Grafana's proxy with auth", async () => {
+    const seen: string[] = [];
+    const report = await verify(
+      ampSpec,
+      "pw",
+      fakeFetch(() => storeHolding(up("node"), up("titan")), seen),
+    );
+    assert.equal(report.ok, true, formatReport(report));
+    assert.equal(storeCheck(report)?.ok, true);
+    const asked = seen.find((s) => s.includes("/api/v1/query?")) ?? "";
+    assert.equal(new URL(asked.split(" ")[0]).searchParams.get("query"), 'up{environment="dev"}');
+    assert.ok(asked.startsWith(`http://graf:3000${STORE_QUERY}?`), asked);
+    assert.ok(asked.endsWith(`Basic ${Buffer.from("admin:pw").toString("base64")}`), asked);
+  });
+
+  it("fails naming a target whose samples never reached the store", async () => {
+    const report = await verify(
+      ampSpec,
+      "pw",
+      fakeFetch(() => storeHolding(up("node"))),
+    );
+    assert.equal(report.ok, false);
+    assert.match(
+      formatReport(report),
+      /FAIL metrics reach the store through Grafana .*titan\/p-dev-web-1 has no up in the store/,
+    );
+    assert.doesNotMatch(storeCheck(report)?.detail ?? "", /node\//);
+  });
+
+  it("fails when the store holds a target with up=0", async () => {
+    const report = await verify(
+      ampSpec,
+      "pw",
+      fakeFetch(() => storeHolding(up("node"), up("titan", "0"))),
+    );
+    assert.equal(report.ok, false);
+    assert.match(formatReport(report), /FAIL metrics reach the store through Grafana .*titan\/p-dev-web-1 is up=0/);
+  });
+
+  it("fails with the proxy's error: Grafana's 400 for a refused signature, a query error", async () => {
+    // ds_proxy.go turns the data source's 401 into a 400; everything else the proxy answered is healthy.
+    const refused: Fetch = (url, init) =>
+      new URL(url).pathname === STORE_QUERY
+        ? Promise.resolve({ ok: false, status: 400, json: () => Promise.resolve({}) })
+        : fakeFetch(() => storeHolding(up("node"), up("titan")))(url, init);
+    const report = await verify(ampSpec, "pw", refused);
+    assert.equal(report.ok, false);
+    assert.match(formatReport(report), /FAIL metrics reach the store through Grafana .*answered 400/);
+    assert.equal(report.checks.filter((c) => !c.ok).length, 1, formatReport(report));
+    const failed = await verify(
+      ampSpec,
+      "pw",
+      fakeFetch(() => ({
+        ...healthy(),
+        [STORE_QUERY]: { status: "error", errorType: "execution", error: "query timed out" },
+      })),
+    );
+    assert.match(formatReport(failed), /FAIL metrics reach the store .*answered error: execution query timed out/);
+  });
+
+  it("is not run without metricsStore in the spec (a local stack)", async () => {
+    const seen: string[] = [];
+    const report = await verify(spec, "pw", fakeFetch(healthy, seen));
+    assert.equal(storeCheck(report), undefined);
+    assert.ok(!seen.some((s) => s.includes("/api/v1/query?")));
+  });
+
+  it("is asked for by the program with amp only; a local stack's spec keeps exactly its keys", async () => {
+    const specOf = async (overrides: Record<string, string>) => {
+      const snap = await snapshot(overrides);
+      assert.equal(snap.error, undefined, snap.error);
+      const env = snap.resources.find((r) => r.name === "verify-pipeline")?.inputs.environment as Record<
+        string,
+        string
+      >;
+      return JSON.parse(env.VERIFY_SPEC) as VerificationSpec;
+    };
+    assert.deepEqual((await specOf({ metricsStore: "amp" })).metricsStore, { datasourceUid: "titan-prometheus" });
+    // The digest the markers and the verification re-run on is cut from this JSON: a new key here
+    // would re-run both on every local stack's next `up`.
+    assert.deepEqual(Object.keys(await specOf({})).sort(), [
+      "environment",
+      "grafana",
+      "grafanaUrl",
+      "grafanaUser",
+      "intervalMs",
+      "logMarker",
+      "prometheusUrl",
+      "targets",
+      "timeoutMs",
+    ]);
+  });
+});
+
 describe("the marker's freshness", () => {
   /** A Loki through Grafana holding one marker line at `lineAt` (Unix seconds); the query's start bounds it. */
   function lokiWithLineAt(lineAt: number, starts: string[]): Fetch {

@@ -240,7 +240,7 @@ export function deliver(args: DeliveryArgs): Delivery {
       targets: expectedTargets(config, plan),
       // Only with amp: a local stack's spec, and so the verification's digest, stays as it was, and
       // a no-op `up` after this change runs no marker and no verification again.
-      metricsStore: { datasourceUid: DATASOURCE_UIDS.prometheus },
+      ...(config.metricsStore === "amp" ? { metricsStore: { datasourceUid: DATASOURCE_UIDS.prometheus } } : {}),
       grafana: {
         datasourceUids: Object.values(DATASOURCE_UIDS),
         dashboardUids: Object.values(DASHBOARD_UIDS),

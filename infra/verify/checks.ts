@@ -18,6 +18,12 @@ export interface VerificationSpec {
   readonly environment: string;
   readonly targets: readonly ExpectedTarget[];
   /**
+   * Only with metricsStore=amp: the Prometheus data source (whose uid is the same on either store)
+   * that must return every target's `up` from the workspace. Absent with local, so a local stack's
+   * spec, and with it the verification's trigger, is what it was.
+   */
+  readonly metricsStore?: { readonly datasourceUid: string };
+  /**
    * A line each web host wrote just before verification, to be found in Loki with its labels;
    * `since` (Unix seconds, the hosts' clocks) is when the first was written: only lines from
    * then on count (less a minute or two for clocks and batching).
@@ -126,6 +132,64 @@ export function lokiProbe(fetcher: Fetch, spec: VerificationSpec, password: stri
   };
 }
 
+interface PromVectorSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/**
+ * With amp, a healthy data source proves only that Grafana can sign a query to the workspace; this
+ * proves the samples arrive there: the Prometheus data source, asked through Grafana for `up` of
+ * the stack's environment, must hold every expected (job, instance) with value 1.
+ *
+ * Through Grafana because only Grafana's instance role may query the workspace. Grafana 12's
+ * `/api/datasources/proxy/uid/:uid/*` (pkg/api/api.go, ProxyDataSourceRequestWithUID) hands the
+ * request to pkg/api/pluginproxy/ds_proxy.go, which lets a GET through for a Prometheus data source
+ * (it refuses DELETE, PUT and POST), appends the path to the data source's URL (the workspace root,
+ * so AMP's .../api/v1/query) and sends it with the transport from DataSourceService.GetHTTPTransport:
+ * with jsonData.sigV4Auth and [auth] sigv4_auth_enabled its options carry SigV4 (service aps, the
+ * data source's region and auth type: pkg/services/datasources/service/datasource.go), and
+ * pkg/infra/httpclient/httpclientprovider/sigv4_middleware.go signs with them. The data source's
+ * 401 comes back as 400 "Authentication to data source failed"; AMP's 403 passes through.
+ *
+ * The answer is Prometheus' query API, which AMP serves: prometheus/prometheus web/api/v1/api.go
+ * Response {status, data, errorType, error} and QueryData {resultType, result}; an instant
+ * vector's samples are {metric, value: [time, "value as text"]} (promql/value.go Sample.MarshalJSON,
+ * web/api/v1/json_codec.go marshalFPointJSON).
+ */
+export function storeProbe(fetcher: Fetch, spec: VerificationSpec, password: string): Probe | undefined {
+  const store = spec.metricsStore;
+  if (!store) return undefined;
+  const auth = basicAuth(spec.grafanaUser, password);
+  const query = `up{environment=${JSON.stringify(spec.environment)}}`;
+  const url =
+    `${spec.grafanaUrl}/api/datasources/proxy/uid/${encodeURIComponent(store.datasourceUid)}` +
+    `/api/v1/query?query=${encodeURIComponent(query)}`;
+  return async () => {
+    const body = (await getJson(fetcher, url, auth)) as {
+      status?: string;
+      errorType?: string;
+      error?: string;
+      data?: { resultType?: string; result?: PromVectorSample[] };
+    };
+    if (body.status !== "success") {
+      return `the store answered ${body.status ?? "no status"}: ${body.errorType ?? ""} ${body.error ?? ""}`.trim();
+    }
+    if (body.data?.resultType !== "vector" || !Array.isArray(body.data.result)) {
+      return `the store answered a ${body.data?.resultType ?? "missing"} result, expected a vector`;
+    }
+    const samples = body.data.result;
+    const problems = spec.targets.flatMap((want) => {
+      const found = samples.filter((s) => s.metric.job === want.job && s.metric.instance === want.instance);
+      if (found.length === 0) return [`${want.job}/${want.instance} has no up in the store`];
+      return found.some((s) => Number(s.value[1]) === 1)
+        ? []
+        : [`${want.job}/${want.instance} is up=${found.map((s) => s.value[1]).join(",")} in the store`];
+    });
+    return problems.length ? problems.join("; ") : undefined;
+  };
+}
+
 export function grafanaProbes(fetcher: Fetch, spec: VerificationSpec, password: string): [string, Probe][] {
   const auth = basicAuth(spec.grafanaUser, password);
   const base = spec.grafanaUrl;
@@ -199,6 +263,8 @@ export async function verify(
   const probes: [string, Probe][] = [["prometheus targets up", targetsProbe(fetcher, spec)]];
   const loki = lokiProbe(fetcher, spec, password);
   if (loki) probes.push(["loki has each web host's marker line", loki]);
+  const store = storeProbe(fetcher, spec, password);
+  if (store) probes.push(["metrics reach the store through Grafana", store]);
   probes.push(...grafanaProbes(fetcher, spec, password));
 
   const checks = await Promise.all(

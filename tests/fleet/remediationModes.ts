@@ -7,9 +7,10 @@
  */
 import YAML from "yaml";
 import { GRAFANA_PATHS, REMEDIATION_HMAC_SECRET_ENV } from "../../templates/grafana/constants";
+import { GRAFANA_SERVICE } from "../../templates/host/grafanaServer";
 import { applyUpdate } from "./provision";
 import { isVerificationStep } from "./checks/changes";
-import { shell, type CheckHost } from "./checks/host";
+import { serviceState, shell, unitState, type CheckHost } from "./checks/host";
 import {
   AGENT_UNIT,
   agentHostName,
@@ -22,7 +23,6 @@ import {
   signatureHeaders,
   webhookUrl,
 } from "./checks/remediation";
-import { serviceState } from "./checks/grafanaSecrets";
 import { checked, fail, type CheckResult } from "./checks/result";
 import { inEffect, type LiveTiming, type Transition } from "./transition";
 
@@ -37,12 +37,10 @@ interface ContactPointsFile {
 /** The decision the agent records for an allowed, signed, firing alert in each mode. */
 const DECISION: Record<Mode, string> = { on: "acted", "dry-run": "dry_run", off: "disabled" };
 
+/** The agent's invocation and, while it runs, its mode (a stopped agent is a state the checks report, not an error). */
 async function agentMode(web: CheckHost): Promise<{ invocation: string; mode?: string }> {
-  const invocation = (await shell(web, `systemctl show -p InvocationID --value ${AGENT_UNIT}`)).out.trim();
-  const pid = (await shell(web, `systemctl show -p MainPID --value ${AGENT_UNIT}`)).out.trim();
-  if (!/^[1-9]\d*$/.test(pid)) return { invocation };
-  const env = await shell(web, `tr '\\0' '\\n' </proc/${pid}/environ | sed -n 's/^TITAN_REMEDIATION_MODE=//p'`);
-  return { invocation, mode: env.out.trim() || undefined };
+  const { invocation, env } = await unitState(web, AGENT_UNIT);
+  return { invocation, mode: env?.get("TITAN_REMEDIATION_MODE") || undefined };
 }
 
 /** One mode applied: pushes that ran, the agent's new mode, a signed request's decision, Grafana's files. */
@@ -143,7 +141,7 @@ async function keyRotated(
   const change = "remediationSecretRotation set";
   const oldKey = await agentSecret(web);
   const agentBefore = await agentMode(web);
-  const grafanaBefore = await serviceState(grafana);
+  const grafanaBefore = await serviceState(grafana, GRAFANA_SERVICE);
   const started = Date.now();
   const update = await applyUpdate(pf, { remediationSecretRotation: "1" });
   const ran = new Set(update.ran.filter((r) => !isVerificationStep(r.resource)).map((r) => r.host));
@@ -162,7 +160,7 @@ async function keyRotated(
     async () => {
       const newKey = await agentSecret(web);
       const agent = await agentMode(web);
-      const g = await serviceState(grafana);
+      const g = await serviceState(grafana, GRAFANA_SERVICE);
       const ok =
         newKey !== oldKey &&
         agent.invocation !== agentBefore.invocation &&

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import YAML from "yaml";
 import { imageFiles, imageInputs, imageKey, LOCALE_FILE } from "./baseImage";
 import { Cleanup } from "./cleanup";
+import { serviceState, unitState, type CheckHost } from "./checks/host";
 import { checkPrerequisites } from "./fleet";
 import { waitFor } from "./exec";
 import { LOGIN_USER } from "./layout";
@@ -137,4 +138,50 @@ test("lock: a second run waits while the first lives, and takes over from one th
   assert.equal(fs.readFileSync(path.join(dir, "pid"), "utf8"), String(process.pid));
   assert.deepEqual(await c.run(), []);
   assert.equal(fs.existsSync(dir), false);
+});
+
+test("unit state: a running unit's invocation and environment; stopped, serviceState throws and unitState says why", async () => {
+  /** A host whose shell answers each command line from `answers` (anything else: status 1, no output). */
+  const host = (answers: Record<string, string>): CheckHost => ({
+    name: "web-1",
+    role: "web",
+    privateIp: "10.42.0.10",
+    exec: (command) => {
+      const out = answers[command[command.length - 1]];
+      return Promise.resolve(out === undefined ? { status: 1, out: "tr: No such process\n" } : { status: 0, out });
+    },
+  });
+  const show = (prop: string) => `systemctl show -p ${prop} --value titan-remediation.service`;
+  const running = host({
+    [show("InvocationID")]: "4f1c\n",
+    [show("MainPID")]: "812\n",
+    "tr '\\0' '\\n' </proc/812/environ": "TITAN_REMEDIATION_MODE=dry-run\nA=b=c\nnot-a-pair\n",
+  });
+  const state = await serviceState(running, "titan-remediation.service");
+  assert.equal(state.invocation, "4f1c");
+  assert.deepEqual(
+    [...state.env],
+    [
+      ["TITAN_REMEDIATION_MODE", "dry-run"],
+      ["A", "b=c"],
+    ],
+  );
+  assert.deepEqual(await unitState(running, "titan-remediation.service"), state);
+
+  const stopped = host({ [show("InvocationID")]: "4f1c\n", [show("MainPID")]: "0\n" });
+  assert.deepEqual(await unitState(stopped, "titan-remediation.service"), {
+    invocation: "4f1c",
+    notRunning: "titan-remediation.service is not running (MainPID 0)",
+  });
+  await assert.rejects(
+    serviceState(stopped, "titan-remediation.service"),
+    /^Error: titan-remediation\.service is not running \(MainPID 0\)$/,
+  );
+  // Its process gone between the two reads: the same, with the reason.
+  const exited = host({ [show("InvocationID")]: "4f1c\n", [show("MainPID")]: "812\n" });
+  assert.equal((await unitState(exited, "titan-remediation.service")).env, undefined);
+  await assert.rejects(
+    serviceState(exited, "titan-remediation.service"),
+    /reading \/proc\/812\/environ: tr: No such process/,
+  );
 });

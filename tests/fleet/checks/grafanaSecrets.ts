@@ -14,28 +14,9 @@ import { key } from "../../support/snapshots";
 import { waitFor } from "../exec";
 import { applyUpdate, type ProvisionedFleet, type UpdateResult } from "../provision";
 import { isVerificationStep } from "./changes";
-import { shell, type CheckHost } from "./host";
+import { serviceState, shell, type CheckHost } from "./host";
 import { checked, fail, oneLine, type CheckResult } from "./result";
 import type { LiveTiming } from "../matrix";
-
-/** grafana-server's InvocationID (renewed by every start) and its main process's environment. */
-export async function serviceState(h: CheckHost): Promise<{ invocation: string; env: Map<string, string> }> {
-  // One property a call: `systemctl show -p A,B` prints them in systemd's order, not ours.
-  const prop = async (name: string) =>
-    (await shell(h, `systemctl show -p ${name} --value ${GRAFANA_SERVICE}`)).out.trim();
-  const invocation = await prop("InvocationID");
-  const pid = await prop("MainPID");
-  if (!/^[1-9]\d*$/.test(pid)) throw new Error(`${GRAFANA_SERVICE} is not running (MainPID ${pid || "unknown"})`);
-  const environ = await shell(h, `tr '\\0' '\\n' </proc/${pid}/environ`);
-  if (environ.status !== 0) throw new Error(`reading /proc/${pid}/environ: ${oneLine(environ.out)}`);
-  const env = new Map(
-    environ.out
-      .split("\n")
-      .filter((l) => l.includes("="))
-      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]),
-  );
-  return { invocation, env };
-}
 
 /** Only the Grafana host's steps ran (the verification's markers aside). */
 function onlyGrafanaRan(change: string, update: UpdateResult): CheckResult {
@@ -58,7 +39,7 @@ async function webhookApplied(
   url: string | null,
   previous?: string,
 ): Promise<{ results: CheckResult[]; live?: LiveTiming }> {
-  const before = await serviceState(h);
+  const before = await serviceState(h, GRAFANA_SERVICE);
   const started = Date.now();
   const update = await applyUpdate(pf, { slackWebhookUrl: url });
   const results = [onlyGrafanaRan(change, update)];
@@ -69,7 +50,7 @@ async function webhookApplied(
       const after = await waitFor(
         `${GRAFANA_SERVICE} running again`,
         async () => {
-          const s = await serviceState(h);
+          const s = await serviceState(h, GRAFANA_SERVICE);
           return s.invocation !== before.invocation ? s : undefined;
         },
         { timeoutMs: 60_000 },

@@ -38,3 +38,42 @@ export const AMP_FREE_TIER_MONTHLY = {
 
 /** Seconds in AWS's billing month (HOURS_PER_MONTH): a steady samples/s rate times this is the month's samples. */
 export const SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600;
+
+/**
+ * AMP's ingestion price, USD per 10 million samples, tiered by the month's running total of
+ * samples ingested: the first 2 billion at $0.90, the next 250 billion at $0.35, beyond 252 billion
+ * at $0.16; and its storage at $0.03 per GB-month. AWS publishes them on
+ * https://aws.amazon.com/prometheus/pricing/, whose stored copy read on 2026-12-06 ends before its
+ * price table (it shows the text above and the free tier); the figures are the page's as
+ * VictoriaMetrics' "Pricing comparison for Managed Prometheus"
+ * (https://victoriametrics.com/blog/managed-prometheus-pricing/, 2022-04-04, read 2026-12-06)
+ * quotes them, tier by tier, with a worked example. Check the AWS page before relying on a figure.
+ *
+ * The free tier's 40 million samples are taken as the month's first samples, out of the first
+ * tier. AMP's query price (per billion query samples processed) is not encoded: no readable copy
+ * of it was found. The README's query estimate stays inside the free tier and says so; the
+ * estimate refuses to price queries beyond it (templates/ampCostDocs.ts).
+ */
+export const AMP_INGEST_TIERS: readonly { readonly upToSamples: number; readonly usdPer10M: number }[] = [
+  { upToSamples: 2_000_000_000, usdPer10M: 0.9 },
+  { upToSamples: 252_000_000_000, usdPer10M: 0.35 },
+  { upToSamples: Infinity, usdPer10M: 0.16 },
+];
+
+/** USD per GB-month (1 GB = 2^30 bytes) of AMP storage beyond the free tier (see AMP_INGEST_TIERS for the source). */
+export const AMP_STORAGE_GB_MONTH_USD = 0.03;
+
+/**
+ * Bytes a stored sample takes: the pricing page says samples are "typically 1 or 2 bytes" plus
+ * their series' metadata (name and labels); the estimate takes the upper figure and leaves the
+ * metadata out (a few hundred bytes per series, once, against millions of samples per series).
+ */
+export const AMP_SAMPLE_BYTES = 2;
+
+/**
+ * Days a workspace keeps samples when no retention is configured (infra/amp.ts sets none): AWS's
+ * AMP roadmap, aws/amazon-managed-service-for-prometheus-roadmap#2 (an AWS maintainer, 2022):
+ * "data older than 150 days is deleted from the workspace". Storage is estimated at that steady
+ * state, reached 150 days after the switch.
+ */
+export const AMP_RETENTION_DAYS = 150;

@@ -13,6 +13,13 @@ import { configTable } from "../templates/configDocs";
 import { alertDefinitions } from "../templates/alerts";
 import { runbookMarkdown } from "../templates/docs";
 import { costEstimate } from "../templates/costDocs";
+import {
+  AMP_SAMPLE_RATE_COMMAND,
+  AMP_SAMPLE_RATE_FILE,
+  ampCostSection,
+  ampCostSummary,
+  parseAmpSampleRate,
+} from "../templates/ampCostDocs";
 import { testConfig } from "./support/render";
 import { FLOWS, ROLES, SERVICES, isOperator, portsOf } from "../facts/topology";
 import { ROOT } from "./support/files";
@@ -173,6 +180,43 @@ describe("README", () => {
       cells(between("README.md", "<!-- config-table:start -->", "<!-- config-table:end -->")),
       cells(configTable()),
     );
+  });
+
+  it("gives metricsStore=amp's cost from the sample rate the fleet recorded, in its summary and in docs/metrics-store.md", () => {
+    const update = `UPDATE_AMP_COST=1 node --test build/tests/readme.test.js`;
+    const file = path.join(ROOT, AMP_SAMPLE_RATE_FILE);
+    assert.ok(
+      fs.existsSync(file),
+      `${AMP_SAMPLE_RATE_FILE} is missing: record the stack's sample rate on the fleet with \`${AMP_SAMPLE_RATE_COMMAND}\`, then write the cost sections from it with \`${update}\``,
+    );
+    const rate = parseAmpSampleRate(JSON.parse(fs.readFileSync(file, "utf8")), AMP_SAMPLE_RATE_FILE);
+    const sections = [
+      { doc: "README.md", marker: "amp-cost-summary", text: ampCostSummary(rate, testConfig()), inline: true },
+      {
+        doc: "docs/metrics-store.md",
+        marker: "amp-cost-table",
+        text: ampCostSection(rate, testConfig()),
+        inline: false,
+      },
+    ];
+    for (const { doc, marker, text, inline } of sections) {
+      const [start, end] = [`<!-- ${marker}:start -->`, `<!-- ${marker}:end -->`];
+      if (process.env.UPDATE_AMP_COST === "1") {
+        const current = read(doc);
+        const from = current.indexOf(start) + start.length;
+        const to = current.indexOf(end);
+        assert.ok(from >= start.length && to >= from, `${doc} lacks ${start} … ${end}`);
+        const body = inline ? text : `\n${text}\n`;
+        fs.writeFileSync(path.join(ROOT, doc), `${current.slice(0, from)}${body}${current.slice(to)}`);
+        continue;
+      }
+      const shown = between(doc, start, end);
+      const again = `${doc} is not what ${AMP_SAMPLE_RATE_FILE} gives: \`${update}\` (then prettier --write ${doc})`;
+      // Prettier pads the table's columns: compare cells, and the lines around the table as written.
+      assert.deepEqual(cells(shown), cells(text), again);
+      const prose = (t: string) => t.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("|"));
+      assert.deepEqual(prose(shown), prose(text.trim()), again);
+    }
   });
 });
 

@@ -4,31 +4,55 @@
  * Target: the cost grows no worse than linearly with the number of hosts: time, memory and
  * resources per host do not rise as web hosts are added. Then both metrics stores at the
  * largest webCount: what metricsStore=amp adds (the workspace, Grafana's profile) is constant.
+ *
+ * A run writes what it measured to bench/program.json and the section of docs/testing.md
+ * between BENCH_MARKERS from it (tests/readme.test.ts holds the page to the file, and the file's
+ * resource counts to the program): the figures on that page are the run's, never pasted.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { MAX_WEB_HOSTS } from "../facts/addressing";
 import { METRICS_STORES, type MetricsStore } from "../facts/metricsStore";
+import { projectRoot } from "../templates/projectFiles";
 import { snapshot, type TimedSnapshot } from "../tests/support/snapshots";
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const COUNTS = [1, 4, MAX_WEB_HOSTS];
+export const BENCH_COUNTS = [1, 4, MAX_WEB_HOSTS] as const;
+export const BENCH_FILE = (root = projectRoot()) => path.join(root, "bench", "program.json");
+export const BENCH_DOC = (root = projectRoot()) => path.join(root, "docs", "testing.md");
+export const BENCH_MARKERS = ["<!-- bench-program:start -->", "<!-- bench-program:end -->"] as const;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-interface Row {
-  webCount: number;
-  hosts: number;
-  resources: number;
-  wallMs: number;
-  programMs: number;
-  peakRssMb: number;
+export interface BenchRow {
+  readonly webCount: number;
+  readonly metricsStore: MetricsStore;
+  readonly hosts: number;
+  readonly resources: number;
+  readonly wallMs: number;
+  readonly programMs: number;
+  readonly peakRssMb: number;
 }
 
-async function measure(webCount: number, metricsStore: MetricsStore = "local"): Promise<Row> {
+/** bench/program.json. */
+export interface ProgramBench {
+  /** The run's date (YYYY-MM-DD). */
+  readonly measured: string;
+  readonly machine: { readonly cpus: number; readonly memoryGiB: number };
+  /** Runs per configuration, each in its own process; every figure is their median. */
+  readonly runs: number;
+  /** metricsStore=local at each of BENCH_COUNTS. */
+  readonly scaling: readonly BenchRow[];
+  /** Each metrics store at MAX_WEB_HOSTS (local's is the scaling table's last row). */
+  readonly stores: readonly BenchRow[];
+}
+
+async function measure(runs: number, webCount: number, metricsStore: MetricsStore): Promise<BenchRow> {
   const wall: number[] = [];
   const program: number[] = [];
   const rss: number[] = [];
   let last: TimedSnapshot | undefined;
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < runs; i++) {
     const started = process.hrtime.bigint();
     last = await snapshot({ webCount: String(webCount), metricsStore });
     wall.push(Number(process.hrtime.bigint() - started) / 1e6);
@@ -38,65 +62,128 @@ async function measure(webCount: number, metricsStore: MetricsStore = "local"): 
   }
   return {
     webCount,
+    metricsStore,
     hosts: webCount + 3,
     resources: last?.resources.length ?? 0,
-    wallMs: median(wall),
-    programMs: median(program),
-    peakRssMb: median(rss),
+    wallMs: Math.round(median(wall)),
+    programMs: Math.round(median(program)),
+    peakRssMb: Math.round(median(rss) * 10) / 10,
   };
 }
 
-async function main(): Promise<void> {
-  await snapshot(); // warm the file cache so the first row is not penalised
-  const rows: Row[] = [];
-  for (const count of COUNTS) rows.push(await measure(count));
+/** The per-host figures the target is judged on. */
+const PER_HOST = [
+  ["resources", (r: BenchRow) => r.resources],
+  ["program ms", (r: BenchRow) => r.programMs],
+  ["peak RSS MiB", (r: BenchRow) => r.peakRssMb],
+] as const;
 
-  console.log(`\nProgram evaluation under mocks (median of ${RUNS} runs, one process each)\n`);
-  console.log("| webCount | hosts | resources | process wall ms | program ms | peak RSS MiB |");
-  console.log("|---:|---:|---:|---:|---:|---:|");
-  for (const r of rows) {
-    console.log(
-      `| ${r.webCount} | ${r.hosts} | ${r.resources} | ${r.wallMs.toFixed(0)} | ${r.programMs.toFixed(0)} | ${r.peakRssMb.toFixed(1)} |`,
-    );
-  }
+/** Linear or better: a figure per host does not rise as hosts are added (10% for noise). */
+export const linear = (rows: readonly BenchRow[], value: (r: BenchRow) => number): boolean => {
+  const perHost = rows.map((r) => value(r) / r.hosts);
+  return perHost.every((v, i) => i === 0 || v <= perHost[i - 1] * 1.1);
+};
 
-  // Linear or better: the cost per host must not rise as hosts are added (10% for noise).
-  const metrics = [
-    ["resources", (r: Row) => r.resources],
-    ["program ms", (r: Row) => r.programMs],
-    ["peak RSS MiB", (r: Row) => r.peakRssMb],
-  ] as const;
-  let ok = true;
-  console.log(`\n| per host | ${rows.map((r) => `${r.hosts} hosts`).join(" | ")} | linear or better? |`);
-  console.log(`|---|${rows.map(() => "---:").join("|")}|---|`);
-  for (const [what, value] of metrics) {
-    const perHost = rows.map((r) => value(r) / r.hosts);
-    const linear = perHost.every((v, i) => i === 0 || v <= perHost[i - 1] * 1.1);
-    ok &&= linear;
-    console.log(`| ${what} | ${perHost.map((v) => v.toFixed(2)).join(" | ")} | ${linear ? "yes" : "NO"} |`);
-  }
-  const marginal = (a: Row, b: Row) => ((b.programMs - a.programMs) / (b.hosts - a.hosts)).toFixed(1);
-  console.log(
-    `\nMarginal program time per added web host: ${marginal(rows[0], rows[1])} ms (1→4), ${marginal(rows[1], rows[2])} ms (4→10).`,
-  );
-  console.log(
-    ok ? "\nTarget met: cost grows linearly (or better) with hosts." : "\nTarget MISSED: superlinear growth.",
-  );
+export const targetMet = (b: ProgramBench): boolean => PER_HOST.every(([, value]) => linear(b.scaling, value));
 
-  // Both stores at the largest webCount: local is the last row above, measured again beside amp.
-  console.log(`\nBoth metrics stores at webCount ${MAX_WEB_HOSTS} (median of ${RUNS} runs, one process each)\n`);
-  console.log("| metricsStore | resources | process wall ms | program ms | peak RSS MiB |");
-  console.log("|---|---:|---:|---:|---:|");
-  for (const store of METRICS_STORES) {
-    const r = store === "local" ? rows[rows.length - 1] : await measure(MAX_WEB_HOSTS, store);
-    console.log(
-      `| ${store} | ${r.resources} | ${r.wallMs.toFixed(0)} | ${r.programMs.toFixed(0)} | ${r.peakRssMb.toFixed(1)} |`,
-    );
-  }
-  if (!ok) process.exitCode = 1;
+/** A markdown table with right-aligned figures, as prettier lays it out (so the page stays formatted). */
+function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
+  const cell = (c: string, i: number) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]));
+  const rule = widths.map((w, i) => (numeric[i] ? `${"-".repeat(w - 1)}:` : "-".repeat(w)));
+  return [
+    `| ${header.map(cell).join(" | ")} |`,
+    `| ${rule.join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ];
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+/** The section of docs/testing.md between BENCH_MARKERS. */
+export function benchSection(b: ProgramBench): string {
+  const s = b.scaling;
+  const figures = (r: BenchRow) => [
+    String(r.resources),
+    r.wallMs.toFixed(0),
+    r.programMs.toFixed(0),
+    r.peakRssMb.toFixed(1),
+  ];
+  const marginal = (a: BenchRow, c: BenchRow) => ((c.programMs - a.programMs) / (c.hosts - a.hosts)).toFixed(1);
+  const figureHeader = ["resources", "process wall ms", "program ms", "peak RSS MiB"];
+  return [
+    "",
+    `Measured ${b.measured} by the program benchmark (\`bench/program.ts\`, run by \`npm run bench\`) on a ${b.machine.cpus}-core, ${b.machine.memoryGiB} GiB machine (median of ${b.runs} runs, one process each); written from \`bench/program.json\`, which that run wrote.`,
+    "",
+    ...table(
+      ["webCount", "hosts", ...figureHeader],
+      s.map((r) => [String(r.webCount), String(r.hosts), ...figures(r)]),
+      [true, true, true, true, true, true],
+    ),
+    "",
+    ...table(
+      ["per host", ...s.map((r) => `${r.hosts} hosts`), "linear or better?"],
+      PER_HOST.map(([what, value]) => [
+        what,
+        ...s.map((r) => (value(r) / r.hosts).toFixed(2)),
+        linear(s, value) ? "yes" : "NO",
+      ]),
+      [false, ...s.map(() => true), false],
+    ),
+    "",
+    `Marginal program time per added web host: ${s
+      .slice(1)
+      .map((r, i) => `${marginal(s[i], r)} ms (${s[i].webCount}→${r.webCount})`)
+      .join(", ")}.`,
+    "",
+    targetMet(b) ? "Target met: cost grows linearly (or better) with hosts." : "Target MISSED: superlinear growth.",
+    "",
+    `Both metrics stores at webCount ${MAX_WEB_HOSTS} (local's row is the table's last above):`,
+    "",
+    ...table(
+      ["metricsStore", ...figureHeader],
+      b.stores.map((r) => [r.metricsStore, ...figures(r)]),
+      [false, true, true, true, true],
+    ),
+    "",
+  ].join("\n");
+}
+
+/** The document's text with the section between BENCH_MARKERS replaced. */
+export function withBenchSection(doc: string, b: ProgramBench): string {
+  const [start, end] = BENCH_MARKERS;
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${BENCH_DOC()}: no ${start} ... ${end} section`);
+  return `${doc.slice(0, i + start.length)}\n${benchSection(b)}\n${doc.slice(j)}`;
+}
+
+export const readBench = (file = BENCH_FILE()): ProgramBench =>
+  JSON.parse(fs.readFileSync(file, "utf8")) as ProgramBench;
+
+async function main(): Promise<void> {
+  const runs = Number(process.env.BENCH_RUNS ?? 7);
+  await snapshot(); // warm the file cache so the first row is not penalised
+  const scaling: BenchRow[] = [];
+  for (const count of BENCH_COUNTS) scaling.push(await measure(runs, count, "local"));
+  const stores: BenchRow[] = [];
+  for (const store of METRICS_STORES) {
+    stores.push(store === "local" ? scaling[scaling.length - 1] : await measure(runs, MAX_WEB_HOSTS, store));
+  }
+  const bench: ProgramBench = {
+    measured: new Date().toISOString().slice(0, 10),
+    machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
+    runs,
+    scaling,
+    stores,
+  };
+  fs.writeFileSync(BENCH_FILE(), `${JSON.stringify(bench, null, 2)}\n`);
+  fs.writeFileSync(BENCH_DOC(), withBenchSection(fs.readFileSync(BENCH_DOC(), "utf8"), bench));
+  process.stdout.write(`${benchSection(bench)}\nwrote ${BENCH_FILE()} and the benchmark section of ${BENCH_DOC()}\n`);
+  if (!targetMet(bench)) process.exitCode = 1;
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -27,6 +27,10 @@ import { TITAN_APP_DIR } from "../templates/host/units";
 import { TIMINGS_DOC, TIMINGS_MARKERS, readTimings, RECORDED_TIMINGS, timingsSection } from "./fleet/timings";
 import { TRANSITIONS } from "./fleet/matrix";
 import { tableCells } from "./support/markdown";
+import { snapshot } from "./support/snapshots";
+import { BENCH_COUNTS, BENCH_DOC, BENCH_FILE, BENCH_MARKERS, benchSection, readBench } from "../bench/program";
+import { MAX_WEB_HOSTS } from "../facts/addressing";
+import { METRICS_STORES } from "../facts/metricsStore";
 
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
 const readme = read("README.md");
@@ -260,11 +264,45 @@ describe("docs/", () => {
     }
   });
 
-  it("docs/testing.md shows the benchmark's measured table", () => {
-    assert.match(
-      between("docs/testing.md", "<!-- bench-program:start -->", "<!-- bench-program:end -->"),
-      /\| webCount \| hosts \|/,
+  it("docs/testing.md shows the program benchmark as the recorded run wrote it (bench/program.json)", () => {
+    assert.equal(BENCH_DOC(ROOT), path.join(ROOT, "docs", "testing.md"), "npm run bench writes docs/testing.md");
+    const recorded = readBench(BENCH_FILE(ROOT));
+    const again = "run `npm run bench`: it writes bench/program.json and this section from the same run";
+    const shown = between("docs/testing.md", ...BENCH_MARKERS);
+    assert.equal(shown, benchSection(recorded).trim(), again);
+    // The run's structure: every webCount of the scaling table and both stores at the largest.
+    assert.deepEqual(
+      recorded.scaling.map((r) => [r.webCount, r.hosts, r.metricsStore]),
+      BENCH_COUNTS.map((n) => [n, n + 3, "local"]),
+      again,
     );
+    assert.deepEqual(
+      recorded.stores.map((r) => [r.metricsStore, r.webCount]),
+      METRICS_STORES.map((store) => [store, MAX_WEB_HOSTS]),
+      again,
+    );
+    assert.deepEqual(
+      recorded.stores[0],
+      recorded.scaling[recorded.scaling.length - 1],
+      "local's store row is the last",
+    );
+    assert.match(recorded.measured, /^\d{4}-\d{2}-\d{2}$/);
+    for (const r of [...recorded.scaling, ...recorded.stores]) {
+      assert.ok(Number.isInteger(r.resources) && r.resources > 0, `resources ${r.resources}`);
+      for (const f of [r.wallMs, r.programMs, r.peakRssMb]) assert.ok(Number.isFinite(f) && f > 0, `${f}`);
+    }
+  });
+
+  it("bench/program.json's resource counts are what the program declares today", async () => {
+    const recorded = readBench(BENCH_FILE(ROOT));
+    for (const r of [recorded.scaling[0], ...recorded.stores]) {
+      const snap = await snapshot({ webCount: String(r.webCount), metricsStore: r.metricsStore });
+      assert.equal(
+        snap.resources.length,
+        r.resources,
+        `webCount ${r.webCount}, ${r.metricsStore}: the program declares ${snap.resources.length} resources, the recorded benchmark ${r.resources}: run \`npm run bench\``,
+      );
+    }
   });
 
   it("docs/architecture.md lists each role's ports as topology.ts has them", () => {

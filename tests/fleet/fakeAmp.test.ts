@@ -1,11 +1,11 @@
 /**
  * The fake AMP remote-write endpoint (fakeAmp.ts) on 127.0.0.1, no root: requests signed by the
  * AWS SDK for JavaScript's own SigV4 signer (@smithy/signature-v4, a signer this repository did
- * not write) with credentials the fake "issued" are accepted and their samples recorded; a wrong
- * signature, an unknown access key, another service's scope, a missing session token, a body
- * that is not a snappy WriteRequest, a missing remote-write header, another workspace and
- * another method are refused, and nothing of theirs is recorded; set down, it answers 503 and
- * records nothing, and comes back; an unsigned write passes only while acceptUnsigned is on.
+ * not write) with credentials the fake "issued" are accepted and their samples recorded; no
+ * signature (AMP has no unsigned mode), a wrong one, an unknown access key, another service's
+ * scope, a missing session token, a body that is not a snappy WriteRequest, a missing
+ * remote-write header, another workspace and another method are refused, and nothing of theirs
+ * is recorded; set down, it answers 503 and records nothing, and comes back.
  * The real Prometheus against it is ampRemoteWrite.test.ts's.
  */
 import assert from "node:assert/strict";
@@ -232,22 +232,6 @@ describe("fake AMP: who may write", () => {
     }
     assert.equal((await send()).status, 200);
     assert.equal(amp.samples.length, before + 1);
-  });
-
-  it("accepts an unsigned write only when told to, and still refuses a bad signature then", async () => {
-    const unsigned: Send = { tamper: (r) => delete r.headers.authorization };
-    assert.equal((await send(unsigned)).status, 403);
-    amp.acceptUnsigned(true);
-    try {
-      const before = amp.samples.length;
-      assert.equal((await send(unsigned)).status, 200);
-      assert.equal(amp.samples.length, before + 1);
-      assert.equal(amp.requests.at(-1)?.accessKeyId, undefined);
-      assert.equal((await send({ creds: STRANGER })).status, 403);
-    } finally {
-      amp.acceptUnsigned(false);
-    }
-    assert.equal((await send(unsigned)).status, 403);
   });
 
   it("refuses bad arguments, naming the key, the value and what was expected", async () => {

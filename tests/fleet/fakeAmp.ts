@@ -177,12 +177,6 @@ export interface FakeAmp {
   readonly requests: readonly AmpRequest[];
   /** While down, writes that would be accepted are answered 503 and not recorded. */
   setDown(down: boolean): void;
-  /**
-   * Accepts writes without an Authorization header (a signed one is still verified): only for
-   * proving what does not depend on the signature with a Prometheus that cannot sign (Debian's
-   * 2.42, see ampRemoteWrite.test.ts). Off by default, as AMP has no such mode.
-   */
-  acceptUnsigned(accept: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -215,7 +209,6 @@ export async function startFakeAmp(cleanup: Cleanup, args: FakeAmpArgs): Promise
   const samples: AmpSample[] = [];
   const requests: AmpRequest[] = [];
   let down = false;
-  let unsignedOk = false;
   const path = remoteWritePath(workspaceId);
 
   const server = http.createServer((req, res) => {
@@ -232,15 +225,13 @@ export async function startFakeAmp(cleanup: Cleanup, args: FakeAmpArgs): Promise
         if (url.pathname !== path) throw new AmpError(404, `workspace not found: ${url.pathname}`);
         if (req.method !== "POST") throw new AmpError(405, `method ${req.method} not allowed`);
         try {
-          if (!unsignedOk || req.headers.authorization !== undefined) {
-            accessKeyId = verifySigV4(
-              { method: req.method, url: req.url ?? "/", headers: req.headers },
-              body,
-              lookup,
-              region,
-              AMP_SIGNING_SERVICE,
-            );
-          }
+          accessKeyId = verifySigV4(
+            { method: req.method, url: req.url ?? "/", headers: req.headers },
+            body,
+            lookup,
+            region,
+            AMP_SIGNING_SERVICE,
+          );
         } catch (err) {
           throw new AmpError(403, err instanceof Ec2ApiError ? `${err.code}: ${err.message}` : String(err));
         }
@@ -303,10 +294,6 @@ export async function startFakeAmp(cleanup: Cleanup, args: FakeAmpArgs): Promise
     setDown(value) {
       if (typeof value !== "boolean") throw bad("setDown", value, "true or false");
       down = value;
-    },
-    acceptUnsigned(value) {
-      if (typeof value !== "boolean") throw bad("acceptUnsigned", value, "true or false");
-      unsignedOk = value;
     },
     stop,
   };

@@ -140,16 +140,25 @@ describe("the relay's removal (metricsStore back to local), run with stand-in su
     fs.mkdirSync(shim);
     fs.writeFileSync(path.join(shim, "sudo"), '#!/bin/sh\nexec "$@"\n', { mode: 0o755 });
     log = path.join(work, "systemctl.log");
-    fs.writeFileSync(path.join(shim, "systemctl"), `#!/bin/sh\necho "$*" >>${log}\n`, { mode: 0o755 });
+    // is-failed answers as $RELAY_FAILED says (0: the relay had failed), every other call succeeds.
+    fs.writeFileSync(
+      path.join(shim, "systemctl"),
+      `#!/bin/sh\necho "$*" >>${log}\n[ "$1" = is-failed ] && exit "\${RELAY_FAILED:-0}"\nexit 0\n`,
+      { mode: 0o755 },
+    );
   });
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
   const root = () => path.join(work, "host");
-  const run = () => {
+  const run = (failed = true) => {
     fs.rmSync(log, { force: true });
     const r = spawnSync("sh", ["-c", ["set -eu", ...ampRelayRemovalLines(root())].join("\n")], {
       encoding: "utf8",
-      env: { ...process.env, PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}` },
+      env: {
+        ...process.env,
+        PATH: `${path.join(work, "bin")}:${process.env.PATH ?? ""}`,
+        RELAY_FAILED: failed ? "0" : "1",
+      },
     });
     assert.equal(r.status, 0, r.stderr);
     return { out: r.stdout, calls: fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [] };
@@ -166,6 +175,7 @@ describe("the relay's removal (metricsStore back to local), run with stand-in su
     const { out, calls } = run();
     assert.deepEqual(calls, [
       `disable --quiet --now ${AMP_RELAY_SERVICE}.service`,
+      `is-failed --quiet ${AMP_RELAY_SERVICE}.service`,
       `reset-failed ${AMP_RELAY_SERVICE}.service`,
       "daemon-reload",
     ]);
@@ -173,6 +183,17 @@ describe("the relay's removal (metricsStore back to local), run with stand-in su
       assert.ok(!fs.existsSync(path.join(root(), p)), `${p} is gone`);
     }
     assert.match(out, /removed titan-amp-relay/);
+  });
+
+  it("asks for no reset-failed of a relay that did not fail (systemd has unloaded it and would refuse)", () => {
+    install();
+    const { calls } = run(false);
+    assert.deepEqual(calls, [
+      `disable --quiet --now ${AMP_RELAY_SERVICE}.service`,
+      `is-failed --quiet ${AMP_RELAY_SERVICE}.service`,
+      "daemon-reload",
+    ]);
+    assert.ok(!fs.existsSync(path.join(root(), AMP_RELAY_UNIT_PATH)));
   });
 
   it("does nothing on a host that has no relay (every later push, a stack that never had amp)", () => {

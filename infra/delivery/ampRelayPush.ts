@@ -41,7 +41,8 @@ export const AMP_RELAY_PUSH = {
  * python3-botocore stays installed (another package may need it; removing it frees nothing that
  * matters). `root` prefixes every path, for tests that run the lines in a scratch directory.
  * systemd 252: `reset-failed` while the unit is still loaded, so a relay that had failed leaves
- * no "not-found failed" unit behind in `systemctl --failed` once its file is gone.
+ * no "not-found failed" unit behind in `systemctl --failed` once its file is gone; only then, as a
+ * stopped unit that did not fail is no longer loaded and reset-failed refuses it.
  */
 export function ampRelayRemovalLines(root = ""): string[] {
   const unit = shellWord(`${root}${AMP_RELAY_UNIT_PATH}`);
@@ -52,7 +53,10 @@ export function ampRelayRemovalLines(root = ""): string[] {
     `if [ -e ${unit} ] || [ -e ${env} ] || [ -e ${dir} ]; then`,
     `  if [ -e ${unit} ]; then`,
     `    sudo systemctl disable --quiet --now ${service}`,
-    `    sudo systemctl reset-failed ${service}`,
+    // Only a failed unit: one that stopped cleanly is unloaded (garbage-collected) and
+    // ResetFailedUnit then answers "Unit … not loaded." (systemd src/core/dbus-manager.c
+    // bus_get_unit_by_name), exit 1, failing the push: seen on the fleet's systemd 252.
+    `    if systemctl is-failed --quiet ${service}; then sudo systemctl reset-failed ${service}; fi`,
     `    sudo rm -f ${unit}`,
     "    sudo systemctl daemon-reload",
     "  fi",

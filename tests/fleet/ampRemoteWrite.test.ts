@@ -65,17 +65,14 @@ import { parseUnit, serviceDirective, unitEnvironment } from "../e2e/systemdUnit
 import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
 import { projectRoot } from "../../templates/projectFiles";
 import { waitFor } from "../support/wait";
-import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
-import { createBridge, linkExists } from "./bridge";
+import { startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
 import { Cleanup } from "./cleanup";
-import { run } from "./exec";
 import { startFakeAmp, type AmpSample, type FakeAmp } from "./fakeAmp";
 import type { IssuedCredentials } from "./awsEndpoints";
 import { newInstanceId } from "./fleet";
-import { BRIDGE_ADDRESS, BRIDGE_NAME, SUBNET_PREFIX } from "./layout";
-import { acquireFleetLock } from "./lock";
+import { BRIDGE_ADDRESS, BRIDGE_NAME } from "./layout";
+import { hostNamespace } from "./hostNamespace";
 import { stackContext } from "./provision";
-import { imdsRouteFile } from "./seed";
 import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
 
 /** How long AMP is away: one minute of wall time, as issue 21 asks. */
@@ -194,32 +191,15 @@ before(async () => {
   promIp = prom.privateIp;
   promUrl = `http://${promIp}:${SERVICES.prometheus.port}`;
 
-  await acquireFleetLock(cleanup, log);
-  createBridge(BRIDGE_NAME, BRIDGE_ADDRESS, SUBNET_PREFIX, cleanup);
-  run(IP, ["netns", "add", NS]);
-  cleanup.add(`network namespace ${NS}`, () => void run(IP, ["netns", "del", NS]));
-  // Holding the lock, a veth of this name is a killed run's (see awsEndpoints.test.ts).
-  if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
-  run(IP, ["link", "add", VETH, "type", "veth", "peer", "name", "host0", "netns", NS]);
-  cleanup.add(`veth ${VETH}`, () => {
-    if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
+  // The Prometheus host's address first, with the subnet's prefix (the source toward the bridge,
+  // and so the IMDS knows the caller); the other hosts' addresses are /32s beside it, so the
+  // exporters standing in for them answer on their planned addresses (hostNamespace.ts).
+  await hostNamespace(cleanup, log, {
+    ns: NS,
+    veth: VETH,
+    address: promIp,
+    extraAddresses: plan.hosts.filter((x) => x.privateIp !== promIp).map((h) => h.privateIp),
   });
-  run(IP, ["link", "set", VETH, "master", BRIDGE_NAME, "up"]);
-  run(IP, ["-n", NS, "link", "set", "lo", "up"]);
-  // The Prometheus host's address first, with the subnet's prefix: the kernel picks it as the
-  // source toward the bridge (and so the IMDS knows the caller); the other hosts' addresses are
-  // /32s beside it, so the exporters standing in for them answer on their planned addresses.
-  run(IP, ["-n", NS, "addr", "add", `${promIp}/${SUBNET_PREFIX}`, "dev", "host0"]);
-  for (const h of plan.hosts.filter((x) => x.privateIp !== promIp)) {
-    run(IP, ["-n", NS, "addr", "add", `${h.privateIp}/32`, "dev", "host0"]);
-  }
-  run(IP, ["-n", NS, "link", "set", "host0", "up"]);
-  const route = imdsRouteFile();
-  const destination = /^Destination=(\S+)$/m.exec(route)?.[1];
-  const gateway = /^Gateway=(\S+)$/m.exec(route)?.[1];
-  assert.equal(destination, `${IMDS_ADDRESS}/32`);
-  assert.equal(gateway, BRIDGE_ADDRESS);
-  run(IP, ["-n", NS, "route", "add", destination, "via", gateway, "dev", "host0", "onlink"]);
 
   const ctx = stackContext(plan);
   const instances = plan.hosts.map((h) => ({

@@ -23,14 +23,12 @@ import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/p
 import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
 import { projectRoot } from "../../templates/projectFiles";
 import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
-import { createBridge, linkExists } from "./bridge";
 import { Cleanup } from "./cleanup";
 import { probeAsync, run, waitFor } from "./exec";
 import { newInstanceId } from "./fleet";
-import { BRIDGE_ADDRESS, BRIDGE_NAME, SUBNET_PREFIX } from "./layout";
-import { acquireFleetLock } from "./lock";
+import { BRIDGE_ADDRESS, BRIDGE_NAME } from "./layout";
+import { hostNamespace } from "./hostNamespace";
 import { dialsInstance, stackContext } from "./provision";
-import { imdsRouteFile } from "./seed";
 import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
 
 const TIMEOUT = 30 * 60_000;
@@ -128,32 +126,8 @@ before(async () => {
   promIp = prom.privateIp;
   promUrl = `http://${promIp}:9090`;
 
-  await acquireFleetLock(cleanup, log);
-  createBridge(BRIDGE_NAME, BRIDGE_ADDRESS, SUBNET_PREFIX, cleanup);
-  // The Prometheus host's stand-in: a namespace on the bridge with its private IP and the
-  // route every fleet host gets (seed.ts's networkd drop-in, read back from its content).
-  run(IP, ["netns", "add", NS]);
-  cleanup.add(`network namespace ${NS}`, () => void run(IP, ["netns", "del", NS]));
-  // Holding the lock, any veth of this name is a killed run's (its cleanup never ran): without
-  // this, every later run fails on "File exists" until someone deletes it by hand.
-  if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
-  run(IP, ["link", "add", VETH, "type", "veth", "peer", "name", "host0", "netns", NS]);
-  // Deleted by name, not left to the namespace's deletion: the kernel frees a namespace (and so
-  // this veth) only once nothing refers to it, and connections the test made from inside it can
-  // keep it for a while after `ip netns del`, leaving the veth for the next run to trip over.
-  cleanup.add(`veth ${VETH}`, () => {
-    if (linkExists(VETH)) run(IP, ["link", "del", VETH]);
-  });
-  run(IP, ["link", "set", VETH, "master", BRIDGE_NAME, "up"]);
-  run(IP, ["-n", NS, "link", "set", "lo", "up"]);
-  run(IP, ["-n", NS, "addr", "add", `${promIp}/${SUBNET_PREFIX}`, "dev", "host0"]);
-  run(IP, ["-n", NS, "link", "set", "host0", "up"]);
-  const route = imdsRouteFile();
-  const destination = /^Destination=(\S+)$/m.exec(route)?.[1];
-  const gateway = /^Gateway=(\S+)$/m.exec(route)?.[1];
-  assert.equal(destination, `${IMDS_ADDRESS}/32`);
-  assert.equal(gateway, BRIDGE_ADDRESS);
-  run(IP, ["-n", NS, "route", "add", destination, "via", gateway, "dev", "host0", "onlink"]);
+  // The Prometheus host's stand-in (hostNamespace.ts).
+  await hostNamespace(cleanup, log, { ns: NS, veth: VETH, address: promIp });
 
   // As provision.ts calls it: every planned host, a fresh instance id, the stack's tags, and
   // the role of its instance profile where the stack gives it one.

@@ -166,7 +166,7 @@ describe("with metricsStore=amp, the metrics in the store through Grafana", () =
     assert.equal(report.ok, true, formatReport(report));
     assert.equal(storeCheck(report)?.ok, true);
     const asked = seen.find((s) => s.includes("/api/v1/query?")) ?? "";
-    assert.equal(new URL(asked.split(" ")[0]).searchParams.get("query"), 'up{environment="dev"}');
+    assert.equal(new URL(asked.split(" ")[0]).searchParams.get("query"), 'last_over_time(up{environment="dev"}[2m])');
     assert.ok(asked.startsWith(`http://graf:3000${STORE_QUERY}?`), asked);
     assert.ok(asked.endsWith(`Basic ${Buffer.from("admin:pw").toString("base64")}`), asked);
   });

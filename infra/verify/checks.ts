@@ -140,7 +140,7 @@ interface PromVectorSample {
 /**
  * With amp, a healthy data source proves only that Grafana can sign a query to the workspace; this
  * proves the samples arrive there: the Prometheus data source, asked through Grafana for `up` of
- * the stack's environment, must hold every expected (job, instance) with value 1.
+ * the stack's environment, must hold a recent sample of every expected (job, instance) with value 1.
  *
  * Through Grafana because only Grafana's instance role may query the workspace. Grafana 12's
  * `/api/datasources/proxy/uid/:uid/*` (pkg/api/api.go, ProxyDataSourceRequestWithUID) hands the
@@ -157,11 +157,17 @@ interface PromVectorSample {
  * vector's samples are {metric, value: [time, "value as text"]} (promql/value.go Sample.MarshalJSON,
  * web/api/v1/json_codec.go marshalFPointJSON).
  */
+/** How recent the store's sample of each target must be: a few scrape intervals plus remote write's lag. */
+export const STORE_FRESHNESS = "2m";
+
 export function storeProbe(fetcher: Fetch, spec: VerificationSpec, password: string): Probe | undefined {
   const store = spec.metricsStore;
   if (!store) return undefined;
   const auth = basicAuth(spec.grafanaUser, password);
-  const query = `up{environment=${JSON.stringify(spec.environment)}}`;
+  // last_over_time over a window, not bare `up`: an instant query finds a sample up to 5 minutes
+  // old (the lookback delta), so remote write broken by this very push would pass until then; a
+  // series with no sample in the window is absent from the answer (Prometheus 2.26+, and AMP).
+  const query = `last_over_time(up{environment=${JSON.stringify(spec.environment)}}[${STORE_FRESHNESS}])`;
   const url =
     `${spec.grafanaUrl}/api/datasources/proxy/uid/${encodeURIComponent(store.datasourceUid)}` +
     `/api/v1/query?query=${encodeURIComponent(query)}`;
@@ -181,7 +187,8 @@ export function storeProbe(fetcher: Fetch, spec: VerificationSpec, password: str
     const samples = body.data.result;
     const problems = spec.targets.flatMap((want) => {
       const found = samples.filter((s) => s.metric.job === want.job && s.metric.instance === want.instance);
-      if (found.length === 0) return [`${want.job}/${want.instance} has no up in the store`];
+      if (found.length === 0)
+        return [`${want.job}/${want.instance} has no up in the store from the last ${STORE_FRESHNESS}`];
       return found.some((s) => Number(s.value[1]) === 1)
         ? []
         : [`${want.job}/${want.instance} is up=${found.map((s) => s.value[1]).join(",")} in the store`];

@@ -173,4 +173,11 @@ describe("switching a running stack from amp back to local", () => {
     for (const host of ["web-1", "loki"]) assert.equal(install(host).action, "same", host);
     assert.match(String(install("prometheus").inputs.create), /removed titan-amp-relay/);
   });
+
+  it("removes the relay only after Prometheus restarted without remote_write (its queue flushed to it)", () => {
+    const script = String(one(back, "command:remote:Command", "prometheus-push-install").inputs.create);
+    const restart = script.indexOf("sudo systemctl restart prometheus");
+    const removal = script.indexOf("systemctl disable --quiet --now titan-amp-relay.service");
+    assert.ok(restart > 0 && removal > restart, `restart at ${restart}, relay removal at ${removal}`);
+  });
 });

@@ -204,9 +204,18 @@ export function deliver(args: DeliveryArgs): Delivery {
             : withRelay
               ? [...PROMETHEUS_SECRET_LINES, ...AMP_RELAY_PUSH.extra]
               : slot.role === "prometheus"
-                ? [...PROMETHEUS_SECRET_LINES, ...ampRelayRemovalLines()]
+                ? PROMETHEUS_SECRET_LINES
                 : undefined,
-        post: isGrafana ? GRAFANA_PUSH.post : slot.role === "loki" ? LOKI_POST_LINES : undefined,
+        // Back on local the relay goes only once Prometheus runs without remote_write: removed
+        // before, Prometheus' reload and stop wait on a queue that can no longer be sent, and
+        // Debian's unit (TimeoutStopSec=20s, SendSIGKILL=no) fails the restart (seen on the fleet).
+        post: isGrafana
+          ? GRAFANA_PUSH.post
+          : slot.role === "loki"
+            ? LOKI_POST_LINES
+            : slot.role === "prometheus" && !withRelay
+              ? ampRelayRemovalLines()
+              : undefined,
         stdin: isGrafana
           ? grafanaStdin({
               adminPassword: args.grafanaAdminPassword,

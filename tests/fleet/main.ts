@@ -16,6 +16,7 @@ import { remediationChecks } from "./checks/remediation";
 import { lokiNeverUnconfigured } from "./checks/loki";
 import { Cleanup } from "./cleanup";
 import { stagedAsRendered, userDataAsDeclared } from "./checks/delivery";
+import { RECORDED_AMP_SAMPLE_RATE, writeAmpSampleRate } from "./ampSampleRate";
 import { runMatrix, transitionLines, type TransitionRecord } from "./matrix";
 import { imageChanged, pinRaised } from "./replacements";
 import { stoppedAndStarted } from "./stopStart";
@@ -243,12 +244,16 @@ async function main(): Promise<number> {
       transitions: run.transitions.map((t) => ({ id: t.id, live: t.live })),
     };
     writeTimings(RUN_TIMINGS(), timings);
+    // Measured by the transition "metricsStore amp, then local" (ampSampleRate.ts).
+    const sampleRate = run.transitions.find((t) => t.sampleRate)?.sampleRate;
     if (args.record) {
       if (status !== 0) throw new Error("--record: a run with a failed check is not recorded");
+      if (!sampleRate) throw new Error("--record: the run measured no AMP sample rate");
       writeTimings(RECORDED_TIMINGS(), timings);
+      writeAmpSampleRate(RECORDED_AMP_SAMPLE_RATE(), sampleRate);
       const doc = TIMINGS_DOC();
       fs.writeFileSync(doc, withTimingsSection(fs.readFileSync(doc, "utf8"), timings));
-      log(`recorded ${RECORDED_TIMINGS()} and the timing section of ${doc}`);
+      log(`recorded ${RECORDED_TIMINGS()}, ${RECORDED_AMP_SAMPLE_RATE()} and the timing section of ${doc}`);
     }
     if (args.hold) {
       log("holding; interrupt (Ctrl-C) to remove everything");

@@ -28,6 +28,7 @@ import { shell } from "./checks/host";
 import { getJson } from "./checks/prometheus";
 import { checked, fail, oneLine } from "./checks/result";
 import { editProgram } from "./programEdits";
+import { metricsStoreAmp } from "./metricsStoreTransition";
 import { remediationModes } from "./remediationModes";
 import { stackContext, type ProvisionedFleet } from "./provision";
 
@@ -187,6 +188,8 @@ export const TRANSITIONS: readonly Transition[] = [
       return { results: [...results, e.result], live: e.live ? [e.live] : [] };
     },
   },
+  // Last: it leaves the stack on local again, as every transition before it found it.
+  metricsStoreAmp,
 ];
 
 /** Runs the table in order; a transition whose machinery fails is that transition's failure. */

@@ -14,12 +14,18 @@
  * stack's own context, checks that without the option the result equals the staged file byte
  * for byte, and puts the endpoint version in its place in the copy. Everything else the host
  * receives is the stack's.
+ *
+ * The second, with metricsStore=amp only (matrix transition "metricsStore amp, then local"): the
+ * AMP signing relay's env file (templates/host/ampRelay.ts) names the workspace's remote-write URL,
+ * which under the mocks is an aps-workspaces host the fleet cannot reach; the fleet's fake AMP
+ * (fakeAmp.ts) takes its place, the same careful way (overrideAmpRelayUrl).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { addressPlan } from "../../facts/addressing";
 import { loadConfig } from "../../infra/config";
 import { PROMETHEUS_CONFIG_PATH, renderPrometheusFiles } from "../../templates/prometheus/config";
+import { AMP_RELAY_ENV_PATH, renderAmpRelayFiles } from "../../templates/host/ampRelay";
 import type { TemplateContext } from "../../templates/types";
 import { PROJECT } from "../support/mockProgram";
 import { key } from "../support/snapshots";
@@ -106,6 +112,11 @@ export interface ProvisionedFleet {
   readonly outputs: Map<string, { stdout: string; stderr: string }>;
   /** Steps of the first push, per host. */
   readonly firstPush: RanStep[];
+  /**
+   * The fake AMP's remote-write URL while a transition runs one (fakeAmp.ts): what the relay's
+   * env file is pointed at in the copy (overrideAmpRelayUrl). Unset, a metricsStore=amp push fails.
+   */
+  ampRemoteWriteUrl?: string;
 }
 
 export interface ProvisionOptions {
@@ -170,7 +181,25 @@ export function stackContext(plan: StackPlan): TemplateContext {
   );
   const bucket = plan.outputs.lokiBucket?.value;
   if (typeof bucket !== "string") throw new Error("the stack exports no lokiBucket name");
-  return { config, plan: addressPlan(config.vpcCidr, config.webCount), lokiBucket: bucket };
+  const ctx: TemplateContext = { config, plan: addressPlan(config.vpcCidr, config.webCount), lokiBucket: bucket };
+  if (config.metricsStore !== "amp") return ctx;
+  // With amp the renderers also get the workspace's endpoints (infra/stack.ts passes the same
+  // values to the pushes and exports them as metricsWorkspace).
+  const ws = plan.outputs.metricsWorkspace?.value as Record<string, unknown> | undefined;
+  const { remoteWriteUrl, queryUrl, region } = ws ?? {};
+  if (typeof remoteWriteUrl !== "string" || typeof queryUrl !== "string" || typeof region !== "string") {
+    throw new Error(
+      `metricsStore is amp but the stack's metricsWorkspace output ${JSON.stringify(ws)} has no remoteWriteUrl, queryUrl and region`,
+    );
+  }
+  return { ...ctx, amp: { remoteWriteUrl, queryUrl, region } };
+}
+
+/** The one staged tree of a copy's mirror (the titan-staging directory's only entry). */
+function stagedRoot(mirror: string): string {
+  const names = fs.readdirSync(mirror);
+  if (names.length !== 1) throw new Error(`${mirror}: expected one staged tree, found ${names.join(", ") || "none"}`);
+  return path.join(mirror, names[0]);
 }
 
 /**
@@ -179,9 +208,7 @@ export function stackContext(plan: StackPlan): TemplateContext {
  * without it (so the only difference is the endpoint).
  */
 export function overrideEc2Endpoint(mirror: string, ctx: TemplateContext, ec2Endpoint: string): string {
-  const names = fs.readdirSync(mirror);
-  if (names.length !== 1) throw new Error(`${mirror}: expected one staged tree, found ${names.join(", ") || "none"}`);
-  const file = path.join(mirror, names[0], PROMETHEUS_CONFIG_PATH);
+  const file = path.join(stagedRoot(mirror), PROMETHEUS_CONFIG_PATH);
   const staged = fs.readFileSync(file, "utf8");
   const render = (o: { ec2Endpoint?: string }) =>
     renderPrometheusFiles(ctx, o).find((f) => f.path === PROMETHEUS_CONFIG_PATH)?.content;
@@ -193,6 +220,46 @@ export function overrideEc2Endpoint(mirror: string, ctx: TemplateContext, ec2End
   const overridden = render({ ec2Endpoint }) as string;
   fs.writeFileSync(file, overridden);
   return file;
+}
+
+/**
+ * Replaces the AMP relay's env file in a staged tree with the renderer's output for a workspace
+ * whose remote-write URL is `remoteWriteUrl` (the fake AMP's), after checking the staged one is
+ * the renderer's output for the stack's own context (so the only difference is that URL).
+ */
+export function overrideAmpRelayUrl(mirror: string, ctx: TemplateContext, remoteWriteUrl: string): string {
+  const file = path.join(stagedRoot(mirror), AMP_RELAY_ENV_PATH);
+  if (!ctx.amp) throw new Error(`${file}: the stack's context has no AMP workspace (metricsStore is not amp)`);
+  const render = (c: TemplateContext) => renderAmpRelayFiles(c).find((f) => f.path === AMP_RELAY_ENV_PATH)?.content;
+  if (!fs.existsSync(file) || render(ctx) !== fs.readFileSync(file, "utf8")) {
+    throw new Error(
+      `${file}: missing or not renderAmpRelayFiles' output for the stack's context; the override would change more than the URL`,
+    );
+  }
+  fs.writeFileSync(file, render({ ...ctx, amp: { ...ctx.amp, remoteWriteUrl } }) as string);
+  return file;
+}
+
+/**
+ * What the fleet changes in the Prometheus host's staged copy (both overrides above), or
+ * undefined for a host whose copy it sends as rendered.
+ */
+export function stagedOverride(
+  pf: Pick<ProvisionedFleet, "plan" | "ec2Endpoint" | "ampRemoteWriteUrl">,
+  role: string,
+): ((mirror: string) => void) | undefined {
+  if (role !== "prometheus") return undefined;
+  const ctx = stackContext(pf.plan);
+  const amp = ctx.config.metricsStore === "amp";
+  if (!pf.ec2Endpoint && !amp) return undefined;
+  return (mirror) => {
+    if (pf.ec2Endpoint) overrideEc2Endpoint(mirror, ctx, pf.ec2Endpoint);
+    if (!amp) return;
+    if (!pf.ampRemoteWriteUrl) {
+      throw new Error("metricsStore is amp but no fake AMP runs: its workspace URL is not reachable from the fleet");
+    }
+    overrideAmpRelayUrl(mirror, ctx, pf.ampRemoteWriteUrl);
+  };
 }
 
 let copySeq = 0;
@@ -221,10 +288,7 @@ async function runSteps(
     }
     if (push.type === COPY_TO_REMOTE) {
       const mirrorDir = path.join(pf.fleet.runDir, "push", host.slot.name, String(++copySeq));
-      const override =
-        host.slot.role === "prometheus" && pf.ec2Endpoint
-          ? (mirror: string) => void overrideEc2Endpoint(mirror, stackContext(pf.plan), pf.ec2Endpoint as string)
-          : undefined;
+      const override = stagedOverride(pf, host.slot.role);
       const r = await copyToRemote(
         host.target,
         push.source.absolute,

@@ -3,6 +3,7 @@
  * awaited on a host. Apart from the table so that a transition defined in its own module
  * (remediationModes.ts) can be listed in it without an import cycle.
  */
+import type { AmpSampleRate } from "./ampSampleRate";
 import type { ContainerHost } from "./checks/host";
 import { fail, type CheckResult } from "./checks/result";
 import { waitFor } from "./exec";
@@ -19,6 +20,8 @@ export interface TransitionRecord {
   readonly id: string;
   readonly results: CheckResult[];
   readonly live: LiveTiming[];
+  /** What the transition measured of the stack's samples, when it ran with metricsStore=amp. */
+  readonly sampleRate?: AmpSampleRate;
 }
 
 export interface MatrixContext {

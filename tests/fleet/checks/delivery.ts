@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { projectRoot } from "../../../templates/projectFiles";
 import { providerCopy } from "../../support/providerCopy";
 import { one, snapshot } from "../../support/snapshots";
-import { overrideEc2Endpoint, sshRun, stackContext, type ProvisionedFleet, type ProvisionedHost } from "../provision";
+import { sshRun, stagedOverride, type ProvisionedFleet, type ProvisionedHost } from "../provision";
 import { SEED_DIR } from "../seed";
 import { COPY_TO_REMOTE, FLEET_SECRET_KEYS, INSTANCE } from "../stackPlan";
 import { checked, fail, type CheckResult } from "./result";
@@ -62,9 +62,9 @@ export function stagedAsRendered(pf: ProvisionedFleet, h: ProvisionedHost): Prom
       fs.mkdirSync(remoteHome, { recursive: true });
       providerCopy(copy.source.path, remoteHome, projectRoot());
       const staged = path.join(remoteHome, "titan-staging");
-      // The one override the fleet makes (provision.ts): Prometheus' EC2 endpoint.
-      if (h.slot.role === "prometheus" && pf.ec2Endpoint)
-        overrideEc2Endpoint(staged, stackContext(pf.plan), pf.ec2Endpoint);
+      // What the fleet changes in Prometheus' copy (provision.ts): the EC2 endpoint, and with
+      // metricsStore=amp the relay's workspace URL.
+      stagedOverride(pf, h.slot.role)?.(staged);
       const expected = localTree(staged);
       const listing = await sshRun(
         h,

@@ -79,7 +79,16 @@ export function sampleRate(
   };
 }
 
+/** The file as prettier lays it out (`npm run lint` checks it): the short list of stand-ins on one line. */
+export function formatAmpSampleRate(rate: AmpSampleRate): string {
+  const text = JSON.stringify(rate, null, 2).replace(
+    /"standIns": \[[^\]]*\]/,
+    `"standIns": [${rate.standIns.map((j) => JSON.stringify(j)).join(", ")}]`,
+  );
+  return `${text}\n`;
+}
+
 export function writeAmpSampleRate(file: string, rate: AmpSampleRate): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${JSON.stringify(rate, null, 2)}\n`);
+  fs.writeFileSync(file, formatAmpSampleRate(rate));
 }

@@ -12,12 +12,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import * as prettier from "prettier";
 import { AMP_RELAY_ENV_PATH } from "../../templates/host/ampRelay";
 import { PROMETHEUS_CONFIG_PATH } from "../../templates/prometheus/config";
 import { projectRoot } from "../../templates/projectFiles";
 import { providerCopy } from "../support/providerCopy";
 import { localTree } from "./checks/delivery";
-import { sampleRate } from "./ampSampleRate";
+import { formatAmpSampleRate, RECORDED_AMP_SAMPLE_RATE, sampleRate, type AmpSampleRate } from "./ampSampleRate";
 import { STANDIN_JOBS } from "./metricsStoreTransition";
 import { stackContext, stagedOverride } from "./provision";
 import { COPY_TO_REMOTE, fleetConfig, planStack, type StackPlan } from "./stackPlan";
@@ -49,6 +50,24 @@ describe("sampleRate", () => {
     assert.throws(() => sampleRate([s({ job: "node" }, 5)], 0, 15, 1), /sample of m without job or role/);
     assert.throws(() => sampleRate([], 0, 0, 1), /windowSeconds 0: expected a positive number/);
     assert.throws(() => sampleRate([], 0, 15, 0), /webHosts 0: expected a positive integer/);
+  });
+
+  it("writes the file as prettier lays it out", async () => {
+    const rate: AmpSampleRate = {
+      measured: "2026-12-06",
+      run: "fleet",
+      webCount: 1,
+      scrapeIntervalSeconds: 15,
+      windowSeconds: 60,
+      samplesPerSecond: 2.5,
+      byJob: { node: 2, titan: 0.5 },
+      byRole: { web: 2.5 },
+      standIns: ["alloy", "loki", "grafana"],
+    };
+    const text = formatAmpSampleRate(rate);
+    const options = await prettier.resolveConfig(RECORDED_AMP_SAMPLE_RATE());
+    assert.equal(text, await prettier.format(text, { ...options, parser: "json" }));
+    assert.deepEqual(JSON.parse(text), rate);
   });
 
   it("lists as stand-ins the jobs of Grafana Labs' daemons only", () => {

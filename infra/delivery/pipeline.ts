@@ -207,8 +207,10 @@ export function deliver(args: DeliveryArgs): Delivery {
                 ? PROMETHEUS_SECRET_LINES
                 : undefined,
         // Back on local the relay goes only once Prometheus runs without remote_write: removed
-        // before, Prometheus' reload and stop wait on a queue that can no longer be sent, and
-        // Debian's unit (TimeoutStopSec=20s, SendSIGKILL=no) fails the restart (seen on the fleet).
+        // before, the reload that drops the queue waits its flush deadline (1m) on sends that
+        // fail, the restart's stop outlasts Debian's TimeoutStopSec=20s, and with SendSIGKILL=no
+        // systemd will not start the unit while that process remains (result 'resources'): the
+        // push failed and the queued samples were dropped (journal of a fleet run).
         post: isGrafana
           ? GRAFANA_PUSH.post
           : slot.role === "loki"

@@ -16,6 +16,18 @@ export const DEFAULT_METRICS_STORE: MetricsStore = "local";
  */
 export const AMP_LOCAL_RETENTION = "1d";
 
+/**
+ * How long Prometheus tries to send what its remote-write queue holds when it stops or reloads a
+ * changed remote_write (`--storage.remote.flush-deadline`, 2.42's cmd/prometheus/main.go, default
+ * 1m). Debian's prometheus.service stops with TimeoutStopSec=20s and SendSIGKILL=no: with AMP away
+ * the default minute outlasts the stop, systemd gives up on it and then refuses to start the unit
+ * while its process remains (result 'resources'; seen on the fleet), so a restart during an AMP
+ * outage would leave Prometheus down. 10 s leaves the TSDB's own shutdown the rest of the 20 s.
+ * What is unsent at the stop is read again from the WAL only if newer than the restart, so a
+ * longer wait would not save it either when AMP is away.
+ */
+export const AMP_FLUSH_DEADLINE_SECONDS = 10;
+
 /** The workspace's endpoints and region, as the templates receive them. */
 export interface AmpEndpoints {
   /** Prometheus' remote_write url. */

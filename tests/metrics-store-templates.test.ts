@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
-import { AMP_RELAY_PATH, AMP_RELAY_PORT, ampEndpoints } from "../facts/metricsStore";
+import { AMP_FLUSH_DEADLINE_SECONDS, AMP_RELAY_PATH, AMP_RELAY_PORT, ampEndpoints } from "../facts/metricsStore";
 import { AMP_RELAY_ENV_PATH } from "../templates/host/ampRelay";
 import { DATASOURCE_UIDS } from "../templates/grafana";
 import { AMP_SIGV4_ENVIRONMENT, GRAFANA_ENV_PATH, grafanaEnvironment } from "../templates/host/grafanaServer";
@@ -131,6 +131,24 @@ describe("prometheus.yml with metricsStore=amp", () => {
     assert.equal(flag(testContext({ prometheusRetentionDays: "90" })), "--storage.tsdb.retention.time=90d");
     const defaults = renderPrometheusFiles(ampTestContext()).find((f) => f.path === PROMETHEUS_DEFAULTS_PATH);
     assert.match(defaults?.content ?? "", /--storage\.tsdb\.retention\.time=1d /);
+  });
+
+  it("gives up flushing the queue well within the stop timeout of Debian's unit, with amp only", () => {
+    const flag = (ctx: ReturnType<typeof testContext>) =>
+      prometheusArgs(ctx).find((a) => a.startsWith("--storage.remote.flush-deadline="));
+    assert.equal(flag(ampTestContext()), `--storage.remote.flush-deadline=${AMP_FLUSH_DEADLINE_SECONDS}s`);
+    assert.equal(flag(testContext()), undefined);
+    // The installed package's own unit and binary (the test command installs prometheus for promtool).
+    const unit = fs.readFileSync("/lib/systemd/system/prometheus.service", "utf8");
+    const timeout = /^TimeoutStopSec=(\d+)s?$/m.exec(unit);
+    assert.ok(timeout, "Debian's prometheus.service sets TimeoutStopSec");
+    assert.match(unit, /^SendSIGKILL=no$/m, "and never kills a stop that outlasts it");
+    assert.ok(
+      AMP_FLUSH_DEADLINE_SECONDS * 2 <= Number(timeout[1]),
+      `flush ${AMP_FLUSH_DEADLINE_SECONDS}s, stop ${timeout[1]}s`,
+    );
+    const help = spawnSync("prometheus", ["--help"], { encoding: "utf8" });
+    assert.match(help.stdout + help.stderr, /--storage\.remote\.flush-deadline=<duration>/);
   });
 
   it("refuses to render amp without the workspace's endpoints", () => {

@@ -8,7 +8,7 @@ import { physicalName } from "../../facts/naming";
 import { SCRAPE_JOBS, SELF_JOB } from "../../facts/scrapeJobs";
 import type { RenderedFile, TemplateContext } from "../types";
 import { toYaml } from "../yaml";
-import { AMP_LOCAL_RETENTION } from "../../facts/metricsStore";
+import { AMP_FLUSH_DEADLINE_SECONDS, AMP_LOCAL_RETENTION } from "../../facts/metricsStore";
 import { ampRelayUrl } from "../host/ampRelay";
 import type { PrometheusConfig, Relabel, RemoteWriteConfig, ScrapeConfig } from "./model";
 
@@ -141,6 +141,8 @@ export function prometheusArgs(ctx: TemplateContext): string[] {
     // With amp the workspace is the store and the local TSDB only a short buffer.
     `--storage.tsdb.retention.time=${ctx.config.metricsStore === "amp" ? AMP_LOCAL_RETENTION : `${ctx.config.retention.prometheusDays}d`}`,
     `--web.listen-address=0.0.0.0:${SERVICES.prometheus.port}`,
+    // Only with amp: a local stack's flags stay byte-for-byte what they were.
+    ...(ctx.config.metricsStore === "amp" ? [`--storage.remote.flush-deadline=${AMP_FLUSH_DEADLINE_SECONDS}s`] : []),
   ];
 }
 

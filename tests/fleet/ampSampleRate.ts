@@ -11,28 +11,20 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { AMP_SAMPLE_RATE_FILE, type AmpSampleRate } from "../../templates/ampCostDocs";
 import { projectRoot } from "../../templates/projectFiles";
 
-/** bench/amp-sample-rate.json: the schema the README's cost generator reads. */
-export interface AmpSampleRate {
-  /** The run's date (YYYY-MM-DD). */
-  readonly measured: string;
-  readonly run: "fleet";
-  /** The fleet stack's webCount (layout.ts FLEET_WEB_COUNT). */
-  readonly webCount: number;
-  readonly scrapeIntervalSeconds: number;
-  readonly windowSeconds: number;
-  /** Every sample of the window, per second. */
+/** The file's schema and its checks are the cost generator's (templates/ampCostDocs.ts), which reads it. */
+export type { AmpSampleRate };
+
+/** What sampleRate counts; parseAmpSampleRate makes the recorded file of it, with the run's facts. */
+export interface CountedRate {
   readonly samplesPerSecond: number;
   readonly byJob: Readonly<Record<string, number>>;
-  /** Per second, by the `role` label; `web` per web host. */
   readonly byRole: Readonly<Record<string, number>>;
-  /** Jobs whose exporter is a fleet stand-in (tests/fleet/standins), not the vendor's daemon. */
-  readonly standIns: readonly string[];
 }
 
-export const RECORDED_AMP_SAMPLE_RATE = (root = projectRoot()): string =>
-  path.join(root, "bench", "amp-sample-rate.json");
+export const RECORDED_AMP_SAMPLE_RATE = (root = projectRoot()): string => path.join(root, AMP_SAMPLE_RATE_FILE);
 
 export interface CountedSample {
   readonly labels: Readonly<Record<string, string>>;
@@ -52,7 +44,7 @@ export function sampleRate(
   fromMs: number,
   windowSeconds: number,
   webHosts: number,
-): Pick<AmpSampleRate, "samplesPerSecond" | "byJob" | "byRole"> {
+): CountedRate {
   if (!(windowSeconds > 0)) throw new Error(`sampleRate windowSeconds ${windowSeconds}: expected a positive number`);
   if (!Number.isInteger(webHosts) || webHosts < 1) {
     throw new Error(`sampleRate webHosts ${webHosts}: expected a positive integer`);

@@ -59,9 +59,9 @@ describe("sampleRate", () => {
       webCount: 1,
       scrapeIntervalSeconds: 15,
       windowSeconds: 60,
-      samplesPerSecond: 2.5,
-      byJob: { node: 2, titan: 0.5 },
-      byRole: { web: 2.5 },
+      samplesPerSecond: 7,
+      byJob: { alloy: 0.5, grafana: 0.5, loki: 0.5, node: 2, prometheus: 2, remediation: 1, titan: 0.5 },
+      byRole: { grafana: 1, loki: 1, prometheus: 2, web: 3 },
       standIns: ["alloy", "loki", "grafana"],
     };
     const text = formatAmpSampleRate(rate);

@@ -13,7 +13,8 @@
  * the labels the dashboards select on; only the Prometheus and Grafana pushes ran, nothing else
  * restarted. "Config change → live": from the up's start until a signed sample of every job
  * arrived. While it runs, the stack's own sample rate is measured (ampSampleRate.ts) and checked
- * against Prometheus' own count of what it sent.
+ * against Prometheus' own count of what it sent. Then the fake AMP answers 503 and Prometheus is
+ * restarted: the restart must succeed within the unit's stop timeout, and writes resume after.
  *
  * local again: the relay's removal (the Prometheus push of a local stack stops, disables and
  * removes what an amp push installed: infra/delivery/ampRelayPush.ts ampRelayRemovalLines)
@@ -37,6 +38,7 @@ import {
 import { GRAFANA_SERVICE } from "../../templates/host/grafanaServer";
 import { SCRAPE_INTERVAL } from "../../templates/prometheus/config";
 import { parseUnit, splitWords } from "../e2e/systemdUnit";
+import { parseAmpSampleRate } from "../../templates/ampCostDocs";
 import { sampleRate, type AmpSampleRate } from "./ampSampleRate";
 import { fingerprint, isVerificationStep, onlyRestarted, untouched, type Fingerprint } from "./checks/changes";
 import { shell, type CheckHost } from "./checks/host";
@@ -359,7 +361,8 @@ async function ampApplied(
         );
         const agree =
           sent !== undefined && Math.abs(sent - rate.samplesPerSecond) <= CROSS_CHECK_TOLERANCE * rate.samplesPerSecond;
-        sampleRateRecord = {
+        const missingJobs = jobs.filter((j) => !(j in rate.byJob));
+        const measured = {
           measured: new Date().toISOString().slice(0, 10),
           run: "fleet",
           webCount: FLEET_WEB_COUNT,
@@ -368,8 +371,9 @@ async function ampApplied(
           ...rate,
           standIns: STANDIN_JOBS.filter((j) => jobs.includes(j)),
         };
-        const missingJobs = jobs.filter((j) => !(j in rate.byJob));
-        ctx.log(`AMP sample rate: ${JSON.stringify(sampleRateRecord)}`);
+        ctx.log(`AMP sample rate: ${JSON.stringify(measured)}`);
+        // Held to the schema the cost generator reads; a rate without every job is not recorded.
+        if (missingJobs.length === 0) sampleRateRecord = parseAmpSampleRate(measured, "the fleet's measured rate");
         return {
           ok: agree && missingJobs.length === 0,
           detail: `${rate.samplesPerSecond} samples/s at the fake AMP (${Object.entries(rate.byJob)
@@ -400,6 +404,61 @@ async function ampApplied(
     }),
   );
   return { results, live: e.live, sampleRate: sampleRateRecord };
+}
+
+/** How long the outage check waits for a refused write, and for an accepted one after it. */
+const OUTAGE_WAIT_MS = 90_000;
+
+/**
+ * A Prometheus restart while AMP is away: its queue holds samples it cannot send, and its stop
+ * waits `--storage.remote.flush-deadline` for them (facts/metricsStore.ts AMP_FLUSH_DEADLINE_SECONDS)
+ * inside Debian's TimeoutStopSec=20s with SendSIGKILL=no. With 2.42's default minute systemd gave
+ * up on the stop and refused the start while the old process lived: Prometheus stayed down. The
+ * restart must succeed, and Prometheus' writes be accepted again once AMP is back.
+ */
+async function restartDuringOutage(amp: FakeAmp, p: CheckHost, change: string): Promise<CheckResult[]> {
+  const refused = () => amp.requests.filter((r) => r.status === 503).length;
+  const results: CheckResult[] = [];
+  const refusedBefore = refused();
+  amp.setDown(true);
+  try {
+    results.push(
+      await checked(
+        `${change}: with AMP answering 503, a restart of Prometheus succeeds within its unit's stop timeout`,
+        p.name,
+        async () => {
+          // Two refusals: Prometheus' queue holds samples it is retrying, so the stop has something to flush.
+          await waitFor("writes refused by the fake AMP", () => (refused() >= refusedBefore + 2 ? true : undefined), {
+            timeoutMs: OUTAGE_WAIT_MS,
+            why: () => `${refused() - refusedBefore} refused so far`,
+          });
+          const before = (await shell(p, "systemctl show -p InvocationID --value prometheus")).out.trim();
+          const r = await shell(
+            p,
+            "systemctl restart prometheus; echo rc=$?; systemctl show -p ActiveState,Result,InvocationID prometheus",
+            60_000,
+          );
+          const after = /^InvocationID=(\S*)$/m.exec(r.out)?.[1] ?? "";
+          const ok = /^rc=0$/m.test(r.out) && /^ActiveState=active$/m.test(r.out) && after !== "" && after !== before;
+          return { ok, detail: oneLine(r.out, 300) };
+        },
+      ),
+    );
+  } finally {
+    amp.setDown(false);
+  }
+  const acceptedBefore = amp.requests.length;
+  results.push(
+    await checked(`${change}: once AMP is back, the restarted Prometheus' writes are accepted`, p.name, async () => {
+      await waitFor(
+        "a write accepted after the outage",
+        () => (amp.requests.slice(acceptedBefore).some((r) => r.status === 200) ? true : undefined),
+        { timeoutMs: OUTAGE_WAIT_MS, why: () => `${amp.requests.length - acceptedBefore} requests since` },
+      );
+      return { ok: true, detail: "accepted" };
+    }),
+  );
+  return results;
 }
 
 /** Back to local: the relay removed, Prometheus without remote_write and with the stack's retention, the fake AMP quiet. */
@@ -482,7 +541,7 @@ export const metricsStoreAmp: Transition = {
   id: "metricsStore amp, then local",
   change: "metricsStore set to amp (the fleet's fake AMP in place of the workspace), then back to local (its default)",
   expect:
-    "only the Prometheus and Grafana pushes run each time, only Prometheus and Grafana restart; with amp the push installs python3-botocore, titan-amp-relay runs enabled in its sandbox, the running Prometheus writes to it and keeps one day, and signed writes with the Prometheus host's key bring every job's samples with their labels; back to local the relay is stopped, disabled and removed, Prometheus has no remote_write and the stack's retention, and nothing more is written",
+    "only the Prometheus and Grafana pushes run each time, only Prometheus and Grafana restart; with amp the push installs python3-botocore, titan-amp-relay runs enabled in its sandbox, the running Prometheus writes to it and keeps one day, and signed writes with the Prometheus host's key bring every job's samples with their labels; with AMP answering 503 a restart of Prometheus succeeds and writes resume after; back to local the relay is stopped, disabled and removed, Prometheus has no remote_write and the stack's retention, and nothing more is written",
   async run(ctx) {
     const { pf, hosts } = ctx;
     const p = hosts.find((h) => h.role === "prometheus");
@@ -506,8 +565,13 @@ export const metricsStoreAmp: Transition = {
         live: undefined,
         sampleRate: undefined,
       }));
+      const outage = await restartDuringOutage(amp, p, "metricsStore=amp").catch(failed("restart during an outage"));
       const off = await localAgain(ctx, amp, p, owners).catch(failed("back to local"));
-      return { results: [...on.results, ...off], live: on.live ? [on.live] : [], sampleRate: on.sampleRate };
+      return {
+        results: [...on.results, ...outage, ...off],
+        live: on.live ? [on.live] : [],
+        sampleRate: on.sampleRate,
+      };
     } finally {
       pf.ampRemoteWriteUrl = undefined;
       await amp.stop();

@@ -16,6 +16,7 @@ import { MAX_WEB_HOSTS } from "../facts/addressing";
 import { METRICS_STORES, type MetricsStore } from "../facts/metricsStore";
 import { projectRoot } from "../templates/projectFiles";
 import { snapshot, type TimedSnapshot } from "../tests/support/snapshots";
+import { markdownTable } from "../templates/markdownTable";
 
 export const BENCH_COUNTS = [1, 4, MAX_WEB_HOSTS] as const;
 export const BENCH_FILE = (root = projectRoot()) => path.join(root, "bench", "program.json");
@@ -86,18 +87,6 @@ export const linear = (rows: readonly BenchRow[], value: (r: BenchRow) => number
 
 export const targetMet = (b: ProgramBench): boolean => PER_HOST.every(([, value]) => linear(b.scaling, value));
 
-/** A markdown table with right-aligned figures, as prettier lays it out (so the page stays formatted). */
-function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
-  const cell = (c: string, i: number) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]));
-  const rule = widths.map((w, i) => (numeric[i] ? `${"-".repeat(w - 1)}:` : "-".repeat(w)));
-  return [
-    `| ${header.map(cell).join(" | ")} |`,
-    `| ${rule.join(" | ")} |`,
-    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
-  ];
-}
-
 /** The section of docs/testing.md between BENCH_MARKERS. */
 export function benchSection(b: ProgramBench): string {
   const s = b.scaling;
@@ -113,13 +102,13 @@ export function benchSection(b: ProgramBench): string {
     "",
     `Measured ${b.measured} by the program benchmark (\`bench/program.ts\`, run by \`npm run bench\`) on a ${b.machine.cpus}-core, ${b.machine.memoryGiB} GiB machine (median of ${b.runs} runs, one process each); written from \`bench/program.json\`, which that run wrote.`,
     "",
-    ...table(
+    ...markdownTable(
       ["webCount", "hosts", ...figureHeader],
       s.map((r) => [String(r.webCount), String(r.hosts), ...figures(r)]),
       [true, true, true, true, true, true],
     ),
     "",
-    ...table(
+    ...markdownTable(
       ["per host", ...s.map((r) => `${r.hosts} hosts`), "linear or better?"],
       PER_HOST.map(([what, value]) => [
         what,
@@ -138,7 +127,7 @@ export function benchSection(b: ProgramBench): string {
     "",
     `Both metrics stores at webCount ${MAX_WEB_HOSTS} (local's row is the table's last above):`,
     "",
-    ...table(
+    ...markdownTable(
       ["metricsStore", ...figureHeader],
       b.stores.map((r) => [r.metricsStore, ...figures(r)]),
       [false, true, true, true, true],

@@ -21,6 +21,7 @@ import { SCRAPE_JOBS, SELF_JOB, type JobName } from "../facts/scrapeJobs";
 import { ROLES, type Role } from "../facts/topology";
 import { ALERT_GROUP, alertDefinitions, type AlertDefinition } from "./alerts";
 import { SCRAPE_INTERVAL } from "./prometheus/config";
+import { markdownTable } from "./markdownTable";
 
 /** bench/amp-sample-rate.json: what the fleet's Prometheus appended, per job and per host role. */
 export interface AmpSampleRate {
@@ -331,17 +332,33 @@ export function ampCostSection(rate: AmpSampleRate, config: StackConfig): string
       ? `$${t.usdPer10M.toFixed(2)} per 10 M up to ${t.upToSamples / 1e9} B`
       : `$${t.usdPer10M.toFixed(2)} per 10 M beyond`,
   );
-  const header =
-    "| stack | web hosts | samples/s | samples a month | ingestion | stored after 150 days | alert rules' reads a month | AMP a month |";
+  const header = [
+    "stack",
+    "web hosts",
+    "samples/s",
+    "samples a month",
+    "ingestion",
+    `stored after ${AMP_RETENTION_DAYS} days`,
+    "alert rules' reads a month",
+    "AMP a month",
+  ];
   return [
     "",
     `Measured ${rate.measured} on the fleet (\`${AMP_SAMPLE_RATE_COMMAND}\`, recorded in \`${AMP_SAMPLE_RATE_FILE}\`): ${perSecond(rate.samplesPerSecond)} samples/s over ${rate.windowSeconds} s with ${rate.webCount} web host${rate.webCount === 1 ? "" : "s"}, ${perSecond(rate.byRole.web)} of them per web host. Other web counts are extrapolated: each web host's share times their number, plus the Prometheus, Loki and Grafana hosts' shares. ${PRICE_REGION} prices (\`facts/prices.ts\`).`,
     "",
-    header,
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map(
-      (r) =>
-        `| ${r.label} | ${r.webCount} | ${perSecond(r.samplesPerSecond)} | ${count(r.samplesPerMonth)} | ${usd(r.ingestionUsd)} | ${r.storedGb.toFixed(1)} GB, ${free(r.storageUsd)} | ≤ ${count(r.alertQspPerMonth)}, free | **${usd(r.monthlyUsd)}** |`,
+    ...markdownTable(
+      header,
+      rows.map((r) => [
+        r.label,
+        String(r.webCount),
+        perSecond(r.samplesPerSecond),
+        count(r.samplesPerMonth),
+        usd(r.ingestionUsd),
+        `${r.storedGb.toFixed(1)} GB, ${free(r.storageUsd)}`,
+        `≤ ${count(r.alertQspPerMonth)}, free`,
+        `**${usd(r.monthlyUsd)}**`,
+      ]),
+      header.map((_, i) => i > 0),
     ),
     "",
     `- **Ingestion**: samples/s × ${SECONDS_PER_MONTH.toLocaleString("en-US")} s; the first ${AMP_FREE_TIER_MONTHLY.samplesIngested / 1e6} M a month are free, then ${tiers.join(", ")}.`,

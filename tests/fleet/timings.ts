@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { projectRoot } from "../../templates/projectFiles";
 import type { LiveTiming } from "./matrix";
 import { secs as s, slowestPerRole, type HostTiming } from "./report";
+import { markdownTable } from "../../templates/markdownTable";
 
 export interface FleetTimings {
   /** The run's date (YYYY-MM-DD). */
@@ -39,18 +40,6 @@ export function writeTimings(file: string, t: FleetTimings): void {
   fs.writeFileSync(file, `${JSON.stringify(t, null, 2)}\n`);
 }
 
-/** A markdown table with right-aligned figures (prettier's own layout, so the page stays formatted). */
-function table(header: readonly string[], rows: readonly string[][], numeric: readonly boolean[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
-  const cell = (c: string, i: number) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]));
-  const rule = widths.map((w, i) => (numeric[i] ? `${"-".repeat(w - 1)}:` : "-".repeat(w)));
-  return [
-    `| ${header.map(cell).join(" | ")} |`,
-    `| ${rule.join(" | ")} |`,
-    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
-  ];
-}
-
 /** The section between TIMINGS_MARKERS (in TIMINGS_DOC), from a recorded run. */
 export function timingsSection(t: FleetTimings): string {
   const hostRows = slowestPerRole(t.hosts).map((r) => [
@@ -68,11 +57,11 @@ export function timingsSection(t: FleetTimings): string {
     "",
     `Measured ${t.measured} by \`npm run fleet:record\` on a ${t.machine.cpus}-core, ${t.machine.memoryGiB} GiB machine, all four hosts of the plan, ${t.checks.passed} checks passed, ${t.checks.failed} failed; package cache ${t.packageCache}, base image ${t.imageBuilt ? "built" : "from cache"}; the whole run took ${s(t.wholeRunSeconds)}. Written from \`bench/fleet-timings.json\`, which that run wrote; figures are printed, never asserted.`,
     "",
-    ...table(["role", "bootstrap", "push", "targets up, from run start"], hostRows, [false, true, true, true]),
+    ...markdownTable(["role", "bootstrap", "push", "targets up, from run start"], hostRows, [false, true, true, true]),
     "",
     "Each transition of the lifecycle matrix (`tests/fleet/matrix.ts`, `tests/fleet/replacements.ts`), with the time from the start of its `up` until the change was seen in effect on the host (the slowest host when several):",
     "",
-    ...table(["transition", "config change → live", "hosts"], transitionRows, [false, true, false]),
+    ...markdownTable(["transition", "config change → live", "hosts"], transitionRows, [false, true, false]),
     "",
   ].join("\n");
 }

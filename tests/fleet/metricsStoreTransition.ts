@@ -40,15 +40,15 @@ import { SCRAPE_INTERVAL } from "../../templates/prometheus/config";
 import { parseUnit, splitWords } from "../e2e/systemdUnit";
 import { parseAmpSampleRate } from "../../templates/ampCostDocs";
 import { sampleRate, type AmpSampleRate } from "./ampSampleRate";
-import { fingerprint, isVerificationStep, onlyRestarted, untouched, type Fingerprint } from "./checks/changes";
+import { changesApplied } from "./checks/changes";
 import { shell, type CheckHost } from "./checks/host";
-import { expectedTargets, getJson, type ExpectedTarget } from "./checks/prometheus";
+import { expectedTargets, getJson, instantQuery, type ExpectedTarget } from "./checks/prometheus";
 import { checked, fail, oneLine, type CheckResult } from "./checks/result";
 import { unitActive } from "./checks/system";
 import { Fatal, waitFor } from "./exec";
 import { startFakeAmp, type FakeAmp } from "./fakeAmp";
 import { BRIDGE_ADDRESS, FLEET_WEB_COUNT } from "./layout";
-import { applyUpdate, stackContext, type ProvisionedFleet, type UpdateResult } from "./provision";
+import { stackContext, type ProvisionedFleet } from "./provision";
 import { VENDOR_PACKAGES } from "./standins/vendor";
 import { inEffect, type LiveTiming, type MatrixContext, type Transition } from "./transition";
 
@@ -80,44 +80,9 @@ function targetLabels(pf: ProvisionedFleet, t: ExpectedTarget): Record<string, s
 
 const targetKey = (l: Readonly<Record<string, string>>) => `${l.job} ${l.instance}`;
 
-/** Which pushes ran: the owners' only (those booted ran), none on another host, booted or not. */
-function onlyPushes(change: string, update: UpdateResult, booted: readonly CheckHost[], owners: string[]): CheckResult {
-  const ran = update.ran.filter((r) => !isVerificationStep(r.resource));
-  const ranOn = new Set(ran.map((r) => r.host));
-  const strays = ran.filter((r) => !owners.includes(r.host));
-  const unbooted = update.notRun.filter(
-    (n) =>
-      /is not in this fleet run/.test(n.why) &&
-      !owners.some((o) => n.why.includes(` ${o} `)) &&
-      !isVerificationStep(n.resource),
-  );
-  const missing = owners.filter((o) => booted.some((h) => h.name === o) && !ranOn.has(o));
-  return {
-    name: `${change}: only the ${owners.join(" and ")} pushes run`,
-    host: "fleet",
-    ok: strays.length === 0 && unbooted.length === 0 && missing.length === 0,
-    detail: `ran: ${ran.map((r) => `${r.host}:${r.resource} (${r.action}, ${r.runs})`).join(", ") || "nothing"}${
-      missing.length ? `; did not run on ${missing.join(", ")}` : ""
-    }${unbooted.length ? `; would run on unbooted hosts: ${unbooted.map((n) => n.resource).join(", ")}` : ""}`,
-  };
-}
-
-/** Restarts per host: `restarts[host]` on the owners, nothing on every other host. */
-function restartChecks(
-  change: string,
-  hosts: readonly CheckHost[],
-  before: readonly Fingerprint[],
-  after: readonly Fingerprint[],
-  restarts: Readonly<Record<string, readonly string[]>>,
-): CheckResult[] {
-  return hosts.map((h, i) =>
-    restarts[h.name]
-      ? onlyRestarted(h, before[i], after[i], restarts[h.name], change)
-      : untouched(h, before[i], after[i], change),
-  );
-}
-
-const fingerprints = (hosts: readonly CheckHost[]) => Promise.all(hosts.map(fingerprint));
+/** What restarts on each owner: `onPrometheus` on the Prometheus host, grafana-server on every other (Grafana's). */
+const restartsOf = (owners: readonly string[], p: CheckHost, onPrometheus: readonly string[]) =>
+  Object.fromEntries(owners.map((o) => [o, o === p.name ? onPrometheus : [GRAFANA_SERVICE]]));
 
 async function botocoreInstalled(p: CheckHost): Promise<boolean> {
   const r = await shell(p, `dpkg-query -W -f='\${Status}' ${AMP_RELAY_PACKAGE} 2>/dev/null`);
@@ -137,10 +102,8 @@ async function prometheusStore(prometheusUrl: string): Promise<{ remoteWrite: st
 
 /** One number from the running Prometheus' query API at `atS` (the sum of the vector); undefined if empty. */
 async function promScalar(prometheusUrl: string, query: string, atS: number): Promise<number | undefined> {
-  const data = await getJson<{ result: { value: [number, string] }[] }>(
-    `${prometheusUrl}/api/v1/query?query=${encodeURIComponent(query)}&time=${atS}`,
-  );
-  return data.result.length === 0 ? undefined : data.result.reduce((n, r) => n + Number(r.value[1]), 0);
+  const vector = await instantQuery(prometheusUrl, query, atS);
+  return vector.length === 0 ? undefined : vector.reduce((n, r) => n + r.value, 0);
 }
 
 /**
@@ -224,7 +187,7 @@ async function ampApplied(
   ctx: MatrixContext,
   amp: FakeAmp,
   p: CheckHost,
-  owners: string[],
+  owners: readonly string[],
 ): Promise<{ results: CheckResult[]; live?: LiveTiming; sampleRate?: AmpSampleRate }> {
   const { pf, hosts, prometheusUrl } = ctx;
   const change = "metricsStore=amp";
@@ -239,18 +202,16 @@ async function ampApplied(
   const targets = expectedTargets(hosts);
   const jobs = [...new Set(targets.map((t) => t.job))].sort();
   const botocoreBefore = await botocoreInstalled(p);
-  const before = await fingerprints(hosts);
   const requestsBefore = amp.requests.length;
-  const started = Date.now();
-  const update = await applyUpdate(pf, { metricsStore: "amp" });
-  const after = await fingerprints(hosts);
-  const results: CheckResult[] = [
-    onlyPushes(change, update, hosts, owners),
-    ...restartChecks(change, hosts, before, after, {
-      [p.name]: ["prometheus"],
-      ...Object.fromEntries(hosts.filter((h) => h.role === "grafana").map((h) => [h.name, [GRAFANA_SERVICE]])),
-    }),
-  ];
+  const applied = await changesApplied(
+    pf,
+    hosts,
+    change,
+    { metricsStore: "amp" },
+    restartsOf(owners, p, ["prometheus"]),
+  );
+  const { started } = applied;
+  const results: CheckResult[] = [...applied.results];
 
   // First signed sample of every job: "config change → live".
   const e = await inEffect(`${change}: a signed sample of every job reaches the fake AMP`, p.name, started, () => {
@@ -462,22 +423,24 @@ async function restartDuringOutage(amp: FakeAmp, p: CheckHost, change: string): 
 }
 
 /** Back to local: the relay removed, Prometheus without remote_write and with the stack's retention, the fake AMP quiet. */
-async function localAgain(ctx: MatrixContext, amp: FakeAmp, p: CheckHost, owners: string[]): Promise<CheckResult[]> {
+async function localAgain(
+  ctx: MatrixContext,
+  amp: FakeAmp,
+  p: CheckHost,
+  owners: readonly string[],
+): Promise<CheckResult[]> {
   const { pf, hosts, prometheusUrl } = ctx;
   const change = "metricsStore back to local";
   if (!prometheusUrl) return [fail(change, p.name, "no Prometheus URL")];
-  const before = await fingerprints(hosts);
-  const started = Date.now();
-  const update = await applyUpdate(pf, { metricsStore: null });
-  const upEnded = Date.now();
-  const after = await fingerprints(hosts);
-  const results: CheckResult[] = [
-    onlyPushes(change, update, hosts, owners),
-    ...restartChecks(change, hosts, before, after, {
-      [p.name]: ["prometheus", RELAY_UNIT],
-      ...Object.fromEntries(hosts.filter((h) => h.role === "grafana").map((h) => [h.name, [GRAFANA_SERVICE]])),
-    }),
-  ];
+  const applied = await changesApplied(
+    pf,
+    hosts,
+    change,
+    { metricsStore: null },
+    restartsOf(owners, p, ["prometheus", RELAY_UNIT]),
+  );
+  const { started, ended: upEnded } = applied;
+  const results: CheckResult[] = [...applied.results];
   const days = `${stackContext(pf.plan).config.retention.prometheusDays}d`;
   const store = await inEffect(
     `${change}: the running Prometheus has no remote_write and keeps ${days} again`,

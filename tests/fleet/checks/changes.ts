@@ -125,9 +125,61 @@ export const isVerificationStep = (resource: string): boolean => /-log-marker$/.
 const fingerprints = (hosts: readonly CheckHost[]) => Promise.all(hosts.map(fingerprint));
 
 /**
- * A configuration change applied as `pulumi up` would (provision.ts applyUpdate): only `owner`'s
- * push runs, on `owner` only `restarts` restart, every other host is untouched.
+ * A configuration change applied as `pulumi up` would (provision.ts applyUpdate): only the pushes
+ * of the hosts `restarts` names (its owners) run, on each owner only its units restart, every
+ * other host is untouched. An owner not booted in this run must at least have the steps the
+ * engine would run planned. `ended` is when the up returned, before the hosts were read again.
  */
+export async function changesApplied(
+  pf: ProvisionedFleet,
+  hosts: readonly CheckHost[],
+  change: string,
+  configChanges: Record<string, string | null>,
+  restarts: Readonly<Record<string, readonly string[]>>,
+): Promise<{ results: CheckResult[]; update: UpdateResult; started: number; ended: number }> {
+  const owners = Object.keys(restarts);
+  const before = await fingerprints(hosts);
+  // "config change -> live" counts from here: the start of the `up`.
+  const started = Date.now();
+  const update = await applyUpdate(pf, configChanges);
+  const ended = Date.now();
+  const after = await fingerprints(hosts);
+  const ran = update.ran.map((r) => `${r.host}:${r.resource} (${r.action})`);
+  const strays = update.ran.filter((r) => !owners.includes(r.host) && !isVerificationStep(r.resource));
+  const unbootedStrays = update.notRun.filter(
+    (n) =>
+      /is not in this fleet run/.test(n.why) &&
+      !owners.some((o) => n.why.includes(` ${o} `)) &&
+      !isVerificationStep(n.resource),
+  );
+  const silent = owners.filter((owner) =>
+    hosts.some((h) => h.name === owner)
+      ? !update.ran.some((r) => r.host === owner && !isVerificationStep(r.resource))
+      : // With the owner not booted, its steps must at least be the ones the engine would run.
+        !update.notRun.some((n) => n.why.includes(` ${owner} `)),
+  );
+  const ok = strays.length === 0 && unbootedStrays.length === 0 && silent.length === 0;
+  const results: CheckResult[] = [
+    {
+      name: `${change}: only the ${owners.join(" and ")} ${owners.length === 1 ? "push runs" : "pushes run"}`,
+      host: "fleet",
+      ok,
+      detail: `ran: ${ran.join(", ") || "nothing"}; not run: ${
+        update.notRun.map((n) => `${n.resource} (${n.action}: ${n.why})`).join(", ") || "nothing"
+      }${silent.length ? `; nothing ran or was planned on ${silent.join(", ")}` : ""}`,
+    },
+  ];
+  hosts.forEach((h, i) =>
+    results.push(
+      restarts[h.name]
+        ? onlyRestarted(h, before[i], after[i], restarts[h.name], change)
+        : untouched(h, before[i], after[i], change),
+    ),
+  );
+  return { results, update, started, ended };
+}
+
+/** changesApplied with one owner: only `owner`'s push runs and only `restarts` restart there. */
 export async function changeApplied(
   pf: ProvisionedFleet,
   hosts: readonly CheckHost[],
@@ -136,38 +188,7 @@ export async function changeApplied(
   owner: string,
   restarts: readonly string[],
 ): Promise<{ results: CheckResult[]; update: UpdateResult; started: number }> {
-  const before = await fingerprints(hosts);
-  // "config change -> live" counts from here: the start of the `up`.
-  const started = Date.now();
-  const update = await applyUpdate(pf, configChanges);
-  const after = await fingerprints(hosts);
-  const ran = update.ran.map((r) => `${r.host}:${r.resource} (${r.action})`);
-  const strays = update.ran.filter((r) => r.host !== owner && !isVerificationStep(r.resource));
-  const unbootedStrays = update.notRun.filter(
-    (n) => /is not in this fleet run/.test(n.why) && !n.why.includes(` ${owner} `) && !isVerificationStep(n.resource),
-  );
-  const ownerBooted = hosts.some((h) => h.name === owner);
-  const ownerRan = update.ran.some((r) => r.host === owner && !isVerificationStep(r.resource));
-  // With the owner not booted, its steps must at least be the ones the engine would run.
-  const ownerPlanned = update.notRun.some((n) => n.why.includes(` ${owner} `));
-  const ok = strays.length === 0 && unbootedStrays.length === 0 && (ownerBooted ? ownerRan : ownerPlanned);
-  const results: CheckResult[] = [
-    {
-      name: `${change}: only the ${owner} push runs`,
-      host: "fleet",
-      ok,
-      detail: `ran: ${ran.join(", ") || "nothing"}; not run: ${
-        update.notRun.map((n) => `${n.resource} (${n.action}: ${n.why})`).join(", ") || "nothing"
-      }`,
-    },
-  ];
-  hosts.forEach((h, i) =>
-    results.push(
-      h.name === owner
-        ? onlyRestarted(h, before[i], after[i], restarts, change)
-        : untouched(h, before[i], after[i], change),
-    ),
-  );
+  const { results, update, started } = await changesApplied(pf, hosts, change, configChanges, { [owner]: restarts });
   return { results, update, started };
 }
 

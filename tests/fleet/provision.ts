@@ -208,16 +208,36 @@ function stagedRoot(mirror: string): string {
  * without it (so the only difference is the endpoint).
  */
 export function overrideEc2Endpoint(mirror: string, ctx: TemplateContext, ec2Endpoint: string): string {
-  const file = path.join(stagedRoot(mirror), PROMETHEUS_CONFIG_PATH);
-  const staged = fs.readFileSync(file, "utf8");
   const render = (o: { ec2Endpoint?: string }) =>
     renderPrometheusFiles(ctx, o).find((f) => f.path === PROMETHEUS_CONFIG_PATH)?.content;
-  if (render({}) !== staged) {
+  return replaceRendered(mirror, PROMETHEUS_CONFIG_PATH, render({}), render({ ec2Endpoint }), {
+    renderer: "renderPrometheusFiles",
+    what: "the endpoint",
+  });
+}
+
+/**
+ * Writes `overridden` over the staged `target` once the staged file is byte for byte `asRendered`
+ * (the renderer's output for the stack's own context), so an override changes only what it names.
+ */
+function replaceRendered(
+  mirror: string,
+  target: string,
+  asRendered: string | undefined,
+  overridden: string | undefined,
+  names: { readonly renderer: string; readonly what: string },
+): string {
+  const file = path.join(stagedRoot(mirror), target);
+  if (
+    asRendered === undefined ||
+    overridden === undefined ||
+    !fs.existsSync(file) ||
+    fs.readFileSync(file, "utf8") !== asRendered
+  ) {
     throw new Error(
-      `${file}: differs from renderPrometheusFiles of the stack's context; the override would change more than the endpoint`,
+      `${file}: missing or not ${names.renderer}' output for the stack's context; the override would change more than ${names.what}`,
     );
   }
-  const overridden = render({ ec2Endpoint }) as string;
   fs.writeFileSync(file, overridden);
   return file;
 }
@@ -228,16 +248,19 @@ export function overrideEc2Endpoint(mirror: string, ctx: TemplateContext, ec2End
  * the renderer's output for the stack's own context (so the only difference is that URL).
  */
 export function overrideAmpRelayUrl(mirror: string, ctx: TemplateContext, remoteWriteUrl: string): string {
-  const file = path.join(stagedRoot(mirror), AMP_RELAY_ENV_PATH);
-  if (!ctx.amp) throw new Error(`${file}: the stack's context has no AMP workspace (metricsStore is not amp)`);
+  if (!ctx.amp)
+    throw new Error(`${AMP_RELAY_ENV_PATH}: the stack's context has no AMP workspace (metricsStore is not amp)`);
   const render = (c: TemplateContext) => renderAmpRelayFiles(c).find((f) => f.path === AMP_RELAY_ENV_PATH)?.content;
-  if (!fs.existsSync(file) || render(ctx) !== fs.readFileSync(file, "utf8")) {
-    throw new Error(
-      `${file}: missing or not renderAmpRelayFiles' output for the stack's context; the override would change more than the URL`,
-    );
-  }
-  fs.writeFileSync(file, render({ ...ctx, amp: { ...ctx.amp, remoteWriteUrl } }) as string);
-  return file;
+  return replaceRendered(
+    mirror,
+    AMP_RELAY_ENV_PATH,
+    render(ctx),
+    render({ ...ctx, amp: { ...ctx.amp, remoteWriteUrl } }),
+    {
+      renderer: "renderAmpRelayFiles",
+      what: "the URL",
+    },
+  );
 }
 
 /**

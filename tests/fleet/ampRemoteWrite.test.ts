@@ -63,17 +63,14 @@ import {
 import { AMP_RELAY_PORT } from "../../facts/metricsStore";
 import { parseUnit, serviceDirective, unitEnvironment } from "../e2e/systemdUnit";
 import { expandExecStart, parseEnvironmentFile } from "./standins/unitExec";
-import { projectRoot } from "../../templates/projectFiles";
 import { waitFor } from "../support/wait";
-import { startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
+import type { AwsEndpoints } from "./awsEndpoints";
 import { Cleanup } from "./cleanup";
 import { startFakeAmp, type AmpSample, type FakeAmp } from "./fakeAmp";
 import type { IssuedCredentials } from "./awsEndpoints";
-import { newInstanceId } from "./fleet";
-import { BRIDGE_ADDRESS, BRIDGE_NAME } from "./layout";
-import { hostNamespace } from "./hostNamespace";
-import { stackContext } from "./provision";
-import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
+import { BRIDGE_ADDRESS } from "./layout";
+import { prometheusStandIn } from "./hostNamespace";
+import type { StackPlan } from "./stackPlan";
 
 /** How long AMP is away: one minute of wall time, as issue 21 asks. */
 const OUTAGE_MS = 60_000;
@@ -167,54 +164,24 @@ const tail = (name: string, n = 15) =>
     : "";
 
 before(async () => {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `this test needs root (a bridge, a network namespace, 169.254.169.254 on the bridge); uid ${process.getuid?.()}`,
-    );
-  }
   // A stopped run (scripts/test.sh's SIGTERM) still removes what it made.
   cleanup.onSignals((l) => log(l));
-  cleanup.add(`directory ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
-  cleanup.add(`push trees of ${STACK}`, () =>
-    fs.rmSync(path.join(projectRoot(), ".titan-push", STACK), { recursive: true, force: true }),
-  );
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "amp-test", "-f", path.join(tmp, "id")]);
-  plan = await planStack(
-    fleetConfig({
-      publicKey: fs.readFileSync(path.join(tmp, "id.pub"), "utf8"),
-      privateKey: fs.readFileSync(path.join(tmp, "id"), "utf8"),
-    }),
-    { stack: STACK },
-  );
-  const prom = plan.hosts.find((h) => h.role === "prometheus");
-  if (!prom) throw new Error("the stack plan has no prometheus host");
-  promIp = prom.privateIp;
-  promUrl = `http://${promIp}:${SERVICES.prometheus.port}`;
-
-  // The Prometheus host's address first, with the subnet's prefix (the source toward the bridge,
-  // and so the IMDS knows the caller); the other hosts' addresses are /32s beside it, so the
-  // exporters standing in for them answer on their planned addresses (hostNamespace.ts).
-  await hostNamespace(cleanup, log, {
+  // The Prometheus host's stand-in with every other planned host's address beside its own, so the
+  // exporters standing in for them answer on their planned addresses, and the fake EC2 API and
+  // IMDS (hostNamespace.ts).
+  const standIn = await prometheusStandIn(cleanup, log, {
+    stack: STACK,
+    tmp,
+    keyComment: "amp-test",
     ns: NS,
     veth: VETH,
-    address: promIp,
-    extraAddresses: plan.hosts.filter((x) => x.privateIp !== promIp).map((h) => h.privateIp),
+    otherHostsToo: true,
   });
-
-  const ctx = stackContext(plan);
-  const instances = plan.hosts.map((h) => ({
-    instanceId: newInstanceId(),
-    privateIp: h.privateIp,
-    tags: { ...h.tags },
-    roleName: h.instanceRole ?? null,
-  }));
-  aws = await startAwsEndpoints(cleanup, {
-    bridge: BRIDGE_NAME,
-    bridgeAddress: BRIDGE_ADDRESS,
-    instances,
-    region: ctx.config.region,
-  });
-  const promInstance = instances[plan.hosts.indexOf(prom)].instanceId;
+  ({ plan, aws } = standIn);
+  const { prom, ctx } = standIn;
+  promIp = prom.privateIp;
+  promUrl = `http://${promIp}:${SERVICES.prometheus.port}`;
+  const promInstance = standIn.instanceIds.get(prom.name) as string;
   const issued = aws.credentials.get(promInstance);
   if (!issued) throw new Error(`the IMDS issues no credentials to the Prometheus host (${promInstance})`);
   promCredentials = issued;

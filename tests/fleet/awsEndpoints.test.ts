@@ -12,7 +12,7 @@
  * path to them, not cloud-init's handling of the route (a fleet run boots real hosts for that).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -21,15 +21,13 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { renderPrometheusFiles, PROMETHEUS_CONFIG_PATH } from "../../templates/prometheus/config";
 import { SCRAPE_JOBS } from "../../facts/scrapeJobs";
-import { projectRoot } from "../../templates/projectFiles";
-import { IMDS_ADDRESS, startAwsEndpoints, type AwsEndpoints } from "./awsEndpoints";
+import { IMDS_ADDRESS, type AwsEndpoints } from "./awsEndpoints";
 import { Cleanup } from "./cleanup";
 import { probeAsync, run, waitFor } from "./exec";
 import { newInstanceId } from "./fleet";
-import { BRIDGE_ADDRESS, BRIDGE_NAME } from "./layout";
-import { hostNamespace } from "./hostNamespace";
+import { prometheusStandIn } from "./hostNamespace";
 import { dialsInstance, stackContext } from "./provision";
-import { fleetConfig, planStack, type StackPlan } from "./stackPlan";
+import type { StackPlan } from "./stackPlan";
 
 const TIMEOUT = 30 * 60_000;
 const STACK = "fleet-aws-test";
@@ -104,47 +102,19 @@ const matches = (seen: Set<string>, want: Set<string>) =>
 const show = (s: Set<string>) => [...s].sort().join("\n  ");
 
 before(async () => {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `this test needs root (a bridge, a network namespace, 169.254.169.254 on the bridge); uid ${process.getuid?.()}`,
-    );
-  }
-  cleanup.add(`directory ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
-  cleanup.add(`push trees of ${STACK}`, () =>
-    fs.rmSync(path.join(projectRoot(), ".titan-push", STACK), { recursive: true, force: true }),
-  );
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "aws-test", "-f", path.join(tmp, "id")]);
-  plan = await planStack(
-    fleetConfig({
-      publicKey: fs.readFileSync(path.join(tmp, "id.pub"), "utf8"),
-      privateKey: fs.readFileSync(path.join(tmp, "id"), "utf8"),
-    }),
-    { stack: STACK },
-  );
-  const prom = plan.hosts.find((h) => h.role === "prometheus");
-  if (!prom) throw new Error("the stack plan has no prometheus host");
-  promIp = prom.privateIp;
-  promUrl = `http://${promIp}:9090`;
-
-  // The Prometheus host's stand-in (hostNamespace.ts).
-  await hostNamespace(cleanup, log, { ns: NS, veth: VETH, address: promIp });
-
-  // As provision.ts calls it: every planned host, a fresh instance id, the stack's tags, and
-  // the role of its instance profile where the stack gives it one.
-  const ctx = stackContext(plan);
-  const instances = plan.hosts.map((h) => ({
-    instanceId: newInstanceId(),
-    privateIp: h.privateIp,
-    tags: { ...h.tags },
-    roleName: h.instanceRole ?? null,
-  }));
-  instanceIds = new Map(plan.hosts.map((h, i) => [h.name, instances[i].instanceId]));
-  aws = await startAwsEndpoints(cleanup, {
-    bridge: BRIDGE_NAME,
-    bridgeAddress: BRIDGE_ADDRESS,
-    instances,
-    region: ctx.config.region,
+  // The Prometheus host's stand-in and the fake EC2 API and IMDS (hostNamespace.ts).
+  const standIn = await prometheusStandIn(cleanup, log, {
+    stack: STACK,
+    tmp,
+    keyComment: "aws-test",
+    ns: NS,
+    veth: VETH,
   });
+  ({ plan, aws } = standIn);
+  const ctx = standIn.ctx;
+  instanceIds = new Map(standIn.instanceIds);
+  promIp = standIn.prom.privateIp;
+  promUrl = `http://${promIp}:9090`;
 
   const rendered = renderPrometheusFiles(ctx, { ec2Endpoint: aws.ec2Endpoint }).find(
     (f) => f.path === PROMETHEUS_CONFIG_PATH,

@@ -48,6 +48,13 @@ let groups: SyscallGroups;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "titan-sandbox-"));
 // Readable by the unprivileged users the daemons run as.
 fs.chmodSync(work, 0o755);
+// The code those users run, copied where they can reach it: the checkout may sit under a
+// directory only root may enter (a clone in a mktemp -d, which is 0700), as a host's
+// /opt/titan is not.
+const APP = path.join(work, "app");
+const RELAY = path.join(work, "relay");
+fs.cpSync(path.join(ROOT, "app"), APP, { recursive: true });
+fs.cpSync(path.join(ROOT, "relay"), RELAY, { recursive: true });
 const procs = new Processes(path.join(work, "logs"));
 // A runner that dies early (e.g. its output pipe closed) skips after(): still leave nothing running.
 process.once("exit", () => procs.killAllSync());
@@ -271,8 +278,7 @@ describe("every sandbox allows what its daemon really does", () => {
     const trafficText = unitsFor("web").find((u) => u.path.endsWith("/titan-traffic.service"))?.content ?? "";
     const titan = parseUnit(titanText);
     const traffic = parseUnit(trafficText);
-    const appPath = (p: string) =>
-      p.startsWith(TITAN_APP_DIR) ? path.join(ROOT, "app", p.slice(TITAN_APP_DIR.length)) : p;
+    const appPath = (p: string) => (p.startsWith(TITAN_APP_DIR) ? path.join(APP, p.slice(TITAN_APP_DIR.length)) : p);
     const appUser = runAs(serviceDirective(titan, "User"));
     // DynamicUser=yes: some unprivileged uid.
     const trafficUser = runAs(undefined);
@@ -390,7 +396,7 @@ describe("every sandbox allows what its daemon really does", () => {
         PATH: "/usr/bin:/bin",
         LANG: "C.UTF-8",
         ...unitEnvironment(unit),
-        PYTHONPATH: path.join(ROOT, "app"),
+        PYTHONPATH: APP,
         CREDENTIALS_DIRECTORY: creds,
         STATE_DIRECTORY: state,
         TITAN_REMEDIATION_MODE: "on",
@@ -403,7 +409,7 @@ describe("every sandbox allows what its daemon really does", () => {
         TITAN_REMEDIATION_MAX_SKEW_SECONDS: "300",
         TITAN_REMEDIATION_APP_URL: `http://127.0.0.1:${closedPort}`,
       },
-      cwd: path.join(ROOT, "app"),
+      cwd: APP,
     });
     const metrics = async () => {
       try {
@@ -499,7 +505,7 @@ describe("every sandbox allows what its daemon really does", () => {
         LANG: "C.UTF-8",
         ...unitEnvironment(unit),
         ...parseEnvironmentFile(files.find((f) => f.path === AMP_RELAY_ENV_PATH)?.content ?? ""),
-        PYTHONPATH: path.join(ROOT, "relay"),
+        PYTHONPATH: RELAY,
         TITAN_AMP_RELAY_PORT: String(port),
         TITAN_AMP_RELAY_REMOTE_WRITE_URL: `http://127.0.0.1:${stubPort}/workspaces/ws-sandbox/api/v1/remote_write`,
         AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${stubPort}/`,
@@ -608,7 +614,7 @@ describe("every sandbox allows what its daemon really does", () => {
       ],
       {
         env: { PATH: "/usr/bin:/bin:/usr/sbin:/sbin", LANG: "C.UTF-8", ...unitEnvironment(unit) },
-        cwd: path.join(ROOT, "app"),
+        cwd: APP,
       },
     );
     // A oneshot: it exits by itself once done.
